@@ -1,0 +1,131 @@
+"""Content-defined chunking: parameters, the gear table, a streaming splitter and its oracle.
+
+The scan loop lives in `_ext/_chunker.pyx` (GIL released). This module owns buffering so that cut
+points never depend on read sizes, and keeps `reference_cuts`, a plain-Python copy of the loop
+that the fast one must match bit for bit. Changing the table or the loop changes every chunk id
+in every store: golden vectors in tests/test_chunking.py freeze them.
+"""
+from __future__ import annotations
+
+import array
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from . import _chunker
+from .errors import FormatError
+
+MASK64 = (1 << 64) - 1
+
+
+def _gear_table() -> array.array:
+    """256 pseudo-random 64-bit values from splitmix64 seeded with 0x61726368 ("arch")."""
+    out = array.array("Q")
+    state = 0x61726368
+    for _ in range(256):
+        state = (state + 0x9E3779B97F4A7C15) & MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        out.append(z ^ (z >> 31))
+    return out
+
+
+GEAR = _gear_table()
+
+
+@dataclass(frozen=True)
+class ChunkParams:
+    """Chunk size bounds in bytes; `avg` must be a power of two. Recorded in the store config.
+
+    Defaults (256 KiB / 1 MiB / 4 MiB): audio dedups by whole takes and punch-ins, so small
+    chunks buy little and cost index entries (20 TB at 1 MiB is 20 M entries).
+    """
+
+    min: int = 256 * 1024
+    avg: int = 1024 * 1024
+    max: int = 4 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not (0 < self.min <= self.avg <= self.max) or self.avg & (self.avg - 1):
+            raise FormatError(f"invalid chunk sizes min={self.min} avg={self.avg} max={self.max}")
+        if self.max >= 1 << 32:
+            raise FormatError("max chunk size must be below 4 GiB")
+
+    @property
+    def thresholds(self) -> tuple[int, int]:
+        """Normalized chunking (level 2): harder before `avg`, easier after it."""
+        bits = self.avg.bit_length() - 1
+        return 1 << (64 - (bits + 2)), 1 << (64 - max(1, bits - 2))
+
+    def to_dict(self) -> dict:
+        return {"min": self.min, "avg": self.avg, "max": self.max}
+
+
+def reference_cuts(data: bytes, params: ChunkParams, align: int = 1) -> list[int]:
+    """Chunk lengths of `data` by the plain-Python loop: the oracle for the Cython kernel."""
+    th_small, th_large = params.thresholds
+    out = []
+    pos = 0
+    while pos < len(data):
+        n = len(data) - pos
+        if n <= params.min:
+            c = n
+        else:
+            lim = min(n, params.max)
+            normal = min(params.avg, lim)
+            h = 0
+            c = lim
+            for i in range(params.min, lim):
+                h = ((h << 1) + GEAR[data[pos + i]]) & MASK64
+                if h < (th_small if i < normal else th_large):
+                    c = i + 1
+                    break
+        if c != n and align > 1 and c > align:
+            c -= c % align
+        out.append(c)
+        pos += c
+    return out
+
+
+def find_cuts(buf, start: int, end: int, eof: bool, params: ChunkParams, align: int = 1):
+    """Fast kernel call: chunk lengths in buf[start:end] and where scanning stopped."""
+    th_small, th_large = params.thresholds
+    return _chunker.find_cuts(buf, start, end, eof, params.min, params.avg, params.max,
+                              th_small, th_large, GEAR, align)
+
+
+def iter_chunks(f: BinaryIO, params: ChunkParams, length: int | None = None, align: int = 1,
+                bufsize: int = 8 * 1024 * 1024) -> Iterator[memoryview]:
+    """Yield the chunks of the next `length` bytes of `f` (all of it when None), streaming.
+
+    Chunks are read-only views into a fresh buffer per refill (no per-chunk copy), so a consumer
+    may hold them while later chunks are read; memory is bounded by what the consumer keeps plus
+    one buffer of `bufsize + params.max`.
+    """
+    cap = max(bufsize, 2 * params.max)
+    tail = b""
+    remaining = length
+    eof = False
+    while True:
+        buf = bytearray(cap)
+        view = memoryview(buf)
+        have = len(tail)
+        view[:have] = tail
+        while not eof and have < cap:
+            want = cap - have if remaining is None else min(cap - have, remaining)
+            n = f.readinto(view[have:have + want]) if want else 0
+            if n:
+                have += n
+                if remaining is not None:
+                    remaining -= n
+            if not n or remaining == 0:
+                eof = True
+        lengths, stop = find_cuts(buf, 0, have, eof, params, align)
+        ro = view.toreadonly()
+        pos = 0
+        for c in lengths:
+            yield ro[pos:pos + c]
+            pos += c
+        if eof and stop == have:
+            return
+        tail = bytes(view[stop:have])

@@ -1,0 +1,2 @@
+"""placeholder"""
+class Store: pass
