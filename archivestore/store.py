@@ -1,2 +1,269 @@
-"""placeholder"""
-class Store: pass
+"""`Store`: the Python API over one archive store (packs + index + config).
+
+Ingest, restore and check are built on the few calls here: add blobs through a `BlobSink`,
+read a verified blob by id, list projects and versions, walk a version's tree.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator
+
+from . import codecs, hashing
+from .backend import LocalBackend, write_atomic
+from .chunking import ChunkParams
+from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
+from .index import Index, Location
+from .packs import (KIND_DATA, KIND_SNAPSHOT, KIND_TREE, PACK_TARGET, BlobRef, PackWriter,
+                    pack_object_name, parse_blob, read_footer)
+from .snapshots import parse_snapshot, parse_tree_part
+
+STORE_FORMAT = 1
+CONFIG = "config.json"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class BlobSink:
+    """Writes blobs into packs of ~`pack_target` bytes and indexes each pack once durable.
+
+    Thread-safe. A full pack is finished (footer, fsync, rename, index commit) on a background
+    thread while new blobs go to the next pack, so fsync never stalls the encoders.
+    """
+
+    def __init__(self, store: "Store") -> None:
+        self.store = store
+        self._writer: PackWriter | None = None
+        self._lock = threading.Lock()
+        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="pack-finish")
+        self._finishing: list[Future] = []
+        self.bytes_stored = 0
+        self.packs_written = 0
+        self.on_indexed: Callable[[list[BlobRef]], None] | None = None
+
+    def add(self, blob_id: bytes, kind: int, codec: int, plain_len: int, stored) -> None:
+        with self._lock:
+            if self._writer is None:
+                self._writer = PackWriter(self.store.backend)
+            self._writer.add(blob_id, kind, codec, plain_len, stored)
+            self.bytes_stored += 52 + len(stored)
+            if self._writer.offset < self.store.pack_target:
+                return
+            w, self._writer = self._writer, None
+            self._finishing = [f for f in self._finishing if not f.done() or f.exception()]
+            if len(self._finishing) >= 2:  # bound memory and unindexed data: wait for the oldest
+                self._finishing.pop(0).result()
+            self._finishing.append(self._finisher.submit(self._finish, w, None))
+
+    def add_plain(self, kind: int, plain: bytes) -> bytes:
+        """Encode and add a metadata blob (tree part or snapshot); returns its id."""
+        blob_id = hashing.chunk_id(plain)
+        codec, stored = codecs.encode(plain)
+        self.add(blob_id, kind, codec, len(plain), stored)
+        return blob_id
+
+    def _finish(self, w: PackWriter, version) -> None:
+        name, size, entries = w.finish()
+        self.store.index.add_pack(name, size, entries, version)
+        self.packs_written += 1
+        if self.on_indexed is not None:
+            self.on_indexed(entries)
+
+    def flush(self, version: tuple[str, int, dict] | None = None) -> None:
+        """Make every pack durable and indexed (then the snapshot record, if given)."""
+        with self._lock:
+            w, self._writer = self._writer, None
+            pending, self._finishing = self._finishing, []
+        for f in pending:
+            f.result()
+        if w is not None:
+            self._finish(w, version)
+        elif version is not None:
+            self.store.index.add_version(*version)
+
+    def abort(self) -> None:
+        with self._lock:
+            w, self._writer = self._writer, None
+            pending, self._finishing = self._finishing, []
+        for f in pending:
+            try:
+                f.result()
+            except Exception:  # noqa: BLE001 - aborting anyway; the first error is reported
+                pass
+        if w is not None:
+            w.abort()
+
+    def close(self) -> None:
+        self._finisher.shutdown(wait=True)
+
+
+class Store:
+    """An open store. Use `Store.init` to create one and `Store.open` to open it."""
+
+    def __init__(self, root: Path, config: dict, index_path: Path | None = None) -> None:
+        self.root = Path(root)
+        self.config = config
+        self.backend = LocalBackend(self.root)
+        c = config["chunker"]
+        self.params = ChunkParams(c["min"], c["avg"], c["max"])
+        self.pack_target = int(config.get("pack_target", PACK_TARGET))
+        self.index_path = index_path or self.root / "index"
+        self.index = Index(self.index_path)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @classmethod
+    def init(cls, root: str | os.PathLike, params: ChunkParams | None = None,
+             pack_target: int = PACK_TARGET) -> "Store":
+        root = Path(root)
+        if (root / CONFIG).exists():
+            raise StoreExists(f"{root} already holds an archive store")
+        if root.exists() and any(root.iterdir()):
+            raise StoreExists(f"{root} exists and is not empty; choose an empty or new folder")
+        params = params or ChunkParams()
+        root.mkdir(parents=True, exist_ok=True)
+        for d in ("packs", "tmp", "index", "locks"):
+            (root / d).mkdir(exist_ok=True)
+        config = {"format": "archivestore", "version": STORE_FORMAT,
+                  "store_id": os.urandom(16).hex(), "created": _now(),
+                  "hash": hashing.ALGORITHM,
+                  "chunker": {"algorithm": "fastcdc-gear-v1", **params.to_dict()},
+                  "pack_target": pack_target}
+        write_atomic(root / CONFIG, json.dumps(config, indent=2).encode())
+        return cls(root, config)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> "Store":
+        root = Path(root)
+        cfg = root / CONFIG
+        if not cfg.is_file():
+            raise StoreNotFound(f"no archive store at {root} (create one with: archive init --store {root})")
+        try:
+            config = json.loads(cfg.read_bytes())
+        except (OSError, ValueError) as e:
+            raise FormatError(f"{cfg} is unreadable: {e}") from None
+        if config.get("format") != "archivestore":
+            raise FormatError(f"{cfg} is not an archivestore config")
+        if not isinstance(config.get("version"), int) or config["version"] > STORE_FORMAT:
+            raise FormatError(f"{root} uses store format {config.get('version')}; "
+                              f"this archivestore reads up to {STORE_FORMAT}")
+        return cls(root, config)
+
+    def close(self) -> None:
+        self.index.close()
+        self.backend.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- blobs ----------------------------------------------------------------------------
+    def sink(self) -> BlobSink:
+        return BlobSink(self)
+
+    def read_location(self, blob_id: bytes, loc: Location, check_crc: bool = False) -> bytes:
+        """Read, decode and verify one blob; raises DamageError naming the pack on any fault."""
+        obj = pack_object_name(loc.pack)
+        try:
+            raw = self.backend.get(obj, loc.offset, 52 + loc.stored_len)
+            kind, codec, plain_len, _bid, stored = parse_blob(raw, blob_id, check_crc)
+            plain = codecs.decode(codec, stored, plain_len)
+        except FormatError as e:
+            raise DamageError(f"chunk {blob_id.hex()[:16]} in pack {loc.pack}: {e}") from None
+        if hashing.chunk_id(plain) != blob_id:
+            raise DamageError(f"chunk {blob_id.hex()[:16]} in pack {loc.pack}: hash mismatch")
+        return plain
+
+    def read_blob(self, blob_id: bytes) -> bytes:
+        loc = self.index.lookup(blob_id)
+        if loc is None:
+            raise DamageError(f"chunk {blob_id.hex()[:16]} is not in the store")
+        return self.read_location(blob_id, loc)
+
+    # -- projects and versions ------------------------------------------------------------
+    def projects(self) -> list[str]:
+        return self.index.list_projects()
+
+    def versions(self, project: str) -> list[tuple[int, dict]]:
+        v = self.index.list_versions(project)
+        if not v:
+            raise NotFound(f"no project named {project!r} in the store (see: archive projects)")
+        return v
+
+    def version(self, project: str, version: int | None = None) -> tuple[int, dict]:
+        """The record of `version` of `project` (the latest when None)."""
+        vs = self.versions(project)
+        if version is None:
+            return vs[-1]
+        for n, rec in vs:
+            if n == version:
+                return n, rec
+        raise NotFound(f"{project!r} has no version {version} (it has {vs[0][0]}..{vs[-1][0]})")
+
+    def iter_tree(self, record: dict) -> Iterator[dict]:
+        """Entries of a version's tree, in path order, part by part."""
+        for part in record["tree"]:
+            try:
+                data = self.read_blob(bytes.fromhex(part))
+            except ValueError:
+                raise FormatError("bad tree part id in snapshot") from None
+            yield from parse_tree_part(data)
+
+    def stats(self) -> dict:
+        s = self.index.stats()
+        projects = self.projects()
+        logical = sum(rec.get("bytes", 0) for _p, _n, rec in self.index.iter_versions())
+        return {"projects": len(projects), "versions": s["versions"], "chunks": s["chunks"],
+                "bytes_logical": logical, "bytes_unique": s["bytes_unique"],
+                "bytes_stored": s["bytes_stored"], "packs": s["packs"]}
+
+    # -- packs ----------------------------------------------------------------------------
+    def list_pack_files(self) -> Iterator[tuple[str, int]]:
+        """(pack name, size) of every pack file present in packs/."""
+        for obj, size in self.backend.list("packs"):
+            base = obj.rsplit("/", 1)[-1]
+            if base.endswith(".pack") and len(base) == 37:
+                yield base[:-5], size
+
+    def index_pack(self, name: str, size: int, entries: list[BlobRef]) -> list[dict]:
+        """Enter a pack's blobs into the index, with any snapshot records it holds."""
+        snaps = []
+        for e in entries:
+            if e.kind == KIND_SNAPSHOT:
+                rec = parse_snapshot(self.read_location(e.id, Location(name, e.offset, e.plain_len,
+                                                                       e.stored_len, e.kind, e.codec)))
+                rec["id"] = e.id.hex()
+                snaps.append(rec)
+        self.index.add_pack(name, size, entries)
+        for rec in snaps:
+            if not self.index.has_snapshot(bytes.fromhex(rec["id"])):
+                self.index.add_version(rec["project"], rec["version"], rec)
+        return snaps
+
+    def rebuild_index(self, progress: Callable[[str, int], None] | None = None) -> dict:
+        """Discard the index and rebuild it from the pack footers."""
+        self.index.close()
+        Index.destroy(self.index_path)
+        self.index = Index(self.index_path)
+        packs = versions = 0
+        bad: list[str] = []
+        for name, size in sorted(self.list_pack_files()):
+            try:
+                entries = read_footer(self.backend, pack_object_name(name), size)
+                versions += len(self.index_pack(name, size, entries))
+                packs += 1
+            except (FormatError, DamageError) as e:
+                bad.append(f"{name}: {e}")
+            if progress:
+                progress(name, size)
+        return {"packs": packs, "versions": versions, "unreadable_packs": bad}
+
+
+__all__ = ["Store", "BlobSink", "KIND_DATA", "KIND_TREE", "KIND_SNAPSHOT"]

@@ -1,0 +1,292 @@
+"""Core commands: init, ingest, projects, versions, ls, restore, fsck, stats."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..check import Checker
+from ..chunking import ChunkParams
+from ..errors import EXIT_DAMAGE, UsageError
+from ..ingest import Ingester
+from ..restore import Restorer
+from ..store import Store
+from . import cli
+from .common import (Progress, emit_json, human, json_option, open_store, quiet_option, run,
+                     store_option, tree_size)
+
+
+@cli.command()
+@store_option
+@click.option("--chunk-avg", type=int, default=None, metavar="BYTES",
+              help="Average chunk size (power of two; min = avg/4, max = avg*4). Default 1 MiB.")
+@json_option
+@run
+def init(store_path, chunk_avg, as_json):
+    """Create a new, empty store.
+
+    \b
+    Example:
+      archive init --store /Volumes/Archive/store
+    """
+    if not store_path:
+        raise UsageError("no store given: pass --store PATH or set ARCHIVE_STORE")
+    params = None
+    if chunk_avg:
+        params = ChunkParams(chunk_avg // 4, chunk_avg, chunk_avg * 4)
+    with Store.init(store_path, params) as st:
+        out = {"store": str(st.root), "store_id": st.config["store_id"],
+               "chunker": st.config["chunker"]}
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"Created an empty store at {out['store']}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=True, dir_okay=True))
+@store_option
+@click.option("--project", "-p", metavar="NAME", help="Project name (default: the folder's name).")
+@click.option("--message", "-m", metavar="TEXT", help="A note kept with this version.")
+@click.option("--strict", is_flag=True, help="Fail (archive nothing) if any file must be skipped.")
+@click.option("--no-verify-codec", is_flag=True,
+              help="Skip decoding audio-codec output at ingest (faster; reads still verify).")
+@json_option
+@quiet_option
+@run
+def ingest(folder, store_path, project, message, strict, no_verify_codec, as_json, quiet, verbose):
+    """Archive a project folder as a new version.
+
+    Every ingest of the same project adds version 1, 2, 3, …; unchanged data is stored once.
+
+    \b
+    Example:
+      archive ingest "/Sessions/Paper Boats" --store /Volumes/Archive/store
+      archive ingest ./mix --project "Paper Boats" -m "revised mix"
+    """
+    with open_store(store_path) as st:
+        prog = Progress(tree_size(folder), "ingest", enabled=not (quiet or as_json))
+        try:
+            res = Ingester(st, progress=prog, strict=strict,
+                           verify_codec=not no_verify_codec).ingest(folder, project, message)
+        finally:
+            prog.close()
+    if as_json:
+        emit_json(res.to_json())
+        return
+    click.echo(f"{res.project}: version {res.version} — {res.files} files, "
+               f"{human(res.bytes_in)} delivered, {human(res.bytes_new)} new, "
+               f"stored in {human(res.bytes_stored)} ({res.seconds:.1f} s, "
+               f"{human(res.bytes_in / max(res.seconds, 1e-9))}/s)")
+    for s in res.skipped:
+        click.echo(f"  skipped {s['path']}: {s['reason']}", err=True)
+
+
+@cli.command()
+@store_option
+@json_option
+@run
+def projects(store_path, as_json):
+    """List projects with their latest version.
+
+    \b
+    Example:
+      archive projects --store /Volumes/Archive/store
+    """
+    with open_store(store_path) as st:
+        rows = []
+        for p in st.projects():
+            n, rec = st.version(p)
+            rows.append({"project": p, "versions": len(st.versions(p)), "latest": n,
+                         "time": rec.get("time"), "bytes": rec.get("bytes", 0)})
+    if as_json:
+        emit_json({"projects": rows})
+        return
+    if not rows:
+        click.echo("No projects yet (archive ingest FOLDER adds one).")
+    for r in rows:
+        click.echo(f"{r['project']}  v{r['latest']} of {r['versions']}  {human(r['bytes'])}  {r['time']}")
+
+
+@cli.command()
+@click.argument("project")
+@store_option
+@json_option
+@run
+def versions(project, store_path, as_json):
+    """List the versions of a project.
+
+    \b
+    Example:
+      archive versions "Paper Boats"
+    """
+    with open_store(store_path) as st:
+        rows = [{"version": n, "time": r.get("time"), "files": r.get("files"),
+                 "bytes": r.get("bytes"), "message": r.get("message", ""),
+                 "host": r.get("host"), "skipped": len(r.get("skipped", []))}
+                for n, r in st.versions(project)]
+    if as_json:
+        emit_json({"project": project, "versions": rows})
+        return
+    for r in rows:
+        msg = f"  {r['message']}" if r["message"] else ""
+        click.echo(f"v{r['version']:<4} {r['time']}  {r['files']:>6} files  {human(r['bytes']):>9}{msg}")
+
+
+@cli.command(name="ls")
+@click.argument("project")
+@click.argument("paths", nargs=-1)
+@store_option
+@click.option("--version", "-V", "version", type=int, help="Version number (default: latest).")
+@json_option
+@run
+def ls_cmd(project, paths, store_path, version, as_json):
+    """List the files of a version, with sizes and audio details.
+
+    \b
+    Example:
+      archive ls "Paper Boats" --version 2
+    """
+    from ..snapshots import path_selected
+    with open_store(store_path) as st:
+        n, rec = st.version(project, version)
+        entries = [e for e in st.iter_tree(rec) if not paths or path_selected(e["path"], paths)]
+    if as_json:
+        emit_json({"project": project, "version": n,
+                   "entries": [{k: v for k, v in e.items() if k != "chunks"} for e in entries]})
+        return
+    for e in entries:
+        depth = e["path"].count("/")
+        name = e["path"].rsplit("/", 1)[-1]
+        if e["type"] == "dir":
+            click.echo(f"{'  ' * depth}{name}/")
+        elif e["type"] == "symlink":
+            click.echo(f"{'  ' * depth}{name} -> {e['target']}")
+        else:
+            a = e.get("audio")
+            extra = ""
+            if a:
+                extra = (f"  {a.get('container', '').upper()} {a.get('bits')}-bit "
+                         f"{a.get('sample_rate', 0) / 1000:g} kHz {a.get('channels')}ch "
+                         f"{a.get('duration', 0):.1f}s")
+                if a.get("description"):
+                    extra += f"  “{a['description']}”"
+            click.echo(f"{'  ' * depth}{name}  {human(e['size'])}{extra}")
+
+
+@cli.command()
+@click.argument("project")
+@click.argument("paths", nargs=-1)
+@store_option
+@click.option("--to", "target", required=True, type=click.Path(), help="Folder to restore into.")
+@click.option("--version", "-V", "version", type=int, help="Version number (default: latest).")
+@click.option("--overwrite", is_flag=True, help="Replace files that already exist in the target.")
+@json_option
+@quiet_option
+@run
+def restore(project, paths, store_path, target, version, overwrite, as_json, quiet, verbose):
+    """Restore a version of a project, verified byte for byte.
+
+    Give PATHS to restore only those files or folders.
+
+    \b
+    Example:
+      archive restore "Paper Boats" --to /tmp/pb
+      archive restore "Paper Boats" --version 1 --to /tmp/pb "Audio Files/Kick.wav"
+    """
+    with open_store(store_path) as st:
+        n, rec = st.version(project, version)
+        prog = Progress(rec.get("bytes"), "restore", enabled=not (quiet or as_json))
+        try:
+            res = Restorer(st, progress=prog).restore(project, target, n, paths, overwrite)
+        finally:
+            prog.close()
+    if as_json:
+        emit_json(res.to_json())
+    else:
+        click.echo(f"{project}: version {res.version} restored to {target} — {res.files} files, "
+                   f"{human(res.bytes)}, all verified ({res.seconds:.1f} s)" if res.ok else
+                   f"{project}: version {res.version}: {res.files} files restored, "
+                   f"{len(res.failed)} FAILED verification:")
+        for f in res.failed:
+            click.echo(f"  NOT restored: {f['path']}: {f['error']}", err=True)
+    if not res.ok:
+        sys.exit(EXIT_DAMAGE)
+
+
+@cli.command()
+@store_option
+@click.option("--read-data", is_flag=True, help="Also read, decode and re-hash every stored byte.")
+@click.option("--rebuild-index", is_flag=True, help="Rebuild the index from the packs first.")
+@click.option("--repair", is_flag=True,
+              help="Clean up leftovers of interrupted ingests and index complete packs.")
+@json_option
+@quiet_option
+@run
+def fsck(store_path, read_data, rebuild_index, repair, as_json, quiet, verbose):
+    """Check the store's integrity and name every file that damage affects.
+
+    Exit status 1 means damage was found.
+
+    \b
+    Example:
+      archive fsck                 # structure: index, packs, manifests
+      archive fsck --read-data     # every byte (weekly)
+    """
+    with open_store(store_path) as st:
+        rebuilt = None
+        if rebuild_index:
+            rebuilt = st.rebuild_index()
+        total = st.index.stats()["bytes_stored"] if read_data else None
+        prog = Progress(total, "fsck", enabled=not (quiet or as_json))
+        try:
+            res = Checker(st, progress=prog).check(read_data=read_data, repair=repair)
+        finally:
+            prog.close()
+    out = res.to_json()
+    if rebuilt is not None:
+        out["rebuilt_index"] = rebuilt
+    if as_json:
+        emit_json(out)
+    else:
+        if rebuilt is not None:
+            click.echo(f"Index rebuilt from {rebuilt['packs']} packs ({rebuilt['versions']} versions).")
+        what = "all data read and verified" if read_data else "structure checked"
+        click.echo(f"{'OK' if res.ok else 'DAMAGE FOUND'}: {res.packs_checked} packs, "
+                   f"{res.versions_checked} versions, {what}"
+                   + (f", {res.chunks_checked} chunks / {human(res.bytes_checked)}" if read_data else ""))
+        for p in res.problems:
+            where = f" pack {p.pack}" if p.pack else ""
+            where += f" chunk {p.chunk[:16]}" if p.chunk else ""
+            click.echo(f"  {p.kind}:{where}: {p.detail}")
+            for a in p.affected[:20]:
+                click.echo(f"    affects {a['project']} v{a['version']}: {a['path']}")
+            if len(p.affected) > 20:
+                click.echo(f"    … and {len(p.affected) - 20} more")
+        for r in res.reclaimable:
+            click.echo(f"  reclaimable: {r['path']} ({human(r['bytes'])}): {r['reason']}")
+        for r in res.repaired:
+            click.echo(f"  repaired: {r}")
+    if not res.ok:
+        sys.exit(EXIT_DAMAGE)
+
+
+@cli.command()
+@store_option
+@json_option
+@run
+def stats(store_path, as_json):
+    """Show what the store holds and how much dedup and compression saved.
+
+    \b
+    Example:
+      archive stats --store /Volumes/Archive/store
+    """
+    with open_store(store_path) as st:
+        s = st.stats()
+    if as_json:
+        emit_json(s)
+        return
+    click.echo(f"{s['projects']} projects, {s['versions']} versions, {s['chunks']} chunks in {s['packs']} packs")
+    click.echo(f"{human(s['bytes_logical'])} archived, {human(s['bytes_unique'])} unique, "
+               f"stored in {human(s['bytes_stored'])}")

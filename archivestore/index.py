@@ -1,0 +1,217 @@
+"""The LMDB index: chunk id → pack location, pack names, and project versions.
+
+It knows hashes and packs, not files. It is a cache of what the packs say (docs/FORMAT.md
+section 5): deleting it loses nothing, `Store.rebuild_index` refills it from the packs.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import lmdb
+
+from .errors import FormatError
+from .packs import BlobRef
+
+INDEX_FORMAT = b"1"
+CHUNK_VALUE = struct.Struct("<IIIIBB")
+PACK_VALUE = struct.Struct("<16sQI")
+U32BE = struct.Struct(">I")
+U64 = struct.Struct("<Q")
+# Virtual address space only: LMDB on Linux grows the file as pages are used. 1 TiB covers
+# hundreds of millions of chunks; on MapFullError the map is doubled and the write retried.
+MAP_SIZE = 1 << 40
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a chunk's blob is: pack name (hex) and the blob's fields."""
+
+    pack: str
+    offset: int
+    plain_len: int
+    stored_len: int
+    kind: int
+    codec: int
+
+
+def version_key(project: str, version: int) -> bytes:
+    return project.encode("utf-8", "surrogateescape") + b"\0" + U32BE.pack(version)
+
+
+def split_version_key(key: bytes) -> tuple[str, int]:
+    return key[:-5].decode("utf-8", "surrogateescape"), U32BE.unpack(key[-4:])[0]
+
+
+class Index:
+    """Opens (creating if needed) the LMDB environment at `path`."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.env = lmdb.open(str(self.path), map_size=MAP_SIZE, max_dbs=8, subdir=True,
+                                 readahead=False, max_readers=256)
+        except lmdb.Error as e:
+            raise FormatError(f"cannot open index at {self.path}: {e}") from None
+        self.meta = self.env.open_db(b"meta")
+        self.chunks = self.env.open_db(b"chunks")
+        self.packs = self.env.open_db(b"packs")
+        self.packnames = self.env.open_db(b"packnames")
+        self.versions = self.env.open_db(b"versions")
+        self.snapids = self.env.open_db(b"snapids")
+        with self.env.begin(write=True) as txn:
+            fmt = txn.get(b"format", db=self.meta)
+            if fmt is None:
+                txn.put(b"format", INDEX_FORMAT, db=self.meta)
+            elif fmt != INDEX_FORMAT:
+                raise FormatError(f"index format {fmt!r} is not supported; rebuild it")
+        self._pack_names: dict[int, str] = {}
+
+    def close(self) -> None:
+        self.env.close()
+
+    @staticmethod
+    def destroy(path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    # -- writes ---------------------------------------------------------------------------
+    def _write(self):
+        return self.env.begin(write=True)
+
+    def add_pack(self, name: str, size: int, entries: Iterable[BlobRef],
+                 version: tuple[str, int, dict] | None = None) -> None:
+        """Index a durable pack's blobs in one transaction (and optionally a snapshot record)."""
+        raw = bytes.fromhex(name)
+        with self._write() as txn:
+            if txn.get(raw, db=self.packnames) is not None:
+                return
+            num = txn.stat(self.packs)["entries"]
+            cur = txn.cursor(self.packs)
+            if cur.last():
+                num = U32BE.unpack(cur.key())[0] + 1
+            entries = list(entries)
+            txn.put(U32BE.pack(num), PACK_VALUE.pack(raw, size, len(entries)), db=self.packs)
+            txn.put(raw, U32BE.pack(num), db=self.packnames)
+            new_chunks = new_bytes = 0
+            for e in entries:
+                if txn.put(e.id, CHUNK_VALUE.pack(num, e.offset, e.plain_len, e.stored_len,
+                                                  e.kind, e.codec), db=self.chunks,
+                           overwrite=False):
+                    if e.kind == 0:
+                        new_chunks += 1
+                        new_bytes += e.plain_len
+            self._bump(txn, chunks=new_chunks, bytes_unique=new_bytes, bytes_stored=size)
+            if version is not None:
+                self._put_version(txn, *version)
+
+    def _bump(self, txn, **deltas: int) -> None:
+        for k, d in deltas.items():
+            key = k.encode()
+            old = txn.get(key, db=self.meta)
+            txn.put(key, U64.pack((U64.unpack(old)[0] if old else 0) + d), db=self.meta)
+
+    def _put_version(self, txn, project: str, version: int, record: dict) -> None:
+        key = version_key(project, version)
+        txn.put(key, json.dumps(record, ensure_ascii=True).encode(), db=self.versions)
+        txn.put(bytes.fromhex(record["id"]), key, db=self.snapids)
+
+    def add_version(self, project: str, version: int, record: dict) -> None:
+        with self._write() as txn:
+            self._put_version(txn, project, version, record)
+
+    def next_version(self, project: str) -> int:
+        versions = self.list_versions(project)
+        return versions[-1][0] + 1 if versions else 1
+
+    # -- reads ----------------------------------------------------------------------------
+    def counter(self, name: str) -> int:
+        with self.env.begin() as txn:
+            v = txn.get(name.encode(), db=self.meta)
+        return U64.unpack(v)[0] if v else 0
+
+    def _pack_name(self, txn, num: int) -> str:
+        name = self._pack_names.get(num)
+        if name is None:
+            v = txn.get(U32BE.pack(num), db=self.packs)
+            if v is None:
+                raise FormatError(f"index names pack #{num} that it does not list")
+            name = PACK_VALUE.unpack(v)[0].hex()
+            self._pack_names[num] = name
+        return name
+
+    def lookup(self, chunk_id: bytes) -> Location | None:
+        with self.env.begin(buffers=True) as txn:
+            v = txn.get(chunk_id, db=self.chunks)
+            if v is None:
+                return None
+            num, off, plain, stored, kind, codec = CHUNK_VALUE.unpack(v)
+            return Location(self._pack_name(txn, num), off, plain, stored, kind, codec)
+
+    def contains_many(self, ids: list[bytes]) -> list[bool]:
+        """Batched membership test, one read transaction (what ingest does per buffer)."""
+        with self.env.begin(buffers=True) as txn:
+            get = txn.get
+            db = self.chunks
+            return [get(i, db=db) is not None for i in ids]
+
+    def has_snapshot(self, snap_id: bytes) -> bool:
+        with self.env.begin() as txn:
+            return txn.get(snap_id, db=self.snapids) is not None
+
+    def has_pack(self, name: str) -> bool:
+        with self.env.begin() as txn:
+            return txn.get(bytes.fromhex(name), db=self.packnames) is not None
+
+    def iter_packs(self) -> Iterator[tuple[str, int, int]]:
+        """(name, size, blob count) of every indexed pack."""
+        with self.env.begin() as txn:
+            for _k, v in txn.cursor(self.packs):
+                raw, size, count = PACK_VALUE.unpack(v)
+                yield raw.hex(), size, count
+
+    def iter_chunks(self) -> Iterator[tuple[bytes, Location]]:
+        with self.env.begin() as txn:
+            for k, v in txn.cursor(self.chunks):
+                num, off, plain, stored, kind, codec = CHUNK_VALUE.unpack(v)
+                yield k, Location(self._pack_name(txn, num), off, plain, stored, kind, codec)
+
+    def list_projects(self) -> list[str]:
+        seen: list[str] = []
+        with self.env.begin() as txn:
+            for k in txn.cursor(self.versions).iternext(keys=True, values=False):
+                p = split_version_key(k)[0]
+                if not seen or seen[-1] != p:
+                    seen.append(p)
+        return seen
+
+    def list_versions(self, project: str) -> list[tuple[int, dict]]:
+        prefix = project.encode("utf-8", "surrogateescape") + b"\0"
+        out = []
+        with self.env.begin() as txn:
+            cur = txn.cursor(self.versions)
+            if cur.set_range(prefix):
+                for k, v in cur:
+                    if not k.startswith(prefix) or len(k) != len(prefix) + 4:
+                        if not k.startswith(prefix):
+                            break
+                        continue
+                    out.append((U32BE.unpack(k[-4:])[0], json.loads(v)))
+        return out
+
+    def iter_versions(self) -> Iterator[tuple[str, int, dict]]:
+        with self.env.begin() as txn:
+            for k, v in txn.cursor(self.versions):
+                p, n = split_version_key(k)
+                yield p, n, json.loads(v)
+
+    def stats(self) -> dict:
+        with self.env.begin() as txn:
+            packs = txn.stat(self.packs)["entries"]
+            versions = txn.stat(self.versions)["entries"]
+        return {"chunks": self.counter("chunks"), "bytes_unique": self.counter("bytes_unique"),
+                "bytes_stored": self.counter("bytes_stored"), "packs": packs, "versions": versions}

@@ -1,0 +1,400 @@
+"""Ingest: walk a project folder, chunk and hash every file, store what is new, commit a version.
+
+Pipeline (all hot work outside the GIL): two file workers read, chunk (Cython) and hash (BLAKE3)
+files in parallel; chunks the store lacks go to an encode pool (zstd / PCM codec) whose results
+are appended to packs by `BlobSink`. Tree entries are collected in walk order. The version is
+committed last: data packs and tree parts are durable and indexed before the snapshot record.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import os
+import socket
+import stat
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import codecs, hashing
+from .chunking import iter_chunks
+from .errors import ArchiveError, InputError, UsageError
+from .locks import StoreLock
+from .packs import KIND_DATA, KIND_SNAPSHOT, KIND_TREE
+from .snapshots import SNAPSHOT_VERSION, TreeBuilder, encode_snapshot
+from .store import Store
+
+# In-flight encodes are bounded so memory stays flat whatever the file size: each holds at most
+# one chunk (≤ max chunk size) and its encoded form.
+MAX_INFLIGHT_ENCODES = 8
+# Files being read at once: one per core keeps both busy on a folder of many tracks.
+FILE_WORKERS = 2
+# A file that changes while it is read is re-read this many times before it is skipped.
+READ_RETRIES = 2
+
+
+@dataclass
+class IngestResult:
+    project: str
+    version: int
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes_in: int = 0
+    bytes_new: int = 0
+    bytes_stored: int = 0
+    chunks: int = 0
+    chunks_new: int = 0
+    seconds: float = 0.0
+    skipped: list[dict] = field(default_factory=list)
+    snapshot_id: str = ""
+
+    def to_json(self) -> dict:
+        return {"project": self.project, "version": self.version, "files": self.files,
+                "bytes_in": self.bytes_in, "bytes_new": self.bytes_new,
+                "bytes_stored": self.bytes_stored, "seconds": round(self.seconds, 3),
+                "dirs": self.dirs, "symlinks": self.symlinks, "chunks": self.chunks,
+                "chunks_new": self.chunks_new, "skipped": self.skipped,
+                "snapshot": self.snapshot_id}
+
+
+class _Skip(Exception):
+    """A source entry that is not archived, with the reason given to the user."""
+
+
+def _fs_path(rel: str) -> str:
+    return rel
+
+
+def validate_project_name(name: str) -> str:
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
+        raise UsageError(f"invalid project name {name!r} (no '/', not empty)")
+    return name
+
+
+class Ingester:
+    """Ingests folders into a store. `progress(event)` receives dicts: {"file", "bytes"}."""
+
+    def __init__(self, store: Store, progress: Callable[[dict], None] | None = None,
+                 strict: bool = False, verify_codec: bool = True) -> None:
+        self.store = store
+        self.progress = progress
+        self.strict = strict
+        # Decoding every PCM-encoded chunk at ingest proves the codec on real data before trust.
+        self.verify_codec = verify_codec
+        self._lock = threading.Lock()
+        self._pending: set[bytes] = set()
+        self._error: BaseException | None = None
+
+    # -- public ---------------------------------------------------------------------------
+    def ingest(self, source: str | os.PathLike, project: str | None = None,
+               message: str | None = None) -> IngestResult:
+        t0 = time.monotonic()
+        src = Path(source)
+        try:
+            st = os.stat(src)
+        except FileNotFoundError:
+            raise UsageError(f"{src}: no such folder") from None
+        except OSError as e:
+            raise InputError(f"{src}: {e.strerror}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{src}: not a folder (ingest takes a project folder)")
+        src = src.resolve()
+        project = validate_project_name(project or src.name)
+        res = IngestResult(project=project, version=0)
+        self._res = res
+        self._sink = self.store.sink()
+        self._sink.on_indexed = self._forget_indexed
+        tree = TreeBuilder()
+        tree_ids: list[str] = []
+        self._enc_pool = ThreadPoolExecutor(2, thread_name_prefix="encode")
+        self._enc_slots = threading.BoundedSemaphore(MAX_INFLIGHT_ENCODES)
+        self._enc_futures: set[Future] = set()
+        file_pool = ThreadPoolExecutor(FILE_WORKERS, thread_name_prefix="read")
+        window: deque = deque()
+        try:
+            def emit(entry: dict) -> None:
+                part = tree.add(entry)
+                if part is not None:
+                    tree_ids.append(self._store_tree_part(part))
+
+            def drain(limit: int) -> None:
+                while len(window) > limit:
+                    kind, item = window.popleft()
+                    entry = item.result() if kind == "future" else item
+                    self._raise_pending_error()
+                    if entry is not None:
+                        emit(entry)
+
+            for rel, entry_or_job in self._walk(src, res):
+                if callable(entry_or_job):
+                    window.append(("future", file_pool.submit(entry_or_job)))
+                else:
+                    window.append(("entry", entry_or_job))
+                drain(4 * FILE_WORKERS)
+            drain(0)
+            file_pool.shutdown(wait=True)
+            self._wait_encodes()
+            self._raise_pending_error()
+            if self.strict and res.skipped:
+                first = res.skipped[0]
+                raise InputError(f"--strict: {len(res.skipped)} entr"
+                                 f"{'y' if len(res.skipped) == 1 else 'ies'} could not be archived, "
+                                 f"first {first['path']}: {first['reason']}")
+            part = tree.flush_part()
+            if part is not None:
+                tree_ids.append(self._store_tree_part(part))
+            self._sink.flush()  # data and tree parts durable and indexed before the snapshot
+            self._commit(res, src, tree_ids, message)
+        except BaseException:
+            self._error = self._error or RuntimeError("aborted")
+            file_pool.shutdown(wait=True, cancel_futures=True)
+            self._enc_pool.shutdown(wait=True, cancel_futures=True)
+            self._sink.abort()
+            raise
+        finally:
+            self._enc_pool.shutdown(wait=True)
+            self._sink.close()
+        res.bytes_stored = self._sink.bytes_stored
+        res.seconds = time.monotonic() - t0
+        return res
+
+    # -- commit ---------------------------------------------------------------------------
+    def _store_tree_part(self, part: bytes) -> str:
+        return self._sink.add_plain(KIND_TREE, part).hex()
+
+    def _commit(self, res: IngestResult, src: Path, tree_ids: list[str], message: str | None) -> None:
+        index = self.store.index
+        with StoreLock(self.store.root, "commit", f"ingest {res.project}"):
+            version = index.next_version(res.project)
+            record = {"v": SNAPSHOT_VERSION, "project": res.project, "version": version,
+                      "time": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "host": socket.gethostname(), "user": _user(), "source": os.fsdecode(src),
+                      "message": message or "", "files": res.files, "dirs": res.dirs,
+                      "symlinks": res.symlinks, "bytes": res.bytes_in, "tree": tree_ids,
+                      "skipped": res.skipped}
+            plain = encode_snapshot(record)
+            snap_id = self._sink.add_plain(KIND_SNAPSHOT, plain)
+            record["id"] = snap_id.hex()
+            self._sink.flush(version=(res.project, version, record))
+        res.version = version
+        res.snapshot_id = snap_id.hex()
+
+    # -- walking --------------------------------------------------------------------------
+    def _skip(self, res: IngestResult, rel: str, reason: str) -> None:
+        with self._lock:
+            res.skipped.append({"path": rel, "reason": reason})
+
+    def _walk(self, root: Path, res: IngestResult):
+        """Yield (rel, entry dict or file job) depth first, names sorted; never follows links."""
+        links: dict[tuple[int, int], str] = {}
+        stack: list[tuple[bytes, str]] = [(os.fsencode(root), "")]
+        while stack:
+            dpath, drel = stack.pop()
+            try:
+                with os.scandir(dpath) as it:
+                    names = sorted(it, key=lambda d: d.name)
+            except OSError as e:
+                self._skip(res, drel or ".", f"cannot list folder: {e.strerror}")
+                continue
+            subdirs = []
+            for d in names:
+                name = os.fsdecode(d.name)
+                rel = f"{drel}/{name}" if drel else name
+                try:
+                    st = d.stat(follow_symlinks=False)
+                except OSError as e:
+                    self._skip(res, rel, f"cannot stat: {e.strerror}")
+                    continue
+                mode = st.st_mode
+                base = {"path": rel, "mode": stat.S_IMODE(mode), "mtime_ns": st.st_mtime_ns}
+                if stat.S_ISDIR(mode):
+                    res.dirs += 1
+                    yield rel, {**base, "type": "dir"}
+                    subdirs.append((d.path, rel))
+                elif stat.S_ISLNK(mode):
+                    try:
+                        target = os.fsdecode(os.readlink(d.path))
+                    except OSError as e:
+                        self._skip(res, rel, f"cannot read link: {e.strerror}")
+                        continue
+                    res.symlinks += 1
+                    yield rel, {**base, "type": "symlink", "target": target}
+                elif stat.S_ISREG(mode):
+                    key = (st.st_dev, st.st_ino)
+                    if st.st_nlink > 1 and key in links:
+                        yield rel, self._hardlink_job(d.path, rel, base, links[key], res)
+                        continue
+                    if st.st_nlink > 1:
+                        links[key] = rel
+                    yield rel, self._file_job(d.path, rel, base, res)
+                else:
+                    kind = ("FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode)
+                            else "device" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) else "special file")
+                    self._skip(res, rel, f"is a {kind}, not archived")
+            stack.extend(reversed(subdirs))
+
+    def _hardlink_job(self, path: bytes, rel: str, base: dict, first: str, res: IngestResult):
+        def job():
+            entry = self._file_job(path, rel, base, res)()
+            if entry is not None:
+                entry["hardlink"] = first
+            return entry
+        return job
+
+    def _file_job(self, path: bytes, rel: str, base: dict, res: IngestResult):
+        def job() -> dict | None:
+            if self._error is not None:
+                return None
+            for attempt in range(READ_RETRIES + 1):
+                try:
+                    return self._read_file(path, rel, base, res)
+                except _Skip as e:
+                    if "changed while" in str(e) and attempt < READ_RETRIES:
+                        continue
+                    self._skip(res, rel, str(e))
+                    return None
+            return None
+        return job
+
+    # -- one file -------------------------------------------------------------------------
+    def _read_file(self, path: bytes, rel: str, base: dict, res: IngestResult) -> dict:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise _Skip("vanished before it could be read") from None
+        except OSError as e:
+            raise _Skip(f"cannot open: {e.strerror}") from None
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise _Skip("is no longer a regular file")
+            try:
+                entry = self._chunk_file(f, rel, st)
+            except OSError as e:
+                raise _Skip(f"read error: {e.strerror}") from None
+            st2 = os.fstat(fd)
+        if (st2.st_size, st2.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or entry["size"] != st.st_size:
+            raise _Skip("changed while it was being read")
+        entry.update(base)
+        entry["mode"] = stat.S_IMODE(st.st_mode)
+        entry["mtime_ns"] = st.st_mtime_ns
+        with self._lock:
+            res.files += 1
+            res.bytes_in += entry["size"]
+            res.chunks += len(entry["chunks"])
+        return entry
+
+    def _chunk_file(self, f, rel: str, st: os.stat_result) -> dict:
+        params = self.store.params
+        digest = hashing.FileDigest()
+        ids: list[str] = []
+        size = 0
+        info = _probe_audio(f, st.st_size)
+        f.seek(0)
+        if info is not None:
+            end = info.data_offset + info.data_length
+            segments = [(info.data_offset, 1, None), (info.data_length, info.block_align,
+                                                      info.pcm_format), (None, 1, None)]
+            _ = end
+        else:
+            segments = [(None, 1, None)]
+        for length, align, fmt in segments:
+            if length == 0:
+                continue
+            for chunk in iter_chunks(f, params, length=length, align=align):
+                if self._error is not None:
+                    raise ArchiveError("ingest aborted")
+                cid = hashing.chunk_id(chunk)
+                digest.update(chunk)
+                ids.append(cid.hex())
+                size += len(chunk)
+                if self._claim(cid):
+                    self._submit_encode(cid, chunk, fmt)
+                if self.progress:
+                    self.progress({"file": rel, "bytes": len(chunk)})
+        entry = {"type": "file", "size": size, "chunks": ids, "digest": digest.hexdigest()}
+        if info is not None:
+            entry["audio"] = info.to_manifest()
+        return {"path": rel, **entry}
+
+    def _claim(self, cid: bytes) -> bool:
+        """True if this chunk is new to the store and this thread must store it."""
+        with self._lock:
+            if cid in self._pending or self.store.index.lookup(cid) is not None:
+                return False
+            self._pending.add(cid)
+            return True
+
+    # -- encoding -------------------------------------------------------------------------
+    def _submit_encode(self, cid: bytes, chunk, fmt) -> None:
+        self._enc_slots.acquire()
+        try:
+            fut = self._enc_pool.submit(self._encode_and_store, cid, chunk, fmt)
+        except BaseException:
+            self._enc_slots.release()
+            raise
+        with self._lock:
+            self._enc_futures.add(fut)
+        fut.add_done_callback(self._encode_done)
+
+    def _encode_done(self, fut: Future) -> None:
+        with self._lock:
+            self._enc_futures.discard(fut)
+        self._enc_slots.release()
+        exc = fut.exception() if not fut.cancelled() else None
+        if exc is not None and self._error is None:
+            self._error = exc
+
+    def _encode_and_store(self, cid: bytes, chunk, fmt) -> None:
+        if self._error is not None:
+            return
+        codec, stored = codecs.encode(chunk, fmt)
+        if codec == codecs.PCM and self.verify_codec:
+            if hashing.chunk_id(codecs.decode(codec, stored, len(chunk))) != cid:
+                codec, stored = codecs.encode(chunk, None)  # never store what does not round-trip
+        self._sink.add(cid, KIND_DATA, codec, len(chunk), stored)
+        with self._lock:
+            self._res.bytes_new += len(chunk)
+            self._res.chunks_new += 1
+
+    def _forget_indexed(self, entries) -> None:
+        """Once a pack is indexed its ids leave the pending set (keeps memory flat)."""
+        with self._lock:
+            for e in entries:
+                self._pending.discard(e.id)
+
+    def _wait_encodes(self) -> None:
+        while True:
+            with self._lock:
+                futs = list(self._enc_futures)
+            if not futs:
+                return
+            for f in futs:
+                f.exception()
+
+    def _raise_pending_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+def _probe_audio(f, size: int):
+    try:
+        from .audio import probe
+    except ImportError:
+        return None
+    try:
+        return probe(f, size)
+    except Exception:  # noqa: BLE001 - a parser bug must never stop an ingest; plain chunking is safe
+        return None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return ""

@@ -1,0 +1,208 @@
+"""Restore: write a version's files back, byte-identical and verified.
+
+Every chunk is verified against its id as it is read and every file against its whole-file
+digest before it gets its final name; a file that fails is removed (never left with wrong
+bytes) and named in the result, while the rest of the version is still restored.
+Chunk reads and decodes run on a small thread pool ahead of the writer.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import hashing
+from .errors import ArchiveError, DamageError, FormatError, UsageError
+from .snapshots import path_selected, validate_entry
+from .store import Store
+
+READ_AHEAD = 8
+WORKERS = 2
+
+
+@dataclass
+class RestoreResult:
+    project: str
+    version: int
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    failed: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_json(self) -> dict:
+        return {"project": self.project, "version": self.version, "files": self.files,
+                "bytes": self.bytes, "seconds": round(self.seconds, 3), "dirs": self.dirs,
+                "symlinks": self.symlinks, "ok": self.ok, "failed": self.failed}
+
+
+class Restorer:
+    """Restores versions from `store`; `progress(event)` gets {"file", "bytes"} dicts."""
+
+    def __init__(self, store: Store, progress: Callable[[dict], None] | None = None) -> None:
+        self.store = store
+        self.progress = progress
+
+    def restore(self, project: str, target: str | os.PathLike, version: int | None = None,
+                paths: Iterable[str] = (), overwrite: bool = False) -> RestoreResult:
+        t0 = time.monotonic()
+        number, record = self.store.version(project, version)
+        res = RestoreResult(project=project, version=number)
+        target = Path(target)
+        paths = list(paths)
+        if target.exists() and not target.is_dir():
+            raise UsageError(f"{target} exists and is not a folder")
+        target.mkdir(parents=True, exist_ok=True)
+        root = os.path.realpath(target)
+        matched: set[str] = set()
+        entries = []
+        for e in self.store.iter_tree(record):
+            if paths and not path_selected(e["path"], paths):
+                continue
+            entries.append(e)
+            for p in paths:
+                if path_selected(e["path"], [p]):
+                    matched.add(p)
+        missing = [p for p in paths if p not in matched]
+        if missing:
+            raise UsageError(f"not in {project} version {number}: {', '.join(missing)}")
+        if not overwrite:
+            clash = [e["path"] for e in entries if e["type"] != "dir"
+                     and os.path.lexists(self._dest(root, e["path"]))]
+            if clash:
+                more = f" and {len(clash) - 1} more" if len(clash) > 1 else ""
+                raise UsageError(f"{self._dest(root, clash[0])} exists{more}; "
+                                 f"restore into an empty folder or pass --overwrite")
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="restore")
+        try:
+            dirs = [e for e in entries if e["type"] == "dir"]
+            for e in dirs:
+                self._make_dir(root, e, res)
+            for e in entries:
+                if e["type"] == "file":
+                    self._restore_file(root, e, res)
+            for e in entries:
+                if e["type"] == "symlink":
+                    self._make_symlink(root, e, res, overwrite)
+            for e in sorted(dirs, key=lambda d: d["path"].count("/"), reverse=True):
+                d = self._dest(root, e["path"])
+                os.chmod(d, e["mode"])
+                os.utime(d, ns=(e["mtime_ns"], e["mtime_ns"]), follow_symlinks=False)
+        finally:
+            self._pool.shutdown(wait=True)
+        res.seconds = time.monotonic() - t0
+        return res
+
+    # -- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def _dest(root: str, rel: str) -> str:
+        return os.path.join(root, *rel.split("/"))
+
+    def _safe_parent(self, root: str, rel: str) -> str:
+        """The destination path, after proving no existing parent is a symlink out of root."""
+        dest = self._dest(root, rel)
+        parent = os.path.dirname(dest)
+        real = os.path.realpath(parent)
+        if real != root and not real.startswith(root + os.sep):
+            raise FormatError(f"{rel}: would be written outside the target through a symlink")
+        cur = parent
+        while len(cur) > len(root):
+            if os.path.islink(cur):
+                raise FormatError(f"{rel}: a parent folder in the target is a symlink")
+            cur = os.path.dirname(cur)
+        return dest
+
+    def _make_dir(self, root: str, e: dict, res: RestoreResult) -> None:
+        validate_entry(e)
+        dest = self._safe_parent(root, e["path"])
+        if os.path.islink(dest):
+            raise FormatError(f"{e['path']}: target folder is a symlink")
+        os.makedirs(dest, exist_ok=True)
+        os.chmod(dest, 0o700 | e["mode"])
+        res.dirs += 1
+
+    def _make_symlink(self, root: str, e: dict, res: RestoreResult, overwrite: bool) -> None:
+        validate_entry(e)
+        dest = self._safe_parent(root, e["path"])
+        if overwrite and os.path.lexists(dest) and not os.path.isdir(dest):
+            os.unlink(dest)
+        os.symlink(e["target"], dest)
+        os.utime(dest, ns=(e["mtime_ns"], e["mtime_ns"]), follow_symlinks=False)
+        res.symlinks += 1
+
+    def _fetch(self, cid: bytes) -> bytes:
+        return self.store.read_blob(cid)
+
+    def _restore_file(self, root: str, e: dict, res: RestoreResult) -> None:
+        validate_entry(e)
+        rel = e["path"]
+        dest = self._safe_parent(root, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        tmp = os.path.join(os.path.dirname(dest), f".{os.path.basename(dest)[:200]}.{uuid.uuid4().hex[:8]}.partial")
+        digest = hashing.FileDigest()
+        written = 0
+        window: deque = deque()
+        ids = iter(e["chunks"])
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                def fill() -> None:
+                    while len(window) < READ_AHEAD:
+                        h = next(ids, None)
+                        if h is None:
+                            return
+                        window.append(self._pool.submit(self._fetch, bytes.fromhex(h)))
+                fill()
+                while window:
+                    data = window.popleft().result()
+                    fill()
+                    digest.update(data)
+                    mv = memoryview(data)
+                    while mv:
+                        n = os.write(fd, mv)
+                        mv = mv[n:]
+                    written += len(data)
+                    if self.progress:
+                        self.progress({"file": rel, "bytes": len(data)})
+            finally:
+                os.close(fd)
+            if written != e["size"] or digest.hexdigest() != e.get("digest"):
+                raise DamageError(f"{rel}: restored bytes do not match the recorded digest")
+            os.chmod(tmp, e["mode"])
+            os.utime(tmp, ns=(e["mtime_ns"], e["mtime_ns"]))
+            if os.path.isdir(dest) and not os.path.islink(dest):
+                raise UsageError(f"{dest} is a folder; cannot restore a file over it")
+            os.replace(tmp, dest)
+        except (DamageError, FormatError) as exc:
+            for f in window:
+                f.cancel()
+            _unlink(tmp)
+            res.failed.append({"path": rel, "error": str(exc)})
+            return
+        except BaseException:
+            for f in window:
+                f.cancel()
+            _unlink(tmp)
+            raise
+        res.files += 1
+        res.bytes += written
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

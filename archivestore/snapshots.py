@@ -1,0 +1,116 @@
+"""Manifests: the file tree of a version (tree parts) and its snapshot record.
+
+Formats are in docs/FORMAT.md section 6. This module serialises and validates them; it does not
+read files or packs.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import Iterable, Iterator
+
+from .errors import FormatError
+
+SNAPSHOT_VERSION = 1
+# A tree part closes at ~4 MiB of JSON so that building and reading a manifest of any size
+# holds one part in memory.
+TREE_PART_BYTES = 4 * 1024 * 1024
+ENTRY_TYPES = ("file", "dir", "symlink")
+
+
+def validate_path(path: str) -> str:
+    """Reject what restore must never write: absolute paths, `..`, empty or odd components."""
+    if not isinstance(path, str) or not path:
+        raise FormatError("empty path in manifest")
+    if path.startswith("/") or "\0" in path:
+        raise FormatError(f"absolute or invalid path in manifest: {path!r}")
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise FormatError(f"path with empty, '.' or '..' component in manifest: {path!r}")
+    return path
+
+
+def validate_entry(e: dict) -> dict:
+    """Check one tree entry's shape; raises FormatError for a malformed or hostile entry."""
+    if not isinstance(e, dict):
+        raise FormatError("tree entry is not an object")
+    validate_path(e.get("path"))
+    t = e.get("type")
+    if t not in ENTRY_TYPES:
+        raise FormatError(f"unknown entry type {t!r} for {e.get('path')!r}")
+    if not isinstance(e.get("mode", 0), int) or not isinstance(e.get("mtime_ns", 0), int):
+        raise FormatError(f"bad mode/mtime for {e['path']!r}")
+    if t == "file":
+        chunks = e.get("chunks")
+        if not isinstance(chunks, list) or not isinstance(e.get("size"), int):
+            raise FormatError(f"file entry without chunks/size: {e['path']!r}")
+        for c in chunks:
+            if not isinstance(c, str) or len(c) != 64:
+                raise FormatError(f"bad chunk id in {e['path']!r}")
+        if "hardlink" in e:
+            validate_path(e["hardlink"])
+    elif t == "symlink" and not isinstance(e.get("target"), str):
+        raise FormatError(f"symlink without target: {e['path']!r}")
+    return e
+
+
+class TreeBuilder:
+    """Collects entries and cuts them into parts; `flush_part` hands a finished part out."""
+
+    def __init__(self) -> None:
+        self._lines: list[bytes] = []
+        self._size = 0
+
+    def add(self, entry: dict) -> bytes | None:
+        """Add one entry; returns a full part's bytes when one is ready to be stored."""
+        line = json.dumps(entry, ensure_ascii=True, separators=(",", ":")).encode() + b"\n"
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= TREE_PART_BYTES:
+            return self.flush_part()
+        return None
+
+    def flush_part(self) -> bytes | None:
+        if not self._lines:
+            return None
+        data = b"".join(self._lines)
+        self._lines.clear()
+        self._size = 0
+        return data
+
+
+def parse_tree_part(data: bytes) -> Iterator[dict]:
+    for n, line in enumerate(bytes(data).splitlines(), 1):
+        if not line:
+            continue
+        try:
+            e = json.loads(line)
+        except ValueError:
+            raise FormatError(f"tree part line {n} is not JSON") from None
+        yield validate_entry(e)
+
+
+def encode_snapshot(record: dict) -> bytes:
+    return json.dumps(record, ensure_ascii=True, sort_keys=True).encode()
+
+
+def parse_snapshot(data: bytes) -> dict:
+    try:
+        rec = json.loads(bytes(data))
+    except ValueError:
+        raise FormatError("snapshot record is not JSON") from None
+    if not isinstance(rec, dict) or rec.get("v") != SNAPSHOT_VERSION:
+        raise FormatError("unsupported snapshot record version")
+    for field, typ in (("project", str), ("version", int), ("tree", list)):
+        if not isinstance(rec.get(field), typ):
+            raise FormatError(f"snapshot record without {field}")
+    return rec
+
+
+def path_selected(path: str, selections: Iterable[str]) -> bool:
+    """True when `path` is one of the selected paths or lies under one of them."""
+    for s in selections:
+        s = posixpath.normpath(s.strip("/"))
+        if s in (".", "") or path == s or path.startswith(s + "/"):
+            return True
+    return False
