@@ -6,13 +6,22 @@ Object names are '/'-separated relative paths such as `packs/ab/ab12….pack` or
 from __future__ import annotations
 
 import os
+import re
 import socket
+import time
 import threading
 import uuid
 from pathlib import Path
 from typing import Iterator, Protocol
 
 from .errors import ArchiveError, DamageError
+from .locks import HOST, pid_alive
+
+# tmp/<host>.<pid>.<32 hex><suffix>: hosts may contain dots, so parse from the right.
+_TEMP_NAME = re.compile(r"^(?P<host>.+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.")
+# A temp file of another machine is only called abandoned once it is this old (its writer may
+# still be running there: a pack takes seconds to write, never a day).
+FOREIGN_TEMP_AGE = 24 * 3600
 
 
 class Backend(Protocol):
@@ -59,6 +68,28 @@ class LocalBackend:
         tmp.mkdir(exist_ok=True)
         # host.pid in the name lets a later process tell a dead writer's leftovers from live ones
         return tmp / f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}{suffix}"
+
+    def leftover_temps(self) -> Iterator[tuple[Path, int]]:
+        """(path, size) of files in tmp/ whose writer is gone: same host and pid dead, an
+        unparseable name, or another host's file older than FOREIGN_TEMP_AGE."""
+        tmp = self.root / "tmp"
+        if not tmp.is_dir():
+            return
+        me = os.getpid()
+        for p in sorted(tmp.iterdir()):
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue  # published or removed by its writer meanwhile
+            m = _TEMP_NAME.match(p.name)
+            if m is not None:
+                pid = int(m["pid"])
+                if m["host"] == HOST:
+                    if pid == me or pid_alive(pid):
+                        continue
+                elif time.time() - st.st_mtime < FOREIGN_TEMP_AGE:
+                    continue
+            yield p, st.st_size
 
     def put(self, name: str, src: Path) -> None:
         """Move a finished, fsync'd local file into place (never overwrites)."""

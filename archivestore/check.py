@@ -7,7 +7,6 @@ Repair is separate (`repair=True` only cleans leftovers and indexes complete but
 """
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +14,6 @@ from typing import Callable
 
 from . import codecs, hashing
 from .errors import DamageError, FormatError
-from .locks import HOST, pid_alive
 from .packs import (FOOTER_ENTRY, KIND_DATA, PACK_HEADER, TRAILER, check_pack_header,
                     pack_object_name, parse_blob, parse_footer, read_footer, scan_blobs)
 from .store import Store
@@ -80,19 +78,14 @@ class Checker:
 
     # -- leftovers ------------------------------------------------------------------------
     def _leftovers(self, res: CheckResult, repair: bool) -> None:
-        tmp = self.store.root / "tmp"
-        if not tmp.is_dir():
-            return
-        for p in sorted(tmp.iterdir()):
-            parts = p.name.split(".")
-            live = (len(parts) > 2 and parts[0] == HOST and parts[1].isdigit()
-                    and pid_alive(int(parts[1])) and int(parts[1]) != os.getpid())
-            if live:
-                continue
-            info = {"path": f"tmp/{p.name}", "bytes": p.stat().st_size,
+        for p, size in self.store.backend.leftover_temps():
+            info = {"path": f"tmp/{p.name}", "bytes": size,
                     "reason": "partial pack left by an interrupted ingest"}
             if repair:
-                p.unlink()
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    continue
                 res.repaired.append(f"removed {info['path']}")
             else:
                 res.reclaimable.append(info)
@@ -101,8 +94,10 @@ class Checker:
     def _packs(self, res: CheckResult, read_data: bool, repair: bool,
                bad_chunks: dict[bytes, Problem]) -> None:
         store = self.store
-        on_disk = dict(store.list_pack_files())
+        # Index first, then the folder: a pack an ingest publishes and indexes meanwhile is then
+        # at worst "on disk, not indexed" (reclaimable), never "indexed but missing".
         indexed = {name: (size, count) for name, size, count in store.index.iter_packs()}
+        on_disk = dict(store.list_pack_files())
         for name, (size, _count) in sorted(indexed.items()):
             if name not in on_disk:
                 self._pack_problem(res, bad_chunks, "missing_pack", name, "pack file is missing")
@@ -165,6 +160,13 @@ class Checker:
             if loc is None:
                 problems.append(Problem("unindexed_blob", "blob in pack is not in the index",
                                         pack=name, chunk=e.id.hex(), offset=e.offset))
+            elif loc.pack == name and (loc.offset, loc.plain_len, loc.stored_len, loc.kind,
+                                       loc.codec) != (e.offset, e.plain_len, e.stored_len,
+                                                      e.kind, e.codec):
+                problems.append(Problem("index_mismatch", "the index disagrees with the pack "
+                                        "footer about this blob (run: archive fsck "
+                                        "--rebuild-index)", pack=name, chunk=e.id.hex(),
+                                        offset=e.offset))
 
     def _read_pack(self, name: str, size: int):
         """Read a whole pack and verify every byte of it."""
@@ -214,7 +216,7 @@ class Checker:
             good = set()
             for off, parsed in scan_blobs(data):
                 if isinstance(parsed, FormatError):
-                    break
+                    continue
                 kind, codec, plain_len, bid, stored = parsed
                 if not self._verify_blob(memoryview(data)[off:off + 52 + len(stored)], bid,
                                          plain_len, codec, kind):

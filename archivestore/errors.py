@@ -50,3 +50,7 @@ class LockedError(ArchiveError):
 
 class InputError(ArchiveError):
     """A source file could not be read (permissions, vanished, changed while read)."""
+
+
+class StoreFull(ArchiveError):
+    """The store's disk (or the index's) ran out of space; nothing of the operation was committed."""

@@ -47,6 +47,18 @@ def split_version_key(key: bytes) -> tuple[str, int]:
     return key[:-5].decode("utf-8", "surrogateescape"), U32BE.unpack(key[-4:])[0]
 
 
+def _record(raw) -> dict:
+    """A snapshot record as the index keeps it; garbage means the index file is damaged."""
+    try:
+        rec = json.loads(bytes(raw))
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict) or not isinstance(rec.get("tree"), list):
+        raise FormatError("the index holds a garbled version record; rebuild it from the packs "
+                          "with: archive fsck --rebuild-index")
+    return rec
+
+
 class Index:
     """Opens (creating if needed) the LMDB environment at `path`."""
 
@@ -57,19 +69,29 @@ class Index:
             self.env = lmdb.open(str(self.path), map_size=MAP_SIZE, max_dbs=8, subdir=True,
                                  readahead=False, max_readers=256)
         except lmdb.Error as e:
-            raise FormatError(f"cannot open index at {self.path}: {e}") from None
+            raise FormatError(f"the index at {self.path} is damaged ({e}); rebuild it from the "
+                              f"packs with: archive fsck --rebuild-index") from None
         self.meta = self.env.open_db(b"meta")
         self.chunks = self.env.open_db(b"chunks")
         self.packs = self.env.open_db(b"packs")
         self.packnames = self.env.open_db(b"packnames")
         self.versions = self.env.open_db(b"versions")
         self.snapids = self.env.open_db(b"snapids")
-        with self.env.begin(write=True) as txn:
-            fmt = txn.get(b"format", db=self.meta)
-            if fmt is None:
-                txn.put(b"format", INDEX_FORMAT, db=self.meta)
-            elif fmt != INDEX_FORMAT:
-                raise FormatError(f"index format {fmt!r} is not supported; rebuild it")
+        try:
+            with self.env.begin(write=True) as txn:
+                fmt = txn.get(b"format", db=self.meta)
+                if fmt is None:
+                    txn.put(b"format", INDEX_FORMAT, db=self.meta)
+                elif fmt != INDEX_FORMAT:
+                    raise FormatError(f"index format {fmt!r} is not supported; rebuild it with: "
+                                      f"archive fsck --rebuild-index")
+                self.rebuilding = txn.get(b"rebuilding", db=self.meta) is not None
+        except lmdb.Error as e:
+            self.env.close()
+            raise FormatError(f"the index at {self.path} is damaged ({e}); rebuild it from the "
+                              f"packs with: archive fsck --rebuild-index") from None
+        #: True when this open created the index (it was missing or empty).
+        self.created = fmt is None
         self._pack_names: dict[int, str] = {}
 
     def close(self) -> None:
@@ -108,6 +130,15 @@ class Index:
             self._bump(txn, chunks=new_chunks, bytes_unique=new_bytes, bytes_stored=size)
             if version is not None:
                 self._put_version(txn, *version)
+
+    def set_rebuilding(self, on: bool) -> None:
+        """Mark a rebuild in progress, so an interrupted rebuild is not taken for an index."""
+        with self._write() as txn:
+            if on:
+                txn.put(b"rebuilding", b"1", db=self.meta)
+            else:
+                txn.delete(b"rebuilding", db=self.meta)
+        self.rebuilding = on
 
     def _bump(self, txn, **deltas: int) -> None:
         for k, d in deltas.items():
@@ -200,14 +231,14 @@ class Index:
                         if not k.startswith(prefix):
                             break
                         continue
-                    out.append((U32BE.unpack(k[-4:])[0], json.loads(v)))
+                    out.append((U32BE.unpack(k[-4:])[0], _record(v)))
         return out
 
     def iter_versions(self) -> Iterator[tuple[str, int, dict]]:
         with self.env.begin() as txn:
             for k, v in txn.cursor(self.versions):
                 p, n = split_version_key(k)
-                yield p, n, json.loads(v)
+                yield p, n, _record(v)
 
     def stats(self) -> dict:
         with self.env.begin() as txn:

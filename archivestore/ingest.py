@@ -8,6 +8,7 @@ committed last: data packs and tree parts are durable and indexed before the sna
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import getpass
 import os
 import socket
@@ -20,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import codecs, hashing
+from . import codecs, faults, hashing
 from .chunking import iter_chunks
-from .errors import ArchiveError, InputError, UsageError
+from .errors import ArchiveError, InputError, StoreFull, UsageError
 from .locks import StoreLock
 from .packs import KIND_DATA, KIND_SNAPSHOT, KIND_TREE
 from .snapshots import SNAPSHOT_VERSION, TreeBuilder, encode_snapshot
@@ -107,6 +108,11 @@ class Ingester:
         project = validate_project_name(project or src.name)
         res = IngestResult(project=project, version=0)
         self._res = res
+        for p, _size in self.store.backend.leftover_temps():  # partial packs of killed ingests
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
         self._sink = self.store.sink()
         self._sink.on_indexed = self._forget_indexed
         tree = TreeBuilder()
@@ -125,7 +131,11 @@ class Ingester:
             def drain(limit: int) -> None:
                 while len(window) > limit:
                     kind, item = window.popleft()
-                    entry = item.result() if kind == "future" else item
+                    try:
+                        entry = item.result() if kind == "future" else item
+                    except BaseException:
+                        self._raise_pending_error()  # the cause, not a worker's "aborted"
+                        raise
                     self._raise_pending_error()
                     if entry is not None:
                         emit(entry)
@@ -150,11 +160,14 @@ class Ingester:
                 tree_ids.append(self._store_tree_part(part))
             self._sink.flush()  # data and tree parts durable and indexed before the snapshot
             self._commit(res, src, tree_ids, message)
-        except BaseException:
+        except BaseException as exc:
             self._error = self._error or RuntimeError("aborted")
             file_pool.shutdown(wait=True, cancel_futures=True)
             self._enc_pool.shutdown(wait=True, cancel_futures=True)
             self._sink.abort()
+            if _disk_full(exc):
+                raise StoreFull(f"store disk is full ({self.store.root}); nothing was committed "
+                                f"— free space and run the ingest again") from None
             raise
         finally:
             self._enc_pool.shutdown(wait=True)
@@ -170,6 +183,7 @@ class Ingester:
     def _commit(self, res: IngestResult, src: Path, tree_ids: list[str], message: str | None) -> None:
         index = self.store.index
         with StoreLock(self.store.root, "commit", f"ingest {res.project}"):
+            faults.hit("snapshot")
             version = index.next_version(res.project)
             record = {"v": SNAPSHOT_VERSION, "project": res.project, "version": version,
                       "time": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -309,6 +323,7 @@ class Ingester:
             for chunk in iter_chunks(f, params, length=length, align=align):
                 if self._error is not None:
                     raise ArchiveError("ingest aborted")
+                faults.hit("chunk")
                 cid = hashing.chunk_id(chunk)
                 digest.update(chunk)
                 ids.append(cid.hex())
@@ -391,6 +406,14 @@ def _probe_audio(f, size: int):
         return probe(f, size)
     except Exception:  # noqa: BLE001 - a parser bug must never stop an ingest; plain chunking is safe
         return None
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from a pack write or the index (LMDB reports it as text)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    return type(exc).__module__ == "lmdb" and ("No space left" in text or "quota" in text)
 
 
 def _user() -> str:

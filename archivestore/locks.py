@@ -49,21 +49,47 @@ class StoreLock:
                 return True
         return info.get("host") == HOST and not pid_alive(int(info.get("pid", 0)))
 
+    def _break_stale(self, seen: dict | None) -> None:
+        """Remove a stale lock, unless another process replaced it meanwhile.
+
+        Two waiters may both find the same dead owner; without care the slower one would
+        delete the lock the faster one just took. Breaking is itself serialised by an O_EXCL
+        `<name>.lock.break` file, and the lock is re-read under it before it is removed.
+        """
+        breaker = self.path.with_name(self.path.name + ".break")
+        try:
+            fd = os.open(breaker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:  # a breaker killed mid-break leaves this behind; it is held for microseconds
+                if time.time() - breaker.stat().st_mtime > 10:
+                    os.unlink(breaker)
+            except FileNotFoundError:
+                pass
+            time.sleep(0.01)
+            return
+        os.close(fd)
+        try:
+            now = self.owner()
+            if now == seen and self._is_stale(now):
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+        finally:
+            os.unlink(breaker)
+
     def acquire(self) -> None:
         deadline = time.monotonic() + self.timeout
         self.path.parent.mkdir(exist_ok=True)
         body = json.dumps({"host": HOST, "pid": os.getpid(), "op": self.op,
-                           "time": time.strftime("%Y-%m-%d %H:%M:%S")}).encode()
+                           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
         while True:
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 info = self.owner()
                 if self._is_stale(info):
-                    try:
-                        os.unlink(self.path)
-                    except FileNotFoundError:
-                        pass
+                    self._break_stale(info)
                     continue
                 if time.monotonic() >= deadline:
                     who = (f"{info.get('host')}/pid {info.get('pid')} ({info.get('op')}) since "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from . import faults
 from .backend import Backend
 from .errors import FormatError
 
@@ -95,6 +96,7 @@ class PackWriter:
 
     def add(self, blob_id: bytes, kind: int, codec: int, plain_len: int, stored) -> BlobRef:
         ref = BlobRef(blob_id, self.offset, plain_len, len(stored), kind, codec)
+        faults.hit("pack_write")
         self._f.write(blob_header(kind, codec, plain_len, stored, blob_id))
         self._f.write(stored)
         self.offset += ref.size
@@ -102,20 +104,32 @@ class PackWriter:
         return ref
 
     def finish(self) -> tuple[str, int, list[BlobRef]]:
-        """Write footer and trailer, fsync, publish. Returns (name, size, entries)."""
-        footer = b"".join(FOOTER_ENTRY.pack(e.id, e.offset, e.plain_len, e.stored_len, e.kind,
-                                            e.codec, 0) for e in self.entries)
-        self._f.write(footer)
-        self._f.write(TRAILER.pack(len(self.entries), zlib.crc32(footer), TRAILER_MAGIC))
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        size = self._f.tell()
-        self._f.close()
-        self.backend.put(pack_object_name(self.name), self.tmp)
+        """Write footer and trailer, fsync, publish. Returns (name, size, entries).
+
+        On failure (a full disk, say) the temp file is removed: nothing half-written remains.
+        """
+        try:
+            footer = b"".join(FOOTER_ENTRY.pack(e.id, e.offset, e.plain_len, e.stored_len, e.kind,
+                                                e.codec, 0) for e in self.entries)
+            self._f.write(footer)
+            self._f.write(TRAILER.pack(len(self.entries), zlib.crc32(footer), TRAILER_MAGIC))
+            self._f.flush()
+            faults.hit("pack_fsync")
+            os.fsync(self._f.fileno())
+            size = self._f.tell()
+            self._f.close()
+            faults.hit("pack_publish")
+            self.backend.put(pack_object_name(self.name), self.tmp)
+        except BaseException:
+            self.abort()
+            raise
         return self.name, size, self.entries
 
     def abort(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError:
+            pass  # a full disk fails the close's flush too; the file is removed anyway
         try:
             os.unlink(self.tmp)
         except FileNotFoundError:
@@ -176,18 +190,27 @@ def check_pack_header(data) -> None:
 def scan_blobs(data) -> Iterator[tuple[int, object]]:
     """Walk blob headers from the start of a whole pack, for recovery when the footer is lost.
 
-    Yields (offset, parse result or FormatError); stops at the first header that does not parse.
+    Yields (offset, parse result or FormatError). After a blob that does not parse (bad CRC,
+    zeroed or torn header) the scan resynchronises at the next `BLOB` magic whose header and
+    CRC hold, so one damaged blob does not hide the intact ones after it.
     """
+    if not isinstance(data, (bytes, bytearray)):
+        data = bytes(data)
     off = PACK_HEADER.size
     end = len(data)
+    view = memoryview(data)
     while off + BLOB_HEADER.size <= end:
-        if bytes(data[off:off + 4]) != BLOB_MAGIC:
+        if bytes(view[off:off + 4]) == BLOB_MAGIC:
+            stored_len = struct.unpack_from("<I", data, off + 12)[0]
+            try:
+                parsed = parse_blob(view[off:off + BLOB_HEADER.size + stored_len])
+            except FormatError as e:
+                yield off, e
+            else:
+                yield off, parsed
+                off += BLOB_HEADER.size + stored_len
+                continue
+        nxt = data.find(BLOB_MAGIC, off + 1)
+        if nxt < 0:
             return
-        stored_len = struct.unpack_from("<I", data, off + 12)[0]
-        try:
-            parsed = parse_blob(memoryview(data)[off:off + BLOB_HEADER.size + stored_len])
-        except FormatError as e:
-            yield off, e
-            return
-        yield off, parsed
-        off += BLOB_HEADER.size + stored_len
+        off = nxt

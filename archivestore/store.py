@@ -13,13 +13,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import codecs, hashing
+from . import codecs, faults, hashing
 from .backend import LocalBackend, write_atomic
 from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
 from .index import Index, Location
 from .packs import (KIND_DATA, KIND_SNAPSHOT, KIND_TREE, PACK_TARGET, BlobRef, PackWriter,
-                    pack_object_name, parse_blob, read_footer)
+                    pack_object_name, parse_blob, read_footer, scan_blobs)
 from .snapshots import parse_snapshot, parse_tree_part
 
 STORE_FORMAT = 1
@@ -70,6 +70,7 @@ class BlobSink:
 
     def _finish(self, w: PackWriter, version) -> None:
         name, size, entries = w.finish()
+        faults.hit("index_commit")
         self.store.index.add_pack(name, size, entries, version)
         self.packs_written += 1
         if self.on_indexed is not None:
@@ -106,7 +107,8 @@ class BlobSink:
 class Store:
     """An open store. Use `Store.init` to create one and `Store.open` to open it."""
 
-    def __init__(self, root: Path, config: dict, index_path: Path | None = None) -> None:
+    def __init__(self, root: Path, config: dict, index_path: Path | None = None,
+                 fresh_index: bool = False) -> None:
         self.root = Path(root)
         self.config = config
         self.backend = LocalBackend(self.root)
@@ -114,7 +116,26 @@ class Store:
         self.params = ChunkParams(c["min"], c["avg"], c["max"])
         self.pack_target = int(config.get("pack_target", PACK_TARGET))
         self.index_path = index_path or self.root / "index"
+        if fresh_index:  # about to be rebuilt: never open what may be a damaged file
+            Index.destroy(self.index_path)
         self.index = Index(self.index_path)
+        if not fresh_index:
+            self._check_index()
+
+    def _check_index(self) -> None:
+        """Refuse an index that was lost (created empty beside existing packs) or whose
+        rebuild was interrupted: either would make the store look emptier than it is."""
+        why = None
+        if self.index.rebuilding:
+            why = "an index rebuild was interrupted"
+        elif self.index.created and next(self.list_pack_files(), None) is not None:
+            why = f"the index at {self.index_path} is missing but the store holds packs"
+        if why is None:
+            return
+        self.index.close()
+        if self.index.created:
+            Index.destroy(self.index_path)  # what this open just created: leave it missing
+        raise FormatError(f"{why}; rebuild it from the packs with: archive fsck --rebuild-index")
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -138,7 +159,8 @@ class Store:
         return cls(root, config)
 
     @classmethod
-    def open(cls, root: str | os.PathLike) -> "Store":
+    def open(cls, root: str | os.PathLike, fresh_index: bool = False) -> "Store":
+        """Open the store at `root`; `fresh_index` discards the index (for a rebuild)."""
         root = Path(root)
         cfg = root / CONFIG
         if not cfg.is_file():
@@ -152,7 +174,7 @@ class Store:
         if not isinstance(config.get("version"), int) or config["version"] > STORE_FORMAT:
             raise FormatError(f"{root} uses store format {config.get('version')}; "
                               f"this archivestore reads up to {STORE_FORMAT}")
-        return cls(root, config)
+        return cls(root, config, fresh_index=fresh_index)
 
     def close(self) -> None:
         self.index.close()
@@ -232,38 +254,74 @@ class Store:
             if base.endswith(".pack") and len(base) == 37:
                 yield base[:-5], size
 
-    def index_pack(self, name: str, size: int, entries: list[BlobRef]) -> list[dict]:
-        """Enter a pack's blobs into the index, with any snapshot records it holds."""
+    def index_pack(self, name: str, size: int, entries: list[BlobRef],
+                   errors: list[str] | None = None) -> list[dict]:
+        """Enter a pack's blobs into the index, with any snapshot records it holds.
+
+        A snapshot record that cannot be read is left out (named in `errors`, or raised as
+        DamageError when `errors` is None); the pack's other blobs are still indexed.
+        """
         snaps = []
+        keep = []
         for e in entries:
             if e.kind == KIND_SNAPSHOT:
-                rec = parse_snapshot(self.read_location(e.id, Location(name, e.offset, e.plain_len,
-                                                                       e.stored_len, e.kind, e.codec)))
+                try:
+                    rec = parse_snapshot(self.read_location(
+                        e.id, Location(name, e.offset, e.plain_len, e.stored_len, e.kind, e.codec)))
+                except (DamageError, FormatError) as exc:
+                    if errors is None:
+                        raise
+                    errors.append(f"{name}: snapshot record {e.id.hex()[:16]} unreadable: {exc}")
+                    continue
                 rec["id"] = e.id.hex()
                 snaps.append(rec)
-        self.index.add_pack(name, size, entries)
+            keep.append(e)
+        self.index.add_pack(name, size, keep)
         for rec in snaps:
             if not self.index.has_snapshot(bytes.fromhex(rec["id"])):
                 self.index.add_version(rec["project"], rec["version"], rec)
         return snaps
 
+    def scan_pack(self, name: str, size: int) -> list[BlobRef]:
+        """The intact blobs of a pack whose footer is damaged, found by scanning blob headers;
+        each is kept only if it decodes to bytes with its id."""
+        data = self.backend.get(pack_object_name(name), 0, size)
+        found = []
+        for off, parsed in scan_blobs(data):
+            if isinstance(parsed, FormatError):
+                continue
+            kind, codec, plain_len, bid, stored = parsed
+            try:
+                plain = codecs.decode(codec, stored, plain_len)
+            except FormatError:
+                continue
+            if hashing.chunk_id(plain) == bid:
+                found.append(BlobRef(bid, off, plain_len, len(stored), kind, codec))
+        return found
+
     def rebuild_index(self, progress: Callable[[str, int], None] | None = None) -> dict:
-        """Discard the index and rebuild it from the pack footers."""
+        """Discard the index and rebuild it from the pack footers (or, where a footer is
+        damaged, from the intact blobs a scan of the pack finds)."""
         self.index.close()
         Index.destroy(self.index_path)
         self.index = Index(self.index_path)
+        self.index.set_rebuilding(True)
         packs = versions = 0
         bad: list[str] = []
         for name, size in sorted(self.list_pack_files()):
             try:
-                entries = read_footer(self.backend, pack_object_name(name), size)
-                versions += len(self.index_pack(name, size, entries))
+                try:
+                    entries = read_footer(self.backend, pack_object_name(name), size)
+                except FormatError as e:
+                    entries = self.scan_pack(name, size)
+                    bad.append(f"{name}: {e}; {len(entries)} intact blobs recovered by scanning")
+                versions += len(self.index_pack(name, size, entries, bad))
                 packs += 1
             except (FormatError, DamageError) as e:
                 bad.append(f"{name}: {e}")
             if progress:
                 progress(name, size)
+        self.index.set_rebuilding(False)
         return {"packs": packs, "versions": versions, "unreadable_packs": bad}
-
 
 __all__ = ["Store", "BlobSink", "KIND_DATA", "KIND_TREE", "KIND_SNAPSHOT"]

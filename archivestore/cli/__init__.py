@@ -7,9 +7,10 @@ import gc
 import click
 
 from .. import __version__
+from .common import ArchiveGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=ArchiveGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="archive")
 def cli() -> None:
     """archivestore: a deduplicating, verified archive for studio sessions.

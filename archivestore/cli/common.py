@@ -10,9 +10,45 @@ import time
 from typing import Any, Callable
 
 import click
+import lmdb
 
 from ..errors import EXIT_OPERATIONAL, ArchiveError, UsageError
 from ..store import Store
+
+
+class OneLineUsageError(click.ClickException):
+    """A usage error shown as one line (click's default is usage, hint and message)."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"archive: error: {self.format_message()}", err=True)
+
+
+class ArchiveGroup(click.Group):
+    """The `archive` group: argument errors of any subcommand become one line, exit 2."""
+
+    @staticmethod
+    def _one_line(e: click.UsageError) -> OneLineUsageError:
+        where = e.ctx.command_path if e.ctx is not None else "archive"
+        msg = " ".join(e.format_message().split())
+        return OneLineUsageError(f"{where}: {msg} (see: {where} --help)")
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            raise self._one_line(e) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            raise self._one_line(e) from None
 
 
 def store_option(f):
@@ -30,10 +66,10 @@ def quiet_option(f):
     return click.option("-v", "--verbose", count=True, help="More detail.")(f)
 
 
-def open_store(path: str | None) -> Store:
+def open_store(path: str | None, fresh_index: bool = False) -> Store:
     if not path:
         raise UsageError("no store given: pass --store PATH or set ARCHIVE_STORE")
-    return Store.open(path)
+    return Store.open(path, fresh_index=fresh_index)
 
 
 def run(fn: Callable) -> Callable:
@@ -45,6 +81,10 @@ def run(fn: Callable) -> Callable:
         except ArchiveError as e:
             click.echo(f"archive: error: {e}", err=True)
             sys.exit(e.exit_code)
+        except lmdb.Error as e:  # the index file itself is damaged (pages, not packs)
+            click.echo(f"archive: error: the index is damaged ({e}); rebuild it from the packs "
+                       f"with: archive fsck --rebuild-index", err=True)
+            sys.exit(EXIT_OPERATIONAL)
         except KeyboardInterrupt:
             click.echo("archive: interrupted; the store is unchanged by the unfinished work", err=True)
             sys.exit(130)

@@ -233,7 +233,7 @@ def fsck(store_path, read_data, rebuild_index, repair, as_json, quiet, verbose):
       archive fsck                 # structure: index, packs, manifests
       archive fsck --read-data     # every byte (weekly)
     """
-    with open_store(store_path) as st:
+    with open_store(store_path, fresh_index=rebuild_index) as st:
         rebuilt = None
         if rebuild_index:
             rebuilt = st.rebuild_index()
