@@ -155,6 +155,33 @@ class Index:
         with self._write() as txn:
             self._put_version(txn, project, version, record)
 
+    def add_found_version(self, project: str, version: int, record: dict) -> int:
+        """Enter a snapshot record found in a pack (repair, rebuild); returns its number.
+
+        If another snapshot already holds that number (an ingest was killed after its record
+        became durable but before it was indexed, and was then run again), the found one gets
+        the next free number and keeps the original in `renumbered_from`: neither is lost.
+        """
+        sid = bytes.fromhex(record["id"])
+        with self._write() as txn:
+            have = txn.get(sid, db=self.snapids)
+            if have is not None:
+                return split_version_key(bytes(have))[1]
+            if txn.get(version_key(project, version), db=self.versions) is not None:
+                prefix = project.encode("utf-8", "surrogateescape") + b"\0"
+                last = version
+                cur = txn.cursor(self.versions)
+                if cur.set_range(prefix):
+                    for k in cur.iternext(keys=True, values=False):
+                        if not k.startswith(prefix):
+                            break
+                        if len(k) == len(prefix) + 4:
+                            last = max(last, U32BE.unpack(k[-4:])[0])
+                record = {**record, "version": last + 1, "renumbered_from": version}
+                version = last + 1
+            self._put_version(txn, project, version, record)
+        return version
+
     def next_version(self, project: str) -> int:
         versions = self.list_versions(project)
         return versions[-1][0] + 1 if versions else 1

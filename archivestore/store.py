@@ -18,6 +18,7 @@ from .backend import LocalBackend, write_atomic
 from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
 from .index import Index, Location
+from .locks import StoreLock
 from .packs import (KIND_DATA, KIND_SNAPSHOT, KIND_TREE, PACK_TARGET, BlobRef, PackWriter,
                     pack_object_name, parse_blob, read_footer, scan_blobs)
 from .snapshots import parse_snapshot, parse_tree_part
@@ -58,7 +59,11 @@ class BlobSink:
             w, self._writer = self._writer, None
             self._finishing = [f for f in self._finishing if not f.done() or f.exception()]
             if len(self._finishing) >= 2:  # bound memory and unindexed data: wait for the oldest
-                self._finishing.pop(0).result()
+                try:
+                    self._finishing.pop(0).result()
+                except BaseException:
+                    w.abort()  # it failed (disk full?): do not leave this one behind in tmp/
+                    raise
             self._finishing.append(self._finisher.submit(self._finish, w, None))
 
     def add_plain(self, kind: int, plain: bytes) -> bytes:
@@ -277,9 +282,10 @@ class Store:
                 snaps.append(rec)
             keep.append(e)
         self.index.add_pack(name, size, keep)
-        for rec in snaps:
-            if not self.index.has_snapshot(bytes.fromhex(rec["id"])):
-                self.index.add_version(rec["project"], rec["version"], rec)
+        if snaps:
+            with StoreLock(self.root, "commit", "index pack"):  # version numbers vs. ingests
+                for rec in snaps:
+                    rec["version"] = self.index.add_found_version(rec["project"], rec["version"], rec)
         return snaps
 
     def scan_pack(self, name: str, size: int) -> list[BlobRef]:
