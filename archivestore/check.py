@@ -249,6 +249,11 @@ class Checker:
         missing: dict[bytes, Problem] = {}
         for project, number, rec in list(index.iter_versions()):
             res.versions_checked += 1
+            whole = {"project": project, "version": number, "path": "*"}
+            for meta in [rec.get("id", "")] + list(rec.get("tree", [])):  # its record and tree
+                prob = bad_chunks.get(bytes.fromhex(meta)) if len(meta) == 64 else None
+                if prob is not None:
+                    prob.affected.append(whole)
             try:
                 for e in self.store.iter_tree(rec):
                     if e["type"] != "file":

@@ -71,6 +71,15 @@ class Index:
         except lmdb.Error as e:
             raise FormatError(f"the index at {self.path} is damaged ({e}); rebuild it from the "
                               f"packs with: archive fsck --rebuild-index") from None
+        # A data.mdb shorter than the pages its meta page claims (truncated by a copy or a
+        # crash of the disk) would be mapped past its end: the first read of such a page kills
+        # the process with SIGBUS. Check before any page is touched.
+        data_file = self.path / "data.mdb"
+        used = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        if data_file.exists() and data_file.stat().st_size < used:
+            self.env.close()
+            raise FormatError(f"the index at {self.path} is damaged (data.mdb is truncated); "
+                              f"rebuild it from the packs with: archive fsck --rebuild-index")
         self.meta = self.env.open_db(b"meta")
         self.chunks = self.env.open_db(b"chunks")
         self.packs = self.env.open_db(b"packs")
