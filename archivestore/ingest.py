@@ -292,7 +292,10 @@ class Ingester:
             except OSError as e:
                 raise _Skip(f"read error: {e.strerror}") from None
             st2 = os.fstat(fd)
-        if (st2.st_size, st2.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or entry["size"] != st.st_size:
+        # ctime too: an in-place rewrite that puts the old size and mtime back still moves it
+        if ((st2.st_size, st2.st_mtime_ns, st2.st_ctime_ns) != (st.st_size, st.st_mtime_ns,
+                                                               st.st_ctime_ns)
+                or entry["size"] != st.st_size):
             raise _Skip("changed while it was being read")
         entry.update(base)
         entry["mode"] = stat.S_IMODE(st.st_mode)

@@ -76,6 +76,7 @@ class Restorer:
             for p in paths:
                 if path_selected(e["path"], [p]):
                     matched.add(p)
+        _refuse_paths_through_links(entries)
         missing = [p for p in paths if p not in matched]
         if missing:
             raise UsageError(f"not in {project} version {number}: {', '.join(missing)}")
@@ -151,7 +152,9 @@ class Restorer:
         rel = e["path"]
         dest = self._safe_parent(root, rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        tmp = os.path.join(os.path.dirname(dest), f".{os.path.basename(dest)[:200]}.{uuid.uuid4().hex[:8]}.partial")
+        # names are limited in bytes (255), not characters: shorten the encoded name
+        short = os.fsdecode(os.fsencode(os.path.basename(dest))[:200])
+        tmp = os.path.join(os.path.dirname(dest), f".{short}.{uuid.uuid4().hex[:8]}.partial")
         digest = hashing.FileDigest()
         written = 0
         window: deque = deque()
@@ -199,6 +202,20 @@ class Restorer:
             raise
         res.files += 1
         res.bytes += written
+
+
+def _refuse_paths_through_links(entries: list[dict]) -> None:
+    """docs/FORMAT.md 6.1: no entry may lie under a symlink the same restore creates (it would
+    be written wherever the link points). Checked before anything is written."""
+    links = {e["path"] for e in entries if e["type"] == "symlink"}
+    if not links:
+        return
+    for e in entries:
+        parts = e["path"].split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in links:
+                raise FormatError(f"manifest path {e['path']!r} lies under the symlink "
+                                  f"{'/'.join(parts[:i])!r}; refusing to restore this version")
 
 
 def _unlink(path: str) -> None:

@@ -3,6 +3,7 @@ errors become one-line messages and exit codes in `common.run`."""
 from __future__ import annotations
 
 import gc
+import sys
 
 import click
 
@@ -36,4 +37,8 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    # File names that are not UTF-8 print as their original bytes instead of failing
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     cli(prog_name="archive")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -103,8 +104,14 @@ def run(fn: Callable) -> Callable:
     return wrapper
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=False))
+    """One JSON object on stdout. Names that are not UTF-8 (kept as surrogate escapes) are
+    written as `\\udcXX` escapes: valid JSON that decodes back to the same str."""
+    text = json.dumps(obj, ensure_ascii=False, sort_keys=False)
+    click.echo(_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def human(n: float) -> str:

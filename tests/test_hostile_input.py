@@ -1,0 +1,309 @@
+"""Hostile and odd input: special files, unreadable entries, files that change or vanish while
+read, odd names and shapes, crafted manifests, and CLI argument errors."""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import socket
+import stat
+import tempfile
+from pathlib import Path
+
+import blake3
+import pytest
+
+from archivestore import Store
+from archivestore.ingest import Ingester
+from archivestore.packs import KIND_SNAPSHOT, KIND_TREE
+from archivestore.snapshots import SNAPSHOT_VERSION, encode_snapshot
+
+from .conftest import assert_same_tree, run_cli, run_json
+from .faultlib import cli_subprocess, fsck, versions
+
+
+def _odd_tree(root: Path) -> None:
+    """Everything odd that must round-trip."""
+    root.mkdir(parents=True)
+    (root / "zero.bin").write_bytes(b"")
+    with open(root / "sparse.bin", "wb") as f:           # 8 MiB hole with data at both ends
+        f.write(b"head")
+        f.seek(8 * 1024 * 1024)
+        f.write(b"tail")
+    os.symlink("zero.bin", root / "rel-link")
+    os.symlink("/etc/hostname", root / "abs-link")
+    os.symlink("no/such/thing", root / "dangling")
+    (root / "orig.txt").write_bytes(b"same inode\n" * 10)
+    os.link(root / "orig.txt", root / "hard.txt")
+    bdir = os.fsencode(root)
+    with open(os.path.join(bdir, b"caf\xe9.wav"), "wb") as f:  # Latin-1 name: not UTF-8
+        f.write(b"RIFF not really")
+    os.mkdir(os.path.join(bdir, b"d\xff\xfe"))
+    with open(os.path.join(bdir, b"d\xff\xfe", b"x\x80y"), "wb") as f:
+        f.write(b"inside a non-UTF-8 folder")
+    (root / ("n" * 255)).write_bytes(b"255 ascii bytes")
+    (root / ("é" * 125 + ".wav")).write_bytes(b"254 bytes of UTF-8 name")
+    deep = root
+    while len(os.fsencode(deep)) - len(os.fsencode(root)) < 1100:
+        deep = deep / ("folder-" + "x" * 90)
+    deep.mkdir(parents=True)
+    (deep / "deep file.txt").write_bytes(b"over 1000 bytes of path")
+
+
+def test_odd_files_round_trip(tmp_path, store):
+    src = tmp_path / "Odd"
+    _odd_tree(src)
+    out = run_json("ingest", src, "--store", store, "-q")
+    assert out["skipped"] == [] and out["files"] == 9 and out["symlinks"] == 3
+    dest = tmp_path / "back"
+    r = run_json("restore", "Odd", "--store", store, "--to", dest, "-q")
+    assert r["ok"] and r["files"] == 9
+    assert_same_tree(src, dest)
+    assert os.readlink(dest / "dangling") == "no/such/thing"  # stored as a link, not followed
+    assert os.readlink(dest / "abs-link") == "/etc/hostname"
+    # hard links come back as separate, identical files
+    assert (dest / "hard.txt").read_bytes() == (dest / "orig.txt").read_bytes()
+    assert os.stat(dest / "hard.txt").st_ino != os.stat(dest / "orig.txt").st_ino
+    ls = run_json("ls", "Odd", "--store", store)
+    second = [e for e in ls["entries"] if e["path"] == "orig.txt"][0]  # walk order: hard first
+    assert second["hardlink"] == "hard.txt"
+    assert (dest / "sparse.bin").stat().st_size == 8 * 1024 * 1024 + 4
+    assert fsck(store)["ok"] is True
+
+
+def _specials(root: Path) -> list:
+    os.mkfifo(root / "a-fifo")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(root / "a-socket"))
+    os.mknod(root / "a-chardev", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    return [s]
+
+
+def test_special_files_skipped_with_reasons(tmp_path, store):
+    src = tmp_path / "Specials"
+    src.mkdir()
+    (src / "take.wav").write_bytes(b"audio" * 100)
+    keep = _specials(src)
+    r = cli_subprocess("ingest", src, "--store", store, timeout=60)  # a FIFO must not hang it
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stderr.rstrip("\n").splitlines()) == [
+        "  skipped a-chardev: is a device, not archived",
+        "  skipped a-fifo: is a FIFO, not archived",
+        "  skipped a-socket: is a socket, not archived"]
+    rec = run_json("versions", "Specials", "--store", store)["versions"]
+    assert rec[0]["skipped"] == 3 and rec[0]["files"] == 1
+    # --strict: any skip fails the ingest and nothing is committed
+    r = cli_subprocess("ingest", src, "--store", store, "--project", "Strict", "--strict")
+    assert r.returncode == 3
+    assert r.stderr.strip() == ("archive: error: --strict: 3 entries could not be archived, "
+                                "first a-chardev: is a device, not archived")
+    assert versions(store, "Strict") == []
+    keep[0].close()
+
+
+def _as_nobody(fn):
+    """Run fn() in a forked child as `nobody` (tests run as root, who may read anything)."""
+    nobody = pwd.getpwnam("nobody")
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        code = 0
+        try:
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            os.write(wfd, json.dumps(fn()).encode())
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            os.write(wfd, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())
+            code = 1
+        finally:
+            os.close(wfd)
+            os._exit(code)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+def test_permission_denied_is_skipped_and_named():
+    if not hasattr(os, "fork"):
+        pytest.skip("needs fork")
+    base = Path(tempfile.mkdtemp(prefix="perm-"))
+    try:
+        os.chmod(base, 0o755)
+        src = base / "Perm"
+        (src / "open").mkdir(parents=True)
+        (src / "open" / "ok.txt").write_bytes(b"readable")
+        (src / "secret.txt").write_bytes(b"not for nobody")
+        os.chmod(src / "secret.txt", 0o000)
+        (src / "locked").mkdir()
+        (src / "locked" / "inner.txt").write_bytes(b"x")
+        os.chmod(src / "locked", 0o000)
+        store = base / "store"
+        Store.init(store).close()
+        for p in [store, *store.rglob("*")]:
+            os.chown(p, 65534, 65534)
+
+        def ingest():
+            with Store.open(store) as st:
+                res = Ingester(st).ingest(src)
+            return res.to_json()
+        out = _as_nobody(ingest)
+        assert "error" not in out, out
+        assert out["files"] == 1 and out["version"] == 1
+        assert sorted((s["path"], s["reason"]) for s in out["skipped"]) == [
+            ("locked", "cannot list folder: Permission denied"),
+            ("secret.txt", "cannot open: Permission denied")]
+
+        def strict():
+            with Store.open(store) as st:
+                Ingester(st, strict=True).ingest(src, "Strict")
+            return {}
+        out = _as_nobody(strict)
+        assert out["error"].startswith("InputError: --strict: 2 entries could not be archived")
+        assert versions(store, "Strict") == []
+    finally:
+        for p in (base / "Perm" / "locked", base / "Perm" / "secret.txt"):
+            if p.exists():
+                os.chmod(p, 0o700)
+        shutil.rmtree(base)
+
+
+class _Meddler(Ingester):
+    """Changes a file while it is being read, `times` times (a writer racing the ingest)."""
+
+    def __init__(self, store, victim: str, times: int, how: str) -> None:
+        super().__init__(store)
+        self.victim, self.times, self.how = victim, times, how
+
+    def _chunk_file(self, f, rel, st):
+        entry = super()._chunk_file(f, rel, st)
+        if rel == self.victim and self.times > 0:
+            self.times -= 1
+            fd = f.fileno()
+            if self.how == "grow":
+                os.write(os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_APPEND), b"more")
+            else:  # same size, same mtime put back: only ctime tells
+                s = os.fstat(fd)
+                os.pwrite(fd2 := os.open(f"/proc/self/fd/{fd}", os.O_WRONLY), b"X", 0)
+                os.close(fd2)
+                os.utime(f"/proc/self/fd/{fd}", ns=(s.st_atime_ns, s.st_mtime_ns))
+        return entry
+
+
+@pytest.mark.parametrize("how", ["grow", "inplace"])
+def test_file_changing_while_read(tmp_path, store, how):
+    src = tmp_path / "Live"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a" * 5000)
+    (src / "rec.wav").write_bytes(b"r" * 5000)
+    with Store.open(store) as st:  # changes once: re-read, stored as it is after the change
+        res = _Meddler(st, "rec.wav", 1, how).ingest(src, "Once")
+    assert res.skipped == [] and res.files == 2
+    dest = tmp_path / "once"
+    run_cli("restore", "Once", "--store", store, "--to", dest, "-q")
+    assert (dest / "rec.wav").read_bytes() == (src / "rec.wav").read_bytes()
+    with Store.open(store) as st:  # never settles: skipped, never stored torn
+        res = _Meddler(st, "rec.wav", 99, how).ingest(src, "Never")
+    assert res.skipped == [{"path": "rec.wav", "reason": "changed while it was being read"}]
+    assert [e["path"] for e in run_json("ls", "Never", "--store", store)["entries"]] == ["a.txt"]
+
+
+class _Vanisher(Ingester):
+    def _read_file(self, path, rel, base, res):
+        if rel == "gone.txt":
+            os.unlink(path)
+        return super()._read_file(path, rel, base, res)
+
+
+def test_file_vanishing_before_read(tmp_path, store):
+    src = tmp_path / "Vanish"
+    src.mkdir()
+    (src / "gone.txt").write_bytes(b"here at walk time")
+    (src / "stays.txt").write_bytes(b"stays")
+    with Store.open(store) as st:
+        res = _Vanisher(st).ingest(src)
+    assert res.skipped == [{"path": "gone.txt", "reason": "vanished before it could be read"}]
+    assert res.files == 1
+
+
+# -- crafted manifests -------------------------------------------------------------------
+def _craft_version(store: Path, project: str, entries: list[dict]) -> None:
+    """Commit a version whose tree part is written by hand (bypassing ingest)."""
+    part = b"".join(json.dumps(e).encode() + b"\n" for e in entries)
+    with Store.open(store) as st:
+        sink = st.sink()
+        tree_id = sink.add_plain(KIND_TREE, part)
+        rec = {"v": SNAPSHOT_VERSION, "project": project, "version": 1, "time": "t", "host": "h",
+               "user": "u", "source": "/", "message": "", "files": 1, "dirs": 0, "symlinks": 0,
+               "bytes": 5, "tree": [tree_id.hex()], "skipped": []}
+        rec["id"] = sink.add_plain(KIND_SNAPSHOT, encode_snapshot(rec)).hex()
+        sink.flush(version=(project, 1, rec))
+        sink.close()
+
+
+def _file(path: str, store: Path) -> dict:
+    """A valid file entry for `path` whose one chunk is really in the store."""
+    data = b"pwned"
+    with Store.open(store) as st:
+        sink = st.sink()
+        cid = sink.add_plain(0, data)
+        sink.flush()
+        sink.close()
+    return {"path": path, "type": "file", "mode": 0o644, "mtime_ns": 0, "size": len(data),
+            "chunks": [cid.hex()], "digest": blake3.blake3(data).hexdigest()}
+
+
+@pytest.mark.parametrize("case", ["absolute", "dotdot", "via-symlink", "dot"])
+def test_restore_refuses_hostile_manifest(tmp_path, store, case):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if case == "absolute":
+        entries = [_file(str(outside / "evil.txt"), store)]
+        msg = "absolute or invalid path in manifest"
+    elif case == "dotdot":
+        entries = [_file("a/../../outside/evil.txt", store)]
+        msg = "'..' component"
+    elif case == "dot":
+        entries = [_file("./evil.txt", store)]
+        msg = "'.' or '..' component"
+    else:
+        entries = [{"path": "link", "type": "symlink", "mode": 0o777, "mtime_ns": 0,
+                    "target": str(outside)}, _file("link/evil.txt", store)]
+        msg = "lies under the symlink 'link'"
+    _craft_version(store, "Evil", entries)
+    dest = tmp_path / "target"
+    r = run_cli("restore", "Evil", "--store", store, "--to", dest, expect=3)
+    assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert list(outside.iterdir()) == []
+    assert not dest.exists() or [p for p in dest.rglob("*")] == []
+
+
+def test_restore_refuses_existing_symlink_in_target(tmp_path, store, session):
+    """A symlink already in the target folder is never followed out of it."""
+    run_json("ingest", session, "--store", store, "-q")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "target"
+    dest.mkdir()
+    os.symlink(outside, dest / "Audio Files")
+    r = run_cli("restore", "Paper Boats", "--store", store, "--to", dest, "--overwrite",
+                expect=3)
+    assert "symlink" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert list(outside.iterdir()) == []
+
+
+# -- CLI argument errors -----------------------------------------------------------------
+@pytest.mark.parametrize("args", [
+    ["ingest"], ["ingest", "--bogus", "x"], ["restore", "P"], ["restore", "P", "--to", "d",
+    "--version", "abc"], ["nocmd"], ["fsck", "--read-dat"], ["-Z"], ["ls"],
+    ["init", "--chunk-avg", "x"], ["versions", "a", "b"]])
+def test_cli_argument_errors_are_one_line(args):
+    r = cli_subprocess(*args, "--store", "/nonexistent-store")
+    assert r.returncode == 2, (args, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archive: error: archive"), r.stderr
+    assert r.stdout == ""
