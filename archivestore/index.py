@@ -74,6 +74,8 @@ class Index:
         # A data.mdb shorter than the pages its meta page claims (truncated by a copy or a
         # crash of the disk) would be mapped past its end: the first read of such a page kills
         # the process with SIGBUS. Check before any page is touched.
+        # Reader slots of killed processes pin old pages (the file grows) and fill the table.
+        self.env.reader_check()
         data_file = self.path / "data.mdb"
         used = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
         if data_file.exists() and data_file.stat().st_size < used:

@@ -280,3 +280,16 @@ def test_damaged_index_many(world, tmp_path):
     out = [_index_trial(world, tmp_path, 300 + s) for s in range(40)]
     print(sorted(out))
     assert sum(o.endswith("refused") for o in out) >= 10
+
+
+def test_interrupted_rebuild_is_refused_until_redone(world, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(world["store"], store)
+    with Store.open(store) as st:  # what a rebuild killed half-way leaves: the flag still set
+        st.index.set_rebuilding(True)
+    r = run_cli("versions", "Song", "--store", store, expect=3)
+    assert r.stderr == ("archive: error: an index rebuild was interrupted; rebuild it from the "
+                        "packs with: archive fsck --rebuild-index\n")
+    out = json.loads(run_cli("fsck", "--store", store, "--rebuild-index", "--json").stdout)
+    assert out["ok"] is True and out["rebuilt_index"]["versions"] == 3
+    assert versions(store, "Song") == [1, 2]
