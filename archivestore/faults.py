@@ -5,7 +5,7 @@ kill the process with SIGKILL (`kill`, the default: a power cut as far as the st
 raise ENOSPC on that and every later pass (`enospc`: a full disk). Points: `chunk` (a chunk was cut), `pack_write` (a blob is
 about to be appended to a pack), `pack_fsync` (a pack is complete, before fsync),
 `pack_publish` (fsync'd, before the rename into packs/), `index_commit` (pack renamed, before its
-index transaction), `snapshot` (the commit lock is held, before the snapshot record is written).
+index transaction), `index_txn` (inside that transaction, before it commits), `snapshot` (the commit lock is held, before the snapshot record is written).
 When the variable is unset `hit` is a dictionary lookup and a return.
 """
 from __future__ import annotations
@@ -28,7 +28,8 @@ def _parse(spec: str) -> tuple[str, int, str] | None:
 
 
 _TARGET = _parse(_SPEC)
-POINTS = ("chunk", "pack_write", "pack_fsync", "pack_publish", "index_commit", "snapshot")
+POINTS = ("chunk", "pack_write", "pack_fsync", "pack_publish", "index_commit", "index_txn",
+          "snapshot")
 
 
 def hit(point: str) -> None:

@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 
 import lmdb
 
+from . import faults
 from .errors import FormatError
 from .packs import BlobRef
 
@@ -141,6 +142,7 @@ class Index:
             self._bump(txn, chunks=new_chunks, bytes_unique=new_bytes, bytes_stored=size)
             if version is not None:
                 self._put_version(txn, *version)
+            faults.hit("index_txn")  # killed here, LMDB drops the whole transaction
 
     def set_rebuilding(self, on: bool) -> None:
         """Mark a rebuild in progress, so an interrupted rebuild is not taken for an index."""

@@ -47,7 +47,7 @@ def base(tmp_path_factory):
     packs = ref_stats["packs"] - base_stats["packs"]
     # how often each fault point is passed during the v2 ingest
     hits = {"chunk": ref["chunks"], "pack_write": ref["chunks_new"] + 2, "pack_fsync": packs,
-            "pack_publish": packs, "index_commit": packs, "snapshot": 1}
+            "pack_publish": packs, "index_commit": packs, "index_txn": packs, "snapshot": 1}
     assert packs >= 5 and ref["chunks"] >= 100, (packs, ref)
     return {"dir": d, "src1": src1, "src2": src2, "store": store, "ref": ref, "hits": hits,
             "base_stats": base_stats, "duration": duration}
@@ -202,7 +202,8 @@ def _assert_full_then_recovers(store: Path, base: dict, r, tmp: Path, free=None)
     assert fsck(store)["ok"] is True
 
 
-@pytest.mark.parametrize("point", ["pack_write", "pack_fsync", "pack_publish", "index_commit"])
+@pytest.mark.parametrize("point", ["pack_write", "pack_fsync", "pack_publish", "index_commit",
+                                   "index_txn"])
 def test_disk_full_injected(base, tmp_path, point):
     """ENOSPC at the write layer (always runs): exit 3, one line, store consistent."""
     store = tmp_path / "store"

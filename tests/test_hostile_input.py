@@ -9,6 +9,8 @@ import shutil
 import socket
 import stat
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import blake3
@@ -210,6 +212,43 @@ def test_file_changing_while_read(tmp_path, store, how):
         res = _Meddler(st, "rec.wav", 99, how).ingest(src, "Never")
     assert res.skipped == [{"path": "rec.wav", "reason": "changed while it was being read"}]
     assert [e["path"] for e in run_json("ls", "Never", "--store", store)["entries"]] == ["a.txt"]
+
+
+def test_file_appended_by_another_writer_during_ingest(tmp_path, store):
+    """A real concurrent writer (a recorder still appending): the file is either skipped as
+    changing, or stored as one consistent state of it (a prefix of what it became), never torn."""
+    src = tmp_path / "Rec"
+    src.mkdir()
+    (src / "done.wav").write_bytes(os.urandom(200_000))
+    live = src / "live.wav"
+    live.write_bytes(os.urandom(3_000_000))
+    stop = threading.Event()
+
+    def writer():
+        with open(live, "ab") as f:
+            while not stop.is_set():
+                f.write(os.urandom(512))
+                f.flush()
+                time.sleep(0.0005)
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        r = cli_subprocess("ingest", src, "--store", store, "--json", "-q", timeout=120)
+    finally:
+        stop.set()
+        t.join()
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    print("live writer outcome:", out["skipped"] or "stored a consistent prefix")
+    dest = tmp_path / "back"
+    run_cli("restore", "Rec", "--store", store, "--to", dest, "-q")
+    assert (dest / "done.wav").read_bytes() == (src / "done.wav").read_bytes()
+    if out["skipped"]:
+        assert out["skipped"] == [{"path": "live.wav", "reason": "changed while it was being read"}]
+        assert not (dest / "live.wav").exists()
+    else:
+        got = (dest / "live.wav").read_bytes()
+        assert len(got) >= 3_000_000 and live.read_bytes()[:len(got)] == got
 
 
 class _Vanisher(Ingester):
