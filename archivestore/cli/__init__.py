@@ -27,6 +27,7 @@ def cli() -> None:
 
 
 from . import core, demo  # noqa: E402,F401  (register commands)
+from . import browse  # noqa: E402,F401  (versions, ls, diff, find, check-session)
 
 
 def main() -> None:

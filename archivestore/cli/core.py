@@ -14,6 +14,7 @@ from ..store import Store
 from . import cli
 from .common import (Progress, emit_json, human, json_option, open_store, quiet_option, run,
                      store_option, tree_size)
+from .render import ingest_summary
 
 
 @cli.command()
@@ -74,12 +75,11 @@ def ingest(folder, store_path, project, message, strict, no_verify_codec, as_jso
     if as_json:
         emit_json(res.to_json())
         return
-    click.echo(f"{res.project}: version {res.version} — {res.files} files, "
-               f"{human(res.bytes_in)} delivered, {human(res.bytes_new)} new, "
-               f"stored in {human(res.bytes_stored)} ({res.seconds:.1f} s, "
-               f"{human(res.bytes_in / max(res.seconds, 1e-9))}/s)")
-    for s in res.skipped:
-        click.echo(f"  skipped {s['path']}: {s['reason']}", err=True)
+    out, err = ingest_summary(res, verbose)
+    for line in out:
+        click.echo(line)
+    for line in err:
+        click.echo(line, err=True)
 
 
 @cli.command()
@@ -106,72 +106,6 @@ def projects(store_path, as_json):
         click.echo("No projects yet (archive ingest FOLDER adds one).")
     for r in rows:
         click.echo(f"{r['project']}  v{r['latest']} of {r['versions']}  {human(r['bytes'])}  {r['time']}")
-
-
-@cli.command()
-@click.argument("project")
-@store_option
-@json_option
-@run
-def versions(project, store_path, as_json):
-    """List the versions of a project.
-
-    \b
-    Example:
-      archive versions "Paper Boats"
-    """
-    with open_store(store_path) as st:
-        rows = [{"version": n, "time": r.get("time"), "files": r.get("files"),
-                 "bytes": r.get("bytes"), "message": r.get("message", ""),
-                 "host": r.get("host"), "skipped": len(r.get("skipped", []))}
-                for n, r in st.versions(project)]
-    if as_json:
-        emit_json({"project": project, "versions": rows})
-        return
-    for r in rows:
-        msg = f"  {r['message']}" if r["message"] else ""
-        click.echo(f"v{r['version']:<4} {r['time']}  {r['files']:>6} files  {human(r['bytes']):>9}{msg}")
-
-
-@cli.command(name="ls")
-@click.argument("project")
-@click.argument("paths", nargs=-1)
-@store_option
-@click.option("--version", "-V", "version", type=int, help="Version number (default: latest).")
-@json_option
-@run
-def ls_cmd(project, paths, store_path, version, as_json):
-    """List the files of a version, with sizes and audio details.
-
-    \b
-    Example:
-      archive ls "Paper Boats" --version 2
-    """
-    from ..snapshots import path_selected
-    with open_store(store_path) as st:
-        n, rec = st.version(project, version)
-        entries = [e for e in st.iter_tree(rec) if not paths or path_selected(e["path"], paths)]
-    if as_json:
-        emit_json({"project": project, "version": n,
-                   "entries": [{k: v for k, v in e.items() if k != "chunks"} for e in entries]})
-        return
-    for e in entries:
-        depth = e["path"].count("/")
-        name = e["path"].rsplit("/", 1)[-1]
-        if e["type"] == "dir":
-            click.echo(f"{'  ' * depth}{name}/")
-        elif e["type"] == "symlink":
-            click.echo(f"{'  ' * depth}{name} -> {e['target']}")
-        else:
-            a = e.get("audio")
-            extra = ""
-            if a:
-                extra = (f"  {a.get('container', '').upper()} {a.get('bits')}-bit "
-                         f"{a.get('sample_rate', 0) / 1000:g} kHz {a.get('channels')}ch "
-                         f"{a.get('duration', 0):.1f}s")
-                if a.get("description"):
-                    extra += f"  “{a['description']}”"
-            click.echo(f"{'  ' * depth}{name}  {human(e['size'])}{extra}")
 
 
 @cli.command()
