@@ -66,7 +66,7 @@ def ingest(folder, store_path, project, message, strict, no_verify_codec, as_jso
       archive ingest ./mix --project "Paper Boats" -m "revised mix"
     """
     with open_store(store_path) as st:
-        prog = Progress(tree_size(folder), "ingest", enabled=not (quiet or as_json))
+        prog = Progress(tree_size(folder), "ingest", enabled=not (quiet or as_json), verbose=verbose)
         try:
             res = Ingester(st, progress=prog, strict=strict,
                            verify_codec=not no_verify_codec).ingest(folder, project, message)
@@ -130,7 +130,12 @@ def restore(project, paths, store_path, target, version, overwrite, as_json, qui
     """
     with open_store(store_path) as st:
         n, rec = st.version(project, version)
-        prog = Progress(rec.get("bytes"), "restore", enabled=not (quiet or as_json))
+        total = rec.get("bytes")
+        if paths:
+            from ..snapshots import path_selected
+            total = sum(e.get("size", 0) for e in st.iter_tree(rec)
+                        if e["type"] == "file" and path_selected(e["path"], paths))
+        prog = Progress(total, "restore", enabled=not (quiet or as_json), verbose=verbose)
         try:
             res = Restorer(st, progress=prog).restore(project, target, n, paths, overwrite)
         finally:
@@ -170,9 +175,12 @@ def fsck(store_path, read_data, rebuild_index, repair, as_json, quiet, verbose):
     with open_store(store_path) as st:
         rebuilt = None
         if rebuild_index:
-            rebuilt = st.rebuild_index()
-        total = st.index.stats()["bytes_stored"] if read_data else None
-        prog = Progress(total, "fsck", enabled=not (quiet or as_json))
+            with Progress(sum(sz for _n, sz in st.list_pack_files()), "rebuild index",
+                          enabled=not (quiet or as_json), verbose=verbose) as rp:
+                rebuilt = st.rebuild_index(lambda name, size: rp({"pack": name, "bytes": size}))
+        total = st.index.stats()["bytes_stored"]
+        prog = Progress(total, "fsck --read-data" if read_data else "fsck",
+                        enabled=not (quiet or as_json), verbose=verbose)
         try:
             res = Checker(st, progress=prog).check(read_data=read_data, repair=repair)
         finally:
