@@ -137,6 +137,11 @@ def _resolve(doc_dir: str, ref: str, root: str) -> str:
     return joined
 
 
+def is_external(media: str) -> bool:
+    """True for a recorded reference outside the project (an absolute POSIX or Windows path)."""
+    return media.startswith("/") or bool(_WINDOWS_ABS.match(media))
+
+
 def _relative_if_inside(abs_path: str, root: str) -> str:
     if root and (abs_path + "/").startswith(root.rstrip("/") + "/") and abs_path != root:
         return abs_path[len(root.rstrip("/")) + 1:]
@@ -244,7 +249,7 @@ def check(documents: Iterable[tuple[str, dict]], present: set[str],
             info["error"] = sess["error"]
         res.sessions.append(info)
         for m in media:
-            if m.startswith("/"):
+            if is_external(m):
                 status = EXTERNAL if exists_abs(m) else EXTERNAL_MISSING
             elif m in present:
                 referenced.add(m)

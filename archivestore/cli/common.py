@@ -32,7 +32,8 @@ def quiet_option(f):
 
 def open_store(path: str | None) -> Store:
     if not path:
-        raise UsageError("no store given: pass --store PATH or set ARCHIVE_STORE")
+        raise UsageError("no store given: pass --store PATH, set ARCHIVE_STORE, or put "
+                         "store = \"PATH\" in ~/.config/archivestore/config.toml")
     return Store.open(path)
 
 

@@ -14,7 +14,7 @@ from ..store import Store
 from . import cli
 from .common import (Progress, emit_json, human, json_option, open_store, quiet_option, run,
                      store_option, tree_size)
-from .render import ingest_summary
+from .render import ingest_summary, when
 
 
 @cli.command()
@@ -49,7 +49,9 @@ def init(store_path, chunk_avg, as_json):
 @store_option
 @click.option("--project", "-p", metavar="NAME", help="Project name (default: the folder's name).")
 @click.option("--message", "-m", metavar="TEXT", help="A note kept with this version.")
-@click.option("--strict", is_flag=True, help="Fail (archive nothing) if any file must be skipped.")
+@click.option("--strict/--no-strict", default=False,
+              help="Archive nothing if any file must be skipped or a session refers to media "
+                   "that is missing or outside the folder.")
 @click.option("--no-verify-codec", is_flag=True,
               help="Skip decoding audio-codec output at ingest (faster; reads still verify).")
 @json_option
@@ -105,7 +107,8 @@ def projects(store_path, as_json):
     if not rows:
         click.echo("No projects yet (archive ingest FOLDER adds one).")
     for r in rows:
-        click.echo(f"{r['project']}  v{r['latest']} of {r['versions']}  {human(r['bytes'])}  {r['time']}")
+        click.echo(f"{r['project']}  v{r['latest']} of {r['versions']}  {human(r['bytes'])}  "
+                   f"{when(r['time'])}")
 
 
 @cli.command()
