@@ -131,11 +131,17 @@ def search(items: Iterable[tuple[bytes, bytes]], pattern: str | None = None,
             base = path.rsplit("/", 1)[-1]
             if not rx.match(base) and not rx.match(path):
                 continue
-        rec = json.loads(bytes(value))
+        value = bytes(value)
         if needle is not None:
+            # cheap test on the whole record first: most records do not match at all
+            if needle not in value.decode("utf-8", "surrogateescape").casefold():
+                continue
+            rec = json.loads(value)
             text = (rec.get("description", "") + "\n" + rec.get("originator", "")).casefold()
             if needle not in text:
                 continue
+        else:
+            rec = json.loads(value)
         proj, version, path = split_record_key(key)
         k = (proj, path, rec.get("digest", ""))
         m = out.get(k)
