@@ -127,7 +127,7 @@ class Progress:
                     self._print(f"  {name}")
                 self.current = name
             now = time.monotonic()
-            if self.enabled and now - self._last >= self.interval:
+            if self.enabled and (not self._last or now - self._last >= self.interval):
                 self._last = now
                 self._draw(now)
 
@@ -240,9 +240,10 @@ def _fit(text: str, room: int) -> str:
 
 def _term_width(stream=None) -> int:
     try:
-        return os.get_terminal_size((stream or sys.stderr).fileno()).columns
+        cols = os.get_terminal_size((stream or sys.stderr).fileno()).columns
     except (OSError, AttributeError, ValueError):
         return 100
+    return cols if cols >= 20 else 80  # a pty nobody sized reports 0
 
 
 def tree_size(path: str) -> int:
