@@ -213,6 +213,16 @@ def test_completion_script_is_generated():
     assert r.returncode == 0 and "_archive_completion" in r.stdout
 
 
+def test_project_names_complete(session, store):
+    run_json("ingest", session, "--store", store)
+    r = subprocess.run([sys.executable, "-c", "from archivestore.cli import main; main()"],
+                       env=dict(os.environ, PYTHONPATH=str(ROOT), _ARCHIVE_COMPLETE="bash_complete",
+                                COMP_WORDS="archive restore pap", COMP_CWORD="2",
+                                ARCHIVE_STORE=str(store)),
+                       capture_output=True, text=True)
+    assert r.stdout.strip() == "plain,Paper Boats"
+
+
 def test_ingest_summary_in_words(session, store):
     r = run_cli("ingest", session, "--store", store)
     first = r.stdout.splitlines()[0]
@@ -220,3 +230,35 @@ def test_ingest_summary_in_words(session, store):
                     r"stored in [\d.]+ [kMG]?B \(", first), first
     r = run_cli("ingest", session, "--store", store)
     assert "100% of it was already in the store" in r.stdout
+
+
+def test_weekly_schedule_script_logs_and_fails_on_damage(session, store, tmp_path):
+    """docs/schedules/archive-weekly.sh: fsck + stats into a log; exit 1 once a pack is damaged."""
+    import plistlib
+    sched = ROOT / "docs" / "schedules"
+    plist = plistlib.loads((sched / "org.archivestore.weekly.plist").read_bytes())
+    assert plist["ProgramArguments"][-1] == "/usr/local/bin/archive-weekly"
+    assert "OnCalendar=" in (sched / "archive-weekly.timer").read_text()
+    assert "ExecStart=/usr/local/bin/archive-weekly" in (sched / "archive-weekly.service").read_text()
+    run_json("ingest", session, "--store", store)
+    wrapper = tmp_path / "archive"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m archivestore \"$@\"\n")
+    wrapper.chmod(0o755)
+    log = tmp_path / "weekly.log"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ARCHIVE=str(wrapper), ARCHIVE_STORE=str(store),
+               ARCHIVE_LOG=str(log), HOME=str(tmp_path))
+    env.pop("ARCHIVE_REPLICA", None)
+    env.pop("ARCHIVE_MAILTO", None)
+    r = subprocess.run(["sh", str(sched / "archive-weekly.sh")], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = log.read_text()
+    assert text.startswith("archive OK on ") and "== fsck: exit 0" in text and "1 projects" in text
+    pack = sorted(store.glob("packs/*/*.pack"))[0]
+    data = bytearray(pack.read_bytes())
+    data[200] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    r = subprocess.run(["sh", str(sched / "archive-weekly.sh")], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1
+    assert "archive PROBLEM on " in log.read_text() and "DAMAGE FOUND" in r.stdout

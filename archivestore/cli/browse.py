@@ -9,12 +9,12 @@ from .. import catalog, sessions
 from ..errors import EXIT_DAMAGE, UsageError
 from ..snapshots import path_selected
 from . import cli
-from .common import emit_json, human, json_option, open_store, run, store_option
+from .common import complete_project, emit_json, human, json_option, open_store, run, store_option
 from .render import entry_detail, render_session_check, render_tree, when
 
 
 @cli.command()
-@click.argument("project")
+@click.argument("project", shell_complete=complete_project)
 @store_option
 @json_option
 @run
@@ -44,7 +44,7 @@ def versions(project, store_path, as_json):
 
 
 @cli.command(name="ls")
-@click.argument("project")
+@click.argument("project", shell_complete=complete_project)
 @click.argument("paths", nargs=-1)
 @store_option
 @click.option("--version", "-V", "version", type=int, help="Version number (default: latest).")
@@ -122,7 +122,7 @@ def diff_versions(old: list[dict], new: list[dict]) -> dict:
 
 
 @cli.command()
-@click.argument("project")
+@click.argument("project", shell_complete=complete_project)
 @click.argument("a", type=int, metavar="A")
 @click.argument("b", type=int, metavar="[B]", required=False)
 @store_option

@@ -1,6 +1,7 @@
 """Shared CLI pieces: the --store/--json options, error mapping, human units, progress."""
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -30,6 +31,24 @@ def quiet_option(f):
     return click.option("-v", "--verbose", count=True, help="More detail.")(f)
 
 
+def complete_project(ctx: click.Context, _param, incomplete: str) -> list:
+    """Shell completion of project names from the store in --store, ARCHIVE_STORE or config."""
+    path = ctx.params.get("store_path") or os.environ.get("ARCHIVE_STORE")
+    if not path:
+        try:
+            from .. import config
+            path = config.load().get("store")
+        except Exception:  # noqa: BLE001 - completion must never fail loudly
+            return []
+    try:
+        with Store.open(path) as st:
+            names = st.projects()
+    except Exception:  # noqa: BLE001
+        return []
+    low = incomplete.casefold()
+    return [n for n in names if n.casefold().startswith(low)]
+
+
 def open_store(path: str | None) -> Store:
     if not path:
         raise UsageError("no store given: pass --store PATH, set ARCHIVE_STORE, or put "
@@ -51,7 +70,8 @@ def run(fn: Callable) -> Callable:
             sys.exit(130)
         except OSError as e:
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            click.echo(f"archive: error: {e.strerror or e}{where}", err=True)
+            hint = _OS_HINTS.get(e.errno, "")
+            click.echo(f"archive: error: {e.strerror or e}{where}{hint}", err=True)
             sys.exit(EXIT_OPERATIONAL)
         except click.exceptions.Exit:
             raise
@@ -62,6 +82,19 @@ def run(fn: Callable) -> Callable:
                        f"(please report this)", err=True)
             sys.exit(EXIT_OPERATIONAL)
     return wrapper
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "; free some space there (or archive to a bigger volume) and run the command "
+                  "again: the store is unchanged by the unfinished work",
+    errno.EACCES: "; check the permissions of that file or folder for the user running archive",
+    errno.EPERM: "; check the permissions of that file or folder for the user running archive",
+    errno.EROFS: "; the volume is mounted read-only: remount it writable",
+    errno.ENOENT: "; check that the path is right and the volume is mounted",
+    errno.EIO: "; the disk reported a read/write error: check the drive and its cabling, then run "
+               "archive fsck --read-data",
+    errno.ESTALE: "; the network share went away: remount it and run the command again",
+}
 
 
 def emit_json(obj: Any) -> None:

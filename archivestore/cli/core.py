@@ -12,7 +12,7 @@ from ..ingest import Ingester
 from ..restore import Restorer
 from ..store import Store
 from . import cli
-from .common import (Progress, emit_json, human, json_option, open_store, quiet_option, run,
+from .common import (Progress, complete_project, emit_json, human, json_option, open_store, quiet_option, run,
                      store_option, tree_size)
 from .render import ingest_summary, when
 
@@ -112,7 +112,7 @@ def projects(store_path, as_json):
 
 
 @cli.command()
-@click.argument("project")
+@click.argument("project", shell_complete=complete_project)
 @click.argument("paths", nargs=-1)
 @store_option
 @click.option("--to", "target", required=True, type=click.Path(), help="Folder to restore into.")
