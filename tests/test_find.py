@@ -144,3 +144,23 @@ def test_versions_and_ls_tree(many_versions):
     assert any(line.startswith("│   ├── Track 1.wav") for line in out)
     assert any(line.startswith("└── Takes/") for line in out)
     assert any("    ├── v2/" in line for line in out) and any("    └── v3/" in line for line in out)
+
+
+def test_render_tree_with_audio_and_sessions():
+    from archivestore.cli.render import render_tree
+    a = {"container": "bwf", "sample_rate": 96000, "bits": 24, "channels": 2, "frames": 1,
+         "duration": 75.25, "float": False, "description": "Lead vox comp", "originator": "PT"}
+    entries = [
+        {"path": "Audio Files/Vox.wav", "type": "file", "size": 2_500_000, "audio": a},
+        {"path": "Audio Files.txt", "type": "file", "size": 10},
+        {"path": "Mix.rpp", "type": "file", "size": 900,
+         "session": {"format": "reaper", "media": ["Audio Files/Vox.wav"]}},
+        {"path": "Lead.wav", "type": "symlink", "target": "Audio Files/Vox.wav"},
+    ]  # no "dir" entry for Audio Files: parents are implied, e.g. when ls is given PATHS
+    assert render_tree(entries, width=100) == [
+        "├── Audio Files/     2.5 MB",
+        "│   └── Vox.wav      2.5 MB  BWF 24-bit 96 kHz stereo 1:15.2  “Lead vox comp”",
+        "├── Audio Files.txt  10 B",
+        "├── Lead.wav -> Audio Files/Vox.wav",
+        "└── Mix.rpp          900 B  [reaper session, 1 media]",
+    ]

@@ -65,9 +65,12 @@ def render_tree(entries: list[dict], width: int = 100) -> list[str]:
             else:
                 rows.append((branch + k.name, entry_detail(e)))
     walk(root, "")
-    col = min(max((len(a) for a, _b in rows), default=0), max(24, width // 2))
+    col = min(max((len(a) for a, b in rows if b), default=0), max(24, width // 2))
     out = []
     for name, detail in rows:
+        if not detail:  # symlinks: nothing to align
+            out.append(name)
+            continue
         if len(name) > col:
             name = name[:col - 1] + "…"
         out.append(f"{name:<{col}}  {detail}".rstrip())
