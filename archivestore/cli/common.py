@@ -190,18 +190,22 @@ class Progress:
         terminal the totals, then the bar, then the rate go first.
         """
         rate = self.rate(now)
+        # Fields have fixed widths so the bar and the file name do not jump between redraws.
+        speed = f"{human(rate) + '/s':>11}"
+        done = f"{human(self.done):>8}"
         if self.total:
             frac = min(self.done / self.total, 1.0)
-            eta = (self.total - self.done) / rate if rate > 0 else None
+            # no ETA from the first second's rate: it is mostly start-up
+            settled = now - self._t0 >= 1.0 and rate > 0
+            eta = (self.total - self.done) / rate if settled else None
             pct = f"{frac * 100:3.0f}%"
-            eta_s = "ETA " + (_clock(eta) if eta is not None else "--:--")
-            layouts = [[pct, f"{human(self.done)} / {human(self.total)}", f"{human(rate)}/s", eta_s],
-                       [pct, human(self.done), f"{human(rate)}/s", eta_s],
+            eta_s = "ETA " + (f"{_clock(eta):>7}" if eta is not None else "  --:--")
+            layouts = [[pct, f"{done} / {human(self.total)}", speed, eta_s],
+                       [pct, done, speed, eta_s],
                        [pct, eta_s]]
         else:
             frac = None
-            layouts = [[human(self.done), f"{human(rate)}/s", _clock(now - self._t0)],
-                       [human(self.done)]]
+            layouts = [[done, speed, f"{_clock(now - self._t0):>7}"], [done]]
         width = cols - 1
         for i, parts in enumerate(layouts):
             text = "  ".join([self.label, *parts])
