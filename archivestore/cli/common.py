@@ -211,7 +211,7 @@ class Progress:
             text = "  ".join([self.label, *parts])
             room = width - len(text) - 2
             if frac is not None and i == 0:
-                bar_w = min(24, room - 30)  # a bar only when the file name keeps 30 columns
+                bar_w = min(24, room - 36)  # a bar only when the file name keeps 36 columns
                 if bar_w >= 10:
                     text = "  ".join([self.label, _bar(frac, bar_w, self._unicode), *parts])
                     room = width - len(text) - 2

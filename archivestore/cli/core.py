@@ -147,7 +147,8 @@ def restore(project, paths, store_path, target, version, overwrite, as_json, qui
         emit_json(res.to_json())
     else:
         click.echo(f"{project}: version {res.version} restored to {target} — {res.files} files, "
-                   f"{human(res.bytes)}, all verified ({res.seconds:.1f} s)" if res.ok else
+                   f"{human(res.bytes)}, all verified ({res.seconds:.1f} s, "
+                   f"{human(res.bytes / max(res.seconds, 1e-9))}/s)" if res.ok else
                    f"{project}: version {res.version}: {res.files} files restored, "
                    f"{len(res.failed)} FAILED verification:")
         for f in res.failed:
