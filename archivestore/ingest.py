@@ -114,7 +114,7 @@ class Ingester:
         tree = TreeBuilder()
         tree_ids: list[str] = []
         self._files: list[tuple[str, bytes]] = []  # catalog records, committed with the version
-        self._seen: list[dict] = []  # what the session check needs of each entry
+        self._sessions = sessions.TreeWatcher()  # what the session check needs of the tree
         self._enc_pool = ThreadPoolExecutor(2, thread_name_prefix="encode")
         self._enc_slots = threading.BoundedSemaphore(MAX_INFLIGHT_ENCODES)
         self._enc_futures: set[Future] = set()
@@ -145,7 +145,7 @@ class Ingester:
             file_pool.shutdown(wait=True)
             self._wait_encodes()
             self._raise_pending_error()
-            self._check_sessions(res)
+            self._check_sessions(res, src)
             if self.strict and res.skipped:
                 first = res.skipped[0]
                 raise InputError(f"--strict: {len(res.skipped)} entr"
@@ -199,14 +199,14 @@ class Ingester:
             sess = sessions.read_document(os.fsdecode(src), entry["path"])
             if sess is not None:
                 entry["session"] = sess
-        self._seen.append({"path": entry["path"], "type": entry["type"],
-                           **({"session": entry["session"]} if "session" in entry else {})})
+        self._sessions.add(entry)
 
-    def _check_sessions(self, res: IngestResult) -> None:
-        check = sessions.check_tree(self._seen)
-        self._seen = []
-        if not check.sessions and not check.closed:
+    def _check_sessions(self, res: IngestResult, src: Path) -> None:
+        if not self._sessions.relevant:
             return
+        skipped = {s["path"] for s in res.skipped}
+        check = self._sessions.check(
+            lambda rel: rel not in skipped and os.path.lexists(os.path.join(src, *rel.split("/"))))
         res.session_check = check
         if self.strict and not check.ok:
             first = check.summary()[0]

@@ -33,6 +33,8 @@ CLOSED_FORMATS = {".ptx": "Pro Tools", ".ptf": "Pro Tools", ".pts": "Pro Tools",
                   ".npr": "Nuendo", ".song": "Studio One"}
 AUDIO_SUFFIXES = {".wav", ".bwf", ".aif", ".aiff", ".aifc", ".rf64", ".w64", ".caf", ".flac",
                   ".mp3", ".ogg", ".opus", ".wv", ".m4a"}
+OTHER_MEDIA_SUFFIXES = {".mid", ".midi", ".smf", ".mov", ".mp4", ".mxf", ".avi", ".m4v", ".rx2",
+                        ".rex", ".sfz", ".sf2"}
 # Session documents are small; a "session" larger than this is not parsed (reported unreadable).
 MAX_DOCUMENT = 64 * 1024 * 1024
 
@@ -231,14 +233,14 @@ class SessionCheck:
         return lines
 
 
-def check(documents: Iterable[tuple[str, dict]], present: set[str],
+def check(documents: Iterable[tuple[str, dict]], present: Callable[[str], bool],
           exists_abs: Callable[[str], bool] = os.path.exists,
-          all_paths: Iterable[str] = ()) -> SessionCheck:
+          listed: Iterable[str] = ()) -> SessionCheck:
     """Check session documents against the project's files.
 
-    `documents`: (project-relative path, session field) pairs; `present`: project-relative paths
-    of the files the project holds; `exists_abs`: whether an absolute path exists on this
-    machine; `all_paths`: every file path, for closed-format documents and unreferenced audio.
+    `documents`: (project-relative path, session field) pairs; `present(rel)`: whether the
+    project holds that file; `exists_abs`: whether an absolute path exists on this machine;
+    `listed`: the project's audio files and closed-format documents (for the fallback report).
     """
     res = SessionCheck()
     referenced: set[str] = set()
@@ -251,38 +253,80 @@ def check(documents: Iterable[tuple[str, dict]], present: set[str],
         for m in media:
             if is_external(m):
                 status = EXTERNAL if exists_abs(m) else EXTERNAL_MISSING
-            elif m in present:
+            elif present(m):
                 referenced.add(m)
                 continue
             else:
                 status = MISSING
             res.problems.append({"session": path, "media": m, "status": status})
-    paths = list(all_paths)
+    paths = list(listed)
     for p in paths:
         fmt = closed_format(p)
         if fmt:
             res.closed.append({"path": p, "format": fmt})
     if any(not s.get("error") for s in res.sessions):
-        res.unreferenced = [p for p in paths
-                            if posixpath.splitext(p)[1].lower() in AUDIO_SUFFIXES
-                            and p not in referenced]
+        res.unreferenced = [p for p in paths if is_audio(p) and p not in referenced]
     return res
+
+
+def is_audio(path: str) -> bool:
+    return posixpath.splitext(path)[1].lower() in AUDIO_SUFFIXES
+
+
+def is_media(path: str) -> bool:
+    """Audio, MIDI or video: what sessions refer to (kept in memory while a tree is read)."""
+    ext = posixpath.splitext(path)[1].lower()
+    return ext in AUDIO_SUFFIXES or ext in OTHER_MEDIA_SUFFIXES
+
+
+class TreeWatcher:
+    """Collects, entry by entry, what a session check needs from a tree — in memory only the
+    session documents, media paths and closed-format documents, so an ingest of a million
+    files does not hold a million paths. Other paths are kept only with `keep_all`."""
+
+    def __init__(self, keep_all: bool = False) -> None:
+        self.docs: list[tuple[str, dict]] = []
+        self.media: set[str] = set()
+        self.listed: list[str] = []
+        self.others: set[str] | None = set() if keep_all else None
+
+    def add(self, entry: dict) -> None:
+        path, t = entry["path"], entry["type"]
+        if isinstance(entry.get("session"), dict):
+            self.docs.append((path, entry["session"]))
+        if closed_format(path) and t in ("file", "dir"):  # Logic's .logicx is a package folder
+            self.listed.append(path)
+        elif t in ("file", "symlink"):
+            if is_media(path):
+                self.media.add(path)
+                if is_audio(path):
+                    self.listed.append(path)
+            elif self.others is not None:
+                self.others.add(path)
+
+    @property
+    def relevant(self) -> bool:
+        return bool(self.docs) or any(closed_format(p) for p in self.listed)
+
+    def check(self, other_exists: Callable[[str], bool] | None = None) -> SessionCheck:
+        """The check; `other_exists(rel)` answers for non-media paths when not kept."""
+        def present(rel: str) -> bool:
+            if rel in self.media:
+                return True
+            if is_media(rel):
+                return False
+            if self.others is not None:
+                return rel in self.others
+            return bool(other_exists and other_exists(rel))
+        return check(self.docs, present, listed=self.listed)
 
 
 def check_tree(entries: Iterable[dict]) -> SessionCheck:
     """Check an archived version from its tree entries (their recorded `session` fields)."""
-    docs: list[tuple[str, dict]] = []
-    present: set[str] = set()
-    paths: list[str] = []
+    w = TreeWatcher(keep_all=True)
     for e in entries:
-        if e["type"] in ("file", "symlink"):
-            present.add(e["path"])
-            paths.append(e["path"])
-        elif e["type"] == "dir" and closed_format(e["path"]):
-            paths.append(e["path"])  # Logic's .logicx is a package folder
-        if isinstance(e.get("session"), dict):
-            docs.append((e["path"], e["session"]))
-    return check(docs, present, all_paths=paths)
+        w.add(e)
+    return w.check()
 
 
 class FolderView:
@@ -316,21 +360,18 @@ def read_document(root: str, rel: str) -> dict | None:
 
 def check_folder(root: str) -> SessionCheck:
     """Check a project folder on disk (before ingest, or after a restore)."""
-    docs: list[tuple[str, dict]] = []
-    present: set[str] = set()
-    paths: list[str] = []
+    w = TreeWatcher(keep_all=True)
     for dirpath, dirs, files in os.walk(root):
         dirs.sort()
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
         for d in dirs:
-            if closed_format(d):
-                paths.append(f"{rel_dir}/{d}" if rel_dir else d)
+            w.add({"path": f"{rel_dir}/{d}" if rel_dir else d, "type": "dir"})
         for name in sorted(files):
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            present.add(rel)
-            paths.append(rel)
+            e = {"path": rel, "type": "file"}
             sess = read_document(root, rel)
             if sess is not None:
-                docs.append((rel, sess))
-    return check(docs, present, all_paths=paths)
+                e["session"] = sess
+            w.add(e)
+    return w.check()
