@@ -19,7 +19,7 @@ from .render import entry_detail, render_session_check, render_tree, when
 @json_option
 @run
 def versions(project, store_path, as_json):
-    """List the versions of a project: when, how big, and the note kept with each.
+    """List a project's versions: dates, sizes and messages.
 
     \b
     Example:
@@ -51,7 +51,7 @@ def versions(project, store_path, as_json):
 @json_option
 @run
 def ls_cmd(project, paths, store_path, version, as_json):
-    """Show the files of a version as a tree, with sizes and audio details.
+    """Show a version's files as a tree with sizes and audio details.
 
     Give PATHS to show only those files or folders.
 
@@ -129,7 +129,9 @@ def diff_versions(old: list[dict], new: list[dict]) -> dict:
 @json_option
 @run
 def diff(project, a, b, store_path, as_json):
-    """Show what changed between versions A and B of a project (B: default latest).
+    """Show what changed between two versions of a project.
+
+    Compares version A with version B (default: the latest).
 
     Lists files added, removed, changed (different bytes) and renamed (same bytes, new path).
 
@@ -178,7 +180,9 @@ def diff(project, a, b, store_path, as_json):
 @json_option
 @run
 def find(pattern, store_path, desc, project, limit, as_json):
-    """Find files by name across every project and version, from the index alone.
+    """Find files by name or BWF description in every project and version.
+
+    Answers from the index alone, without reading the archived data.
 
     PATTERN is a case-insensitive glob matched against the file name and the full path
     (a PATTERN without * ? [ matches anywhere in the name). The same bytes at the same path in
@@ -230,7 +234,9 @@ def find(pattern, store_path, desc, project, limit, as_json):
 @json_option
 @run
 def check_session(target, store_path, version, folder, as_json):
-    """Check that every media file the project's sessions refer to is in the project.
+    """Check that a project's sessions find all their media.
+
+    Every media file the sessions refer to must be in the project folder.
 
     Reads Ardour (.ardour) and REAPER (.rpp) sessions. Media that is missing or lives outside
     the project folder is listed and the exit status is 1. Pro Tools and Logic sessions are

@@ -18,7 +18,7 @@ from ..store import Store
 
 def store_option(f):
     return click.option("--store", "-s", "store_path", envvar="ARCHIVE_STORE", metavar="PATH",
-                        help="Store folder (default: $ARCHIVE_STORE).")(f)
+                        help="Store folder (default: $ARCHIVE_STORE, then the config file).")(f)
 
 
 def json_option(f):
@@ -153,7 +153,7 @@ class Progress:
     def __call__(self, event: dict) -> None:
         with self._lock:
             self.done += event.get("bytes", 0)
-            name = event.get("file") or event.get("pack")
+            name = event.get("file") or (f"pack {event['pack']}" if event.get("pack") else None)
             if name:
                 if self.verbose and name not in self._seen:
                     self._seen.add(name)
