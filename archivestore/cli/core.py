@@ -237,6 +237,7 @@ def stats(store_path, as_json):
     click.echo(f"{human(s['bytes_logical'])} archived, {human(s['bytes_unique'])} unique, "
                f"stored in {human(s['bytes_stored'])}")
     if s["bytes_logical"] and s["bytes_stored"]:
-        click.echo(f"  dedup saved {human(s['bytes_logical'] - s['bytes_unique'])}, "
-                   f"compression {human(s['bytes_unique'] - s['bytes_stored'])}: "
-                   f"{s['bytes_logical'] / s['bytes_stored']:.1f}× less than the projects' size")
+        comp = s["bytes_unique"] - s["bytes_stored"]
+        click.echo(f"  dedup saved {human(s['bytes_logical'] - s['bytes_unique'])}, compression "
+                   + (f"{human(comp)}" if comp > 0 else "nothing") + ": the store is "
+                   f"{s['bytes_logical'] / s['bytes_stored']:.1f}× smaller than what it holds")
