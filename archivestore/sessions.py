@@ -5,7 +5,8 @@ exists. Open formats are parsed here:
 
 - Ardour (`.ardour`, XML): every `<Sources><Source name=…>` that is a file. A bare name lives in
   `interchange/<session name>/audiofiles/` (`midifiles/` for MIDI) next to the document; an
-  absolute name is an embedded file used where it lies.
+  absolute name is an embedded file used where it lies. (`origin` only records where an
+  imported file was copied from; the session does not need it.)
 - REAPER (`.rpp`, text): every `FILE "path"` inside a `<SOURCE …>` block, relative to the
   `.rpp`'s folder or absolute (POSIX or Windows).
 
@@ -132,7 +133,12 @@ def _resolve(doc_dir: str, ref: str, root: str) -> str:
     if "\\" in ref and "/" not in ref:
         ref = ref.replace("\\", "/")  # a relative Windows path written on a PC
     if ref.startswith("/"):
-        return _relative_if_inside(posixpath.normpath(ref), root)
+        rel = _relative_if_inside(posixpath.normpath(ref), root)
+        if rel.startswith("/") and root and os.path.lexists(ref):
+            # the document may name the project through another mount point or a symlink
+            rel = _relative_if_inside(os.path.realpath(ref), os.path.realpath(root))
+            return rel if not rel.startswith("/") else posixpath.normpath(ref)
+        return rel
     joined = posixpath.normpath(posixpath.join(doc_dir, ref)) if doc_dir else posixpath.normpath(ref)
     if joined == ".." or joined.startswith("../"):
         return posixpath.normpath(posixpath.join(root, joined)) if root else joined

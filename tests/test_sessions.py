@@ -247,3 +247,16 @@ def test_check_session_folder_before_ingest(ardour_project):
     r = run_cli("check-session", root, "--folder", "--json", expect=1)
     out = json.loads(r.stdout)
     assert out["ok"] is False and len(out["problems"]) == 3
+
+
+def test_absolute_reference_through_symlinked_mount(tmp_path, store):
+    """A REAPER project naming its own files by an absolute path through a symlinked mount
+    point (/Volumes/Sessions → the real disk) is inside the project, not external."""
+    real = tmp_path / "disk" / "Job"
+    make_tracks(real / "Audio", n=1, seconds=0.2)
+    mount = tmp_path / "Volumes"
+    mount.mkdir()
+    (mount / "Sessions").symlink_to(tmp_path / "disk")
+    write_reaper(real / "Job.rpp", [str(mount / "Sessions" / "Job" / "Audio" / "Track 1.wav")])
+    out = run_json("ingest", real, "--store", store, "--strict")
+    assert out["session_check"]["ok"] and out["session_check"]["unreferenced"] == []
