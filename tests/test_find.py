@@ -164,3 +164,23 @@ def test_render_tree_with_audio_and_sessions():
         "├── Lead.wav -> Audio Files/Vox.wav",
         "└── Mix.rpp          900 B  [reaper session, 1 media]",
     ]
+
+
+@pytest.mark.slow
+def test_find_100k_records_under_a_second(tmp_path):
+    """bench/find.py's store: 100,000 records; every query's answer checked, search < 1 s CPU."""
+    import importlib.util
+    import time
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "bench_find", Path(__file__).resolve().parent.parent / "bench" / "find.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.build(tmp_path / "s", 100_000)
+    with Store.open(tmp_path / "s") as st:
+        for pat, desc in (("kick*", None), ("Bounces/*.wav", None), (None, "live room"),
+                          ("*snare*", "pyramix")):
+            t = time.process_time()
+            matches, _ = catalog.search(st.index.iter_files(), pat, desc)
+            assert time.process_time() - t < 1.0
+            assert len(matches) == bench.expected(rows, pat, desc)

@@ -102,7 +102,11 @@ def render_session_check(res: SessionCheck, label: str, verbose: bool = False) -
         lines.append(f"Session check: {where}no session documents found")
     for line in res.summary():
         lines.append("  " + line)
-    if res.unreferenced and (verbose or res.closed):
+    if res.unreferenced and not (verbose or res.closed):
+        lines.append(f"  {len(res.unreferenced)} audio file"
+                     f"{'s' if len(res.unreferenced) != 1 else ''} no readable session mentions "
+                     f"(-v or archive check-session lists them)")
+    elif res.unreferenced:
         lines.append(f"  {len(res.unreferenced)} audio file"
                      f"{'s' if len(res.unreferenced) != 1 else ''} no readable session mentions:")
         for p in res.unreferenced[:LIST_MAX]:
