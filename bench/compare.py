@@ -579,8 +579,10 @@ def main(argv=None) -> int:
     d1, d2 = cdir / "delivery1", cdir / "delivery2"
     logical = {"delivery1": desc["delivery1"]["bytes"], "delivery2": desc["delivery2"]["bytes"]}
     logical["ingest1"], logical["ingest2"] = logical["delivery1"], logical["delivery2"]
+    new_audio = corpus_mod.new_audio_bytes(desc, cdir)
     print(f"delivery1 {logical['delivery1'] / MB:.1f} MB in {desc['delivery1']['files']} files, "
-          f"delivery2 {logical['delivery2'] / MB:.1f} MB in {desc['delivery2']['files']} files", flush=True)
+          f"delivery2 {logical['delivery2'] / MB:.1f} MB in {desc['delivery2']['files']} files; "
+          f"new audio in delivery2 {new_audio / MB:.1f} MB", flush=True)
 
     run_dir = work / f"run-{os.getpid()}"
     results, skipped = {}, {}
@@ -603,6 +605,7 @@ def main(argv=None) -> int:
     print()
     table = print_table(results)
     print(table)
+    print(f"\ningest2 growth floor: {new_audio / MB:.1f} MB of new audio in delivery2 (uncompressed)")
     rat = ratios(results)
     if rat:
         print("\narchivestore / other  (MB/s: >1 faster; store, RSS: <1 smaller)")
@@ -615,7 +618,8 @@ def main(argv=None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
         "corpus": {"dir": str(cdir), "params": desc["params"], "delivery1": desc["delivery1"],
-                   "delivery2": desc["delivery2"], "generator_version": desc["generator_version"]},
+                   "delivery2": desc["delivery2"], "generator_version": desc["generator_version"],
+                   "delivery2_new_audio_bytes": new_audio},
         "definitions": {
             "MB": "10**6 bytes",
             "ingest1 mb_s": "logical bytes of delivery1 / wall",
@@ -625,6 +629,8 @@ def main(argv=None) -> int:
             "cpu_s": "user+sys of the child process(es) from os.wait4",
             "peak_rss_mb": "max ru_maxrss of the child process(es)",
             "store_disk_mb": "sum of st_blocks*512 over the store dir after the step (restic/borg caches excluded)",
+            "delivery2_new_audio_bytes": "new takes + new bounce + punched range + appended frames: "
+                                         "floor for ingest2 growth before compression",
             "warm-up": "source files read once before ingest; store files read once before restore/check",
         },
         "tools": results, "skipped": skipped, "ratios_archivestore_over_other": rat,

@@ -674,6 +674,22 @@ def generate_project(seeds: Seeds, proj: int, project: str, d1: Path, d2: Path,
     return {"name": project, "bpm": bpm, "song_frames": song, "changes": changes}
 
 
+def new_audio_bytes(desc: dict, outdir) -> int:
+    """Bytes of genuinely new audio in delivery 2 (new takes and bounces whole,
+    the punched range, the appended frames): a floor for what any store must
+    add on ingest2, before compression."""
+    d2 = Path(outdir) / "delivery2"
+    total = 0
+    for c in desc["changes"]:
+        if c["kind"] in ("new_take", "new_bounce"):
+            total += (d2 / c["path"]).stat().st_size
+        elif c["kind"] == "punch_in":
+            total += c["replaced_bytes"][1] - c["replaced_bytes"][0]
+        elif c["kind"] == "extended":
+            total += 3 * (c["new_frames"] - c["old_frames"])
+    return total
+
+
 def tree_summary(root: Path) -> dict:
     files = sorted(p for p in root.rglob("*") if p.is_file())
     return {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
