@@ -68,6 +68,11 @@ def run(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("archive: interrupted; the store is unchanged by the unfinished work", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # `archive find … | head`: the reader has what it wanted; stop quietly, as cat does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except OSError as e:
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
             hint = _OS_HINTS.get(e.errno, "")
