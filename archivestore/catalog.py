@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from .errors import DamageError, FormatError
 from .index import U32BE, file_key, version_key
 
 # Audio fields kept in a record: enough to answer "what format is it" without the manifest.
@@ -176,7 +177,6 @@ def fill_versions(store, versions: Iterable[dict]) -> int:
     a pack indexed later; or damaged: fsck reports it) is left without records. Returns the
     versions filled.
     """
-    from .errors import DamageError, FormatError
     filled = 0
     for rec in versions:
         project, number = rec["project"], rec["version"]
