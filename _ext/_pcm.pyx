@@ -693,12 +693,12 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
     if bits not in (8, 16, 24, 32) or not (1 <= channels <= 255) or (is_float and bits != 32):
         return None
     align = channels * (bits // 8)
+    memset(&e, 0, sizeof(Enc))
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         if view.len % align:
             return None
         frames = view.len // align
-        memset(&e, 0, sizeof(Enc))
         e.cap = <size_t>view.len + <size_t>view.len // 8 + 4096
         e.out = <uint8_t*>malloc(e.cap)
         chbuf = <int64_t*>malloc(sizeof(int64_t) * BLOCK * channels)

@@ -124,6 +124,8 @@ def probe(f: BinaryIO, size: int) -> AudioInfo | None:
 
 def _frames_region(start: int, declared: int, size: int, block_align: int) -> tuple[int, int]:
     """Clamp a declared data region to the file and to whole frames: (length, frames)."""
+    if start > size:
+        raise _Bad("sample data starts past the end of the file")
     avail = max(0, size - start)
     length = min(declared, avail)
     frames = length // block_align
