@@ -52,6 +52,64 @@ cdef extern from *:
     static inline uint32_t pcm_f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
     static inline float pcm_u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
+    /* Autocorrelation R[0..9] of x[0..n) in one pass with independent accumulators (lags are
+       stored reversed so that the inner loop is a contiguous multiply-add the compiler
+       vectorises). Deterministic: the summation order is fixed by this code. */
+    static void pcm_autocorr10(const double* x, int n, double* R) {
+        double a[10] = {0}, b[10] = {0};
+        int i, j;
+        for (i = 0; i < n && i < 9; i++)
+            for (j = 0; j <= i; j++) a[9 - j] += x[i] * x[i - j];
+        for (; i + 1 < n; i += 2) {
+            const double xi = x[i], xk = x[i + 1];
+            const double* p = x + i - 9;
+            const double* q = x + i - 8;
+            for (j = 0; j < 10; j++) a[j] += xi * p[j];
+            for (j = 0; j < 10; j++) b[j] += xk * q[j];
+        }
+        for (; i < n; i++) {
+            const double* p = x + i - 9;
+            for (j = 0; j < 10; j++) a[j] += x[i] * p[j];
+        }
+        for (j = 0; j < 10; j++) R[9 - j] = a[j] + b[j];
+    }
+    /* De-interleave one channel of n samples (stride bytes apart) into int64, and back. The
+       switch sits outside the loops so that each loop is specialised. 8-bit: unsigned when
+       little-endian (WAV), signed when big-endian (AIFF). */
+    static void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) {
+        int i;
+        switch (bits * 2 + be) {
+        case 16: for (i = 0; i < n; i++, p += stride) x[i] = (int64_t)p[0] - 128; break;
+        case 17: for (i = 0; i < n; i++, p += stride) x[i] = (int8_t)p[0]; break;
+        case 32: for (i = 0; i < n; i++, p += stride) x[i] = (int16_t)(p[0] | (p[1] << 8)); break;
+        case 33: for (i = 0; i < n; i++, p += stride) x[i] = (int16_t)((p[0] << 8) | p[1]); break;
+        case 48: for (i = 0; i < n; i++, p += stride)
+                     x[i] = ((int32_t)(((uint32_t)p[2] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[0] << 8))) >> 8;
+                 break;
+        case 49: for (i = 0; i < n; i++, p += stride)
+                     x[i] = ((int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8))) >> 8;
+                 break;
+        case 64: for (i = 0; i < n; i++, p += stride)
+                     x[i] = (int32_t)(((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0]);
+                 break;
+        default: for (i = 0; i < n; i++, p += stride)
+                     x[i] = (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]);
+        }
+    }
+    static void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) {
+        int i;
+        uint32_t u;
+        switch (bits * 2 + be) {
+        case 16: for (i = 0; i < n; i++, p += stride) p[0] = (uint8_t)(x[i] + 128); break;
+        case 17: for (i = 0; i < n; i++, p += stride) p[0] = (uint8_t)x[i]; break;
+        case 32: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u; p[1] = u >> 8; } break;
+        case 33: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u >> 8; p[1] = u; } break;
+        case 48: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u; p[1] = u >> 8; p[2] = u >> 16; } break;
+        case 49: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u >> 16; p[1] = u >> 8; p[2] = u; } break;
+        case 64: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u; p[1] = u >> 8; p[2] = u >> 16; p[3] = u >> 24; } break;
+        default: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u >> 24; p[1] = u >> 16; p[2] = u >> 8; p[3] = u; }
+        }
+    }
     /* LPC residual: r[i] = x[i] - (sum q[j] x[i-1-j]) >> sh, for i in [m, n). */
     #define PCM_RES_CASE(M) case M: \\
         for (i = M; i < n; i++) { int64_t s = 0; \\
@@ -99,6 +157,9 @@ cdef extern from *:
     int pcm_bitlen(uint64_t v) nogil
     uint32_t pcm_f2u(float f) nogil
     float pcm_u2f(uint32_t u) nogil
+    void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) nogil
+    void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
+    void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_lpc_synth(int64_t* x, int n, const int32_t* q, int m, int sh, int bits) nogil
 
@@ -128,6 +189,7 @@ cdef struct Enc:
     double* xw
     double* win
     int win_n
+    double win_sum2
 
 
 cdef inline void put(Enc* e, uint64_t v, int k) noexcept nogil:
@@ -325,7 +387,7 @@ cdef void make_window(double* w, int n) noexcept nogil:
 cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
                      int* shift_out) noexcept nogil:
     """Quantized LPC coefficients for x; returns the order (0 when LPC is not usable)."""
-    cdef double R[MAXLPC + 1]
+    cdef double R[10]
     cdef double a[MAXLPC]
     cdef double tmp[MAXLPC]
     cdef double coefs[MAXLPC][MAXLPC]
@@ -338,15 +400,14 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
     if e.win_n != n:
         make_window(e.win, n)
         e.win_n = n
+        e.win_sum2 = 0.0
+        for i in range(n):
+            e.win_sum2 += e.win[i] * e.win[i]
     win = e.win
+    wsum2 = e.win_sum2
     for i in range(n):
         xw[i] = <double>x[i] * win[i]
-        wsum2 += win[i] * win[i]
-    for lag in range(MAXLPC + 1):
-        acc = 0.0
-        for i in range(lag, n):
-            acc += xw[i] * xw[i - lag]
-        R[lag] = acc
+    pcm_autocorr10(xw, n, R)
     if R[0] <= 0.0:
         return 0
     R[0] *= 1.0 + 1e-9  # a little regularisation
@@ -608,8 +669,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
         p = src + start * align
         if not flt:
             for c in range(channels):
-                for i in range(n):
-                    chbuf[c * BLOCK + i] = load_sample(p + <Py_ssize_t>i * align + c * bpsamp, bits, be)
+                pcm_load(p + c * bpsamp, align, n, bits, be, chbuf + c * BLOCK)
         else:
             for i in range(n * channels):
                 fbuf[i] = <uint32_t>load_sample(p + <Py_ssize_t>i * 4, 32, be)
@@ -932,8 +992,7 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
         for c in range(channels):
             L = chbuf + c * bsize
             if not flt:
-                for i in range(n):
-                    store_sample(p + <Py_ssize_t>i * align + c * bpsamp, L[i], bits, be)
+                pcm_store(p + c * bpsamp, align, n, bits, be, L)
             elif fmode:
                 for i in range(n):
                     fv = <float>ldexp(<double>L[i], -E)
