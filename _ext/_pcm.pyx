@@ -128,7 +128,72 @@ cdef extern from *:
         }
     }
     /* In-place LPC synthesis with wrap-around (no UB on hostile data); returns nonzero if a
-       sample leaves the signed `bits` range. */
+       sample leaves the signed `bits` range. For orders <= 8 the history lives in registers
+       (each call site has a constant M, so unused taps vanish); that avoids a store-to-load
+       forwarding delay on the critical path. */
+    #define PCM_U(v) ((uint64_t)(v))
+    static inline __attribute__((always_inline))
+    uint64_t pcm_synth_reg(int64_t* x, int n, const int32_t* q, int sh, uint64_t half, const int M) {
+        uint64_t bad = 0;
+        int i;
+        int64_t h1 = x[M - 1], h2 = M >= 2 ? x[M - 2] : 0, h3 = M >= 3 ? x[M - 3] : 0,
+                h4 = M >= 4 ? x[M - 4] : 0, h5 = M >= 5 ? x[M - 5] : 0, h6 = M >= 6 ? x[M - 6] : 0,
+                h7 = M >= 7 ? x[M - 7] : 0, h8 = M >= 8 ? x[M - 8] : 0;
+        const uint64_t c1 = PCM_U((int64_t)q[0]), c2 = M >= 2 ? PCM_U((int64_t)q[1]) : 0,
+                c3 = M >= 3 ? PCM_U((int64_t)q[2]) : 0, c4 = M >= 4 ? PCM_U((int64_t)q[3]) : 0,
+                c5 = M >= 5 ? PCM_U((int64_t)q[4]) : 0, c6 = M >= 6 ? PCM_U((int64_t)q[5]) : 0,
+                c7 = M >= 7 ? PCM_U((int64_t)q[6]) : 0, c8 = M >= 8 ? PCM_U((int64_t)q[7]) : 0;
+        for (i = M; i < n; i++) {
+            uint64_t s = 0;
+            if (M >= 8) s += c8 * PCM_U(h8);
+            if (M >= 7) s += c7 * PCM_U(h7);
+            if (M >= 6) s += c6 * PCM_U(h6);
+            if (M >= 5) s += c5 * PCM_U(h5);
+            if (M >= 4) s += c4 * PCM_U(h4);
+            if (M >= 3) s += c3 * PCM_U(h3);
+            if (M >= 2) s += c2 * PCM_U(h2);
+            s += c1 * PCM_U(h1);
+            int64_t v = (int64_t)(PCM_U(x[i]) + PCM_U(((int64_t)s) >> sh));
+            bad |= PCM_U(v) + half;
+            x[i] = v;
+            h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = v;
+        }
+        return bad;
+    }
+    /* Fixed polynomial predictors 1..4, same register scheme. */
+    static inline __attribute__((always_inline))
+    uint64_t pcm_fixed_reg(int64_t* x, int n, uint64_t half, const int M) {
+        uint64_t bad = 0;
+        int i;
+        int64_t h1 = M >= 1 ? x[M - 1] : 0, h2 = M >= 2 ? x[M - 2] : 0, h3 = M >= 3 ? x[M - 3] : 0,
+                h4 = M >= 4 ? x[M - 4] : 0;
+        for (i = M; i < n; i++) {
+            uint64_t p;
+            if (M == 0) p = 0;
+            else if (M == 1) p = PCM_U(h1);
+            else if (M == 2) p = 2 * PCM_U(h1) - PCM_U(h2);
+            else if (M == 3) p = 3 * PCM_U(h1) - 3 * PCM_U(h2) + PCM_U(h3);
+            else p = 4 * PCM_U(h1) - 6 * PCM_U(h2) + 4 * PCM_U(h3) - PCM_U(h4);
+            int64_t v = (int64_t)(PCM_U(x[i]) + p);
+            bad |= PCM_U(v) + half;
+            x[i] = v;
+            h4 = h3; h3 = h2; h2 = h1; h1 = v;
+        }
+        return bad;
+    }
+    static int pcm_fixed_synth(int64_t* x, int n, int m, int bits) {
+        uint64_t half = (uint64_t)1 << (bits - 1), bad = 0;
+        int i;
+        for (i = 0; i < m && i < n; i++) bad |= PCM_U(x[i]) + half;
+        switch (m) {
+            case 0: bad |= pcm_fixed_reg(x, n, half, 0); break;
+            case 1: bad |= pcm_fixed_reg(x, n, half, 1); break;
+            case 2: bad |= pcm_fixed_reg(x, n, half, 2); break;
+            case 3: bad |= pcm_fixed_reg(x, n, half, 3); break;
+            default: bad |= pcm_fixed_reg(x, n, half, 4); break;
+        }
+        return (bad >> bits) != 0;
+    }
     #define PCM_SYN_CASE(M) case M: \\
         for (i = M; i < n; i++) { uint64_t s = 0; \\
             for (j = 0; j < M; j++) s += (uint64_t)(int64_t)q[j] * (uint64_t)x[i - 1 - j]; \\
@@ -138,8 +203,14 @@ cdef extern from *:
         int i, j;
         uint64_t half = (uint64_t)1 << (bits - 1), bad = 0;
         switch (m) {
-            PCM_SYN_CASE(1) PCM_SYN_CASE(2) PCM_SYN_CASE(3) PCM_SYN_CASE(4)
-            PCM_SYN_CASE(5) PCM_SYN_CASE(6) PCM_SYN_CASE(7) PCM_SYN_CASE(8)
+            case 1: bad = pcm_synth_reg(x, n, q, sh, half, 1); break;
+            case 2: bad = pcm_synth_reg(x, n, q, sh, half, 2); break;
+            case 3: bad = pcm_synth_reg(x, n, q, sh, half, 3); break;
+            case 4: bad = pcm_synth_reg(x, n, q, sh, half, 4); break;
+            case 5: bad = pcm_synth_reg(x, n, q, sh, half, 5); break;
+            case 6: bad = pcm_synth_reg(x, n, q, sh, half, 6); break;
+            case 7: bad = pcm_synth_reg(x, n, q, sh, half, 7); break;
+            case 8: bad = pcm_synth_reg(x, n, q, sh, half, 8); break;
             PCM_SYN_CASE(9) PCM_SYN_CASE(10) PCM_SYN_CASE(11) PCM_SYN_CASE(12)
             default:
                 for (i = m; i < n; i++) { uint64_t s = 0;
@@ -162,6 +233,7 @@ cdef extern from *:
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_lpc_synth(int64_t* x, int n, const int32_t* q, int m, int sh, int bits) nogil
+    int pcm_fixed_synth(int64_t* x, int n, int m, int bits) nogil
 
 DEF VERSION = 1
 DEF HDR = 13
@@ -190,6 +262,7 @@ cdef struct Enc:
     double* win
     int win_n
     double win_sum2
+    uint32_t* fbuf
 
 
 cdef inline void put(Enc* e, uint64_t v, int k) noexcept nogil:
@@ -650,6 +723,52 @@ cdef int float_scale(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept n
     return 1
 
 
+cdef int float_split(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept nogil:
+    """Mode 2 (any finite floats): v = x * 2**E with max |v| in [2**23, 2**24); the integer
+    part trunc(v) goes through the predictor, the mantissa bits below it are stored raw."""
+    cdef Py_ssize_t i
+    cdef uint32_t mx = 0, a
+    cdef int emax
+    for i in range(count):
+        a = u[i] & 0x7FFFFFFF
+        if a > mx:
+            mx = a
+    if mx >= 0x7F800000:  # inf or NaN present
+        return 0
+    if mx == 0:
+        E_out[0] = 0
+        return 1
+    if mx >> 23:
+        emax = <int>(mx >> 23) - 127
+    else:
+        emax = pcm_bitlen(mx) - 1 - 149
+    E_out[0] = 23 - emax
+    return 1
+
+
+cdef void write_float_extras(Enc* e, const uint32_t* fbuf, int n, int stride, int E) noexcept nogil:
+    cdef int i, k, ne
+    cdef uint32_t f
+    cdef double a
+    cdef uint64_t iv
+    for i in range(n):
+        f = fbuf[i * stride]
+        a = ldexp(<double>pcm_u2f(f), E)
+        if a < 0:
+            a = -a
+        iv = <uint64_t>a
+        if iv == 0:
+            if f == 0:
+                put(e, 0, 1)
+            else:
+                put(e, 1, 1)
+                put(e, <uint64_t>f, 32)
+        else:
+            k = pcm_bitlen(iv) - 1
+            ne = 23 - k
+            put(e, <uint64_t>ldexp(a - <double>iv, ne), ne)
+
+
 cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int channels, bint be,
                     bint flt, int64_t* chbuf) noexcept nogil:
     cdef int64_t start
@@ -661,7 +780,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
     cdef int64_t l, r, sd
     cdef uint64_t sL, sR, sS, sM, best
     cdef uint32_t fu
-    cdef uint32_t* fbuf = <uint32_t*>e.resa  # scratch for float scaling test
+    cdef uint32_t* fbuf = e.fbuf
     cdef double dv
     start = 0
     while start < frames:
@@ -674,20 +793,22 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             for i in range(n * channels):
                 fbuf[i] = <uint32_t>load_sample(p + <Py_ssize_t>i * 4, 32, be)
             fmode = float_scale(fbuf, <Py_ssize_t>n * channels, &E)
+            if not fmode:
+                fmode = 2 * float_split(fbuf, <Py_ssize_t>n * channels, &E)
             if not ensure(e, 8):
                 return -1
-            put(e, <uint64_t>fmode, 1)
+            put(e, <uint64_t>fmode, 2)
             if fmode:
                 put(e, <uint64_t>(E + 256), 9)
                 for c in range(channels):
                     for i in range(n):
                         dv = ldexp(<double>pcm_u2f(fbuf[i * channels + c]), E)
-                        chbuf[c * BLOCK + i] = <int64_t>dv
+                        chbuf[c * BLOCK + i] = <int64_t>dv  # truncates toward zero
             else:
                 for c in range(channels):
                     for i in range(n):
                         chbuf[c * BLOCK + i] = float_ordered(fbuf[i * channels + c])
-        sbits = bits
+        sbits = 25 if flt and fmode == 2 else bits
         if channels == 2:
             L = chbuf
             R = chbuf + BLOCK
@@ -735,6 +856,11 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
         else:
             for c in range(channels):
                 enc_subframe(e, chbuf + c * BLOCK, n, sbits)
+        if flt and fmode == 2:
+            for c in range(channels):
+                if not ensure(e, <size_t>n * 5 + 64):
+                    return -1
+                write_float_extras(e, fbuf + c, n, channels, E)
         if e.err:
             return -1
         start += n
@@ -767,6 +893,10 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         e.resb = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
         e.xw = <double*>malloc(sizeof(double) * BLOCK)
         e.win = <double*>malloc(sizeof(double) * BLOCK)
+        if is_float:
+            e.fbuf = <uint32_t*>malloc(sizeof(uint32_t) * BLOCK * channels)
+            if e.fbuf == NULL:
+                raise MemoryError()
         if (e.out == NULL or chbuf == NULL or e.sig == NULL or e.resa == NULL or e.resb == NULL
                 or e.xw == NULL or e.win == NULL):
             raise MemoryError()
@@ -794,6 +924,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         free(e.resb)
         free(e.xw)
         free(e.win)
+        free(e.fbuf)
 
 
 # ------------------------------------------------------------------------------------------
@@ -898,29 +1029,7 @@ cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
             return -1
         if read_residual(d, x, n, order) < 0:
             return -1
-        half = (<uint64_t>1) << (eff - 1)
-        if order == 1:
-            for i in range(1, n):
-                x[i] = <int64_t>(<uint64_t>x[i] + <uint64_t>x[i - 1])
-                bad |= <uint64_t>x[i] + half
-        elif order == 2:
-            for i in range(2, n):
-                x[i] = <int64_t>(<uint64_t>x[i] + 2 * <uint64_t>x[i - 1] - <uint64_t>x[i - 2])
-                bad |= <uint64_t>x[i] + half
-        elif order == 3:
-            for i in range(3, n):
-                x[i] = <int64_t>(<uint64_t>x[i] + 3 * <uint64_t>x[i - 1] - 3 * <uint64_t>x[i - 2]
-                                 + <uint64_t>x[i - 3])
-                bad |= <uint64_t>x[i] + half
-        elif order == 4:
-            for i in range(4, n):
-                x[i] = <int64_t>(<uint64_t>x[i] + 4 * <uint64_t>x[i - 1] - 6 * <uint64_t>x[i - 2]
-                                 + 4 * <uint64_t>x[i - 3] - <uint64_t>x[i - 4])
-                bad |= <uint64_t>x[i] + half
-        else:
-            for i in range(n):
-                bad |= <uint64_t>x[i] + half
-        if bad >> eff:
+        if pcm_fixed_synth(x, n, order, eff):
             return -1
     else:
         order = <int>getb(d, 5) + 1
@@ -944,10 +1053,37 @@ cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
     return 0
 
 
+cdef int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, int stride,
+                           bint be) noexcept nogil:
+    cdef int i, k, ne
+    cdef int64_t iv
+    cdef uint64_t a, F
+    cdef uint32_t f
+    cdef double dv
+    for i in range(n):
+        iv = x[i]
+        if iv == 0:
+            f = <uint32_t>getb(d, 32) if getb(d, 1) else 0
+        else:
+            a = <uint64_t>(-iv) if iv < 0 else <uint64_t>iv
+            k = pcm_bitlen(a) - 1
+            if k > 23:
+                return -1
+            ne = 23 - k
+            F = getb(d, ne)
+            dv = ldexp(<double>((a << ne) | F), -E - ne)
+            f = pcm_f2u(<float>(-dv if iv < 0 else dv))
+        if d.pos > d.nbits:
+            return -1
+        store_sample(p + <Py_ssize_t>i * stride, f, 32, be)
+    return 0
+
+
 cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels, bint be,
                     bint flt, int bsize, int64_t* chbuf) noexcept nogil:
     cdef int64_t start = 0
     cdef int n, c, i, mode, fmode = 0, E = 0, bpsamp = bits // 8, align = channels * (bits // 8)
+    cdef int sb
     cdef int64_t* L
     cdef int64_t* R
     cdef int64_t m2, s, v
@@ -956,19 +1092,24 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
     cdef float fv
     while start < frames:
         n = bsize if frames - start > bsize else <int>(frames - start)
+        sb = bits
         if flt:
-            fmode = <int>getb(d, 1)
+            fmode = <int>getb(d, 2)
+            if fmode == 3:
+                return -1
             if fmode:
                 E = <int>getb(d, 9) - 256
+            if fmode == 2:
+                sb = 25
         if channels == 2:
             mode = <int>getb(d, 2)
             L = chbuf
             R = chbuf + bsize
             if d.pos > d.nbits:
                 return -1
-            if dec_subframe(d, L, n, bits + (1 if mode == 2 else 0)) < 0:
+            if dec_subframe(d, L, n, sb + (1 if mode == 2 else 0)) < 0:
                 return -1
-            if dec_subframe(d, R, n, bits + (1 if mode == 1 or mode == 3 else 0)) < 0:
+            if dec_subframe(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0)) < 0:
                 return -1
             if mode == 1:
                 for i in range(n):
@@ -986,13 +1127,16 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
             if d.pos > d.nbits:
                 return -1
             for c in range(channels):
-                if dec_subframe(d, chbuf + c * bsize, n, bits) < 0:
+                if dec_subframe(d, chbuf + c * bsize, n, sb) < 0:
                     return -1
         p = dst + start * align
         for c in range(channels):
             L = chbuf + c * bsize
             if not flt:
                 pcm_store(p + c * bpsamp, align, n, bits, be, L)
+            elif fmode == 2:
+                if read_float_extras(d, L, n, E, p + c * 4, align, be) < 0:
+                    return -1
             elif fmode:
                 for i in range(n):
                     fv = <float>ldexp(<double>L[i], -E)
