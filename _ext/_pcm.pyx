@@ -96,6 +96,13 @@ cdef extern from *:
                      x[i] = (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]);
         }
     }
+    static void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) {
+        int i;
+        if (be) for (i = 0; i < count; i++, p += 4)
+            out[i] = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+        else for (i = 0; i < count; i++, p += 4)
+            out[i] = ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+    }
     static void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) {
         int i;
         uint32_t u;
@@ -229,6 +236,7 @@ cdef extern from *:
     uint32_t pcm_f2u(float f) nogil
     float pcm_u2f(uint32_t u) nogil
     void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) nogil
+    void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) nogil
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
@@ -749,11 +757,11 @@ cdef int float_split(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept n
 cdef void write_float_extras(Enc* e, const uint32_t* fbuf, int n, int stride, int E) noexcept nogil:
     cdef int i, k, ne
     cdef uint32_t f
-    cdef double a
+    cdef double a, scale = ldexp(1.0, E)  # exact power of two: products below are exact
     cdef uint64_t iv
     for i in range(n):
         f = fbuf[i * stride]
-        a = ldexp(<double>pcm_u2f(f), E)
+        a = <double>pcm_u2f(f) * scale
         if a < 0:
             a = -a
         iv = <uint64_t>a
@@ -766,7 +774,7 @@ cdef void write_float_extras(Enc* e, const uint32_t* fbuf, int n, int stride, in
         else:
             k = pcm_bitlen(iv) - 1
             ne = 23 - k
-            put(e, <uint64_t>ldexp(a - <double>iv, ne), ne)
+            put(e, <uint64_t>((a - <double>iv) * <double>((<uint64_t>1) << ne)), ne)
 
 
 cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int channels, bint be,
@@ -790,8 +798,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             for c in range(channels):
                 pcm_load(p + c * bpsamp, align, n, bits, be, chbuf + c * BLOCK)
         else:
-            for i in range(n * channels):
-                fbuf[i] = <uint32_t>load_sample(p + <Py_ssize_t>i * 4, 32, be)
+            pcm_load_u32(p, n * channels, be, fbuf)
             fmode = float_scale(fbuf, <Py_ssize_t>n * channels, &E)
             if not fmode:
                 fmode = 2 * float_split(fbuf, <Py_ssize_t>n * channels, &E)
@@ -800,10 +807,11 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             put(e, <uint64_t>fmode, 2)
             if fmode:
                 put(e, <uint64_t>(E + 256), 9)
+                dv = ldexp(1.0, E)
                 for c in range(channels):
                     for i in range(n):
-                        dv = ldexp(<double>pcm_u2f(fbuf[i * channels + c]), E)
-                        chbuf[c * BLOCK + i] = <int64_t>dv  # truncates toward zero
+                        # exact (power-of-two scale); the cast truncates toward zero
+                        chbuf[c * BLOCK + i] = <int64_t>(<double>pcm_u2f(fbuf[i * channels + c]) * dv)
             else:
                 for c in range(channels):
                     for i in range(n):
@@ -1059,7 +1067,10 @@ cdef int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, i
     cdef int64_t iv
     cdef uint64_t a, F
     cdef uint32_t f
-    cdef double dv
+    cdef double dv, scale = ldexp(1.0, -E)
+    cdef double inv[24]
+    for i in range(24):
+        inv[i] = 1.0 / <double>((<uint64_t>1) << i)
     for i in range(n):
         iv = x[i]
         if iv == 0:
@@ -1071,7 +1082,7 @@ cdef int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, i
                 return -1
             ne = 23 - k
             F = getb(d, ne)
-            dv = ldexp(<double>((a << ne) | F), -E - ne)
+            dv = <double>((a << ne) | F) * scale * inv[ne]
             f = pcm_f2u(<float>(-dv if iv < 0 else dv))
         if d.pos > d.nbits:
             return -1
@@ -1090,6 +1101,7 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
     cdef uint8_t* p
     cdef uint32_t fu
     cdef float fv
+    cdef double dv
     while start < frames:
         n = bsize if frames - start > bsize else <int>(frames - start)
         sb = bits
@@ -1138,8 +1150,9 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
                 if read_float_extras(d, L, n, E, p + c * 4, align, be) < 0:
                     return -1
             elif fmode:
+                dv = ldexp(1.0, -E)
                 for i in range(n):
-                    fv = <float>ldexp(<double>L[i], -E)
+                    fv = <float>(<double>L[i] * dv)
                     store_sample(p + <Py_ssize_t>i * align + c * 4, pcm_f2u(fv), 32, be)
             else:
                 for i in range(n):
