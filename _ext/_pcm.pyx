@@ -864,8 +864,12 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
         else:
             for c in range(channels):
                 enc_subframe(e, chbuf + c * BLOCK, n, sbits)
-        if flt and fmode == 2:
-            for c in range(channels):
+                if flt and fmode == 2:
+                    if not ensure(e, <size_t>n * 5 + 64):
+                        return -1
+                    write_float_extras(e, fbuf + c, n, channels, E)
+        if flt and fmode == 2 and channels == 2:
+            for c in range(2):
                 if not ensure(e, <size_t>n * 5 + 64):
                     return -1
                 write_float_extras(e, fbuf + c, n, channels, E)
@@ -1090,6 +1094,27 @@ cdef int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, i
     return 0
 
 
+cdef int store_channel(Dec* d, const int64_t* L, int n, uint8_t* p, int align, int bits, bint be,
+                       bint flt, int fmode, int E) noexcept nogil:
+    """Write one decoded channel of a block into the interleaved output."""
+    cdef int i
+    cdef float fv
+    cdef double dv
+    if not flt:
+        pcm_store(p, align, n, bits, be, L)
+    elif fmode == 2:
+        return read_float_extras(d, L, n, E, p, align, be)
+    elif fmode:
+        dv = ldexp(1.0, -E)
+        for i in range(n):
+            fv = <float>(<double>L[i] * dv)
+            store_sample(p + <Py_ssize_t>i * align, pcm_f2u(fv), 32, be)
+    else:
+        for i in range(n):
+            store_sample(p + <Py_ssize_t>i * align, <uint32_t>float_ordered(<uint32_t>L[i]), 32, be)
+    return 0
+
+
 cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels, bint be,
                     bint flt, int bsize, int64_t* chbuf) noexcept nogil:
     cdef int64_t start = 0
@@ -1135,29 +1160,20 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
                     m2 = <int64_t>(<uint64_t>L[i] << 1) | (s & 1)
                     L[i] = (<int64_t>(<uint64_t>m2 + <uint64_t>s)) >> 1
                     R[i] = (<int64_t>(<uint64_t>m2 - <uint64_t>s)) >> 1
+            p = dst + start * align
+            for c in range(2):
+                if store_channel(d, chbuf + c * bsize, n, p + c * bpsamp, align, bits, be, flt,
+                                 fmode, E) < 0:
+                    return -1
         else:
             if d.pos > d.nbits:
                 return -1
+            p = dst + start * align
             for c in range(channels):
-                if dec_subframe(d, chbuf + c * bsize, n, sb) < 0:
+                if dec_subframe(d, chbuf, n, sb) < 0:
                     return -1
-        p = dst + start * align
-        for c in range(channels):
-            L = chbuf + c * bsize
-            if not flt:
-                pcm_store(p + c * bpsamp, align, n, bits, be, L)
-            elif fmode == 2:
-                if read_float_extras(d, L, n, E, p + c * 4, align, be) < 0:
+                if store_channel(d, chbuf, n, p + c * bpsamp, align, bits, be, flt, fmode, E) < 0:
                     return -1
-            elif fmode:
-                dv = ldexp(1.0, -E)
-                for i in range(n):
-                    fv = <float>(<double>L[i] * dv)
-                    store_sample(p + <Py_ssize_t>i * align + c * 4, pcm_f2u(fv), 32, be)
-            else:
-                for i in range(n):
-                    store_sample(p + <Py_ssize_t>i * align + c * 4,
-                                 <uint32_t>float_ordered(<uint32_t>L[i]), 32, be)
         start += n
     return 0
 
@@ -1203,7 +1219,7 @@ def decode(payload, Py_ssize_t plain_len):
         buf = <uint8_t*>malloc(body + PAD)
         if bsize > <int>frames:
             bsize = <int>frames
-        chbuf = <int64_t*>malloc(sizeof(int64_t) * bsize * channels)
+        chbuf = <int64_t*>malloc(sizeof(int64_t) * bsize * 2)  # one block of <= 2 channels
         if buf == NULL or chbuf == NULL:
             raise MemoryError()
         memcpy(buf, src + HDR, body)

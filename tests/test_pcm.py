@@ -274,3 +274,30 @@ def test_mutation_soak():
 def test_hypothesis_roundtrip_long(inp):
     data, bits, ch, be, flt = inp
     roundtrip(data, bits, ch, be, flt)
+
+
+def test_float_block_modes():
+    """Exercise each float block mode and their edges inside one payload."""
+    rng = np.random.default_rng(9)
+    n = 4096
+    full = music(n / 48000 + 0.01, 1, seed=2)[:n, 0].astype(np.float32)  # mode 2
+    blocks = [
+        full,
+        (quantize(full[:, None], 24)[:, 0] / 2.0 ** 23).astype(np.float32),  # mode 1
+        np.where(np.arange(n) % 7 == 0, np.float32(np.nan), full),  # mode 0
+        np.where(np.arange(n) % 5 == 0, np.float32(-0.0), full),  # -0.0 in mode 2
+        np.concatenate([[3.4e38, -3.4e38], rng.standard_normal(n - 2) * 1e-30]).astype(np.float32),
+        (rng.standard_normal(n) * 1e-40).astype(np.float32),  # denormals only
+        np.concatenate([[1e-38], rng.standard_normal(n - 1) * 1e-44]).astype(np.float32),
+        np.zeros(n, np.float32),
+        np.full(n, -0.0, np.float32),
+        np.full(n, np.inf, np.float32),
+        np.float32(2.0) ** rng.integers(-149, 127, n).astype(np.float32),
+    ]
+    x = np.concatenate(blocks)
+    for ch in (1, 2, 3):
+        m = len(x) // ch * ch
+        d = x[:m].astype("<f4").tobytes()
+        roundtrip(d, 32, ch, False, True)
+    d = full.astype("<f4").tobytes()
+    assert len(roundtrip(d, 32, 1, False, True)) < 0.8 * len(d)
