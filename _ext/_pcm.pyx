@@ -271,6 +271,8 @@ cdef struct Enc:
     int win_n
     double win_sum2
     uint32_t* fbuf
+    int64_t* sbuf
+    int64_t* mbuf
 
 
 cdef inline void put(Enc* e, uint64_t v, int k) noexcept nogil:
@@ -422,6 +424,44 @@ cdef void fixed_residual(const int64_t* x, int64_t* r, int n, int order) noexcep
     else:
         for i in range(4, n):
             r[i] = x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4]
+
+
+cdef uint64_t fixed_sums(const int64_t* x, int n, int* order) noexcept nogil:
+    """Sum of zigzag residuals of the best fixed predictor (order 0..4) and that order."""
+    cdef uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, b
+    cdef int64_t d0, d1, d2, d3, d4
+    cdef int i, o = 0
+    for i in range(4, n):
+        d0 = x[i]
+        d1 = d0 - x[i - 1]
+        d2 = d1 - (x[i - 1] - x[i - 2])
+        d3 = d2 - (x[i - 1] - 2 * x[i - 2] + x[i - 3])
+        d4 = d3 - (x[i - 1] - 3 * x[i - 2] + 3 * x[i - 3] - x[i - 4])
+        s0 += zz(d0)
+        s1 += zz(d1)
+        s2 += zz(d2)
+        s3 += zz(d3)
+        s4 += zz(d4)
+    b = s0
+    if s1 < b:
+        b = s1
+        o = 1
+    if s2 < b:
+        b = s2
+        o = 2
+    if s3 < b:
+        b = s3
+        o = 3
+    if s4 < b:
+        b = s4
+        o = 4
+    order[0] = o
+    return b
+
+
+cdef inline uint64_t fixed_cost(const int64_t* x, int n) noexcept nogil:
+    cdef int o
+    return fixed_sums(x, n, &o)
 
 
 cdef int best_fixed_order(const int64_t* x, int n) noexcept nogil:
@@ -787,6 +827,8 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
     cdef int64_t* R
     cdef int64_t l, r, sd
     cdef uint64_t sL, sR, sS, sM, best
+    cdef double cL, cR, cS, cM, bestc
+    cdef int64_t* S
     cdef uint32_t fu
     cdef uint32_t* fbuf = e.fbuf
     cdef double dv
@@ -820,22 +862,24 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
         if channels == 2:
             L = chbuf
             R = chbuf + BLOCK
-            sL = sR = sS = sM = 0
-            for i in range(2, n):
-                sL += zz(L[i] - 2 * L[i - 1] + L[i - 2])
-                sR += zz(R[i] - 2 * R[i - 1] + R[i - 2])
-                sS += zz((L[i] - R[i]) - 2 * (L[i - 1] - R[i - 1]) + (L[i - 2] - R[i - 2]))
-                sM += zz(((L[i] + R[i]) >> 1) - 2 * ((L[i - 1] + R[i - 1]) >> 1)
-                         + ((L[i - 2] + R[i - 2]) >> 1))
+            S = e.sbuf
+            for i in range(n):
+                S[i] = L[i] - R[i]
+                e.mbuf[i] = (L[i] + R[i]) >> 1
+            # estimated bits of a channel ~ n * log2(mean |residual|): compare sums of logs
+            cL = log2(1.0 + <double>fixed_cost(L, n))
+            cR = log2(1.0 + <double>fixed_cost(R, n))
+            cS = log2(1.0 + <double>fixed_cost(S, n))
+            cM = log2(1.0 + <double>fixed_cost(e.mbuf, n))
             mode = 0
-            best = sL + sR
-            if sL + sS < best:
-                best = sL + sS
+            bestc = cL + cR
+            if cL + cS < bestc:
+                bestc = cL + cS
                 mode = 1
-            if sS + sR < best:
-                best = sS + sR
+            if cS + cR < bestc:
+                bestc = cS + cR
                 mode = 2
-            if sM + sS < best:
+            if cM + cS < bestc:
                 mode = 3
             if not ensure(e, 8):
                 return -1
@@ -905,6 +949,11 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         e.resb = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
         e.xw = <double*>malloc(sizeof(double) * BLOCK)
         e.win = <double*>malloc(sizeof(double) * BLOCK)
+        if channels == 2:
+            e.sbuf = <int64_t*>malloc(sizeof(int64_t) * BLOCK * 2)
+            if e.sbuf == NULL:
+                raise MemoryError()
+            e.mbuf = e.sbuf + BLOCK
         if is_float:
             e.fbuf = <uint32_t*>malloc(sizeof(uint32_t) * BLOCK * channels)
             if e.fbuf == NULL:
@@ -937,6 +986,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         free(e.xw)
         free(e.win)
         free(e.fbuf)
+        free(e.sbuf)
 
 
 # ------------------------------------------------------------------------------------------
