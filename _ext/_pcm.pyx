@@ -10,9 +10,8 @@ Payload layout (all multi-byte header fields little-endian):
     5   u64  number of frames
     13  ...  one LSB-first bitstream, zero padded to a whole byte
 
-Per block: [float only: 1 bit mode (0: bit pattern as ordered int, 1: scaled int + 9 bit
-exponent E+256)] [stereo only: 2 bits channel mode: 0 L/R, 1 L/S, 2 S/R, 3 M/S] then one
-subframe per channel:
+Per block: [float only: 2 bits float mode, then for modes 1 and 2 a 9 bit exponent E + 256]
+[stereo only: 2 bits channel mode: 0 L/R, 1 L/S, 2 S/R, 3 M/S] then one subframe per channel:
 
     2 bits type (0 constant, 1 verbatim, 2 fixed predictor, 3 LPC), 6 bits wasted low bits w
     constant: value (sbits bits)            verbatim: n samples of (sbits - w) bits
@@ -20,6 +19,20 @@ subframe per channel:
     LPC: 5 bits order-1, 4 bits precision-1, 5 bits shift, order coefficients, warm-up, residual
     residual: 4 bits partition order P, per partition 6 bits Rice parameter k then codes:
               q zero bits, a one bit, k low bits of zigzag(residual)
+
+sbits is the sample width: bits (8..32), +1 for a side channel, 25 for float mode 2.
+
+Float modes (32-bit IEEE, always bit-exact, NaN payloads and -0.0 included):
+  0  the bit pattern as an int32 that orders like the value (used when a block has inf/NaN)
+  1  every sample is v * 2**-E with integer |v| < 2**31 (e.g. 24-bit audio stored as float):
+     the integers are coded, nothing else
+  2  any finite floats: v = x * 2**E with max |v| in [2**23, 2**24); trunc(v) is coded like
+     integer PCM, then per channel (after that channel's subframe; after both for stereo) the
+     mantissa bits below it, raw: 23 - floor(log2 |trunc(v)|) bits, or for trunc(v) == 0 one
+     flag bit (0: +0.0, 1: followed by the 32-bit pattern).
+
+Decoding allocates the output (plain_len), a padded copy of the payload and two blocks of
+int64 scratch (<= 256 KiB), whatever the header says.
 
 8-bit samples with big_endian=False are unsigned (WAV); with big_endian=True signed (AIFF).
 """
@@ -1013,46 +1026,53 @@ cdef inline int64_t sext(uint64_t v, int bits) noexcept nogil:
 cdef int read_residual(Dec* d, int64_t* x, int n, int order) noexcept nogil:
     cdef int P, j, nparts, ps, start, end, i, k, t, valid
     cdef uint64_t w, q, u, mk
+    # the bit position lives in locals: stores into x could otherwise alias d.pos
+    cdef const uint8_t* buf = d.buf
+    cdef uint64_t pos, nbits = d.nbits
     P = <int>getb(d, 4)
     if P > 8 or n % (1 << P) != 0 or (n >> P) < order:
         return -1
     nparts = 1 << P
     ps = n >> P
+    pos = d.pos
     for j in range(nparts):
-        k = <int>getb(d, 6)
-        if k > 56 or d.pos > d.nbits:
+        w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7)
+        k = <int>(w & 63)
+        pos += 6
+        if k > 56 or pos > nbits:
             return -1
         mk = mask(k)
         start = order if j == 0 else j * ps
         end = (j + 1) * ps
         for i in range(start, end):
-            w = pcm_ld64(d.buf + (d.pos >> 3)) >> (d.pos & 7)
-            if w != 0:
-                t = pcm_ctz64(w)
-            else:
-                t = 64
+            w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7)
+            # a sentinel bit: t == 63 (no one bit among the >= 57 valid ones) takes the slow path
+            t = pcm_ctz64(w) if w != 0 else 64
             if t + 1 + k <= 57:
                 u = ((w >> (t + 1)) & mk) | (<uint64_t>t << k)
-                d.pos += t + 1 + k
+                pos += t + 1 + k
             else:
                 q = 0
                 while True:
-                    if d.pos > d.nbits:
+                    if pos > nbits:
                         return -1
-                    valid = 64 - <int>(d.pos & 7)
-                    w = pcm_ld64(d.buf + (d.pos >> 3)) >> (d.pos & 7)
+                    valid = 64 - <int>(pos & 7)
+                    w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7)
                     if w == 0:
                         q += valid
-                        d.pos += valid
+                        pos += valid
                     else:
                         t = pcm_ctz64(w)
                         q += t
-                        d.pos += t + 1
+                        pos += t + 1
                         break
-                u = (q << k) | getb(d, k)
-            if d.pos > d.nbits:
+                w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7)
+                u = (q << k) | (w & mk)
+                pos += k
+            if pos > nbits:
                 return -1
             x[i] = <int64_t>(u >> 1) ^ -<int64_t>(u & 1)
+    d.pos = pos
     return 0
 
 
