@@ -353,7 +353,9 @@ cdef inline int choose_k(uint64_t s, int64_t cnt, uint64_t mx, int64_t* cost) no
             continue
         if k > 56:
             break
-        c = cnt * (k + 1) + <int64_t>(s >> k) - (cnt >> 1 if k > 0 else 0)
+        # sum(u >> k) ~ (s - cnt * (2**k - 1) / 2) / 2**k: low bits average half their range
+        c = cnt * (k + 1) + <int64_t>(s >> k) - (
+            ((cnt * ((<int64_t>1 << k) - 1)) >> (k + 1)) if k < 32 else (cnt >> 1))
         if best < 0 or c < best:
             best = c
             best_k = k
@@ -472,6 +474,12 @@ cdef uint64_t fixed_sums(const int64_t* x, int n, int* order) noexcept nogil:
     return b
 
 
+cdef inline int64_t rice_estimate(uint64_t s, int64_t cnt) noexcept nogil:
+    cdef int64_t c
+    choose_k(s, cnt, 0, &c)
+    return c
+
+
 cdef inline uint64_t fixed_cost(const int64_t* x, int n) noexcept nogil:
     cdef int o
     return fixed_sums(x, n, &o)
@@ -566,7 +574,7 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
     best_est = 0.0
     for m in range(1, MAXLPC + 1):
         v = errs[m - 1] / wsum2
-        est = 0.5 * log2(v) if v > 1.0 else 0.0
+        est = 0.5 * log2(v) if v > 1e-9 else -15.0
         est = est * (n - m) + m * (LPC_PREC + bits)
         if best_m == 0 or est < best_est:
             best_est = est
@@ -840,7 +848,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
     cdef int64_t* R
     cdef int64_t l, r, sd
     cdef uint64_t sL, sR, sS, sM, best
-    cdef double cL, cR, cS, cM, bestc
+    cdef int64_t cL, cR, cS, cM, bestc
     cdef int64_t* S
     cdef uint32_t fu
     cdef uint32_t* fbuf = e.fbuf
@@ -879,11 +887,11 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             for i in range(n):
                 S[i] = L[i] - R[i]
                 e.mbuf[i] = (L[i] + R[i]) >> 1
-            # estimated bits of a channel ~ n * log2(mean |residual|): compare sums of logs
-            cL = log2(1.0 + <double>fixed_cost(L, n))
-            cR = log2(1.0 + <double>fixed_cost(R, n))
-            cS = log2(1.0 + <double>fixed_cost(S, n))
-            cM = log2(1.0 + <double>fixed_cost(e.mbuf, n))
+            # estimated bits of each candidate: Rice cost of its best fixed-predictor residual
+            cL = rice_estimate(fixed_cost(L, n), n - 4)
+            cR = rice_estimate(fixed_cost(R, n), n - 4)
+            cS = rice_estimate(fixed_cost(S, n), n - 4)
+            cM = rice_estimate(fixed_cost(e.mbuf, n), n - 4)
             mode = 0
             bestc = cL + cR
             if cL + cS < bestc:
