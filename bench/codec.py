@@ -125,6 +125,45 @@ def run(seconds: float, chunk: int, reps: int) -> list[dict]:
     return rows
 
 
+SOX_CASES = {  # name: sox arguments after `sox -n` (output file goes where {o} is)
+    "pink noise 16/2": "-r 44100 -b 16 -c 2 {o} synth 10 pinknoise vol 0.3",
+    "sine 24/1": "-r 48000 -b 24 {o} synth 10 sine 440 vol 0.5",
+    "quiet dithered 16/2": "-r 48000 -b 16 -c 2 {o} synth 10 sine 1000 vol 0.001 dither",
+    "square 16/1": "-r 44100 -b 16 {o} synth 10 square 100 vol 0.5",
+    "sweep 24/2 96k": "-r 96000 -b 24 -c 2 {o} synth 10 sine 20-20000 vol 0.7",
+    "brown noise 24/1": "-r 48000 -b 24 {o} synth 10 brownnoise vol 0.5",
+    "plucks 16/2": "-r 44100 -b 16 -c 2 {o} synth 10 pluck C3 pluck E3 vol 0.5",
+}
+
+
+def run_sox(chunk: int) -> list[dict]:
+    """Sizes only, ours vs flac -5, on sox-synthesised files (probed with audio.probe)."""
+    from archivestore import audio
+
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for name, args in SOX_CASES.items():
+            wav = os.path.join(d, "s.wav")
+            subprocess.run(["sox", "-n", *args.format(o=wav).split()], check=True)
+            with open(wav, "rb") as f:
+                b = f.read()
+                info = audio.probe(f, len(b))
+            data = b[info.data_offset:info.data_offset + info.data_length]
+            step = chunk - chunk % info.block_align
+            ours = sum(len(_pcm.encode(data[i:i + step], *info.pcm_format))
+                       for i in range(0, len(data), step))
+            out = os.path.join(d, "s.flac")
+            subprocess.run(["flac", "-5", "-f", "-s", "--no-padding", "--no-seektable", "-o", out,
+                            wav], check=True, capture_output=True)
+            fl = os.path.getsize(out)
+            row = {"signal": name, "pcm_bytes": len(data), "ours_ratio": ours / len(data),
+                   "flac5_ratio": fl / len(data), "ours_vs_flac": ours / fl}
+            rows.append(row)
+            print(f"{name:22s} ours {row['ours_ratio']:.4f}  flac -5 {row['flac5_ratio']:.4f}  "
+                  f"ours/flac {row['ours_vs_flac']:.4f}", flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -132,9 +171,11 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
     rows = run(a.seconds, a.chunk, a.reps)
+    print()
+    sox_rows = run_sox(a.chunk)
     (HERE / "out").mkdir(exist_ok=True)
     (HERE / "out" / "codec.json").write_text(json.dumps(
-        {"seconds": a.seconds, "chunk": a.chunk, "rows": rows}, indent=1))
+        {"seconds": a.seconds, "chunk": a.chunk, "rows": rows, "sox": sox_rows}, indent=1))
 
 
 if __name__ == "__main__":
