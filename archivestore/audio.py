@@ -5,6 +5,10 @@ allocates from a size field, reads at most `MAX_HEADER_READ` bytes and walks at 
 `MAX_CHUNKS` chunks. Anything that is not a supported, well-formed PCM file gives None; bad input
 never raises. (An OSError from the file object itself is not "bad input" and propagates.)
 
+Once the format and sample-data chunks have been found, anything unparseable after them (an
+appended ID3 tag, a truncated trailing chunk, more than MAX_CHUNKS chunks) ends the walk instead
+of rejecting the file; before that point the parser is strict.
+
 Policy for a sample-data chunk whose declared size runs past the end of the file (a recording
 cut short, or a writer that never patched the size): the data region is clamped to what the file
 holds, rounded down to whole frames. The same applies to WAV files whose data size is
@@ -100,6 +104,11 @@ class _Reader:
         return b
 
 
+def _is_chunk_id(cid: bytes) -> bool:
+    """Four printable ASCII characters."""
+    return all(0x20 <= c < 0x7F for c in cid)
+
+
 def _cstr(b: bytes) -> str:
     """A fixed-size, NUL-padded text field."""
     return b.split(b"\0", 1)[0].decode("utf-8", errors="replace").rstrip()
@@ -144,10 +153,14 @@ def _probe_wav(r: _Reader, magic: bytes) -> AudioInfo | None:
     while pos + 8 <= size:
         nchunks += 1
         if nchunks > MAX_CHUNKS:
+            if fmt is not None and data is not None:
+                break
             return None
         hdr = r.read_at(pos, 8)
         cid = hdr[:4]
         (csize,) = struct.unpack("<I", hdr[4:])
+        if fmt is not None and data is not None and (csize > size or not _is_chunk_id(cid)):
+            break  # trailing garbage after the audio (e.g. an appended ID3 tag): stop here
         body = pos + 8
         if cid == b"ds64":
             if not is64 or nchunks != 1 or csize < 28:
@@ -246,10 +259,14 @@ def _probe_aiff(r: _Reader, aifc: bool) -> AudioInfo | None:
     while pos + 8 <= size:
         nchunks += 1
         if nchunks > MAX_CHUNKS:
+            if comm is not None and ssnd is not None:
+                break
             return None
         hdr = r.read_at(pos, 8)
         cid = hdr[:4]
         (csize,) = struct.unpack(">I", hdr[4:])
+        if comm is not None and ssnd is not None and (csize > size or not _is_chunk_id(cid)):
+            break
         body = pos + 8
         if cid == b"COMM":
             if comm is not None:

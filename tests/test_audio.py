@@ -376,3 +376,18 @@ def test_writers_through_codec(tmp_path, kind):
         b = write_aiff(f, np.random.default_rng(0).standard_normal((9000, 2)), 48000, 32,
                        aifc="fl32")
     _ingest_roundtrip(b)
+
+
+def test_trailing_garbage_after_data_is_tolerated(tmp_path):
+    s = _signal(100, 2, 16)
+    out = write_wav(tmp_path / "t.wav", s, 48000, 16, trailing_chunks=[(b"LIST", b"abcd")])
+    for tail in (b"ID3\x04\x00\x00\x00\x00\x00\x21" + b"\xff" * 40, b"\x00" * 3, b"JUNK\xff\xff\xff\x7f"):
+        info = _probe_bytes(out + tail)
+        assert info is not None and info.frames == 100
+        _check_consistent(info, len(out + tail))
+    a = write_aiff(tmp_path / "t.aif", s, 48000, 16)
+    info = _probe_bytes(a + b"ID3\x04" + b"\xff" * 30)
+    assert info is not None and info.frames == 100
+    # before the data chunk the parser stays strict
+    i = out.index(b"data")
+    assert _probe_bytes(out[:i] + b"\x01\x02\x03\x04\xff\xff\xff\xff" + out[i:]) is None
