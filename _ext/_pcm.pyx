@@ -547,8 +547,12 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
             e.win_sum2 += e.win[i] * e.win[i]
     win = e.win
     wsum2 = e.win_sum2
-    for i in range(n):
-        xw[i] = <double>x[i] * win[i]
+    if bits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
+        for i in range(n):
+            xw[i] = <double>(<int32_t>x[i]) * win[i]
+    else:
+        for i in range(n):
+            xw[i] = <double>x[i] * win[i]
     pcm_autocorr10(xw, n, R)
     if R[0] <= 0.0:
         return 0
