@@ -214,6 +214,110 @@ cdef extern from *:
         }
         return (bad >> bits) != 0;
     }
+    /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
+       chain and the predictor-history chain overlap. Orders are compile-time constants at each
+       call site (FIXED: polynomial order M 0..4; else LPC order M 1..8). */
+    static int pcm_slow_rice(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int k, uint64_t* out) {
+        uint64_t pos = *ppos, q = 0, w;
+        for (;;) {
+            if (pos > nbits) return -1;
+            int valid = 64 - (int)(pos & 7);
+            w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
+            if (w == 0) { q += valid; pos += valid; }
+            else { int t = pcm_ctz64(w); q += t; pos += t + 1; break; }
+        }
+        w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
+        *out = (q << k) | (w & ((((uint64_t)1) << k) - 1));
+        *ppos = pos + k;
+        return 0;
+    }
+    static inline __attribute__((always_inline))
+    int pcm_fused(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P,
+                  const int32_t* q, int sh, int bits, const int M, const int FIXED) {
+        uint64_t half = (uint64_t)1 << (bits - 1), bad = 0, pos = *ppos, w, u, mk, s;
+        int j, i, k, t, nparts = 1 << P, ps = n >> P;
+        int64_t h1 = M >= 1 ? x[M - 1] : 0, h2 = M >= 2 ? x[M - 2] : 0, h3 = M >= 3 ? x[M - 3] : 0,
+                h4 = M >= 4 ? x[M - 4] : 0, h5 = M >= 5 ? x[M - 5] : 0, h6 = M >= 6 ? x[M - 6] : 0,
+                h7 = M >= 7 ? x[M - 7] : 0, h8 = M >= 8 ? x[M - 8] : 0;
+        uint64_t c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0, c8 = 0;
+        if (!FIXED) {
+            c1 = PCM_U((int64_t)q[0]);
+            if (M >= 2) c2 = PCM_U((int64_t)q[1]);
+            if (M >= 3) c3 = PCM_U((int64_t)q[2]);
+            if (M >= 4) c4 = PCM_U((int64_t)q[3]);
+            if (M >= 5) c5 = PCM_U((int64_t)q[4]);
+            if (M >= 6) c6 = PCM_U((int64_t)q[5]);
+            if (M >= 7) c7 = PCM_U((int64_t)q[6]);
+            if (M >= 8) c8 = PCM_U((int64_t)q[7]);
+        }
+        for (j = 0; j < nparts; j++) {
+            w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
+            k = (int)(w & 63);
+            pos += 6;
+            if (k > 56 || pos > nbits) return -1;
+            mk = (((uint64_t)1) << k) - 1;
+            for (i = j ? j * ps : M; i < (j + 1) * ps; i++) {
+                w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
+                t = w ? pcm_ctz64(w) : 64;
+                if (t + 1 + k <= 57) {
+                    u = ((w >> (t + 1)) & mk) | ((uint64_t)t << k);
+                    pos += t + 1 + k;
+                } else if (pcm_slow_rice(buf, &pos, nbits, k, &u)) {
+                    return -1;
+                }
+                if (pos > nbits) return -1;
+                if (FIXED) {
+                    if (M == 0) s = 0;
+                    else if (M == 1) s = PCM_U(h1);
+                    else if (M == 2) s = 2 * PCM_U(h1) - PCM_U(h2);
+                    else if (M == 3) s = 3 * PCM_U(h1) - 3 * PCM_U(h2) + PCM_U(h3);
+                    else s = 4 * PCM_U(h1) - 6 * PCM_U(h2) + 4 * PCM_U(h3) - PCM_U(h4);
+                } else {
+                    s = 0;
+                    if (M >= 8) s += c8 * PCM_U(h8);
+                    if (M >= 7) s += c7 * PCM_U(h7);
+                    if (M >= 6) s += c6 * PCM_U(h6);
+                    if (M >= 5) s += c5 * PCM_U(h5);
+                    if (M >= 4) s += c4 * PCM_U(h4);
+                    if (M >= 3) s += c3 * PCM_U(h3);
+                    if (M >= 2) s += c2 * PCM_U(h2);
+                    s += c1 * PCM_U(h1);
+                    s = PCM_U(((int64_t)s) >> sh);
+                }
+                int64_t v = (int64_t)((u >> 1) ^ (0 - (u & 1))) ;
+                v = (int64_t)(PCM_U(v) + s);
+                bad |= PCM_U(v) + half;
+                x[i] = v;
+                h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = v;
+            }
+        }
+        *ppos = pos;
+        return (bad >> bits) != 0 ? -1 : 0;
+    }
+    /* 0 ok, -1 corrupt, -2 order not handled here (caller uses the two-pass path). */
+    static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                    int n, int P, const int32_t* q, int order, int sh, int bits,
+                                    int fixed) {
+        if (fixed) switch (order) {
+            case 0: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 0, 1);
+            case 1: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 1, 1);
+            case 2: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 2, 1);
+            case 3: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 3, 1);
+            case 4: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 4, 1);
+            default: return -2;
+        }
+        switch (order) {
+            case 1: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 1, 0);
+            case 2: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 2, 0);
+            case 3: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 3, 0);
+            case 4: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 4, 0);
+            case 5: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 5, 0);
+            case 6: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 6, 0);
+            case 7: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 7, 0);
+            case 8: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 8, 0);
+            default: return -2;
+        }
+    }
     #define PCM_SYN_CASE(M) case M: \\
         for (i = M; i < n; i++) { uint64_t s = 0; \\
             for (j = 0; j < M; j++) s += (uint64_t)(int64_t)q[j] * (uint64_t)x[i - 1 - j]; \\
@@ -255,6 +359,9 @@ cdef extern from *:
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_lpc_synth(int64_t* x, int n, const int32_t* q, int m, int sh, int bits) nogil
     int pcm_fixed_synth(int64_t* x, int n, int m, int bits) nogil
+    int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                             int n, int P, const int32_t* q, int order, int sh, int bits,
+                             int fixed) nogil
 
 DEF VERSION = 1
 DEF HDR = 13
@@ -846,7 +953,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
                     bint flt, int64_t* chbuf) noexcept nogil:
     cdef int64_t start
     cdef int n, c, i, bpsamp = bits // 8, align = channels * (bits // 8), sbits, mode, E = 0
-    cdef int fmode
+    cdef int fmode = 0
     cdef const uint8_t* p
     cdef int64_t* L
     cdef int64_t* R
@@ -1088,6 +1195,24 @@ cdef int read_residual(Dec* d, int64_t* x, int n, int order) noexcept nogil:
     return 0
 
 
+cdef int predicted(Dec* d, int64_t* x, int n, int order, const int32_t* qc, int sh, int eff,
+                   bint fixed) noexcept nogil:
+    """Residual + prediction: fused loop for fixed orders and LPC orders <= 8, else two passes."""
+    cdef uint64_t save = d.pos
+    cdef int rc, P = <int>getb(d, 4)
+    if P > 8 or n % (1 << P) != 0 or (n >> P) < order or d.pos > d.nbits:
+        return -1
+    rc = pcm_decode_predicted(d.buf, &d.pos, d.nbits, x, n, P, qc, order, sh, eff, fixed)
+    if rc != -2:
+        return rc
+    d.pos = save
+    if read_residual(d, x, n, order) < 0:
+        return -1
+    if fixed:
+        return -1 if pcm_fixed_synth(x, n, order, eff) else 0
+    return -1 if pcm_lpc_synth(x, n, qc, order, sh, eff) else 0
+
+
 cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
     cdef int typ, w, eff, i, order, prec, sh
     cdef int64_t v
@@ -1121,9 +1246,7 @@ cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
             x[i] = sext(getb(d, eff), eff)
         if d.pos > d.nbits:
             return -1
-        if read_residual(d, x, n, order) < 0:
-            return -1
-        if pcm_fixed_synth(x, n, order, eff):
+        if predicted(d, x, n, order, qc, 0, eff, True) < 0:
             return -1
     else:
         order = <int>getb(d, 5) + 1
@@ -1137,9 +1260,7 @@ cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
             x[i] = sext(getb(d, eff), eff)
         if d.pos > d.nbits:
             return -1
-        if read_residual(d, x, n, order) < 0:
-            return -1
-        if pcm_lpc_synth(x, n, qc, order, sh, eff):
+        if predicted(d, x, n, order, qc, sh, eff, False) < 0:
             return -1
     if w:
         for i in range(n):
