@@ -16,7 +16,8 @@ Per block: [float only: 2 bits float mode, then for modes 1 and 2 a 9 bit expone
     2 bits type (0 constant, 1 verbatim, 2 fixed predictor, 3 LPC), 6 bits wasted low bits w
     constant: value (sbits bits)            verbatim: n samples of (sbits - w) bits
     fixed: 3 bits order (0..4), warm-up samples, residual
-    LPC: 5 bits order-1, 4 bits precision-1, 5 bits shift, order coefficients, warm-up, residual
+    LPC: 5 bits order-1 (orders 1..8 are valid), 4 bits precision-1, 5 bits shift,
+         order coefficients (precision bits each), warm-up, residual
     residual: 4 bits partition order P, per partition 6 bits Rice parameter k then codes:
               q zero bits, a one bit, k low bits of zigzag(residual)
 
@@ -147,73 +148,7 @@ cdef extern from *:
                     r[i] = x[i] - (s >> sh); }
         }
     }
-    /* In-place LPC synthesis with wrap-around (no UB on hostile data); returns nonzero if a
-       sample leaves the signed `bits` range. For orders <= 8 the history lives in registers
-       (each call site has a constant M, so unused taps vanish); that avoids a store-to-load
-       forwarding delay on the critical path. */
     #define PCM_U(v) ((uint64_t)(v))
-    static inline __attribute__((always_inline))
-    uint64_t pcm_synth_reg(int64_t* x, int n, const int32_t* q, int sh, uint64_t half, const int M) {
-        uint64_t bad = 0;
-        int i;
-        int64_t h1 = x[M - 1], h2 = M >= 2 ? x[M - 2] : 0, h3 = M >= 3 ? x[M - 3] : 0,
-                h4 = M >= 4 ? x[M - 4] : 0, h5 = M >= 5 ? x[M - 5] : 0, h6 = M >= 6 ? x[M - 6] : 0,
-                h7 = M >= 7 ? x[M - 7] : 0, h8 = M >= 8 ? x[M - 8] : 0;
-        const uint64_t c1 = PCM_U((int64_t)q[0]), c2 = M >= 2 ? PCM_U((int64_t)q[1]) : 0,
-                c3 = M >= 3 ? PCM_U((int64_t)q[2]) : 0, c4 = M >= 4 ? PCM_U((int64_t)q[3]) : 0,
-                c5 = M >= 5 ? PCM_U((int64_t)q[4]) : 0, c6 = M >= 6 ? PCM_U((int64_t)q[5]) : 0,
-                c7 = M >= 7 ? PCM_U((int64_t)q[6]) : 0, c8 = M >= 8 ? PCM_U((int64_t)q[7]) : 0;
-        for (i = M; i < n; i++) {
-            uint64_t s = 0;
-            if (M >= 8) s += c8 * PCM_U(h8);
-            if (M >= 7) s += c7 * PCM_U(h7);
-            if (M >= 6) s += c6 * PCM_U(h6);
-            if (M >= 5) s += c5 * PCM_U(h5);
-            if (M >= 4) s += c4 * PCM_U(h4);
-            if (M >= 3) s += c3 * PCM_U(h3);
-            if (M >= 2) s += c2 * PCM_U(h2);
-            s += c1 * PCM_U(h1);
-            int64_t v = (int64_t)(PCM_U(x[i]) + PCM_U(((int64_t)s) >> sh));
-            bad |= PCM_U(v) + half;
-            x[i] = v;
-            h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = v;
-        }
-        return bad;
-    }
-    /* Fixed polynomial predictors 1..4, same register scheme. */
-    static inline __attribute__((always_inline))
-    uint64_t pcm_fixed_reg(int64_t* x, int n, uint64_t half, const int M) {
-        uint64_t bad = 0;
-        int i;
-        int64_t h1 = M >= 1 ? x[M - 1] : 0, h2 = M >= 2 ? x[M - 2] : 0, h3 = M >= 3 ? x[M - 3] : 0,
-                h4 = M >= 4 ? x[M - 4] : 0;
-        for (i = M; i < n; i++) {
-            uint64_t p;
-            if (M == 0) p = 0;
-            else if (M == 1) p = PCM_U(h1);
-            else if (M == 2) p = 2 * PCM_U(h1) - PCM_U(h2);
-            else if (M == 3) p = 3 * PCM_U(h1) - 3 * PCM_U(h2) + PCM_U(h3);
-            else p = 4 * PCM_U(h1) - 6 * PCM_U(h2) + 4 * PCM_U(h3) - PCM_U(h4);
-            int64_t v = (int64_t)(PCM_U(x[i]) + p);
-            bad |= PCM_U(v) + half;
-            x[i] = v;
-            h4 = h3; h3 = h2; h2 = h1; h1 = v;
-        }
-        return bad;
-    }
-    static int pcm_fixed_synth(int64_t* x, int n, int m, int bits) {
-        uint64_t half = (uint64_t)1 << (bits - 1), bad = 0;
-        int i;
-        for (i = 0; i < m && i < n; i++) bad |= PCM_U(x[i]) + half;
-        switch (m) {
-            case 0: bad |= pcm_fixed_reg(x, n, half, 0); break;
-            case 1: bad |= pcm_fixed_reg(x, n, half, 1); break;
-            case 2: bad |= pcm_fixed_reg(x, n, half, 2); break;
-            case 3: bad |= pcm_fixed_reg(x, n, half, 3); break;
-            default: bad |= pcm_fixed_reg(x, n, half, 4); break;
-        }
-        return (bad >> bits) != 0;
-    }
     /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
        chain and the predictor-history chain overlap. Orders are compile-time constants at each
        call site (FIXED: polynomial order M 0..4; else LPC order M 1..8). */
@@ -318,33 +253,6 @@ cdef extern from *:
             default: return -2;
         }
     }
-    #define PCM_SYN_CASE(M) case M: \\
-        for (i = M; i < n; i++) { uint64_t s = 0; \\
-            for (j = 0; j < M; j++) s += (uint64_t)(int64_t)q[j] * (uint64_t)x[i - 1 - j]; \\
-            int64_t v = (int64_t)((uint64_t)x[i] + (uint64_t)(((int64_t)s) >> sh)); \\
-            bad |= (uint64_t)v + half; x[i] = v; } break;
-    static int pcm_lpc_synth(int64_t* x, int n, const int32_t* q, int m, int sh, int bits) {
-        int i, j;
-        uint64_t half = (uint64_t)1 << (bits - 1), bad = 0;
-        switch (m) {
-            case 1: bad = pcm_synth_reg(x, n, q, sh, half, 1); break;
-            case 2: bad = pcm_synth_reg(x, n, q, sh, half, 2); break;
-            case 3: bad = pcm_synth_reg(x, n, q, sh, half, 3); break;
-            case 4: bad = pcm_synth_reg(x, n, q, sh, half, 4); break;
-            case 5: bad = pcm_synth_reg(x, n, q, sh, half, 5); break;
-            case 6: bad = pcm_synth_reg(x, n, q, sh, half, 6); break;
-            case 7: bad = pcm_synth_reg(x, n, q, sh, half, 7); break;
-            case 8: bad = pcm_synth_reg(x, n, q, sh, half, 8); break;
-            PCM_SYN_CASE(9) PCM_SYN_CASE(10) PCM_SYN_CASE(11) PCM_SYN_CASE(12)
-            default:
-                for (i = m; i < n; i++) { uint64_t s = 0;
-                    for (j = 0; j < m; j++) s += (uint64_t)(int64_t)q[j] * (uint64_t)x[i - 1 - j];
-                    int64_t v = (int64_t)((uint64_t)x[i] + (uint64_t)(((int64_t)s) >> sh));
-                    bad |= (uint64_t)v + half; x[i] = v; }
-        }
-        /* every v + half must lie in [0, 2*half) */
-        return (bad >> bits) != 0;
-    }
     """
     uint64_t pcm_ld64(const uint8_t* p) nogil
     void pcm_st64(uint8_t* p, uint64_t v) nogil
@@ -357,8 +265,6 @@ cdef extern from *:
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
-    int pcm_lpc_synth(int64_t* x, int n, const int32_t* q, int m, int sh, int bits) nogil
-    int pcm_fixed_synth(int64_t* x, int n, int m, int bits) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                              int n, int P, const int32_t* q, int order, int sh, int bits,
                              int fixed) nogil
@@ -368,7 +274,7 @@ DEF HDR = 13
 DEF BLOCK = 4096
 DEF MAXBLOCK = 16384
 DEF MAXLPC = 8
-DEF MAXLPC_DEC = 12
+DEF MAXLPC_DEC = 8  # the decoder rejects higher orders (the format could hold 32)
 DEF LPC_PREC = 14
 DEF MAXPO = 6
 DEF PAD = 64
@@ -592,36 +498,6 @@ cdef inline uint64_t fixed_cost(const int64_t* x, int n) noexcept nogil:
     return fixed_sums(x, n, &o)
 
 
-cdef int best_fixed_order(const int64_t* x, int n) noexcept nogil:
-    cdef uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, b
-    cdef int64_t d0, d1, d2, d3, d4
-    cdef int i, o = 0
-    for i in range(4, n):
-        d0 = x[i]
-        d1 = d0 - x[i - 1]
-        d2 = d1 - (x[i - 1] - x[i - 2])
-        d3 = d2 - (x[i - 1] - 2 * x[i - 2] + x[i - 3])
-        d4 = d3 - (x[i - 1] - 3 * x[i - 2] + 3 * x[i - 3] - x[i - 4])
-        s0 += zz(d0)
-        s1 += zz(d1)
-        s2 += zz(d2)
-        s3 += zz(d3)
-        s4 += zz(d4)
-    b = s0
-    if s1 < b:
-        b = s1
-        o = 1
-    if s2 < b:
-        b = s2
-        o = 2
-    if s3 < b:
-        b = s3
-        o = 3
-    if s4 < b:
-        o = 4
-    return o
-
-
 cdef void make_window(double* w, int n) noexcept nogil:
     """Tukey(0.5) window."""
     cdef int i, t = n // 4
@@ -767,7 +643,7 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits) noexcept nogi
     save_pos = e.pos
     save_acc = e.acc
     save_nb = e.nb
-    fo = best_fixed_order(s, n)
+    fixed_sums(s, n, &fo)
     fixed_residual(s, e.resb, n, fo)
     cost_f = rice_plan(e.resb, n, fo, &P_f, ks_f) + fo * eff
     if n >= 32 and eff > 2:
@@ -800,25 +676,6 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits) noexcept nogi
         e.acc = save_acc
         e.nb = save_nb
         enc_verbatim(e, x, n, eff, w)
-
-
-cdef inline int64_t load_sample(const uint8_t* p, int bits, bint be) noexcept nogil:
-    if bits == 16:
-        if be:
-            return <int16_t>((p[0] << 8) | p[1])
-        return <int16_t>(p[0] | (p[1] << 8))
-    elif bits == 24:
-        if be:
-            return (<int32_t>((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8))) >> 8
-        return (<int32_t>((<uint32_t>p[2] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[0] << 8))) >> 8
-    elif bits == 32:
-        if be:
-            return <int32_t>((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3])
-        return <int32_t>((<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0])
-    else:
-        if be:
-            return <int8_t>p[0]
-        return <int64_t>p[0] - 128
 
 
 cdef inline void store_sample(uint8_t* p, int64_t v, int bits, bint be) noexcept nogil:
@@ -1142,75 +999,15 @@ cdef inline int64_t sext(uint64_t v, int bits) noexcept nogil:
     return (<int64_t>(v << sh)) >> sh
 
 
-cdef int read_residual(Dec* d, int64_t* x, int n, int order) noexcept nogil:
-    cdef int P, j, nparts, ps, start, end, i, k, t, valid
-    cdef uint64_t w, q, u, mk
-    # the bit position lives in locals: stores into x could otherwise alias d.pos
-    cdef const uint8_t* buf = d.buf
-    cdef uint64_t pos, nbits = d.nbits
-    P = <int>getb(d, 4)
-    if P > 8 or n % (1 << P) != 0 or (n >> P) < order:
-        return -1
-    nparts = 1 << P
-    ps = n >> P
-    pos = d.pos
-    for j in range(nparts):
-        w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7)
-        k = <int>(w & 63)
-        pos += 6
-        if k > 56 or pos > nbits:
-            return -1
-        mk = mask(k)
-        start = order if j == 0 else j * ps
-        end = (j + 1) * ps
-        for i in range(start, end):
-            w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7)
-            # a sentinel bit: t == 63 (no one bit among the >= 57 valid ones) takes the slow path
-            t = pcm_ctz64(w) if w != 0 else 64
-            if t + 1 + k <= 57:
-                u = ((w >> (t + 1)) & mk) | (<uint64_t>t << k)
-                pos += t + 1 + k
-            else:
-                q = 0
-                while True:
-                    if pos > nbits:
-                        return -1
-                    valid = 64 - <int>(pos & 7)
-                    w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7)
-                    if w == 0:
-                        q += valid
-                        pos += valid
-                    else:
-                        t = pcm_ctz64(w)
-                        q += t
-                        pos += t + 1
-                        break
-                w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7)
-                u = (q << k) | (w & mk)
-                pos += k
-            if pos > nbits:
-                return -1
-            x[i] = <int64_t>(u >> 1) ^ -<int64_t>(u & 1)
-    d.pos = pos
-    return 0
-
-
 cdef int predicted(Dec* d, int64_t* x, int n, int order, const int32_t* qc, int sh, int eff,
                    bint fixed) noexcept nogil:
-    """Residual + prediction: fused loop for fixed orders and LPC orders <= 8, else two passes."""
-    cdef uint64_t save = d.pos
-    cdef int rc, P = <int>getb(d, 4)
+    """Residual + prediction in one fused loop (fixed orders 0..4, LPC orders 1..8)."""
+    cdef int P = <int>getb(d, 4)
     if P > 8 or n % (1 << P) != 0 or (n >> P) < order or d.pos > d.nbits:
         return -1
-    rc = pcm_decode_predicted(d.buf, &d.pos, d.nbits, x, n, P, qc, order, sh, eff, fixed)
-    if rc != -2:
-        return rc
-    d.pos = save
-    if read_residual(d, x, n, order) < 0:
+    if pcm_decode_predicted(d.buf, &d.pos, d.nbits, x, n, P, qc, order, sh, eff, fixed) != 0:
         return -1
-    if fixed:
-        return -1 if pcm_fixed_synth(x, n, order, eff) else 0
-    return -1 if pcm_lpc_synth(x, n, qc, order, sh, eff) else 0
+    return 0
 
 
 cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
