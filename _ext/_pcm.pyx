@@ -933,8 +933,8 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         e.cap = <size_t>view.len + <size_t>view.len // 8 + 4096
         e.out = <uint8_t*>malloc(e.cap)
         chbuf = <int64_t*>malloc(sizeof(int64_t) * BLOCK * channels)
-        e.sig = <int64_t*>malloc(sizeof(int64_t) * BLOCK * channels)
-        e.resa = <int64_t*>malloc(sizeof(int64_t) * BLOCK * channels)
+        e.sig = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
+        e.resa = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
         e.resb = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
         e.xw = <double*>malloc(sizeof(double) * BLOCK)
         e.win = <double*>malloc(sizeof(double) * BLOCK)

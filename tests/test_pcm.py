@@ -301,3 +301,14 @@ def test_float_block_modes():
         roundtrip(d, 32, ch, False, True)
     d = full.astype("<f4").tobytes()
     assert len(roundtrip(d, 32, 1, False, True)) < 0.8 * len(d)
+
+
+@pytest.mark.parametrize("bits", [8, 16, 24, 32])
+def test_many_channels(bits):
+    rng = np.random.default_rng(bits)
+    for ch in (9, 64, 255):
+        x = np.cumsum(rng.integers(-50, 51, size=(300, ch)), axis=0)
+        x = np.clip(x, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        roundtrip(_ints(x, bits, False), bits, ch, False)
+    f = rng.standard_normal((50, 255)).astype("<f4").tobytes()
+    roundtrip(f, 32, 255, False, True)
