@@ -279,6 +279,9 @@ DEF LPC_PREC = 14
 DEF MAXPO = 6
 DEF PAD = 64
 
+FORMAT_VERSION = VERSION  # first byte of every payload
+BLOCK_FRAMES = BLOCK  # frames per block written by encode()
+
 # ------------------------------------------------------------------------------------------
 # encoder
 
