@@ -5,6 +5,7 @@ section 5): deleting it loses nothing, `Store.rebuild_index` refills it from the
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import struct
@@ -60,6 +61,20 @@ def _record(raw) -> dict:
     return rec
 
 
+# LMDB refuses keys over 511 bytes (MDB_BAD_VALSIZE); session paths can be longer than that.
+MAX_KEY = 511
+
+
+def file_key(project: str, version: int, path: str) -> bytes:
+    """Key of a `files` record: project \\0 version (u32 big-endian) \\0 path. A key that would
+    pass LMDB's limit keeps the path's start, then `\\0` and 16 bytes of its BLAKE2b; such a
+    record carries the full path in its `path` field."""
+    key = version_key(project, version) + b"\0" + path.encode("utf-8", "surrogateescape")
+    if len(key) > MAX_KEY:
+        key = key[:MAX_KEY - 17] + b"\0" + hashlib.blake2b(key, digest_size=16).digest()
+    return key
+
+
 class Index:
     """Opens (creating if needed) the LMDB environment at `path`."""
 
@@ -67,7 +82,7 @@ class Index:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         try:
-            self.env = lmdb.open(str(self.path), map_size=MAP_SIZE, max_dbs=8, subdir=True,
+            self.env = lmdb.open(str(self.path), map_size=MAP_SIZE, max_dbs=16, subdir=True,
                                  readahead=False, max_readers=256)
         except lmdb.Error as e:
             raise FormatError(f"the index at {self.path} is damaged ({e}); rebuild it from the "
@@ -89,6 +104,7 @@ class Index:
         self.packnames = self.env.open_db(b"packnames")
         self.versions = self.env.open_db(b"versions")
         self.snapids = self.env.open_db(b"snapids")
+        self.files = self.env.open_db(b"files")  # the file catalog (archivestore.catalog)
         try:
             with self.env.begin(write=True) as txn:
                 fmt = txn.get(b"format", db=self.meta)
@@ -159,14 +175,40 @@ class Index:
             old = txn.get(key, db=self.meta)
             txn.put(key, U64.pack((U64.unpack(old)[0] if old else 0) + d), db=self.meta)
 
-    def _put_version(self, txn, project: str, version: int, record: dict) -> None:
+    def _put_version(self, txn, project: str, version: int, record: dict,
+                     files: Iterable[tuple[str, bytes]] | None = None) -> None:
         key = version_key(project, version)
         txn.put(key, json.dumps(record, ensure_ascii=True).encode(), db=self.versions)
         txn.put(bytes.fromhex(record["id"]), key, db=self.snapids)
+        if files is not None:
+            self._put_files(txn, project, version, files)
 
-    def add_version(self, project: str, version: int, record: dict) -> None:
+    def _put_files(self, txn, project: str, version: int,
+                   files: Iterable[tuple[str, bytes]]) -> None:
+        for path, value in files:
+            key = file_key(project, version, path)
+            if len(key) == MAX_KEY and b"\0" in key[len(version_key(project, version)) + 1:]:
+                value = json.dumps({**json.loads(value), "path": path}, ensure_ascii=False,
+                                   separators=(",", ":")).encode("utf-8", "surrogateescape")
+            txn.put(key, value, db=self.files)
+
+    def add_version(self, project: str, version: int, record: dict,
+                    files: Iterable[tuple[str, bytes]] | None = None) -> None:
+        """Index a snapshot record (and its catalog records, `(path, value)`) in one transaction."""
         with self._write() as txn:
-            self._put_version(txn, project, version, record)
+            self._put_version(txn, project, version, record, files)
+
+    def add_files(self, project: str, version: int, files: Iterable[tuple[str, bytes]]) -> None:
+        """Add catalog records for a version (index rebuild, benchmarks)."""
+        with self._write() as txn:
+            self._put_files(txn, project, version, files)
+
+    def has_files(self, project: str, version: int) -> bool:
+        """True when the catalog holds at least one record of this version."""
+        prefix = version_key(project, version) + b"\0"
+        with self.env.begin() as txn:
+            cur = txn.cursor(self.files)
+            return cur.set_range(prefix) and cur.key().startswith(prefix)
 
     def add_found_version(self, project: str, version: int, record: dict) -> int:
         """Enter a snapshot record found in a pack (repair, rebuild); returns its number.
@@ -279,6 +321,17 @@ class Index:
             for k, v in txn.cursor(self.versions):
                 p, n = split_version_key(k)
                 yield p, n, _record(v)
+
+    def iter_files(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Raw (key, value) catalog records in key order, optionally under a key prefix."""
+        with self.env.begin() as txn:
+            cur = txn.cursor(self.files)
+            if not cur.set_range(prefix):
+                return
+            for k, v in cur:
+                if not k.startswith(prefix):
+                    break
+                yield k, v
 
     def stats(self) -> dict:
         with self.env.begin() as txn:

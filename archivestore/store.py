@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import codecs, faults, hashing
+from . import catalog, codecs, faults, hashing
 from .backend import LocalBackend, write_atomic
 from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
@@ -57,7 +57,11 @@ class BlobSink:
             if self._writer.offset < self.store.pack_target:
                 return
             w, self._writer = self._writer, None
-            self._finishing = [f for f in self._finishing if not f.done() or f.exception()]
+            for f in self._finishing:
+                if f.done() and f.exception() is not None:
+                    w.abort()
+                    raise f.exception()  # e.g. the disk filled while finishing a pack
+            self._finishing = [f for f in self._finishing if not f.done()]
             if len(self._finishing) >= 2:  # bound memory and unindexed data: wait for the oldest
                 try:
                     self._finishing.pop(0).result()
@@ -86,8 +90,13 @@ class BlobSink:
         with self._lock:
             w, self._writer = self._writer, None
             pending, self._finishing = self._finishing, []
-        for f in pending:
-            f.result()
+        try:
+            for f in pending:
+                f.result()
+        except BaseException:
+            if w is not None:
+                w.abort()  # an earlier pack failed (disk full?): leave nothing in tmp/
+            raise
         if w is not None:
             self._finish(w, version)
         elif version is not None:
@@ -286,6 +295,7 @@ class Store:
             with StoreLock(self.root, "commit", "index pack"):  # version numbers vs. ingests
                 for rec in snaps:
                     rec["version"] = self.index.add_found_version(rec["project"], rec["version"], rec)
+        catalog.fill_versions(self, snaps)
         return snaps
 
     def scan_pack(self, name: str, size: int) -> list[BlobRef]:
@@ -327,6 +337,7 @@ class Store:
                 bad.append(f"{name}: {e}")
             if progress:
                 progress(name, size)
+        catalog.fill_missing(self)  # tree parts may sit in packs indexed after their snapshot
         self.index.set_rebuilding(False)
         return {"packs": packs, "versions": versions, "unreadable_packs": bad}
 
