@@ -2,10 +2,13 @@
 
 `ARCHIVESTORE_FAULT=point:n[:action]` makes the n-th call of `hit(point)` in this process either
 kill the process with SIGKILL (`kill`, the default: a power cut as far as the store can tell) or
-raise ENOSPC on that and every later pass (`enospc`: a full disk). Points: `chunk` (a chunk was cut), `pack_write` (a blob is
+raise ENOSPC on that and every later pass (`enospc`: a full disk), or stop the process with
+SIGSTOP until a test sends SIGCONT (`stop`). Points: `chunk` (a chunk was cut), `pack_write` (a blob is
 about to be appended to a pack), `pack_fsync` (a pack is complete, before fsync),
 `pack_publish` (fsync'd, before the rename into packs/), `index_commit` (pack renamed, before its
-index transaction), `index_txn` (inside that transaction, before it commits), `snapshot` (the commit lock is held, before the snapshot record is written).
+index transaction), `index_txn` (inside that transaction, before it commits), `commit_index`
+(the pack holding the snapshot record is published, commit lock held, before it is indexed),
+`snapshot` (the commit lock is held, before the snapshot record is written).
 When the variable is unset `hit` is a dictionary lookup and a return.
 """
 from __future__ import annotations
@@ -29,7 +32,7 @@ def _parse(spec: str) -> tuple[str, int, str] | None:
 
 _TARGET = _parse(_SPEC)
 POINTS = ("chunk", "pack_write", "pack_fsync", "pack_publish", "index_commit", "index_txn",
-          "snapshot")
+          "commit_index", "snapshot")
 
 
 def hit(point: str) -> None:
@@ -42,4 +45,8 @@ def hit(point: str) -> None:
         return
     if _TARGET[2] == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if _TARGET[2] == "stop":  # freeze here until SIGCONT (a test interleaves another process)
+        if n == _TARGET[1]:
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return
     os.kill(os.getpid(), signal.SIGKILL)

@@ -139,6 +139,10 @@ class Index:
         raw = bytes.fromhex(name)
         with self._write() as txn:
             if txn.get(raw, db=self.packnames) is not None:
+                # `fsck --repair` indexed it first (it was complete, not yet indexed): the
+                # snapshot record still belongs to this commit
+                if version is not None:
+                    self._put_version(txn, *version)
                 return
             num = txn.stat(self.packs)["entries"]
             cur = txn.cursor(self.packs)

@@ -80,6 +80,8 @@ class BlobSink:
     def _finish(self, w: PackWriter, version) -> None:
         name, size, entries = w.finish()
         faults.hit("index_commit")
+        if version is not None:
+            faults.hit("commit_index")
         self.store.index.add_pack(name, size, entries, version)
         self.packs_written += 1
         if self.on_indexed is not None:

@@ -169,3 +169,43 @@ def test_stale_lock_broken_by_many_waiters_keeps_exclusion(tmp_path):
     assert len(lines) == 2 * n
     for i in range(0, 2 * n, 2):  # strictly in/out pairs of the same process: no overlap
         assert lines[i].startswith("in ") and lines[i + 1] == "out " + lines[i][3:], lines
+
+
+def _wait_state(pid: int, state: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == state:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never reached state {state}")
+
+
+def test_repair_indexing_a_committing_pack_loses_no_version(tmp_path):
+    """`fsck --repair` indexes the pack an ingest has just published with its snapshot record
+    (complete, not yet indexed) and is then killed; the ingest's commit must still record its
+    version (it once returned early: the pack was known, the version never entered)."""
+    from archivestore import Store
+    store = make_store(tmp_path / "store")
+    src = make_session(tmp_path / "s" / "Song", seed=1)
+    ing = _popen("ingest", src, "--store", store, "--json", "-q",
+                 env={"ARCHIVESTORE_FAULT": "commit_index:1:stop"})
+    _wait_state(ing.pid, "T")  # frozen: snapshot pack published, commit lock held
+    rep = _popen("fsck", "--store", store, "--repair", "--json")
+    deadline = time.monotonic() + 60
+    while True:  # until repair has indexed every pack (it then waits for the commit lock)
+        with Store.open(store) as st:
+            if {n for n, _s in st.list_pack_files()} == {n for n, _s, _c in st.index.iter_packs()}:
+                break
+        assert time.monotonic() < deadline and rep.poll() is None
+        time.sleep(0.02)
+    rep.kill()
+    rep.wait()
+    ing.send_signal(signal.SIGCONT)
+    so, se = ing.communicate(timeout=60)
+    assert ing.returncode == 0, se
+    assert json.loads(so)["version"] == 1
+    assert versions(store, "Song") == [1]
+    restore_equals(store, "Song", 1, src, tmp_path / "r")
+    out = fsck(store)
+    assert out["ok"] is True and out["reclaimable"] == []
