@@ -27,6 +27,7 @@ def cli() -> None:
 
 
 from . import core, demo  # noqa: E402,F401  (register commands)
+from . import copies  # noqa: E402,F401
 
 
 def main() -> None:
