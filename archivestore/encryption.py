@@ -225,7 +225,7 @@ class EncryptedBackend:
         if end <= offset:
             return b""
         header = self._header(name)
-        prefix = header[16:24]
+        prefix = ENC_HEADER.unpack(header)[2]
         seg, sealed_seg = self.segment, self.segment + TAG
         nseg = max(1, -(-plain_size // seg))
         first, last = offset // seg, (end - 1) // seg

@@ -147,6 +147,7 @@ class Replicator:
         self.source = source
         self.dest = dest
         self.progress = progress
+        self._packs_in_use: set[str] | None = None
 
     def plan(self) -> list[tuple[str, int]]:
         """(name, size) of every source pack DEST does not have, in index order."""
@@ -163,6 +164,7 @@ class Replicator:
             self._copy(name, size, res)
             if self.progress:
                 self.progress({"pack": name, "bytes": size})
+        self._conflicts(res)
         res.seconds = time.monotonic() - t0
         return res
 
@@ -184,12 +186,11 @@ class Replicator:
         obj = pack_object_name(name)
         try:
             data = self.source.backend.get(obj, 0, size)
+            if len(data) != size:
+                raise DamageError(f"pack is {len(data)} bytes, the index says {size}")
         except (OSError, DamageError) as e:
-            res.damaged.append({"pack": name, "where": "source", "detail": f"unreadable: {e}"})
-            return
-        if len(data) != size:
-            res.damaged.append({"pack": name, "where": "source",
-                                "detail": f"pack is {len(data)} bytes, the index says {size}"})
+            if self._referenced(name):  # else: superseded by a repair, nothing to copy
+                res.damaged.append({"pack": name, "where": "source", "detail": f"unreadable: {e}"})
             return
         pack = VerifiedPack(name, data)
         if pack.ok:
@@ -206,6 +207,12 @@ class Replicator:
                 return
         res.packs_copied += 1
         res.bytes_copied += len(data)
+
+    def _referenced(self, name: str) -> bool:
+        """Whether the source index still places any chunk in pack `name`."""
+        if self._packs_in_use is None:
+            self._packs_in_use = {loc.pack for _c, loc in self.source.index.iter_chunks()}
+        return name in self._packs_in_use
 
     def _salvage(self, pack: VerifiedPack, res: ReplicateResult) -> None:
         """Copy only the blobs that verify into a pack of the same name at DEST, and report the
@@ -234,13 +241,18 @@ class Replicator:
         with StoreLock(self.dest.root, "commit", "replicate"):
             recs = self.dest.index_pack(pack.name, size, pack.entries, pack.records)
         for r in recs:
-            item = {"project": r["project"], "version": r["version"], "snapshot": r["id"]}
-            if r.get("conflict"):
-                held = self.dest.index.get_version(r["project"], r["version"]) or {}
-                item["dest_snapshot"] = held.get("id")
-                res.conflicts.append(item)
-            else:
-                res.versions_added.append(item)
+            if not r.get("conflict"):
+                res.versions_added.append({"project": r["project"], "version": r["version"],
+                                           "snapshot": r["id"]})
+
+    def _conflicts(self, res: ReplicateResult) -> None:
+        """Every source version DEST binds to a different snapshot (reported on every run
+        until someone resolves it, e.g. by renaming the project at one side)."""
+        for project, n, rec in self.source.index.iter_versions():
+            held = self.dest.index.get_version(project, n)
+            if held is not None and held.get("id") != rec.get("id"):
+                res.conflicts.append({"project": project, "version": n, "snapshot": rec.get("id"),
+                                      "dest_snapshot": held.get("id")})
 
 
 def replicate(source: Store, dest: Store,
