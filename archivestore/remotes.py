@@ -28,6 +28,9 @@ from .errors import ArchiveError, DamageError, StoreNotFound
 # Reads up to this size use `rclone cat --offset --count`; larger ones fetch the whole object.
 WHOLE_READ = 256 * 1024
 CACHED_OBJECTS = 4  # whole packs kept locally per backend (4 x 32 MiB)
+# An object known (from a listing) to be at most this big is fetched whole on its first read:
+# one call instead of one per blob (each rclone call costs ~0.1 s of process start-up).
+WHOLE_OBJECT = 4 * 1024 * 1024
 
 
 def rclone_exe() -> str:
@@ -46,6 +49,7 @@ class RcloneBackend:
         self.spec = spec.rstrip("/")
         self._tmp = Path(tempfile.mkdtemp(prefix="rclone-", dir=_mkdir(cache_dir() / "tmp")))
         self._cache: OrderedDict[str, Path] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # objects are immutable: a size once seen stays true
         self._lock = threading.Lock()
         self.calls = 0  # rclone invocations (tests and benchmarks read it)
 
@@ -67,7 +71,9 @@ class RcloneBackend:
         """Upload under a temporary name, then rename into place: a reader never sees half."""
         tmp = f"tmp/{uuid.uuid4().hex}.part"
         self._run("copyto", str(src), self._path(tmp))
+        size = os.path.getsize(src)
         self._run("moveto", "--immutable", self._path(tmp), self._path(name))
+        self._sizes[name] = size
         os.unlink(src)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -75,7 +81,8 @@ class RcloneBackend:
             local = self._cache.get(name)
             if local is not None:
                 self._cache.move_to_end(name)
-        if local is None and length is not None and length <= WHOLE_READ:
+        small = self._sizes.get(name, WHOLE_OBJECT + 1) <= WHOLE_OBJECT
+        if local is None and length is not None and length <= WHOLE_READ and not small:
             p = self._run("cat", "--offset", str(offset), "--count", str(length), self._path(name),
                           check=False)
             if p.returncode != 0:
@@ -100,12 +107,17 @@ class RcloneBackend:
         return dst
 
     def _stat(self, name: str) -> int | None:
+        if name in self._sizes:
+            return self._sizes[name]
         p = self._run("lsjson", "--files-only", "--no-mimetype", "--no-modtime",
                       self._path(name), check=False)
         if p.returncode != 0:
             return None
         items = json.loads(p.stdout or b"[]")
-        return int(items[0]["Size"]) if items else None
+        if not items:
+            return None
+        self._sizes[name] = int(items[0]["Size"])
+        return self._sizes[name]
 
     def exists(self, name: str) -> bool:
         return self._stat(name) is not None
@@ -122,7 +134,9 @@ class RcloneBackend:
         if p.returncode != 0:
             return  # the folder does not exist yet
         for item in sorted(json.loads(p.stdout or b"[]"), key=lambda i: i["Path"]):
-            yield f"{prefix}/{item['Path']}", int(item["Size"])
+            name, size = f"{prefix}/{item['Path']}", int(item["Size"])
+            self._sizes[name] = size
+            yield name, size
 
     def root_exists(self) -> bool:
         return self._run("lsjson", "--max-depth", "1", self._path(""), check=False).returncode == 0

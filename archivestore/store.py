@@ -145,7 +145,7 @@ class Store:
         url = str(root)
         backend = open_backend(url)
         try:
-            raw = backend.get(CONFIG) if backend.exists(CONFIG) else None
+            raw = backend.get(CONFIG)
         except DamageError:
             raw = None
         if raw is None:

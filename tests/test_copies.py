@@ -416,3 +416,88 @@ def test_status_321(session, src, tmp_path):
     assert "BREAKS 3-2-1" in run_cli("status", "--store", src).output
     copies = json.loads((src / "copies.json").read_text())
     assert [c["name"] for c in copies["copies"]] == ["nas", "cloud"]
+
+
+# -- SFTP through a real OpenSSH server ------------------------------------------------------
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sftp_url(tmp_path, monkeypatch):
+    """An OpenSSH server on 127.0.0.1 (own config, host key and client key in tmp) and an
+    rclone SFTP remote `mysftp:` pointing at it, as root with key auth."""
+    import subprocess
+    import time
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(sshd) or shutil.which("ssh-keygen") is None:
+        pytest.skip("OpenSSH server is not installed")
+    needs_rclone()
+    if os.geteuid() != 0:
+        pytest.skip("the test sshd logs in as root")
+    d = tmp_path / "ssh"
+    d.mkdir()
+    for key in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
+    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
+    os.chmod(d / "authorized_keys", 0o600)
+    port = _free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nPidFile {d / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+        "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
+        "Subsystem sftp internal-sftp\n")
+    os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(d / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "wb"))
+    try:
+        import socket
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.skip(f"sshd did not start: {(d / 'sshd.log').read_text()[-300:]}")
+        for k, v in {"TYPE": "sftp", "HOST": "127.0.0.1", "PORT": str(port), "USER": "root",
+                     "KEY_FILE": str(d / "client_key"), "SHELL_TYPE": "unix"}.items():
+            monkeypatch.setenv(f"RCLONE_CONFIG_MYSFTP_{k}", v)
+        yield f"rclone:mysftp:{tmp_path / 'sftp-remote'}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.net
+def test_sftp_remote_replicate_and_restore(session, store, tmp_path, sftp_url, monkeypatch):
+    src = store  # default-size packs: few rclone calls, each one an SSH session
+    run_json("ingest", session, "--store", src)
+    out = run_json("replicate", "--store", src, "--to", sftp_url, "--init")
+    assert out["ok"] and out["packs_copied"] == len(pack_files(src))
+    assert pack_files(tmp_path / "sftp-remote") == pack_files(src)
+    make_tracks(session / "Audio Files", n=1, seconds=1.0, seed=31)
+    run_json("ingest", session, "--store", src)
+    again = run_json("replicate", "--store", src, "--to", sftp_url)
+    assert again["packs_copied"] == len(pack_files(src)) - out["packs_copied"]
+    shutil.rmtree(tmp_path / "cache")
+    run_cli("restore", "Paper Boats", "--store", sftp_url, "--to", tmp_path / "r")
+    assert_same_tree(session, tmp_path / "r")
+
+
+@pytest.mark.net
+@pytest.mark.slow
+def test_sftp_encrypted_remote(session, store, tmp_path, sftp_url, monkeypatch):
+    src = store
+    run_json("ingest", session, "--store", src)
+    monkeypatch.setenv("PW", "sftp offsite pass")
+    enc = sftp_url + "-enc"
+    run_json("replicate", "--store", src, "--to", enc, "--init", "--encrypt", "--passphrase-env", "PW")
+    assert _pcm_run(session) not in _all_bytes(tmp_path / "sftp-remote-enc")
+    monkeypatch.setenv("ARCHIVE_PASSPHRASE", "sftp offsite pass")
+    run_cli("restore", "Paper Boats", "--store", enc, "--to", tmp_path / "r2")
+    assert_same_tree(session, tmp_path / "r2")
