@@ -13,6 +13,7 @@ from archivestore import Store
 from archivestore.packs import pack_object_name
 from archivestore.replicate import Replicator, open_dest
 
+from . import sshd
 from .conftest import assert_same_tree, make_tracks, run_cli, run_json
 
 SMALL_PACKS = 300_000  # several packs from a ~2 MB session, so packs can be damaged one by one
@@ -419,58 +420,16 @@ def test_status_321(session, src, tmp_path):
 
 
 # -- SFTP through a real OpenSSH server ------------------------------------------------------
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def sftp_url(tmp_path, monkeypatch):
-    """An OpenSSH server on 127.0.0.1 (own config, host key and client key in tmp) and an
-    rclone SFTP remote `mysftp:` pointing at it, as root with key auth."""
-    import subprocess
-    import time
-    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not os.path.exists(sshd) or shutil.which("ssh-keygen") is None:
-        pytest.skip("OpenSSH server is not installed")
-    needs_rclone()
-    if os.geteuid() != 0:
-        pytest.skip("the test sshd logs in as root")
-    d = tmp_path / "ssh"
-    d.mkdir()
-    for key in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
-    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    port = _free_port()
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nPidFile {d / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
-        "Subsystem sftp internal-sftp\n")
-    os.makedirs("/run/sshd", exist_ok=True)
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(d / "sshd_config")],
-                            stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "wb"))
-    try:
-        import socket
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.skip(f"sshd did not start: {(d / 'sshd.log').read_text()[-300:]}")
-        for k, v in {"TYPE": "sftp", "HOST": "127.0.0.1", "PORT": str(port), "USER": "root",
-                     "KEY_FILE": str(d / "client_key"), "SHELL_TYPE": "unix"}.items():
-            monkeypatch.setenv(f"RCLONE_CONFIG_MYSFTP_{k}", v)
+    """An rclone SFTP remote `mysftp:` on a real OpenSSH server started for this test."""
+    why = sshd.missing()
+    if why:
+        pytest.skip(why)
+    with sshd.sftp_server(tmp_path / "ssh") as env:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
         yield f"rclone:mysftp:{tmp_path / 'sftp-remote'}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.net
