@@ -15,7 +15,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -27,6 +30,11 @@ from .packs import (KIND_SNAPSHOT, PackWriter, check_pack_header, pack_object_na
                     parse_blob, parse_footer)
 from .snapshots import parse_snapshot
 from .store import CONFIG, STORE_FORMAT, Store
+
+
+# Packs in flight at once: reading + verifying one overlaps publishing others (for rclone
+# remotes each publish is two rclone processes, mostly waiting on the network).
+WORKERS = 3
 
 
 def _now() -> str:
@@ -148,6 +156,7 @@ class Replicator:
         self.dest = dest
         self.progress = progress
         self._packs_in_use: set[str] | None = None
+        self._lock = threading.Lock()  # result counters and DEST index commits
 
     def plan(self) -> list[tuple[str, int]]:
         """(name, size) of every source pack DEST does not have, in index order."""
@@ -160,13 +169,27 @@ class Replicator:
         self._resume(res)
         todo = self.plan()
         res.packs_present = self.source.index.stats()["packs"] - len(todo) - res.packs_resumed
-        for name, size in todo:
-            self._copy(name, size, res)
-            if self.progress:
-                self.progress({"pack": name, "bytes": size})
+        pending: deque = deque()
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="replicate") as pool:
+            try:
+                for name, size in todo:
+                    pending.append((name, size, pool.submit(self._copy, name, size, res)))
+                    if len(pending) >= WORKERS:
+                        self._done(*pending.popleft())
+                while pending:
+                    self._done(*pending.popleft())
+            except BaseException:
+                for _n, _s, f in pending:
+                    f.cancel()
+                raise
         self._conflicts(res)
         res.seconds = time.monotonic() - t0
         return res
+
+    def _done(self, name: str, size: int, fut: Future) -> None:
+        fut.result()
+        if self.progress:
+            self.progress({"pack": name, "bytes": size})
 
     def _resume(self, res: ReplicateResult) -> None:
         """Index packs an interrupted run published at DEST but did not index."""
@@ -205,8 +228,9 @@ class Replicator:
             self._salvage(pack, res)
             if not pack.entries:
                 return
-        res.packs_copied += 1
-        res.bytes_copied += len(data)
+        with self._lock:
+            res.packs_copied += 1
+            res.bytes_copied += len(data)
 
     def _referenced(self, name: str) -> bool:
         """Whether the source index still places any chunk in pack `name`."""
@@ -238,12 +262,12 @@ class Replicator:
         self._index(pack, size, res)
 
     def _index(self, pack: VerifiedPack, size: int, res: ReplicateResult) -> None:
-        with StoreLock(self.dest.root, "commit", "replicate"):
+        with self._lock, StoreLock(self.dest.root, "commit", "replicate"):
             recs = self.dest.index_pack(pack.name, size, pack.entries, pack.records)
-        for r in recs:
-            if not r.get("conflict"):
-                res.versions_added.append({"project": r["project"], "version": r["version"],
-                                           "snapshot": r["id"]})
+            for r in recs:
+                if not r.get("conflict"):
+                    res.versions_added.append({"project": r["project"], "version": r["version"],
+                                               "snapshot": r["id"]})
 
     def _conflicts(self, res: ReplicateResult) -> None:
         """Every source version DEST binds to a different snapshot (reported on every run

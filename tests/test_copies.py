@@ -165,35 +165,38 @@ def test_interrupted_replication_resumes(session, src, tmp_path):
     dest = tmp_path / "d"
     done: list[str] = []
 
-    def stop_after_two(event):
+    def stop_after_one(event):
         done.append(event["pack"])
-        if len(done) == 2:
-            raise KeyboardInterrupt
+        raise KeyboardInterrupt
 
     with Store.open(src) as s:
         d, created = open_dest(str(dest), s, init=True)
         with d, pytest.raises(KeyboardInterrupt):
-            Replicator(s, d, progress=stop_after_two).run()
-    assert created and set(pack_files(dest)) == set(done)
+            Replicator(s, d, progress=stop_after_one).run()
+    before = pack_files(dest)  # packs in flight when interrupted may have finished too
+    assert created and set(done) <= set(before) and len(before) < len(packs) - 1
     # a pack published by an interrupted run but not yet indexed at the destination
-    orphan = next(n for n in packs if n not in done)
+    orphan = next(n for n in packs if n not in before)
     (dest / pack_object_name(orphan)).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src / pack_object_name(orphan), dest / pack_object_name(orphan))
     out = run_json("replicate", "--store", src, "--to", dest)
-    assert out["packs_resumed"] == 1 and out["packs_present"] == 2
-    assert out["packs_copied"] == len(packs) - 3
-    assert out["bytes_copied"] == sum(s for n, s in packs.items() if n not in done and n != orphan)
+    assert out["packs_resumed"] == 1 and out["packs_present"] == len(before)
+    assert out["packs_copied"] == len(packs) - len(before) - 1
+    assert out["bytes_copied"] == sum(s for n, s in packs.items() if n not in before and n != orphan)
     assert pack_files(dest) == packs
     run_cli("restore", "Paper Boats", "--store", dest, "--to", tmp_path / "r")
     assert_same_tree(session, tmp_path / "r")
 
 
 # -- healing ---------------------------------------------------------------------------------
-def _chunk_pack(store: Path, path: str, which: int = 0) -> tuple[str, object]:
+def _chunk_pack(store: Path, path: str) -> tuple[str, object]:
+    """The biggest chunk of `path` in the latest version, and where the index puts it."""
     with Store.open(store) as st:
         rec = st.version("Paper Boats")[1]
         e = next(e for e in st.iter_tree(rec) if e["path"] == path)
-        return e["chunks"][which], st.index.lookup(bytes.fromhex(e["chunks"][which]))
+        locs = [(st.index.lookup(bytes.fromhex(c)), c) for c in e["chunks"]]
+        loc, cid = max(locs, key=lambda lc: lc[0].plain_len)
+        return cid, loc
 
 
 def test_heal_from_copy(session, src, tmp_path):
@@ -238,7 +241,7 @@ def test_heal_reports_what_no_copy_holds(session, src, tmp_path):
     run_json("ingest", session, "--store", src)
     dest = tmp_path / "d"
     run_json("replicate", "--store", src, "--to", dest, "--init")
-    make_tracks(session / "Audio Files", n=4, seconds=1.0, seed=77)  # new Track 4, not replicated
+    make_tracks(session / "Audio Files", n=4, seconds=3.0, seed=77)  # new Track 4, not replicated
     run_json("ingest", session, "--store", src)
     cid, loc = _chunk_pack(src, "Audio Files/Track 4.wav")
     (src / pack_object_name(loc.pack)).unlink()
