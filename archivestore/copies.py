@@ -122,6 +122,9 @@ def status(store: Store) -> dict:
             row.update(reachable=True, store_id=st.config["store_id"],
                        last_verified=state.get("last_verified"),
                        last_replicate=state.get("last_replicate"))
+            if not getattr(st.backend, "unlocked", True) and not st.index.stats()["packs"]:
+                row["error"] = ("encrypted, and its index is not cached on this machine: set "
+                                "ARCHIVE_KEY_FILE or ARCHIVE_PASSPHRASE to read it")
             opened.append(st)
         except (ArchiveError, OSError) as e:
             row["error"] = str(e)

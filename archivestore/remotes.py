@@ -25,8 +25,12 @@ from typing import Iterator
 from .backend import Backend, LocalBackend, cache_dir
 from .errors import ArchiveError, DamageError, StoreNotFound
 
-# Reads up to this size use `rclone cat --offset --count`; larger ones fetch the whole object.
+# Reads up to this size use `rclone cat --offset --count`; larger ones fetch the whole object
+# (a restore reads most blobs of a pack, ~1 MiB each: one download beats 32 rclone calls).
 WHOLE_READ = 256 * 1024
+# A read that ends at the object's end (a pack footer, or an encrypted pack's last segments)
+# uses `cat` up to this size: indexing a remote must not download every pack.
+TAIL_READ = 4 * 1024 * 1024
 CACHED_OBJECTS = 4  # whole packs kept locally per backend (4 x 32 MiB)
 # An object known (from a listing) to be at most this big is fetched whole on its first read:
 # one call instead of one per blob (each rclone call costs ~0.1 s of process start-up).
@@ -81,8 +85,11 @@ class RcloneBackend:
             local = self._cache.get(name)
             if local is not None:
                 self._cache.move_to_end(name)
-        small = self._sizes.get(name, WHOLE_OBJECT + 1) <= WHOLE_OBJECT
-        if local is None and length is not None and length <= WHOLE_READ and not small:
+        known = self._sizes.get(name)
+        small = known is not None and known <= WHOLE_OBJECT
+        tail = known is not None and length is not None and offset + length >= known
+        if local is None and length is not None and not small and (
+                length <= WHOLE_READ or (tail and length <= TAIL_READ)):
             p = self._run("cat", "--offset", str(offset), "--count", str(length), self._path(name),
                           check=False)
             if p.returncode != 0:

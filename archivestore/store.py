@@ -275,13 +275,18 @@ class Store:
         return snaps
 
     def sync_index(self, only_if_empty: bool = False) -> list[str]:
-        """Index every complete pack present in the store but not in the index; their names."""
+        """Index every readable pack present in the store but not in the index; their names.
+        (An unreadable one stays unindexed: `fsck` reports it.)"""
         if only_if_empty and self.index.stats()["packs"]:
             return []
         done = []
         for name, size in sorted(self.list_pack_files()):
             if not self.index.has_pack(name):
-                self.index_pack(name, size, read_footer(self.backend, pack_object_name(name), size))
+                try:
+                    entries = read_footer(self.backend, pack_object_name(name), size)
+                    self.index_pack(name, size, entries)
+                except (FormatError, DamageError):
+                    continue
                 done.append(name)
         return done
 

@@ -235,6 +235,8 @@ def status(store_path, as_json):
     for s in out["stores"]:
         state = (f"verified {s['last_verified'] or 'never'}, replicated {s['last_replicate'] or 'never'}"
                  if s["reachable"] else f"UNREACHABLE: {s.get('error', '')}")
+        if s["reachable"] and s.get("error"):
+            state += f"; {s['error']}"
         click.echo(f"  {s['name']:<10} {s['media']:<6}{' offsite' if s['offsite'] else '        '}  "
                    f"{s['url']}  ({state})")
     click.echo("Projects:")
