@@ -463,3 +463,37 @@ def test_sftp_encrypted_remote(session, store, tmp_path, sftp_url, monkeypatch):
     monkeypatch.setenv("ARCHIVE_PASSPHRASE", "sftp offsite pass")
     run_cli("restore", "Paper Boats", "--store", enc, "--to", tmp_path / "r2")
     assert_same_tree(session, tmp_path / "r2")
+
+
+def test_killed_replication_to_remote_resumes(session, src, tmp_path):
+    """SIGKILL the real `archive replicate` (and its rclone children) mid-run, then rerun."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    needs_rclone()
+    run_json("ingest", session, "--store", src)
+    packs = pack_files(src)
+    remote = tmp_path / "remote"
+    url = f"rclone:mylocal:{remote}"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = subprocess.Popen([sys.executable, "-m", "archivestore", "replicate", "--store", str(src),
+                             "--to", url, "--init", "-q"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not ((remote / "packs").is_dir() and pack_files(remote)):
+            assert proc.poll() is None, "replication finished before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = pack_files(remote)
+    assert 1 <= len(before) < len(packs)
+    out = run_json("replicate", "--store", src, "--to", url)
+    assert out["packs_copied"] + out["packs_present"] + out["packs_resumed"] == len(packs)
+    assert out["packs_copied"] == len(packs) - len(before)
+    assert pack_files(remote) == packs
+    run_cli("restore", "Paper Boats", "--store", url, "--to", tmp_path / "r")
+    assert_same_tree(session, tmp_path / "r")
