@@ -81,37 +81,47 @@ class RcloneBackend:
         os.unlink(src)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
-        with self._lock:
-            local = self._cache.get(name)
-            if local is not None:
-                self._cache.move_to_end(name)
-        known = self._sizes.get(name)
-        small = known is not None and known <= WHOLE_OBJECT
-        tail = known is not None and length is not None and offset + length >= known
-        if local is None and length is not None and not small and (
-                length <= WHOLE_READ or (tail and length <= TAIL_READ)):
-            p = self._run("cat", "--offset", str(offset), "--count", str(length), self._path(name),
-                          check=False)
-            if p.returncode != 0:
-                raise DamageError(f"{name} is missing or unreadable on {self.spec}")
-            return p.stdout
-        if local is None:
-            local = self._fetch(name)
-        with open(local, "rb") as f:
+        f = self._open_cached(name)
+        if f is None:
+            known = self._sizes.get(name)
+            small = known is not None and known <= WHOLE_OBJECT
+            tail = known is not None and length is not None and offset + length >= known
+            if length is not None and not small and (
+                    length <= WHOLE_READ or (tail and length <= TAIL_READ)):
+                p = self._run("cat", "--offset", str(offset), "--count", str(length),
+                              self._path(name), check=False)
+                if p.returncode != 0:
+                    raise DamageError(f"{name} is missing or unreadable on {self.spec}")
+                return p.stdout
+            f = self._fetch(name)
+        with f:  # an open file stays readable even if another thread evicts it meanwhile
             f.seek(offset)
             return f.read(-1 if length is None else length)
 
-    def _fetch(self, name: str) -> Path:
+    def _open_cached(self, name: str):
+        with self._lock:
+            local = self._cache.get(name)
+            if local is None:
+                return None
+            self._cache.move_to_end(name)
+            return open(local, "rb")
+
+    def _fetch(self, name: str):
+        """Download a whole object into the local cache; an open file on it."""
         dst = self.temp_path(".obj")
         p = self._run("copyto", self._path(name), str(dst), check=False)
         if p.returncode != 0 or not dst.exists():
             raise DamageError(f"{name} is missing or unreadable on {self.spec}")
+        f = open(dst, "rb")
         with self._lock:
+            old = self._cache.pop(name, None)  # fetched concurrently by another thread
+            if old is not None:
+                old.unlink(missing_ok=True)
             self._cache[name] = dst
             while len(self._cache) > CACHED_OBJECTS:
-                _k, old = self._cache.popitem(last=False)
-                old.unlink(missing_ok=True)
-        return dst
+                _k, gone = self._cache.popitem(last=False)
+                gone.unlink(missing_ok=True)
+        return f
 
     def _stat(self, name: str) -> int | None:
         if name in self._sizes:
