@@ -155,7 +155,10 @@ class Checker:
                 bad_chunks[cid] = p
                 found = True
         if not found:  # no indexed chunk lives there any more (a repair re-pointed them all)
-            self._reclaim_superseded(res, name, 0)
+            res.reclaimable.append({"path": pack_object_name(name), "bytes": 0,
+                                    "reason": f"superseded {kind.replace('_', ' ')}: every chunk "
+                                              "the index needs from it has a good copy elsewhere "
+                                              "(`fsck --rebuild-index` forgets it)"})
 
     def _superseded(self, p: Problem, name: str) -> bool:
         """A damaged copy the index no longer uses: a repair wrote a good copy elsewhere."""

@@ -18,8 +18,9 @@ from typing import Callable
 from . import codecs, hashing
 from .check import Checker, CheckResult
 from .errors import DamageError, FormatError
+from .index import Location
 from .locks import StoreLock
-from .packs import PackWriter, pack_object_name, parse_blob
+from .packs import BlobRef, PackWriter, pack_object_name, parse_blob, read_footer
 from .store import Store
 
 HEALABLE = ("damaged_blob", "missing_pack", "damaged_pack", "missing_chunk")
@@ -115,12 +116,49 @@ class Healer:
                     ids.add(bid)
         return ids
 
+    def _local_duplicates(self, ids: set[bytes]) -> dict[bytes, list[tuple[str, BlobRef]]]:
+        """Other copies of `ids` inside this store's own packs (after `--rebuild-index` the
+        index may point to a damaged one while a later pack holds a sound copy)."""
+        out: dict[bytes, list[tuple[str, BlobRef]]] = {}
+        for name, size in self.store.list_pack_files():
+            if not self.store.index.has_pack(name):
+                continue
+            try:
+                entries = read_footer(self.store.backend, pack_object_name(name), size)
+            except (FormatError, DamageError):
+                continue
+            for e in entries:
+                if e.id in ids:
+                    out.setdefault(e.id, []).append((name, e))
+        return out
+
+    def _sound_duplicate(self, cid: bytes, dups) -> tuple[str, BlobRef] | None:
+        current = self.store.index.lookup(cid)
+        for name, e in dups.get(cid, []):
+            if current is not None and (current.pack, current.offset) == (name, e.offset):
+                continue
+            try:
+                self.store.read_location(cid, Location(name, e.offset, e.plain_len, e.stored_len,
+                                                       e.kind, e.codec), check_crc=True)
+            except (FormatError, DamageError):
+                continue
+            return name, e
+        return None
+
     def _heal_ids(self, ids: list[bytes], res: HealResult) -> None:
         store = self.store
+        dups = self._local_duplicates(set(ids))
         with StoreLock(store.root, "commit", "heal"):
             w: PackWriter | None = None
             try:
                 for cid in ids:
+                    dup = self._sound_duplicate(cid, dups)
+                    if dup is not None:  # a sound copy in this store: point the index at it
+                        store.index.repoint(dup[0], [dup[1]])
+                        res.healed.append({"chunk": cid.hex(), "kind": dup[1].kind,
+                                           "bytes": dup[1].plain_len,
+                                           "from": f"{store.url} (pack {dup[0]})", "pack": dup[0]})
+                        continue
                     got, origin = None, None
                     for copy in [*self.copies, store]:  # the store itself last: a chunk in a
                         got = fetch_blob(copy, cid)     # pack with a broken footer may be sound

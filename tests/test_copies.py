@@ -235,6 +235,22 @@ def test_heal_from_copy(session, src, tmp_path):
     # the healed store still replicates cleanly (the superseded damaged blob is not copied)
     again = run_json("replicate", "--store", src, "--to", tmp_path / "d2", "--init")
     assert again["ok"] and again["damaged"] == []
+    # an index pointing back at the damaged copy (as a rebuild may) is re-pointed to the sound
+    # copy already in the store, without fetching anything
+    from archivestore.packs import BlobRef
+    with Store.open(src) as st:
+        good = st.index.lookup(bytes.fromhex(cid))
+        assert good.pack != loc.pack
+        st.index.repoint(loc.pack, [BlobRef(bytes.fromhex(cid), loc.offset, loc.plain_len,
+                                            loc.stored_len, loc.kind, loc.codec)])
+    run_json("fsck", "--read-data", "--store", src, expect=1)
+    shutil.rmtree(dest)  # no copy reachable: the store heals itself
+    dest.mkdir()
+    Store.init(dest / "empty").close()
+    again = run_json("fsck", "--read-data", "--repair", "--from", dest / "empty", "--store", src)
+    assert [(h["chunk"], h["pack"]) for h in again["healed"]] == [(cid, good.pack)]
+    run_cli("restore", "Paper Boats", "--store", src, "--to", tmp_path / "r2")
+    assert_same_tree(session, tmp_path / "r2")
 
 
 def test_heal_reports_what_no_copy_holds(session, src, tmp_path):

@@ -242,7 +242,8 @@ def status(store_path, as_json):
     click.echo("Projects:")
     for p in out["projects"]:
         verdict = "3-2-1 ok" if p["ok"] else "BREAKS 3-2-1: " + "; ".join(p["issues"])
-        click.echo(f"  {p['project']} v{p['version']}: {p['copies']} copies "
+        click.echo(f"  {p['project']} v{p['version']}: {p['copies']} "
+                   f"{'copy' if p['copies'] == 1 else 'copies'} "
                    f"({', '.join(p['stores'])}; media {', '.join(p['media'])}) — {verdict}")
 
 
