@@ -24,7 +24,7 @@ from typing import Callable
 
 from . import codecs, hashing
 from .backend import LocalBackend, is_local_url, open_backend
-from .errors import DamageError, FormatError, StoreExists, StoreNotFound, UsageError
+from .errors import ArchiveError, DamageError, FormatError, StoreExists, StoreNotFound, UsageError
 from .locks import StoreLock
 from .packs import (KIND_SNAPSHOT, PackWriter, check_pack_header, pack_object_name,
                     parse_blob, parse_footer)
@@ -223,7 +223,12 @@ class Replicator:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            self.dest.backend.put(obj, tmp)
+            try:
+                self.dest.backend.put(obj, tmp)
+            except ArchiveError:
+                if not self.dest.backend.exists(obj):
+                    raise
+                os.unlink(tmp)  # published meanwhile by a concurrent replication of this pack
             self._index(pack, size, res)
         else:
             self._salvage(pack, res)
