@@ -204,7 +204,8 @@ class Replicator:
                                               f"verification: {pack.bad[0][1]}"})
                 continue
             self._index(pack, size, res)
-            res.packs_resumed += 1
+            if self.source.index.has_pack(name):
+                res.packs_resumed += 1
 
     def _copy(self, name: str, size: int, res: ReplicateResult) -> None:
         obj = pack_object_name(name)
