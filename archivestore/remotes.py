@@ -22,7 +22,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
-from .backend import Backend, LocalBackend, cache_dir
+from .backend import Backend, cache_dir
 from .errors import ArchiveError, DamageError, StoreNotFound
 
 # Reads up to this size use `rclone cat --offset --count`; larger ones fetch the whole object
@@ -187,4 +187,4 @@ def attach_remote(backend: Backend, config: dict) -> tuple[Backend, Path]:
     return backend, remote_cache_root(sid)
 
 
-__all__ = ["RcloneBackend", "attach_remote", "remote_cache_root", "LocalBackend"]
+__all__ = ["RcloneBackend", "attach_remote", "remote_cache_root"]
