@@ -127,3 +127,23 @@ class LocalBackend:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+
+
+def cache_dir() -> Path:
+    """archivestore's local cache folder ($XDG_CACHE_HOME/archivestore, default ~/.cache/…)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "archivestore"
+
+
+def is_local_url(url: str | os.PathLike) -> bool:
+    """True for a plain folder path, False for a `scheme:` remote such as `rclone:NAME:path`."""
+    return not str(url).startswith("rclone:")
+
+
+def open_backend(url: str | os.PathLike) -> Backend:
+    """The backend for a store address: a folder path or `rclone:REMOTE:path`."""
+    s = str(url)
+    if s.startswith("rclone:"):
+        from .remotes import RcloneBackend
+        return RcloneBackend(s[len("rclone:"):])
+    return LocalBackend(Path(s))

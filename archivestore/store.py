@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import catalog, codecs, hashing
-from .backend import LocalBackend, write_atomic
+from .backend import LocalBackend, open_backend, write_atomic
 from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
 from .index import Index, Location
@@ -110,10 +110,12 @@ class BlobSink:
 class Store:
     """An open store. Use `Store.init` to create one and `Store.open` to open it."""
 
-    def __init__(self, root: Path, config: dict, index_path: Path | None = None) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path, config: dict, index_path: Path | None = None,
+                 backend=None, url: str | None = None) -> None:
+        self.root = Path(root)  # local folder for index/, tmp/, locks/ (a cache dir for remotes)
         self.config = config
-        self.backend = LocalBackend(self.root)
+        self.backend = backend if backend is not None else LocalBackend(self.root)
+        self.url = url or str(self.root)
         c = config["chunker"]
         self.params = ChunkParams(c["min"], c["avg"], c["max"])
         self.pack_target = int(config.get("pack_target", PACK_TARGET))
@@ -143,20 +145,32 @@ class Store:
 
     @classmethod
     def open(cls, root: str | os.PathLike) -> "Store":
-        root = Path(root)
-        cfg = root / CONFIG
-        if not cfg.is_file():
-            raise StoreNotFound(f"no archive store at {root} (create one with: archive init --store {root})")
+        """Open the store at a folder path or a remote address (`rclone:REMOTE:path`)."""
+        url = str(root)
+        backend = open_backend(url)
         try:
-            config = json.loads(cfg.read_bytes())
-        except (OSError, ValueError) as e:
-            raise FormatError(f"{cfg} is unreadable: {e}") from None
-        if config.get("format") != "archivestore":
-            raise FormatError(f"{cfg} is not an archivestore config")
+            raw = backend.get(CONFIG)
+        except DamageError:
+            raw = None
+        if raw is None:
+            raise StoreNotFound(f"no archive store at {url} (create one with: archive init --store {url})")
+        try:
+            config = json.loads(raw)
+        except ValueError as e:
+            raise FormatError(f"{url}/{CONFIG} is unreadable: {e}") from None
+        if not isinstance(config, dict) or config.get("format") != "archivestore":
+            raise FormatError(f"{url}/{CONFIG} is not an archivestore config")
         if not isinstance(config.get("version"), int) or config["version"] > STORE_FORMAT:
-            raise FormatError(f"{root} uses store format {config.get('version')}; "
+            raise FormatError(f"{url} uses store format {config.get('version')}; "
                               f"this archivestore reads up to {STORE_FORMAT}")
-        return cls(root, config)
+        if isinstance(backend, LocalBackend) and "encryption" not in config:
+            return cls(Path(root), config)
+        from .remotes import attach_remote  # remote or encrypted: index kept in the local cache
+        backend, local = attach_remote(backend, config)
+        st = cls(local, config, local / "index", backend, url)
+        if getattr(backend, "unlocked", True):
+            st.sync_index(only_if_empty=True)
+        return st
 
     def close(self) -> None:
         self.index.close()
@@ -236,21 +250,50 @@ class Store:
             if base.endswith(".pack") and len(base) == 37:
                 yield base[:-5], size
 
-    def index_pack(self, name: str, size: int, entries: list[BlobRef]) -> list[dict]:
-        """Enter a pack's blobs into the index, with any snapshot records it holds."""
+    def index_pack(self, name: str, size: int, entries: list[BlobRef],
+                   records: dict[bytes, dict] | None = None) -> list[dict]:
+        """Enter a pack's blobs into the index, with any snapshot records it holds.
+
+        `records` may supply already verified snapshot records by blob id (saves a read).
+        A (project, version) already bound to a different snapshot is never rebound: such a
+        record is returned with `"conflict": True` and is not listed as a version.
+        """
         snaps = []
         for e in entries:
             if e.kind == KIND_SNAPSHOT:
-                rec = parse_snapshot(self.read_location(e.id, Location(name, e.offset, e.plain_len,
-                                                                       e.stored_len, e.kind, e.codec)))
-                rec["id"] = e.id.hex()
+                rec = (records or {}).get(e.id)
+                if rec is None:
+                    rec = parse_snapshot(self.read_location(
+                        e.id, Location(name, e.offset, e.plain_len, e.stored_len, e.kind, e.codec)))
+                rec = dict(rec, id=e.id.hex())
                 snaps.append(rec)
         self.index.add_pack(name, size, entries)
         for rec in snaps:
-            if not self.index.has_snapshot(bytes.fromhex(rec["id"])):
-                self.index.add_version(rec["project"], rec["version"], rec)
-        catalog.fill_versions(self, snaps)
+            if self.index.has_snapshot(bytes.fromhex(rec["id"])):
+                continue
+            held = self.index.get_version(rec["project"], rec["version"])
+            if held is not None and held.get("id") != rec["id"]:
+                rec["conflict"] = True
+                continue
+            self.index.add_version(rec["project"], rec["version"], rec)
+        catalog.fill_versions(self, [r for r in snaps if not r.get("conflict")])
         return snaps
+
+    def sync_index(self, only_if_empty: bool = False) -> list[str]:
+        """Index every readable pack present in the store but not in the index; their names.
+        (An unreadable one stays unindexed: `fsck` reports it.)"""
+        if only_if_empty and self.index.stats()["packs"]:
+            return []
+        done = []
+        for name, size in sorted(self.list_pack_files()):
+            if not self.index.has_pack(name):
+                try:
+                    entries = read_footer(self.backend, pack_object_name(name), size)
+                    self.index_pack(name, size, entries)
+                except (FormatError, DamageError):
+                    continue
+                done.append(name)
+        return done
 
     def rebuild_index(self, progress: Callable[[str, int], None] | None = None) -> dict:
         """Discard the index and rebuild it from the pack footers."""
