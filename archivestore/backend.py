@@ -46,11 +46,90 @@ def fsync_dir(path: Path) -> None:
 def write_atomic(path: Path, data: bytes) -> None:
     """write → fsync → rename → fsync(dir): the file is either absent or complete."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)  # a full disk leaves no half-written temp file behind
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def leftover_temps(root: Path) -> Iterator[tuple[Path, int]]:
+    """(path, size) of files in `<root>/tmp/` whose writer is gone: same host and pid dead, an
+    unparseable name, or another host's file older than FOREIGN_TEMP_AGE. `root` is the store's
+    local folder (a remote store's cache folder)."""
+    tmp = Path(root) / "tmp"
+    if not tmp.is_dir():
+        return
+    me = os.getpid()
+    for p in sorted(tmp.iterdir()):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue  # published or removed by its writer meanwhile
+        m = _TEMP_NAME.match(p.name)
+        if m is not None:
+            pid = int(m["pid"])
+            if m["host"] == HOST:
+                if pid == me or pid_alive(pid):
+                    continue
+            elif time.time() - st.st_mtime < FOREIGN_TEMP_AGE:
+                continue
+        yield p, st.st_size
+
+
+class LocalBackend:
+    """A store in a local or mounted directory. Read descriptors are cached (LRU, 64)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._fds: dict[str, int] = {}
+        self._busy: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def temp_path(self, suffix: str) -> Path:
+        tmp = self.root / "tmp"
+        tmp.mkdir(exist_ok=True)
+        # host.pid in the name lets a later process tell a dead writer's leftovers from live ones
+        return tmp / f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}{suffix}"
+
+    def put(self, name: str, src: Path) -> None: ...
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes: ...
+    def exists(self, name: str) -> bool: ...
+    def size(self, name: str) -> int: ...
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]: ...
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """write → fsync → rename → fsync(dir): the file is either absent or complete."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)  # a full disk leaves no half-written temp file behind
+        except FileNotFoundError:
+            pass
+        raise
     fsync_dir(path.parent)
 
 
@@ -158,3 +237,23 @@ class LocalBackend:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+
+
+def cache_dir() -> Path:
+    """archivestore's local cache folder ($XDG_CACHE_HOME/archivestore, default ~/.cache/…)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "archivestore"
+
+
+def is_local_url(url: str | os.PathLike) -> bool:
+    """True for a plain folder path, False for a `scheme:` remote such as `rclone:NAME:path`."""
+    return not str(url).startswith("rclone:")
+
+
+def open_backend(url: str | os.PathLike) -> Backend:
+    """The backend for a store address: a folder path or `rclone:REMOTE:path`."""
+    s = str(url)
+    if s.startswith("rclone:"):
+        from .remotes import RcloneBackend
+        return RcloneBackend(s[len("rclone:"):])
+    return LocalBackend(Path(s))

@@ -214,32 +214,22 @@ class Index:
             cur = txn.cursor(self.files)
             return cur.set_range(prefix) and cur.key().startswith(prefix)
 
-    def add_found_version(self, project: str, version: int, record: dict) -> int:
-        """Enter a snapshot record found in a pack (repair, rebuild); returns its number.
-
-        If another snapshot already holds that number (an ingest was killed after its record
-        became durable but before it was indexed, and was then run again), the found one gets
-        the next free number and keeps the original in `renumbered_from`: neither is lost.
-        """
-        sid = bytes.fromhex(record["id"])
+    def repoint(self, name: str, entries: Iterable[BlobRef]) -> None:
+        """Point chunk entries at their copies in the indexed pack `name` (after a repair
+        wrote good copies of damaged or missing blobs there)."""
         with self._write() as txn:
-            have = txn.get(sid, db=self.snapids)
-            if have is not None:
-                return split_version_key(bytes(have))[1]
-            if txn.get(version_key(project, version), db=self.versions) is not None:
-                prefix = project.encode("utf-8", "surrogateescape") + b"\0"
-                last = version
-                cur = txn.cursor(self.versions)
-                if cur.set_range(prefix):
-                    for k in cur.iternext(keys=True, values=False):
-                        if not k.startswith(prefix):
-                            break
-                        if len(k) == len(prefix) + 4:
-                            last = max(last, U32BE.unpack(k[-4:])[0])
-                record = {**record, "version": last + 1, "renumbered_from": version}
-                version = last + 1
-            self._put_version(txn, project, version, record)
-        return version
+            num = txn.get(bytes.fromhex(name), db=self.packnames)
+            if num is None:
+                raise FormatError(f"pack {name} is not indexed")
+            num = U32BE.unpack(num)[0]
+            for e in entries:
+                txn.put(e.id, CHUNK_VALUE.pack(num, e.offset, e.plain_len, e.stored_len,
+                                               e.kind, e.codec), db=self.chunks)
+
+    def get_version(self, project: str, version: int) -> dict | None:
+        with self.env.begin() as txn:
+            v = txn.get(version_key(project, version), db=self.versions)
+        return json.loads(v) if v is not None else None
 
     def next_version(self, project: str) -> int:
         versions = self.list_versions(project)

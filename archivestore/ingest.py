@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import catalog, codecs, faults, hashing, sessions
+from .backend import leftover_temps
 from .chunking import iter_chunks
 from .errors import ArchiveError, InputError, StoreFull, UsageError
 from .locks import StoreLock
@@ -110,7 +111,7 @@ class Ingester:
         project = validate_project_name(project or src.name)
         res = IngestResult(project=project, version=0)
         self._res = res
-        for p, _size in self.store.backend.leftover_temps():  # partial packs of killed ingests
+        for p, _size in leftover_temps(self.store.root):  # partial packs of killed ingests
             try:
                 os.unlink(p)
             except FileNotFoundError:

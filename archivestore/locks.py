@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
 from .errors import LockedError
 
 HOST = socket.gethostname()
+# Locks this process holds (path -> depth), so that taking one again nests instead of waiting.
+_HELD: dict[str, int] = {}
+_HELD_LOCK = threading.Lock()
 
 
 def pid_alive(pid: int) -> bool:
@@ -79,6 +83,14 @@ class StoreLock:
             os.unlink(breaker)
 
     def acquire(self) -> None:
+        """Take the lock, waiting up to `timeout` seconds. Re-entrant within one process (e.g.
+        `replicate` holds commit.lock while `Store.index_pack` takes it to bind versions)."""
+        key = str(self.path)
+        with _HELD_LOCK:
+            if key in _HELD:
+                _HELD[key] += 1
+                self.held = True
+                return
         deadline = time.monotonic() + self.timeout
         self.path.parent.mkdir(exist_ok=True)
         body = json.dumps({"host": HOST, "pid": os.getpid(), "op": self.op,
@@ -103,16 +115,24 @@ class StoreLock:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            with _HELD_LOCK:
+                _HELD[key] = 1
             self.held = True
             return
 
     def release(self) -> None:
         if self.held:
+            self.held = False
+            key = str(self.path)
+            with _HELD_LOCK:
+                _HELD[key] -= 1
+                if _HELD[key]:
+                    return
+                del _HELD[key]
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
-            self.held = False
 
     def __enter__(self) -> "StoreLock":
         self.acquire()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import catalog, codecs, faults, hashing
-from .backend import LocalBackend, write_atomic
+from .backend import LocalBackend, open_backend, write_atomic
 from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
 from .index import Index, Location
@@ -124,10 +124,11 @@ class Store:
     """An open store. Use `Store.init` to create one and `Store.open` to open it."""
 
     def __init__(self, root: Path, config: dict, index_path: Path | None = None,
-                 fresh_index: bool = False) -> None:
-        self.root = Path(root)
+                 backend=None, url: str | None = None, fresh_index: bool = False) -> None:
+        self.root = Path(root)  # local folder for index/, tmp/, locks/ (a cache dir for remotes)
         self.config = config
-        self.backend = LocalBackend(self.root)
+        self.backend = backend if backend is not None else LocalBackend(self.root)
+        self.url = url or str(self.root)
         c = config["chunker"]
         self.params = ChunkParams(c["min"], c["avg"], c["max"])
         self.pack_target = int(config.get("pack_target", PACK_TARGET))
@@ -135,7 +136,7 @@ class Store:
         if fresh_index:  # about to be rebuilt: never open what may be a damaged file
             Index.destroy(self.index_path)
         self.index = Index(self.index_path)
-        if not fresh_index:
+        if not fresh_index and backend is None:  # a remote's cache index refills from packs
             self._check_index()
 
     def _check_index(self) -> None:
@@ -176,21 +177,33 @@ class Store:
 
     @classmethod
     def open(cls, root: str | os.PathLike, fresh_index: bool = False) -> "Store":
-        """Open the store at `root`; `fresh_index` discards the index (for a rebuild)."""
-        root = Path(root)
-        cfg = root / CONFIG
-        if not cfg.is_file():
-            raise StoreNotFound(f"no archive store at {root} (create one with: archive init --store {root})")
+        """Open the store at a folder path or a remote address (`rclone:REMOTE:path`);
+        `fresh_index` discards the index unopened (for `fsck --rebuild-index`)."""
+        url = str(root)
+        backend = open_backend(url)
         try:
-            config = json.loads(cfg.read_bytes())
-        except (OSError, ValueError) as e:
-            raise FormatError(f"{cfg} is unreadable: {e}") from None
-        if config.get("format") != "archivestore":
-            raise FormatError(f"{cfg} is not an archivestore config")
+            raw = backend.get(CONFIG)
+        except DamageError:
+            raw = None
+        if raw is None:
+            raise StoreNotFound(f"no archive store at {url} (create one with: archive init --store {url})")
+        try:
+            config = json.loads(raw)
+        except ValueError as e:
+            raise FormatError(f"{url}/{CONFIG} is unreadable: {e}") from None
+        if not isinstance(config, dict) or config.get("format") != "archivestore":
+            raise FormatError(f"{url}/{CONFIG} is not an archivestore config")
         if not isinstance(config.get("version"), int) or config["version"] > STORE_FORMAT:
-            raise FormatError(f"{root} uses store format {config.get('version')}; "
+            raise FormatError(f"{url} uses store format {config.get('version')}; "
                               f"this archivestore reads up to {STORE_FORMAT}")
-        return cls(root, config, fresh_index=fresh_index)
+        if isinstance(backend, LocalBackend) and "encryption" not in config:
+            return cls(Path(root), config, fresh_index=fresh_index)
+        from .remotes import attach_remote  # remote or encrypted: index kept in the local cache
+        backend, local = attach_remote(backend, config)
+        st = cls(local, config, local / "index", backend, url, fresh_index=fresh_index)
+        if getattr(backend, "unlocked", True) and not fresh_index:
+            st.sync_index(only_if_empty=True)
+        return st
 
     def close(self) -> None:
         self.index.close()
@@ -271,9 +284,13 @@ class Store:
                 yield base[:-5], size
 
     def index_pack(self, name: str, size: int, entries: list[BlobRef],
+                   records: dict[bytes, dict] | None = None,
                    errors: list[str] | None = None) -> list[dict]:
         """Enter a pack's blobs into the index, with any snapshot records it holds.
 
+        `records` may supply already verified snapshot records by blob id (saves a read).
+        A (project, version) already bound to a different snapshot is never rebound: such a
+        record is returned with `"conflict": True` and is not listed as a version.
         A snapshot record that cannot be read is left out (named in `errors`, or raised as
         DamageError when `errors` is None); the pack's other blobs are still indexed.
         """
@@ -281,23 +298,33 @@ class Store:
         keep = []
         for e in entries:
             if e.kind == KIND_SNAPSHOT:
-                try:
-                    rec = parse_snapshot(self.read_location(
-                        e.id, Location(name, e.offset, e.plain_len, e.stored_len, e.kind, e.codec)))
-                except (DamageError, FormatError) as exc:
-                    if errors is None:
-                        raise
-                    errors.append(f"{name}: snapshot record {e.id.hex()[:16]} unreadable: {exc}")
-                    continue
-                rec["id"] = e.id.hex()
+                rec = (records or {}).get(e.id)
+                if rec is None:
+                    try:
+                        rec = parse_snapshot(self.read_location(
+                            e.id, Location(name, e.offset, e.plain_len, e.stored_len, e.kind,
+                                           e.codec)))
+                    except (DamageError, FormatError) as exc:
+                        if errors is None:
+                            raise
+                        errors.append(f"{name}: snapshot record {e.id.hex()[:16]} unreadable: {exc}")
+                        continue
+                rec = dict(rec, id=e.id.hex())
                 snaps.append(rec)
             keep.append(e)
         self.index.add_pack(name, size, keep)
         if snaps:
-            with StoreLock(self.root, "commit", "index pack"):  # version numbers vs. ingests
+            # an ingest binds its version under commit.lock: bind found ones under it too
+            with StoreLock(self.root, "commit", "index pack"):
                 for rec in snaps:
-                    rec["version"] = self.index.add_found_version(rec["project"], rec["version"], rec)
-        catalog.fill_versions(self, snaps)
+                    if self.index.has_snapshot(bytes.fromhex(rec["id"])):
+                        continue
+                    held = self.index.get_version(rec["project"], rec["version"])
+                    if held is not None and held.get("id") != rec["id"]:
+                        rec["conflict"] = True
+                        continue
+                    self.index.add_version(rec["project"], rec["version"], rec)
+        catalog.fill_versions(self, [r for r in snaps if not r.get("conflict")])
         return snaps
 
     def scan_pack(self, name: str, size: int) -> list[BlobRef]:
@@ -317,6 +344,22 @@ class Store:
                 found.append(BlobRef(bid, off, plain_len, len(stored), kind, codec))
         return found
 
+    def sync_index(self, only_if_empty: bool = False) -> list[str]:
+        """Index every readable pack present in the store but not in the index; their names.
+        (An unreadable one stays unindexed: `fsck` reports it.)"""
+        if only_if_empty and self.index.stats()["packs"]:
+            return []
+        done = []
+        for name, size in sorted(self.list_pack_files()):
+            if not self.index.has_pack(name):
+                try:
+                    entries = read_footer(self.backend, pack_object_name(name), size)
+                    self.index_pack(name, size, entries)
+                except (FormatError, DamageError):
+                    continue
+                done.append(name)
+        return done
+
     def rebuild_index(self, progress: Callable[[str, int], None] | None = None) -> dict:
         """Discard the index and rebuild it from the pack footers (or, where a footer is
         damaged, from the intact blobs a scan of the pack finds)."""
@@ -333,7 +376,7 @@ class Store:
                 except FormatError as e:
                     entries = self.scan_pack(name, size)
                     bad.append(f"{name}: {e}; {len(entries)} intact blobs recovered by scanning")
-                versions += len(self.index_pack(name, size, entries, bad))
+                versions += len(self.index_pack(name, size, entries, errors=bad))
                 packs += 1
             except (FormatError, DamageError) as e:
                 bad.append(f"{name}: {e}")
