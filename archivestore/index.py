@@ -83,9 +83,32 @@ class Index:
     def _write(self):
         return self.env.begin(write=True)
 
+    def _grow_on_full(self, fn, *args) -> None:
+        """Run a write; if the map is full, double map_size and run it once more."""
+        try:
+            fn(*args)
+        except lmdb.MapFullError:
+            self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            fn(*args)
+
+    def get_meta(self, key: bytes) -> bytes | None:
+        with self.env.begin() as txn:
+            return txn.get(key, db=self.meta)
+
+    def put_meta(self, key: bytes, value: bytes) -> None:
+        def put():
+            with self._write() as txn:
+                txn.put(key, value, db=self.meta)
+        self._grow_on_full(put)
+
     def add_pack(self, name: str, size: int, entries: Iterable[BlobRef],
                  version: tuple[str, int, dict] | None = None) -> None:
         """Index a durable pack's blobs in one transaction (and optionally a snapshot record)."""
+        entries = list(entries)
+        self._grow_on_full(self._add_pack, name, size, entries, version)
+
+    def _add_pack(self, name: str, size: int, entries: list[BlobRef],
+                  version: tuple[str, int, dict] | None) -> None:
         raw = bytes.fromhex(name)
         with self._write() as txn:
             if txn.get(raw, db=self.packnames) is not None:
@@ -94,7 +117,6 @@ class Index:
             cur = txn.cursor(self.packs)
             if cur.last():
                 num = U32BE.unpack(cur.key())[0] + 1
-            entries = list(entries)
             txn.put(U32BE.pack(num), PACK_VALUE.pack(raw, size, len(entries)), db=self.packs)
             txn.put(raw, U32BE.pack(num), db=self.packnames)
             new_chunks = new_bytes = 0

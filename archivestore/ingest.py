@@ -170,7 +170,7 @@ class Ingester:
     def _commit(self, res: IngestResult, src: Path, tree_ids: list[str], message: str | None) -> None:
         index = self.store.index
         with StoreLock(self.store.root, "commit", f"ingest {res.project}"):
-            version = index.next_version(res.project)
+            version = self.store.claim_version(res.project, index.next_version(res.project))
             record = {"v": SNAPSHOT_VERSION, "project": res.project, "version": version,
                       "time": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "host": socket.gethostname(), "user": _user(), "source": os.fsdecode(src),

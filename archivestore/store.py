@@ -15,6 +15,8 @@ from typing import Callable, Iterator
 
 from . import codecs, hashing
 from .backend import LocalBackend, write_atomic
+from .locations import cache_dir, is_url, on_network_fs, open_backend
+from .segments import SharedCatalog, _create
 from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
 from .index import Index, Location
@@ -71,6 +73,8 @@ class BlobSink:
     def _finish(self, w: PackWriter, version) -> None:
         name, size, entries = w.finish()
         self.store.index.add_pack(name, size, entries, version)
+        if self.store.catalog is not None:
+            self.store.catalog.note_pack(name, size, entries)
         self.packs_written += 1
         if self.on_indexed is not None:
             self.on_indexed(entries)
@@ -86,6 +90,10 @@ class BlobSink:
             self._finish(w, version)
         elif version is not None:
             self.store.index.add_version(*version)
+        if self.store.catalog is not None:  # shared stores: tell other writers (segments.py)
+            if version is not None:
+                self.store.catalog.note_snapshot(version[2])
+            self.store.catalog.publish(self.store.index)
 
     def abort(self) -> None:
         with self._lock:
@@ -106,10 +114,15 @@ class BlobSink:
 class Store:
     """An open store. Use `Store.init` to create one and `Store.open` to open it."""
 
-    def __init__(self, root: Path, config: dict, index_path: Path | None = None) -> None:
+    def __init__(self, root: Path, config: dict, index_path: Path | None = None,
+                 backend=None, catalog: SharedCatalog | None = None) -> None:
+        # `root` is a local directory for tmp/ and locks/ (the store folder, or the cache
+        # directory of a remote store); `backend` holds the objects (packs, config, segments).
         self.root = Path(root)
         self.config = config
-        self.backend = LocalBackend(self.root)
+        self.backend = backend or LocalBackend(self.root)
+        self.catalog = catalog
+        self.location = getattr(self.backend, "url", str(self.root))  # what the user named
         c = config["chunker"]
         self.params = ChunkParams(c["min"], c["avg"], c["max"])
         self.pack_target = int(config.get("pack_target", PACK_TARGET))
@@ -120,6 +133,8 @@ class Store:
     @classmethod
     def init(cls, root: str | os.PathLike, params: ChunkParams | None = None,
              pack_target: int = PACK_TARGET) -> "Store":
+        if is_url(root):
+            return cls._init_remote(str(root), params or ChunkParams(), pack_target)
         root = Path(root)
         if (root / CONFIG).exists():
             raise StoreExists(f"{root} already holds an archive store")
@@ -129,16 +144,62 @@ class Store:
         root.mkdir(parents=True, exist_ok=True)
         for d in ("packs", "tmp", "index", "locks"):
             (root / d).mkdir(exist_ok=True)
-        config = {"format": "archivestore", "version": STORE_FORMAT,
-                  "store_id": os.urandom(16).hex(), "created": _now(),
-                  "hash": hashing.ALGORITHM,
-                  "chunker": {"algorithm": "fastcdc-gear-v1", **params.to_dict()},
-                  "pack_target": pack_target}
+        config = cls._new_config(params, pack_target)
         write_atomic(root / CONFIG, json.dumps(config, indent=2).encode())
+        return cls._local(root, config)
+
+    @staticmethod
+    def _new_config(params: ChunkParams, pack_target: int) -> dict:
+        return {"format": "archivestore", "version": STORE_FORMAT,
+                "store_id": os.urandom(16).hex(), "created": _now(),
+                "hash": hashing.ALGORITHM,
+                "chunker": {"algorithm": "fastcdc-gear-v1", **params.to_dict()},
+                "pack_target": pack_target}
+
+    @classmethod
+    def _init_remote(cls, url: str, params: ChunkParams, pack_target: int) -> "Store":
+        backend = open_backend(url)
+        backend.ensure_bucket()
+        config = cls._new_config(params, pack_target)
+        if backend.exists(CONFIG) or not _create(backend, CONFIG, json.dumps(config, indent=2).encode()):
+            raise StoreExists(f"{url} already holds an archive store")
+        return cls._shared(backend, config)
+
+    @classmethod
+    def _shared(cls, backend, config: dict, root: Path | None = None) -> "Store":
+        """A store whose index lives in the local cache and is merged from published segments."""
+        cache = cache_dir(config["store_id"])
+        if root is None:
+            backend.tmp_dir = cache / "tmp"
+        store = cls(root or cache, config, index_path=cache / "index", backend=backend,
+                    catalog=SharedCatalog(backend, cache))
+        try:
+            store.catalog.refresh(store.index)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _local(cls, root: Path, config: dict) -> "Store":
+        if on_network_fs(root):  # NAS: LMDB locking is unsafe on NFS/SMB, index goes local
+            return cls._shared(LocalBackend(root), config, root=root)
         return cls(root, config)
 
     @classmethod
     def open(cls, root: str | os.PathLike) -> "Store":
+        if is_url(root):
+            backend = open_backend(str(root))
+            try:
+                config = json.loads(backend.get(CONFIG))
+            except DamageError:
+                raise StoreNotFound(f"no archive store at {root} (create one with: archive init --store {root})") from None
+            except ValueError as e:
+                raise FormatError(f"{root}/{CONFIG} is unreadable: {e}") from None
+            if config.get("format") != "archivestore" or not isinstance(config.get("version"), int) \
+                    or config["version"] > STORE_FORMAT:
+                raise FormatError(f"{root}/{CONFIG} is not a config this archivestore reads")
+            return cls._shared(backend, config)
         root = Path(root)
         cfg = root / CONFIG
         if not cfg.is_file():
@@ -152,7 +213,7 @@ class Store:
         if not isinstance(config.get("version"), int) or config["version"] > STORE_FORMAT:
             raise FormatError(f"{root} uses store format {config.get('version')}; "
                               f"this archivestore reads up to {STORE_FORMAT}")
-        return cls(root, config)
+        return cls._local(root, config)
 
     def close(self) -> None:
         self.index.close()
@@ -215,6 +276,12 @@ class Store:
             except ValueError:
                 raise FormatError("bad tree part id in snapshot") from None
             yield from parse_tree_part(data)
+
+    def claim_version(self, project: str, first: int, hint: str = "") -> int:
+        """The version number a commit may use: `first`, or the next free one in a shared store."""
+        if self.catalog is None:
+            return first
+        return self.catalog.claim_version(self.index, project, first, hint)
 
     def stats(self) -> dict:
         s = self.index.stats()
