@@ -8,8 +8,7 @@ in every store: golden vectors in tests/test_chunking.py freeze them.
 from __future__ import annotations
 
 import array
-
-import numpy as np
+import threading
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -96,6 +95,45 @@ def find_cuts(buf, start: int, end: int, eof: bool, params: ChunkParams, align: 
                               th_small, th_large, GEAR, align)
 
 
+class _BufferPool:
+    """Reuses read buffers once no chunk view into them is alive.
+
+    A fresh `bytearray(cap)` per refill cost ~20% of a re-ingest (memset and page faults). A
+    bytearray that still has exported views refuses to resize, which tells us it is in use.
+    """
+
+    def __init__(self, keep: int = 16) -> None:
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    def get(self, cap: int) -> memoryview:
+        """A view of a free buffer of `cap` bytes (the view itself marks it in use)."""
+        with self._lock:
+            for i, b in enumerate(self._free):
+                if len(b) == cap and _unexported(b):
+                    del self._free[i]
+                    break
+            else:
+                b = bytearray(cap)
+            self._free.append(b)
+            if len(self._free) > self._keep:
+                self._free.pop(0)
+            return memoryview(b)
+
+
+def _unexported(b: bytearray) -> bool:
+    try:
+        b.append(0)
+    except BufferError:
+        return False
+    b.pop()
+    return True
+
+
+_BUFFERS = _BufferPool()
+
+
 def iter_chunks(f: BinaryIO, params: ChunkParams, length: int | None = None, align: int = 1,
                 bufsize: int = 16 * 1024 * 1024) -> Iterator[memoryview]:
     """Yield the chunks of the next `length` bytes of `f` (all of it when None), streaming.
@@ -109,9 +147,7 @@ def iter_chunks(f: BinaryIO, params: ChunkParams, length: int | None = None, ali
     remaining = length
     eof = False
     while True:
-        # np.empty: no zero-fill; glibc then recycles freed buffers instead of faulting in fresh
-        # pages (bytearray(cap) cost ~20% of a re-ingest in memset and page faults).
-        view = memoryview(np.empty(cap, dtype=np.uint8))
+        view = _BUFFERS.get(cap)
         have = 0
         if prev is not None:
             have = len(prev)

@@ -71,6 +71,8 @@ def parse_blob(raw, expect_id: bytes | None = None, check_crc: bool = True):
     magic, kind, codec, flags, plain_len, stored_len, blob_id, crc = BLOB_HEADER.unpack_from(raw)
     if magic != BLOB_MAGIC:
         raise FormatError("bad blob magic")
+    if flags != 0:
+        raise FormatError("unknown blob flags")
     if len(raw) < BLOB_HEADER.size + stored_len:
         raise FormatError("blob truncated")
     stored = memoryview(raw)[BLOB_HEADER.size:BLOB_HEADER.size + stored_len]

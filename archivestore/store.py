@@ -58,7 +58,11 @@ class BlobSink:
             if self._writer.offset < self.store.pack_target:
                 return
             w, self._writer = self._writer, None
-            self._finishing = [f for f in self._finishing if not f.done() or f.exception()]
+            for f in self._finishing:
+                if f.done() and f.exception() is not None:
+                    w.abort()
+                    raise f.exception()  # e.g. the disk filled while finishing a pack
+            self._finishing = [f for f in self._finishing if not f.done()]
             if len(self._finishing) >= 2:  # bound memory and unindexed data: wait for the oldest
                 self._finishing.pop(0).result()
             self._finishing.append(self._finisher.submit(self._finish, w, None))

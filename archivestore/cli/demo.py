@@ -5,7 +5,6 @@ import sys
 
 import click
 
-from ..demo import run_demo
 from ..errors import EXIT_DAMAGE
 from . import cli
 from .common import emit_json, human, json_option, run
@@ -23,6 +22,7 @@ def demo(store_path, as_json):
     Example:
       archive demo
     """
+    from ..demo import run_demo  # numpy is only needed here; keep it out of every command's start-up
     out = run_demo(store_path)
     if as_json:
         emit_json(out)
