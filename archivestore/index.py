@@ -107,29 +107,41 @@ class Index:
         entries = list(entries)
         self._grow_on_full(self._add_pack, name, size, entries, version)
 
+    def add_packs(self, packs: list[tuple[str, int, list[BlobRef]]]) -> None:
+        """Index many durable packs in one transaction (rebuilds, segment merges, benchmarks)."""
+        def run():
+            with self._write() as txn:
+                for name, size, entries in packs:
+                    self._add_pack_txn(txn, name, size, entries, None)
+        self._grow_on_full(run)
+
     def _add_pack(self, name: str, size: int, entries: list[BlobRef],
                   version: tuple[str, int, dict] | None) -> None:
-        raw = bytes.fromhex(name)
         with self._write() as txn:
-            if txn.get(raw, db=self.packnames) is not None:
-                return
-            num = txn.stat(self.packs)["entries"]
-            cur = txn.cursor(self.packs)
-            if cur.last():
-                num = U32BE.unpack(cur.key())[0] + 1
-            txn.put(U32BE.pack(num), PACK_VALUE.pack(raw, size, len(entries)), db=self.packs)
-            txn.put(raw, U32BE.pack(num), db=self.packnames)
-            new_chunks = new_bytes = 0
-            for e in entries:
-                if txn.put(e.id, CHUNK_VALUE.pack(num, e.offset, e.plain_len, e.stored_len,
-                                                  e.kind, e.codec), db=self.chunks,
-                           overwrite=False):
-                    if e.kind == 0:
-                        new_chunks += 1
-                        new_bytes += e.plain_len
-            self._bump(txn, chunks=new_chunks, bytes_unique=new_bytes, bytes_stored=size)
-            if version is not None:
-                self._put_version(txn, *version)
+            self._add_pack_txn(txn, name, size, entries, version)
+
+    def _add_pack_txn(self, txn, name: str, size: int, entries: list[BlobRef],
+                      version: tuple[str, int, dict] | None) -> None:
+        raw = bytes.fromhex(name)
+        if txn.get(raw, db=self.packnames) is not None:
+            return
+        num = txn.stat(self.packs)["entries"]
+        cur = txn.cursor(self.packs)
+        if cur.last():
+            num = U32BE.unpack(cur.key())[0] + 1
+        txn.put(U32BE.pack(num), PACK_VALUE.pack(raw, size, len(entries)), db=self.packs)
+        txn.put(raw, U32BE.pack(num), db=self.packnames)
+        new_chunks = new_bytes = 0
+        for e in entries:
+            if txn.put(e.id, CHUNK_VALUE.pack(num, e.offset, e.plain_len, e.stored_len,
+                                              e.kind, e.codec), db=self.chunks,
+                       overwrite=False):
+                if e.kind == 0:
+                    new_chunks += 1
+                    new_bytes += e.plain_len
+        self._bump(txn, chunks=new_chunks, bytes_unique=new_bytes, bytes_stored=size)
+        if version is not None:
+            self._put_version(txn, *version)
 
     def _bump(self, txn, **deltas: int) -> None:
         for k, d in deltas.items():
@@ -176,10 +188,16 @@ class Index:
 
     def contains_many(self, ids: list[bytes]) -> list[bool]:
         """Batched membership test, one read transaction (what ingest does per buffer)."""
-        with self.env.begin(buffers=True) as txn:
-            get = txn.get
-            db = self.chunks
-            return [get(i, db=db) is not None for i in ids]
+        if len(ids) < 64:
+            with self.env.begin(buffers=True) as txn:
+                get = txn.get
+                db = self.chunks
+                return [get(i, db=db) is not None for i in ids]
+        # Large batches: one C-level call over sorted keys walks the B-tree in order (neighbouring
+        # ids share pages), about 2x the per-key get loop at 20M entries (bench/scale.py).
+        with self.env.begin() as txn:
+            found = {k for k, _v in txn.cursor(self.chunks).getmulti(sorted(map(bytes, ids)))}
+        return [bytes(i) in found for i in ids]
 
     def has_snapshot(self, snap_id: bytes) -> bool:
         with self.env.begin() as txn:

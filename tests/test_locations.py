@@ -77,3 +77,19 @@ def test_nas_store_keeps_index_in_local_cache(tmp_path, monkeypatch):
     run_cli("restore", "Song", "--to", tmp_path / "out", "--store", nas)
     assert_same_tree(src, tmp_path / "out")
     assert run_json("fsck", "--store", nas)["problems"] == []
+
+
+def test_index_grows_when_the_map_is_full(tmp_path, monkeypatch):
+    """A full LMDB map is doubled and the write retried: no 'map full' reaches the user."""
+    from archivestore import index as index_mod
+    from archivestore.packs import BlobRef
+    monkeypatch.setattr(index_mod, "MAP_SIZE", 256 * 1024)
+    idx = index_mod.Index(tmp_path / "index")
+    ids = [os.urandom(32) for _ in range(20_000)]
+    for p in range(0, len(ids), 500):
+        idx.add_pack(os.urandom(16).hex(), 1 << 20,
+                     [BlobRef(i, 16, 100, 90, 0, 1) for i in ids[p:p + 500]])
+    assert idx.env.info()["map_size"] > 256 * 1024
+    assert idx.contains_many(ids + [b"\0" * 32]) == [True] * len(ids) + [False]
+    assert idx.counter("chunks") == len(ids)
+    idx.close()
