@@ -182,6 +182,7 @@ ms mon client mode = crc
 
 if __name__ == "__main__":
     rgw = CephRGW(Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/archivestore-rgw"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill PID` stops the daemons too
     env = rgw.start()
     print("\n".join(f"export {k}={v}" for k, v in env.items()), flush=True)
     try:
