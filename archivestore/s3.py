@@ -140,6 +140,8 @@ class S3Backend:
             code = e.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404"):
                 raise DamageError(f"{name} is missing") from None
+            if code == "NoSuchBucket":
+                raise StoreNotFound(f"{self.url}: no such bucket") from None
             if code == "InvalidRange":
                 return b""
             raise self._error(e, name) from None

@@ -54,7 +54,7 @@ def decode_entries(text: str) -> list[BlobRef]:
     return [BlobRef(*FOOTER_ENTRY.unpack_from(raw, i)[:6]) for i in range(0, len(raw), FOOTER_ENTRY.size)]
 
 
-def _create(backend, name: str, data: bytes) -> bool:
+def create_once(backend, name: str, data: bytes) -> bool:
     """Create object `name` once; False if it already exists."""
     put_bytes = getattr(backend, "put_bytes", None)
     if put_bytes is not None:
@@ -113,7 +113,7 @@ class SharedCatalog:
             body = {"format": "archivestore-segment", "v": SEGMENT_FORMAT, "writer": self.writer,
                     "seq": seq, "packs": packs, "snapshots": snaps}
             data = zstandard.ZstdCompressor(level=3).compress(json.dumps(body).encode())
-            if _create(self.backend, name, data):
+            if create_once(self.backend, name, data):
                 break
         index.put_meta(b"segment_seq", str(seq).encode())
         index.put_meta(b"seg:" + name.encode(), b"1")  # our own: nothing to merge
@@ -124,7 +124,8 @@ class SharedCatalog:
         n = first
         for _ in range(MAX_CLAIM_TRIES):
             body = json.dumps({"writer": self.writer, "claim": snapshot_hint}).encode()
-            if _create(self.backend, f"{VERSION_PREFIX}{project.encode('utf-8', 'surrogateescape').hex()}/{n:010d}", body):
+            claim = f"{VERSION_PREFIX}{project.encode('utf-8', 'surrogateescape').hex()}/{n:010d}"
+            if create_once(self.backend, claim, body):
                 return n
             self.refresh(index)
             n = max(n + 1, index.next_version(project))

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from . import codecs, hashing
 from .backend import LocalBackend, write_atomic
 from .locations import cache_dir, is_url, on_network_fs, open_backend
-from .segments import SharedCatalog, _create
+from .segments import SharedCatalog, create_once
 from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
 from .index import Index, Location
@@ -165,7 +165,7 @@ class Store:
         backend = open_backend(url)
         backend.ensure_bucket()
         config = cls._new_config(params, pack_target)
-        if backend.exists(CONFIG) or not _create(backend, CONFIG, json.dumps(config, indent=2).encode()):
+        if backend.exists(CONFIG) or not create_once(backend, CONFIG, json.dumps(config, indent=2).encode()):
             raise StoreExists(f"{url} already holds an archive store")
         return cls._shared(backend, config)
 

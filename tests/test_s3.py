@@ -174,3 +174,14 @@ def test_restore_reads_in_parallel(url, tmp_path, monkeypatch):
     assert res.ok and res.bytes == 24 << 20
     assert peak >= 4
     assert (tmp_path / "out" / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
+
+
+def test_missing_store_and_bucket_are_one_line_errors(rgw, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    r = run_cli("projects", "--store", f"s3://nobucket{uuid.uuid4().hex[:8]}/x", expect=None)
+    assert r.exit_code == 3 and "no such bucket" in r.output and "Traceback" not in r.output
+    u = f"s3://t{uuid.uuid4().hex[:12]}"
+    with Store.init(u):
+        pass
+    r = run_cli("projects", "--store", u + "/elsewhere", expect=None)
+    assert r.exit_code == 3 and "no archive store at" in r.output
