@@ -188,16 +188,12 @@ class Index:
 
     def contains_many(self, ids: list[bytes]) -> list[bool]:
         """Batched membership test, one read transaction (what ingest does per buffer)."""
-        if len(ids) < 64:
-            with self.env.begin(buffers=True) as txn:
-                get = txn.get
-                db = self.chunks
-                return [get(i, db=db) is not None for i in ids]
-        # Large batches: one C-level call over sorted keys walks the B-tree in order (neighbouring
-        # ids share pages), about 2x the per-key get loop at 20M entries (bench/scale.py).
-        with self.env.begin() as txn:
-            found = {k for k, _v in txn.cursor(self.chunks).getmulti(sorted(map(bytes, ids)))}
-        return [bytes(i) in found for i in ids]
+        # Measured at 20M entries (bench/scale.py): this loop does ~450k ids/s warm; a sorted
+        # Cursor.getmulti was no faster (~370-420k/s), so the simple loop stays.
+        with self.env.begin(buffers=True) as txn:
+            get = txn.get
+            db = self.chunks
+            return [get(i, db=db) is not None for i in ids]
 
     def has_snapshot(self, snap_id: bytes) -> bool:
         with self.env.begin() as txn:
