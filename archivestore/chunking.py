@@ -135,7 +135,7 @@ _BUFFERS = _BufferPool()
 
 
 def iter_chunks(f: BinaryIO, params: ChunkParams, length: int | None = None, align: int = 1,
-                bufsize: int = 16 * 1024 * 1024) -> Iterator[memoryview]:
+                bufsize: int = 4 * 1024 * 1024) -> Iterator[memoryview]:
     """Yield the chunks of the next `length` bytes of `f` (all of it when None), streaming.
 
     Chunks are read-only views into a fresh buffer per refill (no per-chunk copy), so a consumer

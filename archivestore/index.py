@@ -47,6 +47,11 @@ def split_version_key(key: bytes) -> tuple[str, int]:
     return key[:-5].decode("utf-8", "surrogateescape"), U32BE.unpack(key[-4:])[0]
 
 
+def file_key(project: str, version: int, path: str) -> bytes:
+    """Key of a `files` record: project \\0 version (u32 big-endian) \\0 path."""
+    return version_key(project, version) + b"\0" + path.encode("utf-8", "surrogateescape")
+
+
 class Index:
     """Opens (creating if needed) the LMDB environment at `path`."""
 
@@ -54,7 +59,7 @@ class Index:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         try:
-            self.env = lmdb.open(str(self.path), map_size=MAP_SIZE, max_dbs=8, subdir=True,
+            self.env = lmdb.open(str(self.path), map_size=MAP_SIZE, max_dbs=16, subdir=True,
                                  readahead=False, max_readers=256)
         except lmdb.Error as e:
             raise FormatError(f"cannot open index at {self.path}: {e}") from None
@@ -64,6 +69,7 @@ class Index:
         self.packnames = self.env.open_db(b"packnames")
         self.versions = self.env.open_db(b"versions")
         self.snapids = self.env.open_db(b"snapids")
+        self.files = self.env.open_db(b"files")  # the file catalog (archivestore.catalog)
         with self.env.begin(write=True) as txn:
             fmt = txn.get(b"format", db=self.meta)
             if fmt is None:
@@ -149,14 +155,36 @@ class Index:
             old = txn.get(key, db=self.meta)
             txn.put(key, U64.pack((U64.unpack(old)[0] if old else 0) + d), db=self.meta)
 
-    def _put_version(self, txn, project: str, version: int, record: dict) -> None:
+    def _put_version(self, txn, project: str, version: int, record: dict,
+                     files: Iterable[tuple[str, bytes]] | None = None) -> None:
         key = version_key(project, version)
         txn.put(key, json.dumps(record, ensure_ascii=True).encode(), db=self.versions)
         txn.put(bytes.fromhex(record["id"]), key, db=self.snapids)
+        if files is not None:
+            self._put_files(txn, project, version, files)
 
-    def add_version(self, project: str, version: int, record: dict) -> None:
+    def _put_files(self, txn, project: str, version: int,
+                   files: Iterable[tuple[str, bytes]]) -> None:
+        for path, value in files:
+            txn.put(file_key(project, version, path), value, db=self.files)
+
+    def add_version(self, project: str, version: int, record: dict,
+                    files: Iterable[tuple[str, bytes]] | None = None) -> None:
+        """Index a snapshot record (and its catalog records, `(path, value)`) in one transaction."""
         with self._write() as txn:
-            self._put_version(txn, project, version, record)
+            self._put_version(txn, project, version, record, files)
+
+    def add_files(self, project: str, version: int, files: Iterable[tuple[str, bytes]]) -> None:
+        """Add catalog records for a version (index rebuild, benchmarks)."""
+        with self._write() as txn:
+            self._put_files(txn, project, version, files)
+
+    def has_files(self, project: str, version: int) -> bool:
+        """True when the catalog holds at least one record of this version."""
+        prefix = version_key(project, version) + b"\0"
+        with self.env.begin() as txn:
+            cur = txn.cursor(self.files)
+            return cur.set_range(prefix) and cur.key().startswith(prefix)
 
     def next_version(self, project: str) -> int:
         versions = self.list_versions(project)
@@ -244,6 +272,17 @@ class Index:
             for k, v in txn.cursor(self.versions):
                 p, n = split_version_key(k)
                 yield p, n, json.loads(v)
+
+    def iter_files(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Raw (key, value) catalog records in key order, optionally under a key prefix."""
+        with self.env.begin() as txn:
+            cur = txn.cursor(self.files)
+            if not cur.set_range(prefix):
+                return
+            for k, v in cur:
+                if not k.startswith(prefix):
+                    break
+                yield k, v
 
     def stats(self) -> dict:
         with self.env.begin() as txn:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import codecs, hashing
+from . import catalog, codecs, hashing, sessions
 from .chunking import iter_chunks
 from .errors import ArchiveError, InputError, UsageError
 from .locks import StoreLock
@@ -52,6 +52,7 @@ class IngestResult:
     seconds: float = 0.0
     skipped: list[dict] = field(default_factory=list)
     snapshot_id: str = ""
+    session_check: sessions.SessionCheck | None = None
 
     def to_json(self) -> dict:
         return {"project": self.project, "version": self.version, "files": self.files,
@@ -59,7 +60,8 @@ class IngestResult:
                 "bytes_stored": self.bytes_stored, "seconds": round(self.seconds, 3),
                 "dirs": self.dirs, "symlinks": self.symlinks, "chunks": self.chunks,
                 "chunks_new": self.chunks_new, "skipped": self.skipped,
-                "snapshot": self.snapshot_id}
+                "snapshot": self.snapshot_id,
+                "session_check": self.session_check.to_json() if self.session_check else None}
 
 
 class _Skip(Exception):
@@ -111,6 +113,8 @@ class Ingester:
         self._sink.on_indexed = self._forget_indexed
         tree = TreeBuilder()
         tree_ids: list[str] = []
+        self._files: list[tuple[str, bytes]] = []  # catalog records, committed with the version
+        self._sessions = sessions.TreeWatcher()  # what the session check needs of the tree
         self._enc_pool = ThreadPoolExecutor(2, thread_name_prefix="encode")
         self._enc_slots = threading.BoundedSemaphore(MAX_INFLIGHT_ENCODES)
         self._enc_futures: set[Future] = set()
@@ -118,6 +122,7 @@ class Ingester:
         window: deque = deque()
         try:
             def emit(entry: dict) -> None:
+                self._observe(src, entry)
                 part = tree.add(entry)
                 if part is not None:
                     tree_ids.append(self._store_tree_part(part))
@@ -140,6 +145,7 @@ class Ingester:
             file_pool.shutdown(wait=True)
             self._wait_encodes()
             self._raise_pending_error()
+            self._check_sessions(res, src)
             if self.strict and res.skipped:
                 first = res.skipped[0]
                 raise InputError(f"--strict: {len(res.skipped)} entr"
@@ -180,9 +186,35 @@ class Ingester:
             plain = encode_snapshot(record)
             snap_id = self._sink.add_plain(KIND_SNAPSHOT, plain)
             record["id"] = snap_id.hex()
-            self._sink.flush(version=(res.project, version, record))
+            self._sink.flush(version=(res.project, version, record, self._files))
         res.version = version
         res.snapshot_id = snap_id.hex()
+
+    # -- catalog and session documents ----------------------------------------------------
+    def _observe(self, src: Path, entry: dict) -> None:
+        """Before an entry joins the tree: its catalog record, and for a session document the
+        media it refers to (recorded on the entry as `session`)."""
+        if entry["type"] == "file":
+            self._files.append((entry["path"], catalog.encode_record(catalog.file_record(entry))))
+            sess = sessions.read_document(os.fsdecode(src), entry["path"])
+            if sess is not None:
+                entry["session"] = sess
+        self._sessions.add(entry)
+
+    def _check_sessions(self, res: IngestResult, src: Path) -> None:
+        if not self._sessions.relevant:
+            return
+        skipped = {s["path"] for s in res.skipped}
+        check = self._sessions.check(
+            lambda rel: rel not in skipped and os.path.lexists(os.path.join(src, *rel.split("/"))))
+        res.session_check = check
+        if self.strict and not check.ok:
+            first = check.summary()[0]
+            n = len(check.problems) + sum(1 for s in check.sessions if s.get("error"))
+            raise InputError(f"--strict: {n} session problem{'s' if n != 1 else ''}, first: {first}. "
+                             f"Copy the media into the project folder (Ardour: Session > Save As "
+                             f"with media copied; REAPER: Save As with 'copy all media') and "
+                             f"ingest again, or ingest without --strict")
 
     # -- walking --------------------------------------------------------------------------
     def _skip(self, res: IngestResult, rel: str, reason: str) -> None:

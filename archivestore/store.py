@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import codecs, hashing
+from . import catalog, codecs, hashing
 from .backend import LocalBackend, write_atomic
 from .locations import cache_dir, is_url, on_network_fs, open_backend
 from .segments import SharedCatalog, create_once
@@ -316,6 +316,7 @@ class Store:
         for rec in snaps:
             if not self.index.has_snapshot(bytes.fromhex(rec["id"])):
                 self.index.add_version(rec["project"], rec["version"], rec)
+        catalog.fill_versions(self, snaps)
         return snaps
 
     def rebuild_index(self, progress: Callable[[str, int], None] | None = None) -> dict:
@@ -334,6 +335,7 @@ class Store:
                 bad.append(f"{name}: {e}")
             if progress:
                 progress(name, size)
+        catalog.fill_missing(self)  # tree parts may sit in packs indexed after their snapshot
         return {"packs": packs, "versions": versions, "unreadable_packs": bad}
 
 

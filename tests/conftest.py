@@ -38,6 +38,13 @@ def make_tracks(folder: Path, n: int = 3, seconds: float = 4.0, seed: int = 1) -
     return out
 
 
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path_factory, monkeypatch):
+    """No test reads the user's ~/.config/archivestore/config.toml."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg")))
+    monkeypatch.delenv("ARCHIVE_CONFIG", raising=False)
+
+
 @pytest.fixture
 def session(tmp_path: Path) -> Path:
     """A small session: WAVs in nested folders, an empty folder, a symlink, non-ASCII names,

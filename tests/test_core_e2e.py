@@ -101,11 +101,11 @@ def test_fsck_finds_flipped_bit_and_names_file(session, store, tmp_path):
     with Store.open(store) as st:
         n, rec = st.version("Paper Boats")
         entry = next(e for e in st.iter_tree(rec) if e["path"] == "Audio Files/Track 2.wav")
-        cid = bytes.fromhex(entry["chunks"][0])
+        cid = bytes.fromhex(entry["chunks"][-1])
         loc = st.index.lookup(cid)
     path = store / pack_object_name(loc.pack)
     data = bytearray(path.read_bytes())
-    data[loc.offset + 52 + 1000] ^= 0x10
+    data[loc.offset + 52 + loc.stored_len // 2] ^= 0x10  # a payload bit of that file's chunk
     path.write_bytes(bytes(data))
     f = run_json("fsck", "--read-data", "--store", store, expect=1)
     assert not f["ok"]

@@ -11,7 +11,8 @@ from .. import __version__
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="archive")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """archivestore: a deduplicating, verified archive for studio sessions.
 
     \b
@@ -22,11 +23,15 @@ def cli() -> None:
       archive restore "Paper Boats" --to /tmp/pb
       archive fsck --read-data
 
-    Set ARCHIVE_STORE to skip --store on every command.
+    Set ARCHIVE_STORE, or `store = "PATH"` in ~/.config/archivestore/config.toml, to skip
+    --store on every command.
     """
+    from .settings import apply_config
+    apply_config(ctx)
 
 
 from . import core, demo  # noqa: E402,F401  (register commands)
+from . import browse, settings  # noqa: E402,F401  (versions, ls, diff, find, check-session, config)
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """Shared CLI pieces: the --store/--json options, error mapping, human units, progress."""
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -17,7 +18,7 @@ from ..store import Store
 
 def store_option(f):
     return click.option("--store", "-s", "store_path", envvar="ARCHIVE_STORE", metavar="PATH",
-                        help="Store folder (default: $ARCHIVE_STORE).")(f)
+                        help="Store folder (default: $ARCHIVE_STORE, then the config file).")(f)
 
 
 def json_option(f):
@@ -30,9 +31,28 @@ def quiet_option(f):
     return click.option("-v", "--verbose", count=True, help="More detail.")(f)
 
 
+def complete_project(ctx: click.Context, _param, incomplete: str) -> list:
+    """Shell completion of project names from the store in --store, ARCHIVE_STORE or config."""
+    path = ctx.params.get("store_path") or os.environ.get("ARCHIVE_STORE")
+    if not path:
+        try:
+            from .. import config
+            path = config.load().get("store")
+        except Exception:  # noqa: BLE001 - completion must never fail loudly
+            return []
+    try:
+        with Store.open(path) as st:
+            names = st.projects()
+    except Exception:  # noqa: BLE001
+        return []
+    low = incomplete.casefold()
+    return [n for n in names if n.casefold().startswith(low)]
+
+
 def open_store(path: str | None) -> Store:
     if not path:
-        raise UsageError("no store given: pass --store PATH or set ARCHIVE_STORE")
+        raise UsageError("no store given: pass --store PATH, set ARCHIVE_STORE, or put "
+                         "store = \"PATH\" in ~/.config/archivestore/config.toml")
     return Store.open(path)
 
 
@@ -48,9 +68,15 @@ def run(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("archive: interrupted; the store is unchanged by the unfinished work", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # `archive find … | head`: the reader has what it wanted; stop quietly, as cat does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except OSError as e:
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            click.echo(f"archive: error: {e.strerror or e}{where}", err=True)
+            hint = _OS_HINTS.get(e.errno, "")
+            click.echo(f"archive: error: {e.strerror or e}{where}{hint}", err=True)
             sys.exit(EXIT_OPERATIONAL)
         except click.exceptions.Exit:
             raise
@@ -61,6 +87,19 @@ def run(fn: Callable) -> Callable:
                        f"(please report this)", err=True)
             sys.exit(EXIT_OPERATIONAL)
     return wrapper
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "; free some space there (or archive to a bigger volume) and run the command "
+                  "again: the store is unchanged by the unfinished work",
+    errno.EACCES: "; check the permissions of that file or folder for the user running archive",
+    errno.EPERM: "; check the permissions of that file or folder for the user running archive",
+    errno.EROFS: "; the volume is mounted read-only: remount it writable",
+    errno.ENOENT: "; check that the path is right and the volume is mounted",
+    errno.EIO: "; the disk reported a read/write error: check the drive and its cabling, then run "
+               "archive fsck --read-data",
+    errno.ESTALE: "; the network share went away: remount it and run the command again",
+}
 
 
 def emit_json(obj: Any) -> None:
@@ -77,55 +116,176 @@ def human(n: float) -> str:
 
 
 class Progress:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+    """Progress of a long operation on stderr: bar, bytes done, MB/s, ETA and the current file.
 
-    def __init__(self, total: int | None, label: str, enabled: bool = True) -> None:
+    Drawn only when the stream is a terminal (never into pipes, cron mail or --json output),
+    at most every `interval` seconds, fitted to the terminal's width on every redraw, and
+    written as one `\\r…\\x1b[K` per redraw so the line never flickers. `close()` clears it.
+    With `verbose`, each file is also named on its own line as work on it starts (terminal or
+    not). Thread-safe: components call it from their worker threads with {"file"|"pack",
+    "bytes"} events.
+    """
+
+    # Rate (and so ETA) over the last few seconds, so a slow NAS patch shows up quickly.
+    RATE_WINDOW = 5.0
+
+    def __init__(self, total: int | None, label: str, enabled: bool = True, verbose: int = 0,
+                 stream=None, interval: float = 0.125) -> None:
+        self.stream = stream or sys.stderr
         self.total = total
         self.label = label
         self.done = 0
         self.current = ""
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and _isatty(self.stream)
+        self.verbose = verbose if enabled else 0
+        self.interval = interval
         self._t0 = time.monotonic()
         self._last = 0.0
+        self._samples: list[tuple[float, int]] = [(self._t0, 0)]
+        self._shown = 0           # length of the line on screen (for terminals without \x1b[K)
+        self._seen: set[str] = set()
         self._lock = threading.Lock()
+        enc = (getattr(self.stream, "encoding", None) or "").lower()
+        self._unicode = enc.startswith("utf")
+        self._ansi = os.environ.get("TERM", "") != "dumb"
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def __call__(self, event: dict) -> None:
         with self._lock:
             self.done += event.get("bytes", 0)
-            self.current = event.get("file") or event.get("pack") or self.current
+            name = event.get("file") or (f"pack {event['pack']}" if event.get("pack") else None)
+            if name:
+                if self.verbose and name not in self._seen:
+                    self._seen.add(name)
+                    self._print(f"  {name}")
+                self.current = name
             now = time.monotonic()
-            if self.enabled and now - self._last > 0.1:
+            if self.enabled and (not self._last or now - self._last >= self.interval):
                 self._last = now
                 self._draw(now)
 
-    def _draw(self, now: float) -> None:
-        el = max(now - self._t0, 1e-6)
-        rate = self.done / el
-        width = 24
+    def log(self, line: str) -> None:
+        """Print a line above the bar (the bar is redrawn on the next event)."""
+        with self._lock:
+            self._print(line)
+
+    def _print(self, line: str) -> None:
+        if self.enabled:
+            self._clear()
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def rate(self, now: float) -> float:
+        """Bytes per second over the last RATE_WINDOW seconds (whole run before that)."""
+        self._samples.append((now, self.done))
+        while len(self._samples) > 2 and now - self._samples[1][0] > self.RATE_WINDOW:
+            self._samples.pop(0)
+        t, d = self._samples[0]
+        return (self.done - d) / (now - t) if now - t > 1e-3 else 0.0
+
+    def line(self, now: float, cols: int) -> str:
+        """The status line for a terminal `cols` wide (never longer than cols - 1).
+
+        The most detailed layout that leaves room for the current file wins; on a narrow
+        terminal the totals, then the bar, then the rate go first.
+        """
+        rate = self.rate(now)
+        # Fields have fixed widths so the bar and the file name do not jump between redraws.
+        speed = f"{human(rate) + '/s':>11}"
+        done = f"{human(self.done):>8}"
         if self.total:
             frac = min(self.done / self.total, 1.0)
-            bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-            eta = (self.total - self.done) / rate if rate > 0 else 0
-            head = f"{self.label} [{bar}] {human(self.done)}/{human(self.total)} {human(rate)}/s ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+            # no ETA from the first second's rate: it is mostly start-up
+            settled = now - self._t0 >= 1.0 and rate > 0
+            eta = (self.total - self.done) / rate if settled else None
+            pct = f"{frac * 100:3.0f}%"
+            eta_s = "ETA " + (f"{_clock(eta):>7}" if eta is not None else "  --:--")
+            layouts = [[pct, f"{done} / {human(self.total)}", speed, eta_s],
+                       [pct, done, speed, eta_s],
+                       [pct, eta_s]]
         else:
-            head = f"{self.label} {human(self.done)} {human(rate)}/s"
-        cols = _term_width()
-        room = cols - len(head) - 3
-        cur = self.current if len(self.current) <= room else "…" + self.current[-(room - 1):] if room > 1 else ""
-        sys.stderr.write("\r\x1b[2K" + (head + "  " + cur)[:cols - 1])
-        sys.stderr.flush()
+            frac = None
+            layouts = [[done, speed, f"{_clock(now - self._t0):>7}"], [done]]
+        width = cols - 1
+        for i, parts in enumerate(layouts):
+            text = "  ".join([self.label, *parts])
+            room = width - len(text) - 2
+            if frac is not None and i == 0:
+                bar_w = min(24, room - 36)  # a bar only when the file name keeps 36 columns
+                if bar_w >= 10:
+                    text = "  ".join([self.label, _bar(frac, bar_w, self._unicode), *parts])
+                    room = width - len(text) - 2
+            if room >= 16 or i == len(layouts) - 1:
+                cur = _fit(self.current, room) if room >= 8 else ""
+                return (text + ("  " + cur if cur else ""))[:width]
+        return ""  # not reached
+
+    def _draw(self, now: float) -> None:
+        text = self.line(now, _term_width(self.stream))
+        if self._ansi:
+            self.stream.write("\r" + text + "\x1b[K")
+        else:
+            self.stream.write("\r" + text.ljust(self._shown))
+        self._shown = len(text)
+        self.stream.flush()
+
+    def _clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K" if self._ansi else "\r" + " " * self._shown + "\r")
+            self._shown = 0
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\x1b[2K")
-            sys.stderr.flush()
+        """Clear the bar so the summary starts on a clean line."""
+        with self._lock:
+            if self.enabled:
+                self._clear()
+                self.stream.flush()
 
 
-def _term_width() -> int:
+def _isatty(stream) -> bool:
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
-    except OSError:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _bar(frac: float, width: int, fine: bool) -> str:
+    if not fine:
+        n = int(frac * width)
+        return "[" + "#" * n + "-" * (width - n) + "]"
+    eighths = int(frac * width * 8)
+    full, part = divmod(eighths, 8)
+    s = "█" * full + ("▏▎▍▌▋▊▉"[part - 1] if part and full < width else "")
+    return "│" + s.ljust(width) + "│"
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
+
+
+def _fit(text: str, room: int) -> str:
+    """`text` shortened in the middle to `room` characters (keeps the file name visible)."""
+    if len(text) <= room:
+        return text
+    keep = room - 1
+    base = len(text.rsplit("/", 1)[-1]) + 1
+    tail = min(keep, max(keep * 2 // 3, base))
+    return text[:keep - tail] + "…" + text[len(text) - tail:]
+
+
+def _term_width(stream=None) -> int:
+    try:
+        cols = os.get_terminal_size((stream or sys.stderr).fileno()).columns
+    except (OSError, AttributeError, ValueError):
         return 100
+    return cols if cols >= 20 else 80  # a pty nobody sized reports 0
 
 
 def tree_size(path: str) -> int:

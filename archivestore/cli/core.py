@@ -12,8 +12,9 @@ from ..ingest import Ingester
 from ..restore import Restorer
 from ..store import Store
 from . import cli
-from .common import (Progress, emit_json, human, json_option, open_store, quiet_option, run,
+from .common import (Progress, complete_project, emit_json, human, json_option, open_store, quiet_option, run,
                      store_option, tree_size)
+from .render import ingest_summary, when
 
 
 @cli.command()
@@ -48,7 +49,9 @@ def init(store_path, chunk_avg, as_json):
 @store_option
 @click.option("--project", "-p", metavar="NAME", help="Project name (default: the folder's name).")
 @click.option("--message", "-m", metavar="TEXT", help="A note kept with this version.")
-@click.option("--strict", is_flag=True, help="Fail (archive nothing) if any file must be skipped.")
+@click.option("--strict/--no-strict", default=False,
+              help="Archive nothing if any file must be skipped or a session refers to media "
+                   "that is missing or outside the folder.")
 @click.option("--no-verify-codec", is_flag=True,
               help="Skip decoding audio-codec output at ingest (faster; reads still verify).")
 @json_option
@@ -65,7 +68,7 @@ def ingest(folder, store_path, project, message, strict, no_verify_codec, as_jso
       archive ingest ./mix --project "Paper Boats" -m "revised mix"
     """
     with open_store(store_path) as st:
-        prog = Progress(tree_size(folder), "ingest", enabled=not (quiet or as_json))
+        prog = Progress(tree_size(folder), "ingest", enabled=not (quiet or as_json), verbose=verbose)
         try:
             res = Ingester(st, progress=prog, strict=strict,
                            verify_codec=not no_verify_codec).ingest(folder, project, message)
@@ -74,12 +77,11 @@ def ingest(folder, store_path, project, message, strict, no_verify_codec, as_jso
     if as_json:
         emit_json(res.to_json())
         return
-    click.echo(f"{res.project}: version {res.version} — {res.files} files, "
-               f"{human(res.bytes_in)} delivered, {human(res.bytes_new)} new, "
-               f"stored in {human(res.bytes_stored)} ({res.seconds:.1f} s, "
-               f"{human(res.bytes_in / max(res.seconds, 1e-9))}/s)")
-    for s in res.skipped:
-        click.echo(f"  skipped {s['path']}: {s['reason']}", err=True)
+    out, err = ingest_summary(res, verbose)
+    for line in out:
+        click.echo(line)
+    for line in err:
+        click.echo(line, err=True)
 
 
 @cli.command()
@@ -105,77 +107,12 @@ def projects(store_path, as_json):
     if not rows:
         click.echo("No projects yet (archive ingest FOLDER adds one).")
     for r in rows:
-        click.echo(f"{r['project']}  v{r['latest']} of {r['versions']}  {human(r['bytes'])}  {r['time']}")
+        click.echo(f"{r['project']}  v{r['latest']} of {r['versions']}  {human(r['bytes'])}  "
+                   f"{when(r['time'])}")
 
 
 @cli.command()
-@click.argument("project")
-@store_option
-@json_option
-@run
-def versions(project, store_path, as_json):
-    """List the versions of a project.
-
-    \b
-    Example:
-      archive versions "Paper Boats"
-    """
-    with open_store(store_path) as st:
-        rows = [{"version": n, "time": r.get("time"), "files": r.get("files"),
-                 "bytes": r.get("bytes"), "message": r.get("message", ""),
-                 "host": r.get("host"), "skipped": len(r.get("skipped", []))}
-                for n, r in st.versions(project)]
-    if as_json:
-        emit_json({"project": project, "versions": rows})
-        return
-    for r in rows:
-        msg = f"  {r['message']}" if r["message"] else ""
-        click.echo(f"v{r['version']:<4} {r['time']}  {r['files']:>6} files  {human(r['bytes']):>9}{msg}")
-
-
-@cli.command(name="ls")
-@click.argument("project")
-@click.argument("paths", nargs=-1)
-@store_option
-@click.option("--version", "-V", "version", type=int, help="Version number (default: latest).")
-@json_option
-@run
-def ls_cmd(project, paths, store_path, version, as_json):
-    """List the files of a version, with sizes and audio details.
-
-    \b
-    Example:
-      archive ls "Paper Boats" --version 2
-    """
-    from ..snapshots import path_selected
-    with open_store(store_path) as st:
-        n, rec = st.version(project, version)
-        entries = [e for e in st.iter_tree(rec) if not paths or path_selected(e["path"], paths)]
-    if as_json:
-        emit_json({"project": project, "version": n,
-                   "entries": [{k: v for k, v in e.items() if k != "chunks"} for e in entries]})
-        return
-    for e in entries:
-        depth = e["path"].count("/")
-        name = e["path"].rsplit("/", 1)[-1]
-        if e["type"] == "dir":
-            click.echo(f"{'  ' * depth}{name}/")
-        elif e["type"] == "symlink":
-            click.echo(f"{'  ' * depth}{name} -> {e['target']}")
-        else:
-            a = e.get("audio")
-            extra = ""
-            if a:
-                extra = (f"  {a.get('container', '').upper()} {a.get('bits')}-bit "
-                         f"{a.get('sample_rate', 0) / 1000:g} kHz {a.get('channels')}ch "
-                         f"{a.get('duration', 0):.1f}s")
-                if a.get("description"):
-                    extra += f"  “{a['description']}”"
-            click.echo(f"{'  ' * depth}{name}  {human(e['size'])}{extra}")
-
-
-@cli.command()
-@click.argument("project")
+@click.argument("project", shell_complete=complete_project)
 @click.argument("paths", nargs=-1)
 @store_option
 @click.option("--to", "target", required=True, type=click.Path(), help="Folder to restore into.")
@@ -196,7 +133,12 @@ def restore(project, paths, store_path, target, version, overwrite, as_json, qui
     """
     with open_store(store_path) as st:
         n, rec = st.version(project, version)
-        prog = Progress(rec.get("bytes"), "restore", enabled=not (quiet or as_json))
+        total = rec.get("bytes")
+        if paths:
+            from ..snapshots import path_selected
+            total = sum(e.get("size", 0) for e in st.iter_tree(rec)
+                        if e["type"] == "file" and path_selected(e["path"], paths))
+        prog = Progress(total, "restore", enabled=not (quiet or as_json), verbose=verbose)
         try:
             res = Restorer(st, progress=prog).restore(project, target, n, paths, overwrite)
         finally:
@@ -205,7 +147,8 @@ def restore(project, paths, store_path, target, version, overwrite, as_json, qui
         emit_json(res.to_json())
     else:
         click.echo(f"{project}: version {res.version} restored to {target} — {res.files} files, "
-                   f"{human(res.bytes)}, all verified ({res.seconds:.1f} s)" if res.ok else
+                   f"{human(res.bytes)}, all verified ({res.seconds:.1f} s, "
+                   f"{human(res.bytes / max(res.seconds, 1e-9))}/s)" if res.ok else
                    f"{project}: version {res.version}: {res.files} files restored, "
                    f"{len(res.failed)} FAILED verification:")
         for f in res.failed:
@@ -236,9 +179,12 @@ def fsck(store_path, read_data, rebuild_index, repair, as_json, quiet, verbose):
     with open_store(store_path) as st:
         rebuilt = None
         if rebuild_index:
-            rebuilt = st.rebuild_index()
-        total = st.index.stats()["bytes_stored"] if read_data else None
-        prog = Progress(total, "fsck", enabled=not (quiet or as_json))
+            with Progress(sum(sz for _n, sz in st.list_pack_files()), "rebuild index",
+                          enabled=not (quiet or as_json), verbose=verbose) as rp:
+                rebuilt = st.rebuild_index(lambda name, size: rp({"pack": name, "bytes": size}))
+        total = st.index.stats()["bytes_stored"]
+        prog = Progress(total, "fsck --read-data" if read_data else "fsck",
+                        enabled=not (quiet or as_json), verbose=verbose)
         try:
             res = Checker(st, progress=prog).check(read_data=read_data, repair=repair)
         finally:
@@ -290,3 +236,8 @@ def stats(store_path, as_json):
     click.echo(f"{s['projects']} projects, {s['versions']} versions, {s['chunks']} chunks in {s['packs']} packs")
     click.echo(f"{human(s['bytes_logical'])} archived, {human(s['bytes_unique'])} unique, "
                f"stored in {human(s['bytes_stored'])}")
+    if s["bytes_logical"] and s["bytes_stored"]:
+        comp = s["bytes_unique"] - s["bytes_stored"]
+        click.echo(f"  dedup saved {human(s['bytes_logical'] - s['bytes_unique'])}, compression "
+                   + (f"{human(comp)}" if comp > 0 else "nothing") + ": the store is "
+                   f"{s['bytes_logical'] / s['bytes_stored']:.1f}× smaller than what it holds")

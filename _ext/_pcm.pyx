@@ -1,0 +1,1245 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Lossless PCM codec (FLAC-like design, own format): the hot loops run with the GIL released.
+
+Payload layout (all multi-byte header fields little-endian):
+
+    0   u8   version (1)
+    1   u8   format: bits code (0:8 1:16 2:24 3:32) | big_endian << 2 | is_float << 3
+    2   u8   channels (1..255)
+    3   u16  block size in frames (1..16384)
+    5   u64  number of frames
+    13  ...  one LSB-first bitstream, zero padded to a whole byte
+
+Per block: [float only: 2 bits float mode, then for modes 1 and 2 a 9 bit exponent E + 256]
+[stereo only: 2 bits channel mode: 0 L/R, 1 L/S, 2 S/R, 3 M/S] then one subframe per channel:
+
+    2 bits type (0 constant, 1 verbatim, 2 fixed predictor, 3 LPC), 6 bits wasted low bits w
+    constant: value (sbits bits)            verbatim: n samples of (sbits - w) bits
+    fixed: 3 bits order (0..4), warm-up samples, residual
+    LPC: 5 bits order-1 (orders 1..8 are valid), 4 bits precision-1, 5 bits shift,
+         order coefficients (precision bits each), warm-up, residual
+    residual: 4 bits partition order P, per partition 6 bits Rice parameter k then codes:
+              q zero bits, a one bit, k low bits of zigzag(residual)
+
+sbits is the sample width: bits (8..32), +1 for a side channel, 25 for float mode 2.
+
+Float modes (32-bit IEEE, always bit-exact, NaN payloads and -0.0 included):
+  0  the bit pattern as an int32 that orders like the value (used when a block has inf/NaN)
+  1  every sample is v * 2**-E with integer |v| < 2**31 (e.g. 24-bit audio stored as float):
+     the integers are coded, nothing else
+  2  any finite floats: v = x * 2**E with max |v| in [2**23, 2**24); trunc(v) is coded like
+     integer PCM, then per channel (after that channel's subframe; after both for stereo) the
+     mantissa bits below it, raw: 23 - floor(log2 |trunc(v)|) bits, or for trunc(v) == 0 one
+     flag bit (0: +0.0, 1: followed by the 32-bit pattern).
+
+Decoding allocates the output (plain_len), a padded copy of the payload and two blocks of
+int64 scratch (<= 256 KiB), whatever the header says.
+
+8-bit samples with big_endian=False are unsigned (WAV); with big_endian=True signed (AIFF).
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int8_t, int16_t, int32_t, int64_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy, memset
+from libc.math cimport log2, frexp, cos, ldexp
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    static inline uint64_t pcm_ld64(const uint8_t* p) {
+        uint64_t v; memcpy(&v, p, 8);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        v = __builtin_bswap64(v);
+    #endif
+        return v;
+    }
+    static inline void pcm_st64(uint8_t* p, uint64_t v) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        v = __builtin_bswap64(v);
+    #endif
+        memcpy(p, &v, 8);
+    }
+    static inline int pcm_ctz64(uint64_t v) { return __builtin_ctzll(v); }
+    static inline int pcm_bitlen(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
+    static inline uint32_t pcm_f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+    static inline float pcm_u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+    /* Autocorrelation R[0..9] of x[0..n) in one pass with independent accumulators (lags are
+       stored reversed so that the inner loop is a contiguous multiply-add the compiler
+       vectorises). Deterministic: the summation order is fixed by this code. */
+    static void pcm_autocorr10(const double* x, int n, double* R) {
+        double a[10] = {0}, b[10] = {0};
+        int i, j;
+        for (i = 0; i < n && i < 9; i++)
+            for (j = 0; j <= i; j++) a[9 - j] += x[i] * x[i - j];
+        for (; i + 1 < n; i += 2) {
+            const double xi = x[i], xk = x[i + 1];
+            const double* p = x + i - 9;
+            const double* q = x + i - 8;
+            for (j = 0; j < 10; j++) a[j] += xi * p[j];
+            for (j = 0; j < 10; j++) b[j] += xk * q[j];
+        }
+        for (; i < n; i++) {
+            const double* p = x + i - 9;
+            for (j = 0; j < 10; j++) a[j] += x[i] * p[j];
+        }
+        for (j = 0; j < 10; j++) R[9 - j] = a[j] + b[j];
+    }
+    /* De-interleave one channel of n samples (stride bytes apart) into int64, and back. The
+       switch sits outside the loops so that each loop is specialised. 8-bit: unsigned when
+       little-endian (WAV), signed when big-endian (AIFF). */
+    static void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) {
+        int i;
+        switch (bits * 2 + be) {
+        case 16: for (i = 0; i < n; i++, p += stride) x[i] = (int64_t)p[0] - 128; break;
+        case 17: for (i = 0; i < n; i++, p += stride) x[i] = (int8_t)p[0]; break;
+        case 32: for (i = 0; i < n; i++, p += stride) x[i] = (int16_t)(p[0] | (p[1] << 8)); break;
+        case 33: for (i = 0; i < n; i++, p += stride) x[i] = (int16_t)((p[0] << 8) | p[1]); break;
+        case 48: for (i = 0; i < n; i++, p += stride)
+                     x[i] = ((int32_t)(((uint32_t)p[2] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[0] << 8))) >> 8;
+                 break;
+        case 49: for (i = 0; i < n; i++, p += stride)
+                     x[i] = ((int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8))) >> 8;
+                 break;
+        case 64: for (i = 0; i < n; i++, p += stride)
+                     x[i] = (int32_t)(((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0]);
+                 break;
+        default: for (i = 0; i < n; i++, p += stride)
+                     x[i] = (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]);
+        }
+    }
+    static void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) {
+        int i;
+        if (be) for (i = 0; i < count; i++, p += 4)
+            out[i] = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+        else for (i = 0; i < count; i++, p += 4)
+            out[i] = ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+    }
+    static void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) {
+        int i;
+        uint32_t u;
+        switch (bits * 2 + be) {
+        case 16: for (i = 0; i < n; i++, p += stride) p[0] = (uint8_t)(x[i] + 128); break;
+        case 17: for (i = 0; i < n; i++, p += stride) p[0] = (uint8_t)x[i]; break;
+        case 32: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u; p[1] = u >> 8; } break;
+        case 33: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u >> 8; p[1] = u; } break;
+        case 48: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u; p[1] = u >> 8; p[2] = u >> 16; } break;
+        case 49: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u >> 16; p[1] = u >> 8; p[2] = u; } break;
+        case 64: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u; p[1] = u >> 8; p[2] = u >> 16; p[3] = u >> 24; } break;
+        default: for (i = 0; i < n; i++, p += stride) { u = (uint32_t)x[i]; p[0] = u >> 24; p[1] = u >> 16; p[2] = u >> 8; p[3] = u; }
+        }
+    }
+    /* LPC residual: r[i] = x[i] - (sum q[j] x[i-1-j]) >> sh, for i in [m, n). */
+    #define PCM_RES_CASE(M) case M: \\
+        for (i = M; i < n; i++) { int64_t s = 0; \\
+            for (j = 0; j < M; j++) s += (int64_t)q[j] * x[i - 1 - j]; \\
+            r[i] = x[i] - (s >> sh); } break;
+    static void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) {
+        int i, j;
+        switch (m) {
+            PCM_RES_CASE(1) PCM_RES_CASE(2) PCM_RES_CASE(3) PCM_RES_CASE(4)
+            PCM_RES_CASE(5) PCM_RES_CASE(6) PCM_RES_CASE(7) PCM_RES_CASE(8)
+            PCM_RES_CASE(9) PCM_RES_CASE(10) PCM_RES_CASE(11) PCM_RES_CASE(12)
+            default:
+                for (i = m; i < n; i++) { int64_t s = 0;
+                    for (j = 0; j < m; j++) s += (int64_t)q[j] * x[i - 1 - j];
+                    r[i] = x[i] - (s >> sh); }
+        }
+    }
+    #define PCM_U(v) ((uint64_t)(v))
+    /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
+       chain and the predictor-history chain overlap. Orders are compile-time constants at each
+       call site (FIXED: polynomial order M 0..4; else LPC order M 1..8). */
+    static int pcm_slow_rice(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int k, uint64_t* out) {
+        uint64_t pos = *ppos, q = 0, w;
+        for (;;) {
+            if (pos > nbits) return -1;
+            int valid = 64 - (int)(pos & 7);
+            w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
+            if (w == 0) { q += valid; pos += valid; }
+            else { int t = pcm_ctz64(w); q += t; pos += t + 1; break; }
+        }
+        w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
+        *out = (q << k) | (w & ((((uint64_t)1) << k) - 1));
+        *ppos = pos + k;
+        return 0;
+    }
+    static inline __attribute__((always_inline))
+    int pcm_fused(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P,
+                  const int32_t* q, int sh, int bits, const int M, const int FIXED) {
+        uint64_t half = (uint64_t)1 << (bits - 1), bad = 0, pos = *ppos, w, u, mk, s;
+        int j, i, k, t, nparts = 1 << P, ps = n >> P;
+        int64_t h1 = M >= 1 ? x[M - 1] : 0, h2 = M >= 2 ? x[M - 2] : 0, h3 = M >= 3 ? x[M - 3] : 0,
+                h4 = M >= 4 ? x[M - 4] : 0, h5 = M >= 5 ? x[M - 5] : 0, h6 = M >= 6 ? x[M - 6] : 0,
+                h7 = M >= 7 ? x[M - 7] : 0, h8 = M >= 8 ? x[M - 8] : 0;
+        uint64_t c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0, c8 = 0;
+        if (!FIXED) {
+            c1 = PCM_U((int64_t)q[0]);
+            if (M >= 2) c2 = PCM_U((int64_t)q[1]);
+            if (M >= 3) c3 = PCM_U((int64_t)q[2]);
+            if (M >= 4) c4 = PCM_U((int64_t)q[3]);
+            if (M >= 5) c5 = PCM_U((int64_t)q[4]);
+            if (M >= 6) c6 = PCM_U((int64_t)q[5]);
+            if (M >= 7) c7 = PCM_U((int64_t)q[6]);
+            if (M >= 8) c8 = PCM_U((int64_t)q[7]);
+        }
+        for (j = 0; j < nparts; j++) {
+            w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
+            k = (int)(w & 63);
+            pos += 6;
+            if (k > 56 || pos > nbits) return -1;
+            mk = (((uint64_t)1) << k) - 1;
+            for (i = j ? j * ps : M; i < (j + 1) * ps; i++) {
+                w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
+                t = w ? pcm_ctz64(w) : 64;
+                if (t + 1 + k <= 57) {
+                    u = ((w >> (t + 1)) & mk) | ((uint64_t)t << k);
+                    pos += t + 1 + k;
+                } else if (pcm_slow_rice(buf, &pos, nbits, k, &u)) {
+                    return -1;
+                }
+                if (pos > nbits) return -1;
+                if (FIXED) {
+                    if (M == 0) s = 0;
+                    else if (M == 1) s = PCM_U(h1);
+                    else if (M == 2) s = 2 * PCM_U(h1) - PCM_U(h2);
+                    else if (M == 3) s = 3 * PCM_U(h1) - 3 * PCM_U(h2) + PCM_U(h3);
+                    else s = 4 * PCM_U(h1) - 6 * PCM_U(h2) + 4 * PCM_U(h3) - PCM_U(h4);
+                } else {
+                    s = 0;
+                    if (M >= 8) s += c8 * PCM_U(h8);
+                    if (M >= 7) s += c7 * PCM_U(h7);
+                    if (M >= 6) s += c6 * PCM_U(h6);
+                    if (M >= 5) s += c5 * PCM_U(h5);
+                    if (M >= 4) s += c4 * PCM_U(h4);
+                    if (M >= 3) s += c3 * PCM_U(h3);
+                    if (M >= 2) s += c2 * PCM_U(h2);
+                    s += c1 * PCM_U(h1);
+                    s = PCM_U(((int64_t)s) >> sh);
+                }
+                int64_t v = (int64_t)((u >> 1) ^ (0 - (u & 1))) ;
+                v = (int64_t)(PCM_U(v) + s);
+                bad |= PCM_U(v) + half;
+                x[i] = v;
+                h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = v;
+            }
+        }
+        *ppos = pos;
+        return (bad >> bits) != 0 ? -1 : 0;
+    }
+    /* 0 ok, -1 corrupt, -2 order not handled here (caller uses the two-pass path). */
+    static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                    int n, int P, const int32_t* q, int order, int sh, int bits,
+                                    int fixed) {
+        if (fixed) switch (order) {
+            case 0: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 0, 1);
+            case 1: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 1, 1);
+            case 2: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 2, 1);
+            case 3: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 3, 1);
+            case 4: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 4, 1);
+            default: return -2;
+        }
+        switch (order) {
+            case 1: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 1, 0);
+            case 2: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 2, 0);
+            case 3: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 3, 0);
+            case 4: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 4, 0);
+            case 5: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 5, 0);
+            case 6: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 6, 0);
+            case 7: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 7, 0);
+            case 8: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 8, 0);
+            default: return -2;
+        }
+    }
+    """
+    uint64_t pcm_ld64(const uint8_t* p) nogil
+    void pcm_st64(uint8_t* p, uint64_t v) nogil
+    int pcm_ctz64(uint64_t v) nogil
+    int pcm_bitlen(uint64_t v) nogil
+    uint32_t pcm_f2u(float f) nogil
+    float pcm_u2f(uint32_t u) nogil
+    void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) nogil
+    void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) nogil
+    void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
+    void pcm_autocorr10(const double* x, int n, double* R) nogil
+    void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
+    int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                             int n, int P, const int32_t* q, int order, int sh, int bits,
+                             int fixed) nogil
+
+DEF VERSION = 1
+DEF HDR = 13
+DEF BLOCK = 4096
+DEF MAXBLOCK = 16384
+DEF MAXLPC = 8
+DEF MAXLPC_DEC = 8  # the decoder rejects higher orders (the format could hold 32)
+DEF LPC_PREC = 14
+DEF MAXPO = 6
+DEF PAD = 64
+
+FORMAT_VERSION = VERSION  # first byte of every payload
+BLOCK_FRAMES = BLOCK  # frames per block written by encode()
+
+# ------------------------------------------------------------------------------------------
+# encoder
+
+cdef struct Enc:
+    uint8_t* out
+    size_t cap
+    size_t pos
+    uint64_t acc
+    int nb
+    int err
+    int64_t* sig
+    int64_t* resa
+    int64_t* resb
+    double* xw
+    double* win
+    int win_n
+    double win_sum2
+    uint32_t* fbuf
+    int64_t* sbuf
+    int64_t* mbuf
+
+
+cdef inline void put(Enc* e, uint64_t v, int k) noexcept nogil:
+    """Append the k (<= 56) low bits of v (which must have no higher bits set)."""
+    e.acc |= v << e.nb
+    e.nb += k
+    pcm_st64(e.out + e.pos, e.acc)
+    e.pos += e.nb >> 3
+    e.acc >>= (e.nb & ~7)
+    e.nb &= 7
+
+
+cdef inline uint64_t mask(int k) noexcept nogil:
+    return ((<uint64_t>1) << k) - 1
+
+
+cdef inline uint64_t zz(int64_t r) noexcept nogil:
+    return (<uint64_t>r << 1) ^ <uint64_t>(r >> 63)
+
+
+cdef inline void put_rice(Enc* e, uint64_t u, int k) noexcept nogil:
+    cdef uint64_t q = u >> k
+    if q + 1 + k <= 56:
+        put(e, (((u & mask(k)) << 1) | 1) << q, <int>(q + 1 + k))
+    else:
+        while q >= 56:
+            put(e, 0, 56)
+            q -= 56
+        put(e, (<uint64_t>1) << q, <int>q + 1)
+        put(e, u & mask(k), k)
+
+
+cdef inline bint ensure(Enc* e, size_t extra) noexcept nogil:
+    cdef size_t need = e.pos + extra + PAD
+    cdef size_t ncap
+    cdef uint8_t* p
+    if need <= e.cap:
+        return True
+    ncap = e.cap * 2
+    if ncap < need:
+        ncap = need
+    p = <uint8_t*>realloc(e.out, ncap)
+    if p == NULL:
+        e.err = 1
+        return False
+    e.out = p
+    e.cap = ncap
+    return True
+
+
+cdef inline int choose_k(uint64_t s, int64_t cnt, uint64_t mx, int64_t* cost) noexcept nogil:
+    cdef int k0, k, best_k = 0, kmin
+    cdef int64_t c, best = -1
+    if cnt <= 0:
+        cost[0] = 0
+        return 0
+    k0 = pcm_bitlen(s // <uint64_t>cnt) - 1
+    if k0 < 0:
+        k0 = 0
+    kmin = pcm_bitlen(mx) - 6  # keeps every quotient below 64
+    if kmin < 0:
+        kmin = 0
+    for k in range(k0 - 1, k0 + 2):
+        if k < kmin:
+            continue
+        if k > 56:
+            break
+        # sum(u >> k) ~ (s - cnt * (2**k - 1) / 2) / 2**k: low bits average half their range
+        c = cnt * (k + 1) + <int64_t>(s >> k) - (
+            ((cnt * ((<int64_t>1 << k) - 1)) >> (k + 1)) if k < 32 else (cnt >> 1))
+        if best < 0 or c < best:
+            best = c
+            best_k = k
+    if best < 0:
+        best_k = kmin if kmin <= 56 else 56
+        best = cnt * (best_k + 1) + <int64_t>(s >> best_k)
+    cost[0] = best
+    return best_k
+
+
+cdef int64_t rice_plan(const int64_t* r, int n, int order, int* p_out, uint8_t* ks) noexcept nogil:
+    """Choose the partition order and Rice parameters; returns estimated residual bits."""
+    cdef uint64_t sums[64]
+    cdef uint64_t maxs[64]
+    cdef uint8_t tk[64]
+    cdef int P = 0, p, j, nparts, ps, start, end, i, k
+    cdef uint64_t s, mx, u
+    cdef int64_t cost, c, best = -1
+    while P < MAXPO and (n % (1 << (P + 1))) == 0 and (n >> (P + 1)) > order:
+        P += 1
+    nparts = 1 << P
+    ps = n >> P
+    for j in range(nparts):
+        s = 0
+        mx = 0
+        start = order if j == 0 else j * ps
+        end = (j + 1) * ps
+        for i in range(start, end):
+            u = zz(r[i])
+            s += u
+            mx |= u
+        sums[j] = s
+        maxs[j] = mx
+    p = P
+    while p >= 0:
+        nparts = 1 << p
+        cost = 4
+        for j in range(nparts):
+            k = choose_k(sums[j], (n >> p) - (order if j == 0 else 0), maxs[j], &c)
+            tk[j] = <uint8_t>k
+            cost += 6 + c
+        if best < 0 or cost <= best:
+            best = cost
+            p_out[0] = p
+            memcpy(ks, tk, nparts)
+        if p > 0:
+            for j in range(nparts // 2):
+                sums[j] = sums[2 * j] + sums[2 * j + 1]
+                maxs[j] = maxs[2 * j] | maxs[2 * j + 1]
+        p -= 1
+    return best
+
+
+cdef void write_residual(Enc* e, const int64_t* r, int n, int order, int P,
+                         const uint8_t* ks) noexcept nogil:
+    cdef int j, i, start, end, k, nparts = 1 << P, ps = n >> P
+    put(e, <uint64_t>P, 4)
+    for j in range(nparts):
+        k = ks[j]
+        put(e, <uint64_t>k, 6)
+        start = order if j == 0 else j * ps
+        end = (j + 1) * ps
+        for i in range(start, end):
+            put_rice(e, zz(r[i]), k)
+
+
+cdef void fixed_residual(const int64_t* x, int64_t* r, int n, int order) noexcept nogil:
+    cdef int i
+    if order == 0:
+        for i in range(n):
+            r[i] = x[i]
+    elif order == 1:
+        for i in range(1, n):
+            r[i] = x[i] - x[i - 1]
+    elif order == 2:
+        for i in range(2, n):
+            r[i] = x[i] - 2 * x[i - 1] + x[i - 2]
+    elif order == 3:
+        for i in range(3, n):
+            r[i] = x[i] - 3 * x[i - 1] + 3 * x[i - 2] - x[i - 3]
+    else:
+        for i in range(4, n):
+            r[i] = x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4]
+
+
+cdef uint64_t fixed_sums(const int64_t* x, int n, int* order) noexcept nogil:
+    """Sum of zigzag residuals of the best fixed predictor (order 0..4) and that order."""
+    cdef uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, b
+    cdef int64_t d0, d1, d2, d3, d4
+    cdef int i, o = 0
+    for i in range(4, n):
+        d0 = x[i]
+        d1 = d0 - x[i - 1]
+        d2 = d1 - (x[i - 1] - x[i - 2])
+        d3 = d2 - (x[i - 1] - 2 * x[i - 2] + x[i - 3])
+        d4 = d3 - (x[i - 1] - 3 * x[i - 2] + 3 * x[i - 3] - x[i - 4])
+        s0 += zz(d0)
+        s1 += zz(d1)
+        s2 += zz(d2)
+        s3 += zz(d3)
+        s4 += zz(d4)
+    b = s0
+    if s1 < b:
+        b = s1
+        o = 1
+    if s2 < b:
+        b = s2
+        o = 2
+    if s3 < b:
+        b = s3
+        o = 3
+    if s4 < b:
+        b = s4
+        o = 4
+    order[0] = o
+    return b
+
+
+cdef inline int64_t rice_estimate(uint64_t s, int64_t cnt) noexcept nogil:
+    cdef int64_t c
+    choose_k(s, cnt, 0, &c)
+    return c
+
+
+cdef inline uint64_t fixed_cost(const int64_t* x, int n) noexcept nogil:
+    cdef int o
+    return fixed_sums(x, n, &o)
+
+
+cdef void make_window(double* w, int n) noexcept nogil:
+    """Tukey(0.5) window."""
+    cdef int i, t = n // 4
+    for i in range(n):
+        w[i] = 1.0
+    if t > 0:
+        for i in range(t):
+            w[i] = 0.5 - 0.5 * cos(3.141592653589793 * i / t)
+            w[n - 1 - i] = w[i]
+
+
+cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
+                     int* shift_out) noexcept nogil:
+    """Quantized LPC coefficients for x; returns the order (0 when LPC is not usable)."""
+    cdef double R[10]
+    cdef double a[MAXLPC]
+    cdef double tmp[MAXLPC]
+    cdef double coefs[MAXLPC][MAXLPC]
+    cdef double errs[MAXLPC]
+    cdef double err, acc, k, cmax, wsum2 = 0.0, est, best_est, v, qerr
+    cdef int i, j, m, lag, best_m, ex, sh, maxq
+    cdef int64_t qi
+    cdef double* xw = e.xw
+    cdef double* win
+    if e.win_n != n:
+        make_window(e.win, n)
+        e.win_n = n
+        e.win_sum2 = 0.0
+        for i in range(n):
+            e.win_sum2 += e.win[i] * e.win[i]
+    win = e.win
+    wsum2 = e.win_sum2
+    if bits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
+        for i in range(n):
+            xw[i] = <double>(<int32_t>x[i]) * win[i]
+    else:
+        for i in range(n):
+            xw[i] = <double>x[i] * win[i]
+    pcm_autocorr10(xw, n, R)
+    if R[0] <= 0.0:
+        return 0
+    R[0] *= 1.0 + 1e-9  # a little regularisation
+    err = R[0]
+    for m in range(MAXLPC):
+        acc = R[m + 1]
+        for j in range(m):
+            acc -= a[j] * R[m - j]
+        k = acc / err
+        for j in range(m):
+            tmp[j] = a[j] - k * a[m - 1 - j]
+        for j in range(m):
+            a[j] = tmp[j]
+        a[m] = k
+        err *= 1.0 - k * k
+        if err <= 0.0:
+            err = 1e-30
+        for j in range(m + 1):
+            coefs[m][j] = a[j]
+        errs[m] = err
+    best_m = 0
+    best_est = 0.0
+    for m in range(1, MAXLPC + 1):
+        v = errs[m - 1] / wsum2
+        est = 0.5 * log2(v) if v > 1e-9 else -15.0
+        est = est * (n - m) + m * (LPC_PREC + bits)
+        if best_m == 0 or est < best_est:
+            best_est = est
+            best_m = m
+    m = best_m
+    cmax = 0.0
+    for j in range(m):
+        v = coefs[m - 1][j]
+        if v < 0:
+            v = -v
+        if v > cmax:
+            cmax = v
+    if cmax <= 0.0:
+        return 0
+    frexp(cmax, &ex)
+    sh = LPC_PREC - 1 - ex
+    if sh > 31:
+        sh = 31
+    if sh < 0:
+        return 0
+    maxq = (1 << (LPC_PREC - 1)) - 1
+    qerr = 0.0
+    for j in range(m):
+        qerr += coefs[m - 1][j] * (1 << sh)
+        qi = <int64_t>(qerr + 0.5 if qerr >= 0 else qerr - 0.5)
+        if qi > maxq:
+            qi = maxq
+        elif qi < -maxq - 1:
+            qi = -maxq - 1
+        qc[j] = <int32_t>qi
+        qerr -= <double>qi
+    shift_out[0] = sh
+    return m
+
+
+cdef void enc_verbatim(Enc* e, const int64_t* x, int n, int eff, int w) noexcept nogil:
+    cdef int i
+    cdef uint64_t mk = mask(eff)
+    put(e, 1 | (<uint64_t>w << 2), 8)
+    for i in range(n):
+        put(e, <uint64_t>(x[i] >> w) & mk, eff)
+
+
+cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits) noexcept nogil:
+    cdef int64_t v0 = x[0]
+    cdef uint64_t orv = 0, diff = 0, mk
+    cdef int i, w, eff, fo, m = 0, sh = 0, P_f = 0, P_l = 0
+    cdef int32_t qc[MAXLPC]
+    cdef uint8_t ks_f[64]
+    cdef uint8_t ks_l[64]
+    cdef int64_t cost_f, cost_l = -1, verb
+    cdef const int64_t* s
+    cdef size_t save_pos
+    cdef uint64_t save_acc
+    cdef int save_nb
+    if not ensure(e, <size_t>n * 16 + 1024):
+        return
+    for i in range(n):
+        orv |= <uint64_t>x[i]
+        diff |= <uint64_t>(x[i] ^ v0)
+    if diff == 0:
+        put(e, 0, 8)
+        put(e, <uint64_t>v0 & mask(sbits), sbits)
+        return
+    w = pcm_ctz64(orv)  # orv != 0 since not constant
+    if w >= sbits:
+        w = sbits - 1
+    eff = sbits - w
+    if w > 0:
+        for i in range(n):
+            e.sig[i] = x[i] >> w
+        s = e.sig
+    else:
+        s = x
+    verb = <int64_t>n * eff
+    if n <= 8:
+        enc_verbatim(e, x, n, eff, w)
+        return
+    save_pos = e.pos
+    save_acc = e.acc
+    save_nb = e.nb
+    fixed_sums(s, n, &fo)
+    fixed_residual(s, e.resb, n, fo)
+    cost_f = rice_plan(e.resb, n, fo, &P_f, ks_f) + fo * eff
+    if n >= 32 and eff > 2:
+        m = lpc_analyze(e, s, n, eff, qc, &sh)
+        if m > 0:
+            pcm_lpc_residual(s, e.resa, n, qc, m, sh)
+            cost_l = rice_plan(e.resa, n, m, &P_l, ks_l) + m * (eff + LPC_PREC) + 14
+    if cost_f >= verb and (cost_l < 0 or cost_l >= verb):
+        enc_verbatim(e, x, n, eff, w)
+        return
+    mk = mask(eff)
+    if cost_l >= 0 and cost_l < cost_f:
+        put(e, 3 | (<uint64_t>w << 2), 8)
+        put(e, <uint64_t>(m - 1), 5)
+        put(e, <uint64_t>(LPC_PREC - 1), 4)
+        put(e, <uint64_t>sh, 5)
+        for i in range(m):
+            put(e, <uint64_t><int64_t>qc[i] & mask(LPC_PREC), LPC_PREC)
+        for i in range(m):
+            put(e, <uint64_t>s[i] & mk, eff)
+        write_residual(e, e.resa, n, m, P_l, ks_l)
+    else:
+        put(e, 2 | (<uint64_t>w << 2), 8)
+        put(e, <uint64_t>fo, 3)
+        for i in range(fo):
+            put(e, <uint64_t>s[i] & mk, eff)
+        write_residual(e, e.resb, n, fo, P_f, ks_f)
+    if (e.pos - save_pos) * 8 + e.nb - save_nb > verb + 8:
+        e.pos = save_pos
+        e.acc = save_acc
+        e.nb = save_nb
+        enc_verbatim(e, x, n, eff, w)
+
+
+cdef inline void store_sample(uint8_t* p, int64_t v, int bits, bint be) noexcept nogil:
+    cdef uint32_t u = <uint32_t>v
+    if bits == 16:
+        if be:
+            p[0] = <uint8_t>(u >> 8)
+            p[1] = <uint8_t>u
+        else:
+            p[0] = <uint8_t>u
+            p[1] = <uint8_t>(u >> 8)
+    elif bits == 24:
+        if be:
+            p[0] = <uint8_t>(u >> 16)
+            p[1] = <uint8_t>(u >> 8)
+            p[2] = <uint8_t>u
+        else:
+            p[0] = <uint8_t>u
+            p[1] = <uint8_t>(u >> 8)
+            p[2] = <uint8_t>(u >> 16)
+    elif bits == 32:
+        if be:
+            p[0] = <uint8_t>(u >> 24)
+            p[1] = <uint8_t>(u >> 16)
+            p[2] = <uint8_t>(u >> 8)
+            p[3] = <uint8_t>u
+        else:
+            p[0] = <uint8_t>u
+            p[1] = <uint8_t>(u >> 8)
+            p[2] = <uint8_t>(u >> 16)
+            p[3] = <uint8_t>(u >> 24)
+    else:
+        if be:
+            p[0] = <uint8_t>u
+        else:
+            p[0] = <uint8_t>(u + 128)
+
+
+cdef inline int64_t float_ordered(uint32_t u) noexcept nogil:
+    """Float bit pattern -> int32 that orders like the float value (an involution)."""
+    cdef int32_t s = <int32_t>u
+    if s < 0:
+        s ^= 0x7FFFFFFF
+    return s
+
+
+cdef int float_scale(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept nogil:
+    """If every value is exactly v * 2**-E with integer |v| < 2**31 (no NaN/inf/-0.0), store E
+    and return 1."""
+    cdef Py_ssize_t i
+    cdef uint32_t f, ef, m
+    cdef int e, tz, emin = 100000, topmax = -100000, top
+    for i in range(count):
+        f = u[i]
+        if (f & 0x7FFFFFFF) == 0:
+            if f != 0:
+                return 0
+            continue
+        ef = (f >> 23) & 0xFF
+        if ef == 0xFF:
+            return 0
+        m = f & 0x7FFFFF
+        if ef:
+            m |= 0x800000
+            e = <int>ef - 150
+        else:
+            e = -149
+        tz = pcm_ctz64(m)
+        e += tz
+        top = e + pcm_bitlen(m >> tz)  # value < 2**top
+        if e < emin:
+            emin = e
+        if top > topmax:
+            topmax = top
+    if emin == 100000:
+        E_out[0] = 0
+        return 1
+    # v = value * 2**-emin; |v| < 2**(topmax - emin) must be < 2**31
+    if topmax - emin > 31 or emin < -255 or emin > 255:
+        return 0
+    E_out[0] = -emin
+    return 1
+
+
+cdef int float_split(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept nogil:
+    """Mode 2 (any finite floats): v = x * 2**E with max |v| in [2**23, 2**24); the integer
+    part trunc(v) goes through the predictor, the mantissa bits below it are stored raw."""
+    cdef Py_ssize_t i
+    cdef uint32_t mx = 0, a
+    cdef int emax
+    for i in range(count):
+        a = u[i] & 0x7FFFFFFF
+        if a > mx:
+            mx = a
+    if mx >= 0x7F800000:  # inf or NaN present
+        return 0
+    if mx == 0:
+        E_out[0] = 0
+        return 1
+    if mx >> 23:
+        emax = <int>(mx >> 23) - 127
+    else:
+        emax = pcm_bitlen(mx) - 1 - 149
+    E_out[0] = 23 - emax
+    return 1
+
+
+cdef void write_float_extras(Enc* e, const uint32_t* fbuf, int n, int stride, int E) noexcept nogil:
+    cdef int i, k, ne
+    cdef uint32_t f
+    cdef double a, scale = ldexp(1.0, E)  # exact power of two: products below are exact
+    cdef uint64_t iv
+    for i in range(n):
+        f = fbuf[i * stride]
+        a = <double>pcm_u2f(f) * scale
+        if a < 0:
+            a = -a
+        iv = <uint64_t>a
+        if iv == 0:
+            if f == 0:
+                put(e, 0, 1)
+            else:
+                put(e, 1, 1)
+                put(e, <uint64_t>f, 32)
+        else:
+            k = pcm_bitlen(iv) - 1
+            ne = 23 - k
+            put(e, <uint64_t>((a - <double>iv) * <double>((<uint64_t>1) << ne)), ne)
+
+
+cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int channels, bint be,
+                    bint flt, int64_t* chbuf) noexcept nogil:
+    cdef int64_t start
+    cdef int n, c, i, bpsamp = bits // 8, align = channels * (bits // 8), sbits, mode, E = 0
+    cdef int fmode = 0
+    cdef const uint8_t* p
+    cdef int64_t* L
+    cdef int64_t* R
+    cdef int64_t l, r, sd
+    cdef uint64_t sL, sR, sS, sM, best
+    cdef int64_t cL, cR, cS, cM, bestc
+    cdef int64_t* S
+    cdef uint32_t fu
+    cdef uint32_t* fbuf = e.fbuf
+    cdef double dv
+    start = 0
+    while start < frames:
+        n = BLOCK if frames - start > BLOCK else <int>(frames - start)
+        p = src + start * align
+        if not flt:
+            for c in range(channels):
+                pcm_load(p + c * bpsamp, align, n, bits, be, chbuf + c * BLOCK)
+        else:
+            pcm_load_u32(p, n * channels, be, fbuf)
+            fmode = float_scale(fbuf, <Py_ssize_t>n * channels, &E)
+            if not fmode:
+                fmode = 2 * float_split(fbuf, <Py_ssize_t>n * channels, &E)
+            if not ensure(e, 8):
+                return -1
+            put(e, <uint64_t>fmode, 2)
+            if fmode:
+                put(e, <uint64_t>(E + 256), 9)
+                dv = ldexp(1.0, E)
+                for c in range(channels):
+                    for i in range(n):
+                        # exact (power-of-two scale); the cast truncates toward zero
+                        chbuf[c * BLOCK + i] = <int64_t>(<double>pcm_u2f(fbuf[i * channels + c]) * dv)
+            else:
+                for c in range(channels):
+                    for i in range(n):
+                        chbuf[c * BLOCK + i] = float_ordered(fbuf[i * channels + c])
+        sbits = 25 if flt and fmode == 2 else bits
+        if channels == 2:
+            L = chbuf
+            R = chbuf + BLOCK
+            S = e.sbuf
+            for i in range(n):
+                S[i] = L[i] - R[i]
+                e.mbuf[i] = (L[i] + R[i]) >> 1
+            # estimated bits of each candidate: Rice cost of its best fixed-predictor residual
+            cL = rice_estimate(fixed_cost(L, n), n - 4)
+            cR = rice_estimate(fixed_cost(R, n), n - 4)
+            cS = rice_estimate(fixed_cost(S, n), n - 4)
+            cM = rice_estimate(fixed_cost(e.mbuf, n), n - 4)
+            mode = 0
+            bestc = cL + cR
+            if cL + cS < bestc:
+                bestc = cL + cS
+                mode = 1
+            if cS + cR < bestc:
+                bestc = cS + cR
+                mode = 2
+            if cM + cS < bestc:
+                mode = 3
+            if not ensure(e, 8):
+                return -1
+            put(e, <uint64_t>mode, 2)
+            if mode == 1:
+                for i in range(n):
+                    R[i] = L[i] - R[i]
+                enc_subframe(e, L, n, sbits)
+                enc_subframe(e, R, n, sbits + 1)
+            elif mode == 2:
+                for i in range(n):
+                    L[i] = L[i] - R[i]
+                enc_subframe(e, L, n, sbits + 1)
+                enc_subframe(e, R, n, sbits)
+            elif mode == 3:
+                for i in range(n):
+                    l = L[i]
+                    r = R[i]
+                    L[i] = (l + r) >> 1
+                    R[i] = l - r
+                enc_subframe(e, L, n, sbits)
+                enc_subframe(e, R, n, sbits + 1)
+            else:
+                enc_subframe(e, L, n, sbits)
+                enc_subframe(e, R, n, sbits)
+        else:
+            for c in range(channels):
+                enc_subframe(e, chbuf + c * BLOCK, n, sbits)
+                if flt and fmode == 2:
+                    if not ensure(e, <size_t>n * 5 + 64):
+                        return -1
+                    write_float_extras(e, fbuf + c, n, channels, E)
+        if flt and fmode == 2 and channels == 2:
+            for c in range(2):
+                if not ensure(e, <size_t>n * 5 + 64):
+                    return -1
+                write_float_extras(e, fbuf + c, n, channels, E)
+        if e.err:
+            return -1
+        start += n
+    return 0
+
+
+def encode(data, int bits, int channels, bint big_endian, bint is_float):
+    """Compress interleaved PCM frames; None if the format is unsupported or `data` is not a
+    whole number of frames."""
+    cdef Py_buffer view
+    cdef Enc e
+    cdef int code, rc, align
+    cdef int64_t frames
+    cdef int64_t* chbuf = NULL
+    cdef size_t total
+    if bits not in (8, 16, 24, 32) or not (1 <= channels <= 255) or (is_float and bits != 32):
+        return None
+    align = channels * (bits // 8)
+    memset(&e, 0, sizeof(Enc))
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        if view.len % align:
+            return None
+        frames = view.len // align
+        e.cap = <size_t>view.len + <size_t>view.len // 8 + 4096
+        e.out = <uint8_t*>malloc(e.cap)
+        chbuf = <int64_t*>malloc(sizeof(int64_t) * BLOCK * channels)
+        e.sig = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
+        e.resa = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
+        e.resb = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
+        e.xw = <double*>malloc(sizeof(double) * BLOCK)
+        e.win = <double*>malloc(sizeof(double) * BLOCK)
+        if channels == 2:
+            e.sbuf = <int64_t*>malloc(sizeof(int64_t) * BLOCK * 2)
+            if e.sbuf == NULL:
+                raise MemoryError()
+            e.mbuf = e.sbuf + BLOCK
+        if is_float:
+            e.fbuf = <uint32_t*>malloc(sizeof(uint32_t) * BLOCK * channels)
+            if e.fbuf == NULL:
+                raise MemoryError()
+        if (e.out == NULL or chbuf == NULL or e.sig == NULL or e.resa == NULL or e.resb == NULL
+                or e.xw == NULL or e.win == NULL):
+            raise MemoryError()
+        code = (bits // 8 - 1) | (4 if big_endian else 0) | (8 if is_float else 0)
+        e.out[0] = VERSION
+        e.out[1] = <uint8_t>code
+        e.out[2] = <uint8_t>channels
+        e.out[3] = BLOCK & 0xFF
+        e.out[4] = BLOCK >> 8
+        pcm_st64(e.out + 5, <uint64_t>frames)
+        e.pos = HDR
+        with nogil:
+            rc = encode_all(&e, <const uint8_t*>view.buf, frames, bits, channels, big_endian,
+                            is_float, chbuf)
+        if rc != 0:
+            raise MemoryError()
+        total = e.pos + (1 if e.nb else 0)
+        return PyBytes_FromStringAndSize(<char*>e.out, total)
+    finally:
+        PyBuffer_Release(&view)
+        free(e.out)
+        free(chbuf)
+        free(e.sig)
+        free(e.resa)
+        free(e.resb)
+        free(e.xw)
+        free(e.win)
+        free(e.fbuf)
+        free(e.sbuf)
+
+
+# ------------------------------------------------------------------------------------------
+# decoder
+
+cdef struct Dec:
+    const uint8_t* buf
+    uint64_t pos
+    uint64_t nbits
+
+
+cdef inline uint64_t getb(Dec* d, int k) noexcept nogil:
+    """Read k (<= 56) bits; the caller checks d.pos against d.nbits afterwards."""
+    cdef uint64_t w = pcm_ld64(d.buf + (d.pos >> 3)) >> (d.pos & 7)
+    d.pos += k
+    return w & mask(k)
+
+
+cdef inline int64_t sext(uint64_t v, int bits) noexcept nogil:
+    cdef int sh = 64 - bits
+    return (<int64_t>(v << sh)) >> sh
+
+
+cdef int predicted(Dec* d, int64_t* x, int n, int order, const int32_t* qc, int sh, int eff,
+                   bint fixed) noexcept nogil:
+    """Residual + prediction in one fused loop (fixed orders 0..4, LPC orders 1..8)."""
+    cdef int P = <int>getb(d, 4)
+    if P > 8 or n % (1 << P) != 0 or (n >> P) < order or d.pos > d.nbits:
+        return -1
+    if pcm_decode_predicted(d.buf, &d.pos, d.nbits, x, n, P, qc, order, sh, eff, fixed) != 0:
+        return -1
+    return 0
+
+
+cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
+    cdef int typ, w, eff, i, order, prec, sh
+    cdef int64_t v
+    cdef uint64_t hdr, half, bad = 0
+    cdef int32_t qc[MAXLPC_DEC]
+    hdr = getb(d, 8)
+    typ = <int>(hdr & 3)
+    w = <int>(hdr >> 2)
+    if typ == 0:
+        if w != 0:
+            return -1
+        v = sext(getb(d, sbits), sbits)
+        if d.pos > d.nbits:
+            return -1
+        for i in range(n):
+            x[i] = v
+        return 0
+    if w >= sbits:
+        return -1
+    eff = sbits - w
+    if typ == 1:
+        for i in range(n):
+            x[i] = sext(getb(d, eff), eff)
+            if d.pos > d.nbits:
+                return -1
+    elif typ == 2:
+        order = <int>getb(d, 3)
+        if order > 4 or order > n:
+            return -1
+        for i in range(order):
+            x[i] = sext(getb(d, eff), eff)
+        if d.pos > d.nbits:
+            return -1
+        if predicted(d, x, n, order, qc, 0, eff, True) < 0:
+            return -1
+    else:
+        order = <int>getb(d, 5) + 1
+        prec = <int>getb(d, 4) + 1
+        sh = <int>getb(d, 5)
+        if order > MAXLPC_DEC or order > n:
+            return -1
+        for i in range(order):
+            qc[i] = <int32_t>sext(getb(d, prec), prec)
+        for i in range(order):
+            x[i] = sext(getb(d, eff), eff)
+        if d.pos > d.nbits:
+            return -1
+        if predicted(d, x, n, order, qc, sh, eff, False) < 0:
+            return -1
+    if w:
+        for i in range(n):
+            x[i] = <int64_t>(<uint64_t>x[i] << w)
+    return 0
+
+
+cdef int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, int stride,
+                           bint be) noexcept nogil:
+    cdef int i, k, ne
+    cdef int64_t iv
+    cdef uint64_t a, F
+    cdef uint32_t f
+    cdef double dv, scale = ldexp(1.0, -E)
+    cdef double inv[24]
+    for i in range(24):
+        inv[i] = 1.0 / <double>((<uint64_t>1) << i)
+    for i in range(n):
+        iv = x[i]
+        if iv == 0:
+            f = <uint32_t>getb(d, 32) if getb(d, 1) else 0
+        else:
+            a = <uint64_t>(-iv) if iv < 0 else <uint64_t>iv
+            k = pcm_bitlen(a) - 1
+            if k > 23:
+                return -1
+            ne = 23 - k
+            F = getb(d, ne)
+            dv = <double>((a << ne) | F) * scale * inv[ne]
+            f = pcm_f2u(<float>(-dv if iv < 0 else dv))
+        if d.pos > d.nbits:
+            return -1
+        store_sample(p + <Py_ssize_t>i * stride, f, 32, be)
+    return 0
+
+
+cdef int store_channel(Dec* d, const int64_t* L, int n, uint8_t* p, int align, int bits, bint be,
+                       bint flt, int fmode, int E) noexcept nogil:
+    """Write one decoded channel of a block into the interleaved output."""
+    cdef int i
+    cdef float fv
+    cdef double dv
+    if not flt:
+        pcm_store(p, align, n, bits, be, L)
+    elif fmode == 2:
+        return read_float_extras(d, L, n, E, p, align, be)
+    elif fmode:
+        dv = ldexp(1.0, -E)
+        for i in range(n):
+            fv = <float>(<double>L[i] * dv)
+            store_sample(p + <Py_ssize_t>i * align, pcm_f2u(fv), 32, be)
+    else:
+        for i in range(n):
+            store_sample(p + <Py_ssize_t>i * align, <uint32_t>float_ordered(<uint32_t>L[i]), 32, be)
+    return 0
+
+
+cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels, bint be,
+                    bint flt, int bsize, int64_t* chbuf) noexcept nogil:
+    cdef int64_t start = 0
+    cdef int n, c, i, mode, fmode = 0, E = 0, bpsamp = bits // 8, align = channels * (bits // 8)
+    cdef int sb
+    cdef int64_t* L
+    cdef int64_t* R
+    cdef int64_t m2, s, v
+    cdef uint8_t* p
+    cdef uint32_t fu
+    cdef float fv
+    cdef double dv
+    while start < frames:
+        n = bsize if frames - start > bsize else <int>(frames - start)
+        sb = bits
+        if flt:
+            fmode = <int>getb(d, 2)
+            if fmode == 3:
+                return -1
+            if fmode:
+                E = <int>getb(d, 9) - 256
+            if fmode == 2:
+                sb = 25
+        if channels == 2:
+            mode = <int>getb(d, 2)
+            L = chbuf
+            R = chbuf + bsize
+            if d.pos > d.nbits:
+                return -1
+            if dec_subframe(d, L, n, sb + (1 if mode == 2 else 0)) < 0:
+                return -1
+            if dec_subframe(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0)) < 0:
+                return -1
+            if mode == 1:
+                for i in range(n):
+                    R[i] = <int64_t>(<uint64_t>L[i] - <uint64_t>R[i])
+            elif mode == 2:
+                for i in range(n):
+                    L[i] = <int64_t>(<uint64_t>L[i] + <uint64_t>R[i])
+            elif mode == 3:
+                for i in range(n):
+                    s = R[i]
+                    m2 = <int64_t>(<uint64_t>L[i] << 1) | (s & 1)
+                    L[i] = (<int64_t>(<uint64_t>m2 + <uint64_t>s)) >> 1
+                    R[i] = (<int64_t>(<uint64_t>m2 - <uint64_t>s)) >> 1
+            p = dst + start * align
+            for c in range(2):
+                if store_channel(d, chbuf + c * bsize, n, p + c * bpsamp, align, bits, be, flt,
+                                 fmode, E) < 0:
+                    return -1
+        else:
+            if d.pos > d.nbits:
+                return -1
+            p = dst + start * align
+            for c in range(channels):
+                if dec_subframe(d, chbuf, n, sb) < 0:
+                    return -1
+                if store_channel(d, chbuf, n, p + c * bpsamp, align, bits, be, flt, fmode, E) < 0:
+                    return -1
+        start += n
+    return 0
+
+
+def decode(payload, Py_ssize_t plain_len):
+    """Reproduce the PCM bytes that `encode` compressed; ValueError on a malformed payload."""
+    cdef Py_buffer view
+    cdef const uint8_t* src
+    cdef uint8_t* buf = NULL
+    cdef int64_t* chbuf = NULL
+    cdef int bits, channels, bsize, align, rc
+    cdef bint be, flt
+    cdef uint64_t frames
+    cdef Dec d
+    cdef Py_ssize_t body
+    cdef uint8_t* dst
+    if plain_len < 0:
+        raise ValueError("negative length")
+    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+    try:
+        src = <const uint8_t*>view.buf
+        if view.len < HDR or src[0] != VERSION or src[1] & 0xF0 or src[2] == 0:
+            raise ValueError("bad PCM payload header")
+        bits = (src[1] & 3) * 8 + 8
+        be = (src[1] >> 2) & 1
+        flt = (src[1] >> 3) & 1
+        channels = src[2]
+        bsize = src[3] | (src[4] << 8)
+        frames = pcm_ld64(src + 5)
+        if flt and bits != 32:
+            raise ValueError("bad PCM payload format")
+        if bsize == 0 or bsize > MAXBLOCK:
+            raise ValueError("bad PCM block size")
+        align = channels * (bits // 8)
+        if frames != <uint64_t>(plain_len // align) or plain_len % align:
+            raise ValueError("PCM payload length mismatch")
+        out = PyBytes_FromStringAndSize(NULL, plain_len)
+        if frames == 0:
+            if view.len != HDR:
+                raise ValueError("trailing bytes in PCM payload")
+            return out
+        body = view.len - HDR
+        buf = <uint8_t*>malloc(body + PAD)
+        if bsize > <int>frames:
+            bsize = <int>frames
+        chbuf = <int64_t*>malloc(sizeof(int64_t) * bsize * 2)  # one block of <= 2 channels
+        if buf == NULL or chbuf == NULL:
+            raise MemoryError()
+        memcpy(buf, src + HDR, body)
+        memset(buf + body, 0, PAD)
+        d.buf = buf
+        d.pos = 0
+        d.nbits = <uint64_t>body * 8
+        dst = <uint8_t*>PyBytes_AS_STRING(out)
+        with nogil:
+            rc = decode_all(&d, dst, frames, bits, channels, be, flt,
+                            bsize, chbuf)
+        if rc != 0 or d.pos > d.nbits:
+            raise ValueError("corrupt PCM payload")
+        if (d.pos + 7) // 8 != <uint64_t>body:
+            raise ValueError("trailing bytes in PCM payload")
+        return out
+    finally:
+        PyBuffer_Release(&view)
+        free(buf)
+        free(chbuf)

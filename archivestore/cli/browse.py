@@ -1,0 +1,271 @@
+"""Browsing commands: versions, ls (a tree), diff, find, check-session."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import catalog, sessions
+from ..errors import EXIT_DAMAGE, UsageError
+from ..snapshots import path_selected
+from . import cli
+from .common import complete_project, emit_json, human, json_option, open_store, run, store_option
+from .render import entry_detail, render_session_check, render_tree, when
+
+
+@cli.command()
+@click.argument("project", shell_complete=complete_project)
+@store_option
+@json_option
+@run
+def versions(project, store_path, as_json):
+    """List a project's versions: dates, sizes and messages.
+
+    \b
+    Example:
+      archive versions "Paper Boats"
+    """
+    with open_store(store_path) as st:
+        rows = [{"version": n, "time": r.get("time"), "files": r.get("files"),
+                 "bytes": r.get("bytes"), "message": r.get("message", ""),
+                 "host": r.get("host"), "user": r.get("user"), "source": r.get("source"),
+                 "skipped": len(r.get("skipped", []))}
+                for n, r in st.versions(project)]
+    if as_json:
+        emit_json({"project": project, "versions": rows})
+        return
+    click.echo(f"{project}: {len(rows)} version{'s' if len(rows) != 1 else ''}")
+    for r in rows:
+        msg = f"  “{r['message']}”" if r["message"] else ""
+        who = f"  {r['user']}@{r['host']}" if r.get("user") else (f"  {r['host']}" if r.get("host") else "")
+        skipped = f"  ({r['skipped']} skipped)" if r["skipped"] else ""
+        click.echo(f"  v{r['version']:<4} {when(r['time'])}  {r['files']:>6} files  "
+                   f"{human(r['bytes'] or 0):>9}{msg}{skipped}{who}")
+
+
+@cli.command(name="ls")
+@click.argument("project", shell_complete=complete_project)
+@click.argument("paths", nargs=-1)
+@store_option
+@click.option("--version", "-V", "version", type=int, help="Version number (default: latest).")
+@json_option
+@run
+def ls_cmd(project, paths, store_path, version, as_json):
+    """Show a version's files as a tree with sizes and audio details.
+
+    Give PATHS to show only those files or folders.
+
+    \b
+    Example:
+      archive ls "Paper Boats"
+      archive ls "Paper Boats" --version 2 "Audio Files"
+    """
+    with open_store(store_path) as st:
+        n, rec = st.version(project, version)
+        entries = [e for e in st.iter_tree(rec) if not paths or path_selected(e["path"], paths)]
+    if as_json:
+        emit_json({"project": project, "version": n,
+                   "entries": [{k: v for k, v in e.items() if k != "chunks"} for e in entries]})
+        return
+    files = [e for e in entries if e["type"] == "file"]
+    click.echo(f"{project} — version {n} ({when(rec.get('time'))}), {len(files)} files, "
+               f"{human(sum(e['size'] for e in files))}")
+    for line in render_tree(entries, _term_width()):
+        click.echo(line)
+
+
+def _term_width() -> int:
+    import shutil
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def diff_versions(old: list[dict], new: list[dict]) -> dict:
+    """Added, removed, changed and renamed entries between two trees (renamed = same digest,
+    different path; a file whose path and bytes are unchanged is not listed)."""
+    a = {e["path"]: e for e in old}
+    b = {e["path"]: e for e in new}
+    added = [b[p] for p in b if p not in a]
+    removed = [a[p] for p in a if p not in b]
+    changed = []
+    for p in a.keys() & b.keys():
+        x, y = a[p], b[p]
+        if x["type"] != y["type"] or (x["type"] == "file" and x.get("digest") != y.get("digest")) \
+                or (x["type"] == "symlink" and x.get("target") != y.get("target")):
+            changed.append((x, y))
+    changed.sort(key=lambda xy: xy[0]["path"])
+    by_digest: dict[str, list[dict]] = {}
+    for e in added:
+        if e["type"] == "file":
+            by_digest.setdefault(e["digest"], []).append(e)
+    renamed = []
+    gone = set()
+    for e in removed:
+        if e["type"] == "file" and by_digest.get(e["digest"]):
+            to = by_digest[e["digest"]].pop(0)
+            renamed.append((e, to))
+            gone.add(e["path"])
+            gone.add(to["path"])
+    added = [e for e in added if e["path"] not in gone]
+    removed = [e for e in removed if e["path"] not in gone]
+    unchanged = sum(1 for p in a.keys() & b.keys() if a[p]["type"] == "file") - \
+        sum(1 for x, _y in changed if x["type"] == "file")
+
+    def brief(e: dict) -> dict:
+        return {"path": e["path"], "type": e["type"], "size": e.get("size"),
+                "digest": e.get("digest")}
+    return {"added": [brief(e) for e in added], "removed": [brief(e) for e in removed],
+            "changed": [{"path": x["path"], "type": y["type"], "old_size": x.get("size"),
+                         "new_size": y.get("size"), "old_type": x["type"]} for x, y in changed],
+            "renamed": [{"from": x["path"], "to": y["path"], "size": x.get("size"),
+                         "digest": x.get("digest")} for x, y in renamed],
+            "unchanged_files": unchanged}
+
+
+@cli.command()
+@click.argument("project", shell_complete=complete_project)
+@click.argument("a", type=int, metavar="A")
+@click.argument("b", type=int, metavar="[B]", required=False)
+@store_option
+@json_option
+@run
+def diff(project, a, b, store_path, as_json):
+    """Show what changed between two versions of a project.
+
+    Compares version A with version B (default: the latest).
+
+    Lists files added, removed, changed (different bytes) and renamed (same bytes, new path).
+
+    \b
+    Example:
+      archive diff "Paper Boats" 1 2
+    """
+    with open_store(store_path) as st:
+        na, ra = st.version(project, a)
+        nb, rb = st.version(project, b)
+        strip = lambda es: [{k: v for k, v in e.items() if k != "chunks"} for e in es]  # noqa: E731
+        out = diff_versions(strip(st.iter_tree(ra)), strip(st.iter_tree(rb)))
+    out = {"project": project, "from": na, "to": nb, **out}
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"{project}: version {na} → version {nb}")
+    for e in out["added"]:
+        click.echo(f"  + {e['path']}{'/' if e['type'] == 'dir' else ''}"
+                   + (f"  ({human(e['size'])})" if e["type"] == "file" else ""))
+    for e in out["removed"]:
+        click.echo(f"  - {e['path']}{'/' if e['type'] == 'dir' else ''}"
+                   + (f"  ({human(e['size'])})" if e["type"] == "file" else ""))
+    for e in out["changed"]:
+        if e["old_type"] != e["type"]:
+            click.echo(f"  ~ {e['path']}  ({e['old_type']} → {e['type']})")
+        elif e["type"] == "file":
+            click.echo(f"  ~ {e['path']}  ({human(e['old_size'])} → {human(e['new_size'])})")
+        else:
+            click.echo(f"  ~ {e['path']}  (link target changed)")
+    for e in out["renamed"]:
+        click.echo(f"  → {e['from']}  ⇒  {e['to']}")
+    parts = [f"{len(out[k])} {k}" for k in ("added", "removed", "changed", "renamed") if out[k]]
+    click.echo(("  " + ", ".join(parts) if parts else "  no differences")
+               + f"; {out['unchanged_files']} files unchanged")
+
+
+@cli.command()
+@click.argument("pattern", required=False)
+@store_option
+@click.option("--desc", "-d", metavar="TEXT",
+              help="Match TEXT in the BWF description or originator (case-insensitive).")
+@click.option("--project", "-p", metavar="NAME", help="Search only this project.")
+@click.option("--limit", "-n", type=int, default=500, show_default=True,
+              help="Show at most this many files.")
+@json_option
+@run
+def find(pattern, store_path, desc, project, limit, as_json):
+    """Find files by name or BWF description in every project and version.
+
+    Answers from the index alone, without reading the archived data.
+
+    PATTERN is a case-insensitive glob matched against the file name and the full path
+    (a PATTERN without * ? [ matches anywhere in the name). The same bytes at the same path in
+    several versions are shown once, with the versions that hold them.
+
+    \b
+    Example:
+      archive find "*.wav"
+      archive find "kick*" --project "Paper Boats"
+      archive find --desc "Room A"
+    """
+    if not pattern and not desc:
+        raise UsageError("give a PATTERN, --desc TEXT or both (e.g. archive find '*kick*')")
+    with open_store(store_path) as st:
+        prefix = project.encode("utf-8", "surrogateescape") + b"\0" if project else b""
+        matches, truncated = catalog.search(st.index.iter_files(prefix), pattern, desc,
+                                            project, limit)
+        uncatalogued = sum(1 for p, n, _r in st.index.iter_versions()
+                           if (not project or p == project) and not st.index.has_files(p, n)
+                           and _r.get("files"))
+    if as_json:
+        emit_json({"matches": [m.to_json() for m in matches], "truncated": truncated,
+                   "uncatalogued_versions": uncatalogued})
+        return
+    for m in matches:
+        j = m.to_json()
+        extra = f"  {j['format']}" if j["format"] else ""
+        if j["description"]:
+            extra += f"  “{j['description']}”"
+        if j["originator"]:
+            extra += f"  ({j['originator']})"
+        click.echo(f"{m.project}  {catalog.format_versions(m.versions)}  {m.path}  "
+                   f"{human(j['size'])}{extra}")
+    n_proj = len({m.project for m in matches})
+    click.echo(f"{len(matches)} file{'s' if len(matches) != 1 else ''} found"
+               + (f" in {n_proj} project{'s' if n_proj != 1 else ''}" if matches else "")
+               + (f" (showing the first {limit}; use --limit)" if truncated else ""), err=True)
+    if uncatalogued:
+        click.echo(f"note: {uncatalogued} version(s) are not in the file catalog (archived by an "
+                   f"older archivestore); `archive fsck --rebuild-index` adds them", err=True)
+
+
+@cli.command(name="check-session")
+@click.argument("target")
+@store_option
+@click.option("--version", "-V", "version", type=int, help="Version number (default: latest).")
+@click.option("--folder", is_flag=True,
+              help="TARGET is a project folder on disk (e.g. a restore), not an archived project.")
+@json_option
+@run
+def check_session(target, store_path, version, folder, as_json):
+    """Check that a project's sessions find all their media.
+
+    Every media file the sessions refer to must be in the project folder.
+
+    Reads Ardour (.ardour) and REAPER (.rpp) sessions. Media that is missing or lives outside
+    the project folder is listed and the exit status is 1. Pro Tools and Logic sessions are
+    closed formats: they are named, and audio no readable session mentions is listed instead.
+
+    \b
+    Example:
+      archive check-session "Paper Boats"              # the latest archived version
+      archive check-session "Paper Boats" --version 3
+      archive check-session --folder "/Sessions/Paper Boats"   # before ingest or after restore
+    """
+    if folder:
+        import os
+        if not os.path.isdir(target):
+            raise UsageError(f"{target}: no such folder")
+        res = sessions.check_folder(target)
+        label = target
+    else:
+        with open_store(store_path) as st:
+            n, rec = st.version(target, version)
+            res = sessions.check_tree(st.iter_tree(rec))
+        label = f"{target} version {n}"
+    if as_json:
+        emit_json({"target": label, **res.to_json()})
+    else:
+        for line in render_session_check(res, label, verbose=True):
+            click.echo(line)
+    if not res.ok:
+        sys.exit(EXIT_DAMAGE)
+
+
+__all__ = ["diff_versions", "entry_detail"]

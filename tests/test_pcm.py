@@ -1,0 +1,327 @@
+"""_pcm codec: bit-exact round trips for every format, and hostile payloads."""
+from __future__ import annotations
+
+import random
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archivestore import _pcm
+from bench.signals import music, quantize
+from tests.audio_helpers import pcm_bytes
+
+INT_FORMATS = [(b, be) for b in (8, 16, 24, 32) for be in (False, True)]
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def roundtrip(data: bytes, bits: int, ch: int, be: bool, flt: bool = False) -> bytes:
+    p = _pcm.encode(data, bits, ch, be, flt)
+    assert p is not None
+    assert p == _pcm.encode(data, bits, ch, be, flt)  # deterministic
+    out = _pcm.decode(p, len(data))
+    assert out == data
+    return p
+
+
+def _ints(x: np.ndarray, bits: int, be: bool) -> bytes:
+    return pcm_bytes(x, bits, big_endian=be, unsigned8=not be)
+
+
+def _signals(n: int, ch: int, bits: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    sq = np.where((np.arange(n) // 37) % 2 == 0, hi, lo)
+    return {
+        "noise": rng.integers(lo, hi + 1, size=(n, ch)),
+        "silence": np.zeros((n, ch), dtype=np.int64),
+        "square": np.repeat(sq[:, None], ch, axis=1),
+        "dc": np.full((n, ch), rng.integers(lo, hi + 1)),
+        "min": np.full((n, ch), lo),
+        "max": np.full((n, ch), hi),
+        "alternate": np.where(np.arange(n * ch).reshape(n, ch) % 2 == 0, lo, hi),
+        "clipped": np.clip(rng.normal(0, hi, size=(n, ch)), lo, hi).astype(np.int64),
+        "music": quantize(music(n / 48000 + 0.001, ch, seed=seed)[:n], bits),
+        "quiet": rng.integers(-3, 4, size=(n, ch)),
+        "shifted": rng.integers(lo >> 4, (hi >> 4) + 1, size=(n, ch)) << 4,
+    }
+
+
+@pytest.mark.parametrize("bits,be", INT_FORMATS)
+@pytest.mark.parametrize("ch", [1, 2, 3, 8])
+def test_int_signals(bits, be, ch):
+    for n in (1, 2, 7, 4095, 4097):
+        for name, x in _signals(n, ch, bits, seed=n).items():
+            roundtrip(_ints(x, bits, be), bits, ch, be)
+
+
+@pytest.mark.parametrize("ch", range(1, 9))
+def test_channel_counts_block_edges(ch):
+    for n in (4096, 8191, 8192, 8193):
+        x = _signals(n, ch, 24, seed=ch)["music"]
+        roundtrip(_ints(x, 24, False), 24, ch, False)
+
+
+def test_music_compresses():
+    x = quantize(music(2.0, 2, seed=3), 24)
+    d = _ints(x, 24, False)
+    p = roundtrip(d, 24, 2, False)
+    assert len(p) < 0.8 * len(d)
+    x = quantize(music(2.0, 1, seed=3), 16)
+    d = _ints(x, 16, False)
+    assert len(roundtrip(d, 16, 1, False)) < 0.6 * len(d)
+
+
+def test_silence_is_tiny():
+    d = bytes(4 * 48000 * 2)
+    assert len(roundtrip(d, 16, 2, False)) < 200
+
+
+def _float_specials() -> np.ndarray:
+    f = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-40, 3.4e38, -3.4e38,
+                  1.0, -1.0, 0.5, 1.17549435e-38], dtype=np.float32)
+    odd_nan = np.array([0x7FC00001, 0xFFFFFFFF, 0x7F800001], dtype=np.uint32).view(np.float32)
+    return np.concatenate([f, odd_nan])
+
+
+@pytest.mark.parametrize("be", [False, True])
+@pytest.mark.parametrize("ch", [1, 2, 5])
+def test_float(be, ch):
+    rng = np.random.default_rng(ch)
+    dt = ">f4" if be else "<f4"
+    for n in (1, 3, 4096, 5000):
+        cases = [
+            rng.standard_normal((n, ch)),
+            music(n / 48000 + 0.001, ch)[:n],  # float mixes: full mantissas
+            quantize(music(n / 48000 + 0.001, ch)[:n], 24) / 2.0 ** 23,  # int24 in float
+            quantize(music(n / 48000 + 0.001, ch)[:n], 16) / 2.0 ** 15 * 8,
+            np.zeros((n, ch)),
+            np.full((n, ch), -0.0),
+            rng.standard_normal((n, ch)) * 1e-39,  # denormals
+        ]
+        for x in cases:
+            d = x.astype(dt).tobytes()
+            roundtrip(d, 32, ch, be, True)
+        sp = np.resize(_float_specials(), n * ch).reshape(n, ch)
+        roundtrip(sp.astype(dt).tobytes(), 32, ch, be, True)
+        mixed = quantize(music(n / 48000 + 0.001, ch)[:n], 24) / 2.0 ** 23
+        mixed.reshape(-1)[:: max(1, n // 3)] = -0.0
+        roundtrip(mixed.astype(dt).tobytes(), 32, ch, be, True)
+
+
+def test_int24_in_float_compresses_like_int():
+    x = quantize(music(1.0, 2, seed=5), 24)
+    f = (x / 2.0 ** 23).astype("<f4").tobytes()
+    pi = roundtrip(_ints(x, 24, False), 24, 2, False)
+    pf = roundtrip(f, 32, 2, False, True)
+    assert len(pf) < len(pi) * 1.02
+
+
+def test_unsupported_and_bad_lengths():
+    assert _pcm.encode(b"\0" * 12, 12, 1, False, False) is None
+    assert _pcm.encode(b"\0" * 12, 16, 0, False, False) is None
+    assert _pcm.encode(b"\0" * 512, 16, 256, False, False) is None
+    assert _pcm.encode(b"\0" * 12, 16, 1, False, True) is None  # float must be 32-bit
+    assert _pcm.encode(b"\0" * 13, 16, 1, False, False) is None
+    assert _pcm.encode(b"\0" * 12, 24, 3, False, False) is None
+    p = roundtrip(b"", 16, 2, False)
+    with pytest.raises(ValueError):
+        _pcm.decode(p, 4)
+    p = _pcm.encode(b"\1\2" * 100, 16, 1, False, False)
+    for bad_len in (198, 202, 201, 0, -1, 1 << 40):
+        with pytest.raises(ValueError):
+            _pcm.decode(p, bad_len)
+
+
+def test_accepts_buffers():
+    a = np.arange(1000, dtype="<i2")
+    p = _pcm.encode(memoryview(a), 16, 1, False, False)
+    assert _pcm.decode(bytearray(p), 2000) == a.tobytes()
+
+
+def test_threads_share_nothing():
+    datas = [_ints(quantize(music(0.5, 2, seed=s), 24), 24, False) for s in range(4)]
+    want = [_pcm.encode(d, 24, 2, False, False) for d in datas]
+    got = [None] * 4
+
+    def work(i):
+        for _ in range(3):
+            p = _pcm.encode(datas[i], 24, 2, False, False)
+            assert _pcm.decode(p, len(datas[i])) == datas[i]
+        got[i] = p
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert got == want
+
+
+# --- hypothesis: arbitrary sample values -------------------------------------------------
+
+@st.composite
+def pcm_input(draw):
+    bits = draw(st.sampled_from([8, 16, 24, 32]))
+    flt = bits == 32 and draw(st.booleans())
+    ch = draw(st.integers(1, 8))
+    be = draw(st.booleans())
+    frames = draw(st.integers(0, 300) | st.sampled_from([4095, 4096, 4097]))
+    kind = draw(st.sampled_from(["bytes", "walk", "repeat"]))
+    align = ch * bits // 8
+    if kind == "bytes":
+        seed = draw(st.integers(0, 2 ** 32 - 1))
+        data = np.random.default_rng(seed).integers(0, 256, frames * align, dtype=np.uint8).tobytes()
+    elif kind == "repeat":
+        unit = draw(st.binary(min_size=align, max_size=align))
+        data = unit * frames
+    else:  # random walk: predictable signal with occasional jumps
+        seed = draw(st.integers(0, 2 ** 32 - 1))
+        rng = np.random.default_rng(seed)
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        step = draw(st.sampled_from([1, 16, 1 << (bits - 4)]))
+        x = np.cumsum(rng.integers(-step, step + 1, size=(frames, ch)), axis=0)
+        x = np.clip(x, lo, hi)
+        data = _ints(x, bits, be) if not flt else (x.astype(np.float64) / (hi + 1)).astype(
+            ">f4" if be else "<f4").tobytes()
+    return data, bits, ch, be, flt
+
+
+@FAST
+@given(pcm_input())
+def test_hypothesis_roundtrip(inp):
+    data, bits, ch, be, flt = inp
+    roundtrip(data, bits, ch, be, flt)
+
+
+# --- hostile payloads --------------------------------------------------------------------
+
+def _decode_hostile(p: bytes, n: int) -> None:
+    try:
+        out = _pcm.decode(p, n)
+    except ValueError:
+        return
+    assert len(out) == n
+
+
+def _samples_for_hostile() -> list[tuple[bytes, int]]:
+    out = []
+    for bits, ch, flt in [(16, 1, False), (24, 2, False), (8, 3, False), (32, 2, True),
+                          (32, 1, False)]:
+        if flt:
+            d = music(0.03, ch).astype("<f4").tobytes()
+        else:
+            d = _ints(quantize(music(0.03, ch), bits), bits, False)
+        out.append((_pcm.encode(d, bits, ch, False, flt), len(d)))
+    return out
+
+
+HOSTILE = _samples_for_hostile()
+
+
+def test_truncated_at_every_length():
+    for p, n in HOSTILE:
+        for cut in range(len(p)):
+            with pytest.raises(ValueError):
+                _pcm.decode(p[:cut], n)
+        with pytest.raises(ValueError):
+            _pcm.decode(p + b"\0", n)
+
+
+def test_header_mutations():
+    p, n = HOSTILE[1]
+    for i in range(13):
+        for v in (0, 1, 0x7F, 0x80, 0xFF):
+            b = bytearray(p)
+            b[i] = v
+            _decode_hostile(bytes(b), n)
+
+
+@FAST
+@given(st.sampled_from(range(len(HOSTILE))), st.lists(
+    st.tuples(st.integers(0, 10 ** 6), st.integers(0, 255)), min_size=1, max_size=6))
+def test_random_mutations(which, muts):
+    p, n = HOSTILE[which]
+    b = bytearray(p)
+    for i, v in muts:
+        b[i % len(b)] = v
+    _decode_hostile(bytes(b), n)
+
+
+@FAST
+@given(st.binary(max_size=400), st.integers(0, 5000))
+def test_random_payloads(b, n):
+    _decode_hostile(b, n)
+    _decode_hostile(bytes([1, 1, 2, 0, 16]) + (n // 4).to_bytes(8, "little") + b, n)
+
+
+@pytest.mark.slow
+def test_mutation_soak():
+    rnd = random.Random(1)
+    for _ in range(20000):
+        p, n = rnd.choice(HOSTILE)
+        b = bytearray(p)
+        for _ in range(rnd.randint(1, 8)):
+            b[rnd.randrange(len(b))] = rnd.randrange(256)
+        _decode_hostile(bytes(b), n)
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, deadline=None)
+@given(pcm_input())
+def test_hypothesis_roundtrip_long(inp):
+    data, bits, ch, be, flt = inp
+    roundtrip(data, bits, ch, be, flt)
+
+
+def test_float_block_modes():
+    """Exercise each float block mode and their edges inside one payload."""
+    rng = np.random.default_rng(9)
+    n = 4096
+    full = music(n / 48000 + 0.01, 1, seed=2)[:n, 0].astype(np.float32)  # mode 2
+    blocks = [
+        full,
+        (quantize(full[:, None], 24)[:, 0] / 2.0 ** 23).astype(np.float32),  # mode 1
+        np.where(np.arange(n) % 7 == 0, np.float32(np.nan), full),  # mode 0
+        np.where(np.arange(n) % 5 == 0, np.float32(-0.0), full),  # -0.0 in mode 2
+        np.concatenate([[3.4e38, -3.4e38], rng.standard_normal(n - 2) * 1e-30]).astype(np.float32),
+        (rng.standard_normal(n) * 1e-40).astype(np.float32),  # denormals only
+        np.concatenate([[1e-38], rng.standard_normal(n - 1) * 1e-44]).astype(np.float32),
+        np.zeros(n, np.float32),
+        np.full(n, -0.0, np.float32),
+        np.full(n, np.inf, np.float32),
+        np.float32(2.0) ** rng.integers(-149, 127, n).astype(np.float32),
+    ]
+    x = np.concatenate(blocks)
+    for ch in (1, 2, 3):
+        m = len(x) // ch * ch
+        d = x[:m].astype("<f4").tobytes()
+        roundtrip(d, 32, ch, False, True)
+    d = full.astype("<f4").tobytes()
+    assert len(roundtrip(d, 32, 1, False, True)) < 0.8 * len(d)
+
+
+@pytest.mark.parametrize("bits", [8, 16, 24, 32])
+def test_many_channels(bits):
+    rng = np.random.default_rng(bits)
+    for ch in (9, 64, 255):
+        x = np.cumsum(rng.integers(-50, 51, size=(300, ch)), axis=0)
+        x = np.clip(x, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        roundtrip(_ints(x, bits, False), bits, ch, False)
+    f = rng.standard_normal((50, 255)).astype("<f4").tobytes()
+    roundtrip(f, 32, 255, False, True)
+
+
+def test_golden_payloads_still_decode():
+    """Payloads written by version 1 of the format: stored data must stay readable forever."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    gold = json.loads((Path(__file__).parent / "data" / "pcm_golden.json").read_text())
+    assert len(gold) >= 10
+    for g in gold:
+        out = _pcm.decode(bytes.fromhex(g["payload"]), g["plain_len"])
+        assert hashlib.sha256(out).hexdigest() == g["plain_sha256"], g["name"]
