@@ -77,8 +77,8 @@ class BlobSink:
     def _finish(self, w: PackWriter, version) -> None:
         name, size, entries = w.finish()
         self.store.index.add_pack(name, size, entries, version)
-        if self.store.catalog is not None:
-            self.store.catalog.note_pack(name, size, entries)
+        if self.store.shared is not None:
+            self.store.shared.note_pack(name, size, entries)
         self.packs_written += 1
         if self.on_indexed is not None:
             self.on_indexed(entries)
@@ -94,10 +94,10 @@ class BlobSink:
             self._finish(w, version)
         elif version is not None:
             self.store.index.add_version(*version)
-        if self.store.catalog is not None:  # shared stores: tell other writers (segments.py)
+        if self.store.shared is not None:  # shared stores: tell other writers (segments.py)
             if version is not None:
-                self.store.catalog.note_snapshot(version[2])
-            self.store.catalog.publish(self.store.index)
+                self.store.shared.note_snapshot(version[2])
+            self.store.shared.publish(self.store.index)
 
     def abort(self) -> None:
         with self._lock:
@@ -119,13 +119,13 @@ class Store:
     """An open store. Use `Store.init` to create one and `Store.open` to open it."""
 
     def __init__(self, root: Path, config: dict, index_path: Path | None = None,
-                 backend=None, catalog: SharedCatalog | None = None) -> None:
+                 backend=None, shared: SharedCatalog | None = None) -> None:
         # `root` is a local directory for tmp/ and locks/ (the store folder, or the cache
         # directory of a remote store); `backend` holds the objects (packs, config, segments).
         self.root = Path(root)
         self.config = config
         self.backend = backend or LocalBackend(self.root)
-        self.catalog = catalog
+        self.shared = shared
         self.location = getattr(self.backend, "url", str(self.root))  # what the user named
         c = config["chunker"]
         self.params = ChunkParams(c["min"], c["avg"], c["max"])
@@ -176,9 +176,12 @@ class Store:
         if root is None:
             backend.tmp_dir = cache / "tmp"
         store = cls(root or cache, config, index_path=cache / "index", backend=backend,
-                    catalog=SharedCatalog(backend, cache))
+                    shared=SharedCatalog(backend, cache))
         try:
-            store.catalog.refresh(store.index)
+            store.shared.refresh(store.index)
+            # versions merged from other writers (here or during a version claim) get their file
+            # records from their trees; a version that already has them costs one index read
+            catalog.fill_missing(store)
         except BaseException:
             store.close()
             raise
@@ -283,9 +286,9 @@ class Store:
 
     def claim_version(self, project: str, first: int, hint: str = "") -> int:
         """The version number a commit may use: `first`, or the next free one in a shared store."""
-        if self.catalog is None:
+        if self.shared is None:
             return first
-        return self.catalog.claim_version(self.index, project, first, hint)
+        return self.shared.claim_version(self.index, project, first, hint)
 
     def stats(self) -> dict:
         s = self.index.stats()

@@ -134,6 +134,12 @@ def test_two_concurrent_writers_lose_nothing(url, tmp_path):
     assert p.returncode == 0, p.stderr
     got = {v["version"] for v in json.loads(p.stdout)["versions"]}
     assert got == {1, 2, 3}
+    # the file catalog answers for every writer's versions too
+    p = run_subprocess("find", "only-b.txt", "--store", url, "--json", env=env3)
+    assert p.returncode == 0, p.stderr
+    b_version = outs[1]["version"]  # the second process ingested folder b
+    assert [(m["project"], m["path"], m["versions"]) for m in json.loads(p.stdout)["matches"]] \
+        == [("Shared Song", "only-b.txt", [b_version])]
     for o, folder in zip(outs, (a, b, c, a)):
         out = tmp_path / f"restore-{o['project']}-{o['version']}"
         p = run_subprocess("restore", o["project"], "--version", str(o["version"]), "--to", out,
