@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from archivestore import catalog  # noqa: E402
 from archivestore.index import Index  # noqa: E402
 from archivestore.packs import BlobRef  # noqa: E402
 from archivestore.store import Store  # noqa: E402
@@ -102,7 +103,18 @@ def lookups(index: Index, n_total: int, count: int, present: bool) -> tuple[floa
     return len(ids) / t_many, len(sub) / t_one
 
 
-def add_versions(store: Store, projects: int, versions: int) -> None:
+def file_records(p: int, v: int, n: int) -> list[tuple[str, bytes]]:
+    """Catalog records of a version: n WAV tracks, one of them changed in each version."""
+    out = []
+    for i in range(n):
+        rec = {"size": 48_000 * 3 * 240, "digest": f"{p:06x}{i:04x}{(v if i == 0 else 0):06x}",
+               "audio": {"container": "wav", "sample_rate": 48000, "bits": 24, "channels": 1,
+                         "duration": 240.0, "float": False}}
+        out.append((f"Audio Files/Track {i:03d}.wav", catalog.encode_record(rec)))
+    return out
+
+
+def add_versions(store: Store, projects: int, versions: int, files: int) -> None:
     with store.index.env.begin(write=True) as txn:
         for p in range(projects):
             for v in range(1, versions + 1):
@@ -111,7 +123,7 @@ def add_versions(store: Store, projects: int, versions: int) -> None:
                        "source": f"/Volumes/Sessions/Project {p:04d}", "message": "",
                        "files": 120, "dirs": 4, "symlinks": 0, "bytes": 40 << 30,
                        "tree": [os.urandom(32).hex()], "skipped": [], "id": os.urandom(32).hex()}
-                store.index._put_version(txn, rec["project"], v, rec)
+                store.index._put_version(txn, rec["project"], v, rec, file_records(p, v, files))
 
 
 CHILD = """
@@ -145,6 +157,7 @@ def main() -> None:
     ap.add_argument("--lookups", type=int, default=1_000_000)
     ap.add_argument("--projects", type=int, default=400)
     ap.add_argument("--versions", type=int, default=25)
+    ap.add_argument("--files", type=int, default=100, help="catalog records per version")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     d = Path(a.dir)
@@ -152,7 +165,7 @@ def main() -> None:
     store = Store.init(d)
     print(f"filling {a.chunks:,} chunk entries in {d}", file=sys.stderr)
     t_fill = fill(store.index, a.chunks)
-    add_versions(store, a.projects, a.versions)
+    add_versions(store, a.projects, a.versions, a.files)
     store.index.env.sync(True)
     data = d / "index" / "data.mdb"
     size = data.stat().st_blocks * 512
@@ -161,7 +174,7 @@ def main() -> None:
         st = txn.stat(store.index.chunks)
         live = sum(txn.stat(db)[k] for db in (store.index.chunks, store.index.packs,
                                              store.index.packnames, store.index.versions,
-                                             store.index.snapids, store.index.meta)
+                                             store.index.snapids, store.index.meta, store.index.files)
                    for k in ("branch_pages", "leaf_pages", "overflow_pages")) * st["psize"]
     out = {"chunks": a.chunks, "index_bytes": size, "bytes_per_chunk": round(size / a.chunks, 1),
            # pages the B-trees use (the rest of the file is LMDB's free list, reused by later writes)
@@ -185,7 +198,7 @@ def main() -> None:
     out.update({"ingest_into_full_index_mb_s": round(256 * 1.048576 / dt, 1),
                 "ingest_peak_rss_mb": round(rss), "ingest_exit": rc})
     shutil.rmtree(src.parent, ignore_errors=True)
-    for cmd in (["stats"], ["projects"], ["find", "*.wav"]):
+    for cmd in (["stats"], ["projects"], ["find", "Track 042.wav"]):
         dt, rss, rc = cli_latency(d, *cmd)
         if rc == 2 and cmd[0] == "find":
             out["find"] = "not available"
