@@ -127,3 +127,26 @@ class LocalBackend:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+
+
+def cache_dir() -> Path:
+    """archivestore's local cache folder ($XDG_CACHE_HOME/archivestore, default ~/.cache/…)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "archivestore"
+
+
+def is_local_url(url: str | os.PathLike) -> bool:
+    """True for a plain folder path, False for a `scheme:` remote such as `rclone:NAME:path`."""
+    return not str(url).startswith(("rclone:", "s3://"))
+
+
+def open_backend(url: str | os.PathLike) -> Backend:
+    """The backend for a store address: a folder path, `rclone:REMOTE:path` or `s3://bucket/prefix`."""
+    s = str(url)
+    if s.startswith("s3://"):
+        from .s3 import S3Backend
+        return S3Backend(s)
+    if s.startswith("rclone:"):
+        from .remotes import RcloneBackend
+        return RcloneBackend(s[len("rclone:"):])
+    return LocalBackend(Path(s))

@@ -67,6 +67,7 @@ class Checker:
     def __init__(self, store: Store, progress: Callable[[dict], None] | None = None) -> None:
         self.store = store
         self.progress = progress
+        self._referenced: set[str] | None = None
 
     def check(self, read_data: bool = False, repair: bool = False) -> CheckResult:
         t0 = time.monotonic()
@@ -131,10 +132,16 @@ class Checker:
                 res.packs_checked += 1
                 res.chunks_checked += nchunks
                 res.bytes_checked += nbytes
+                superseded = 0
                 for p in problems:
+                    if self._superseded(p, name):
+                        superseded += 1
+                        continue
                     res.problems.append(p)
                     if p.chunk:
                         bad_chunks[bytes.fromhex(p.chunk)] = p
+                if superseded:
+                    self._reclaim_superseded(res, name, size)
                 if self.progress:
                     self.progress({"pack": name, "bytes": size})
 
@@ -147,8 +154,28 @@ class Checker:
                 res.problems.append(p)
                 bad_chunks[cid] = p
                 found = True
-        if not found:
-            res.problems.append(Problem(kind, detail, pack=name))
+        if not found:  # no indexed chunk lives there any more (a repair re-pointed them all)
+            res.reclaimable.append({"path": pack_object_name(name), "bytes": 0,
+                                    "reason": f"superseded {kind.replace('_', ' ')}: every chunk "
+                                              "the index needs from it has a good copy elsewhere "
+                                              "(`fsck --rebuild-index` forgets it)"})
+
+    def _superseded(self, p: Problem, name: str) -> bool:
+        """A damaged copy the index no longer uses: a repair wrote a good copy elsewhere."""
+        if p.kind not in ("damaged_blob", "damaged_pack"):
+            return False
+        if p.chunk:
+            loc = self.store.index.lookup(bytes.fromhex(p.chunk))
+            return loc is not None and loc.pack != name
+        if self._referenced is None:
+            self._referenced = {loc.pack for _cid, loc in self.store.index.iter_chunks()}
+        return name not in self._referenced
+
+    @staticmethod
+    def _reclaim_superseded(res: CheckResult, name: str, size: int) -> None:
+        res.reclaimable.append({"path": pack_object_name(name), "bytes": size,
+                                "reason": "superseded damaged copy: every chunk the index "
+                                          "needs from this pack has a good copy elsewhere"})
 
     def _footer_pack(self, name: str, size: int):
         problems = []

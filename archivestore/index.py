@@ -186,6 +186,23 @@ class Index:
             cur = txn.cursor(self.files)
             return cur.set_range(prefix) and cur.key().startswith(prefix)
 
+    def repoint(self, name: str, entries: Iterable[BlobRef]) -> None:
+        """Point chunk entries at their copies in the indexed pack `name` (after a repair
+        wrote good copies of damaged or missing blobs there)."""
+        with self._write() as txn:
+            num = txn.get(bytes.fromhex(name), db=self.packnames)
+            if num is None:
+                raise FormatError(f"pack {name} is not indexed")
+            num = U32BE.unpack(num)[0]
+            for e in entries:
+                txn.put(e.id, CHUNK_VALUE.pack(num, e.offset, e.plain_len, e.stored_len,
+                                               e.kind, e.codec), db=self.chunks)
+
+    def get_version(self, project: str, version: int) -> dict | None:
+        with self.env.begin() as txn:
+            v = txn.get(version_key(project, version), db=self.versions)
+        return json.loads(v) if v is not None else None
+
     def next_version(self, project: str) -> int:
         versions = self.list_versions(project)
         return versions[-1][0] + 1 if versions else 1

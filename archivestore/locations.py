@@ -1,35 +1,16 @@
-"""Where a store lives: a local folder or an `s3://bucket/prefix` URL, and where its index goes.
+"""Whether a store folder is on a network filesystem, where its LMDB index must not live.
 
-The index (LMDB) must be on a local filesystem: LMDB's locking is unsafe on NFS/SMB, and an
-object store has no files at all. For those stores the index lives in a local cache directory,
-`$XDG_CACHE_HOME/archivestore/<store_id>/` (default `~/.cache/archivestore`), rebuilt from the
-store when missing (docs/FORMAT.md section 5).
+LMDB's locking is unsafe on NFS/SMB, so a store folder on one keeps its index in the local cache
+directory of remote stores (`remotes.remote_cache_root`), shared with other machines through
+index segments exactly as an S3 store does (docs/FORMAT.md section 14).
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 # Filesystem types on which LMDB must not keep its lock and data files.
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "fuse.sshfs",
               "fuse.rclone", "ceph", "fuse.ceph", "glusterfs", "fuse.glusterfs", "lustre"}
-
-
-def is_url(location: str | os.PathLike) -> bool:
-    return isinstance(location, str) and "://" in location
-
-
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "archivestore"
-
-
-def cache_dir(store_id: str) -> Path:
-    """The local directory holding a remote or network store's index, temp files and locks."""
-    d = cache_root() / store_id
-    for sub in ("tmp", "locks"):
-        (d / sub).mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def _unescape(field: str) -> str:
@@ -76,13 +57,3 @@ def fs_type(path: str | os.PathLike, mountinfo: str | None = None) -> str:
 def on_network_fs(path: str | os.PathLike, mountinfo: str | None = None) -> bool:
     """True when `path` is on NFS, SMB/CIFS, sshfs or another network filesystem."""
     return fs_type(path, mountinfo) in NETWORK_FS
-
-
-def open_backend(url: str, tmp_dir: Path | None = None):
-    """The backend for a store URL (`s3://bucket/prefix`)."""
-    scheme = url.split("://", 1)[0].lower()
-    if scheme == "s3":
-        from .s3 import S3Backend
-        return S3Backend(url, tmp_dir)
-    from .errors import UsageError
-    raise UsageError(f"{url}: unsupported store URL (use a folder or s3://bucket/prefix)")

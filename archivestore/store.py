@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import catalog, codecs, hashing
-from .backend import LocalBackend, write_atomic
-from .locations import cache_dir, is_url, on_network_fs, open_backend
+from .backend import LocalBackend, open_backend, write_atomic
+from .locations import on_network_fs
 from .segments import SharedCatalog, create_once
 from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
@@ -30,6 +30,12 @@ CONFIG = "config.json"
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _is_s3(location) -> bool:
+    """An `s3://` address or an S3Backend (s3.py imports without boto3 installed)."""
+    from .s3 import S3Backend
+    return isinstance(location, S3Backend) or str(location).startswith("s3://")
 
 
 class BlobSink:
@@ -119,14 +125,14 @@ class Store:
     """An open store. Use `Store.init` to create one and `Store.open` to open it."""
 
     def __init__(self, root: Path, config: dict, index_path: Path | None = None,
-                 backend=None, shared: SharedCatalog | None = None) -> None:
-        # `root` is a local directory for tmp/ and locks/ (the store folder, or the cache
-        # directory of a remote store); `backend` holds the objects (packs, config, segments).
-        self.root = Path(root)
+                 backend=None, url: str | None = None,
+                 shared: SharedCatalog | None = None) -> None:
+        self.root = Path(root)  # local folder for index/, tmp/, locks/ (a cache dir for remotes)
         self.config = config
-        self.backend = backend or LocalBackend(self.root)
+        self.backend = backend if backend is not None else LocalBackend(self.root)
+        self.url = url or str(self.root)
+        # S3 and NAS stores: index segments and version claims shared by several writers
         self.shared = shared
-        self.location = getattr(self.backend, "url", str(self.root))  # what the user named
         c = config["chunker"]
         self.params = ChunkParams(c["min"], c["avg"], c["max"])
         self.pack_target = int(config.get("pack_target", PACK_TARGET))
@@ -137,7 +143,7 @@ class Store:
     @classmethod
     def init(cls, root: str | os.PathLike, params: ChunkParams | None = None,
              pack_target: int = PACK_TARGET) -> "Store":
-        if is_url(root):
+        if _is_s3(root):
             return cls._init_remote(str(root), params or ChunkParams(), pack_target)
         root = Path(root)
         if (root / CONFIG).exists():
@@ -162,26 +168,29 @@ class Store:
 
     @classmethod
     def _init_remote(cls, url: str, params: ChunkParams, pack_target: int) -> "Store":
+        from .remotes import attach_remote
         backend = open_backend(url)
         backend.ensure_bucket()
         config = cls._new_config(params, pack_target)
         if backend.exists(CONFIG) or not create_once(backend, CONFIG, json.dumps(config, indent=2).encode()):
             raise StoreExists(f"{url} already holds an archive store")
-        return cls._shared(backend, config)
+        backend, local = attach_remote(backend, config)
+        return cls._shared(backend, config, local, url)
 
     @classmethod
-    def _shared(cls, backend, config: dict, root: Path | None = None) -> "Store":
-        """A store whose index lives in the local cache and is merged from published segments."""
-        cache = cache_dir(config["store_id"])
-        if root is None:
+    def _shared(cls, backend, config: dict, cache: Path, url: str, root: Path | None = None) -> "Store":
+        """A store whose index lives in the local `cache` and is merged from published segments
+        (docs/FORMAT.md section 14); `root` is the store folder of a NAS store."""
+        if root is None and hasattr(backend, "tmp_dir"):
             backend.tmp_dir = cache / "tmp"
-        store = cls(root or cache, config, index_path=cache / "index", backend=backend,
+        store = cls(root or cache, config, cache / "index", backend, url,
                     shared=SharedCatalog(backend, cache))
         try:
             store.shared.refresh(store.index)
             # versions merged from other writers (here or during a version claim) get their file
             # records from their trees; a version that already has them costs one index read
             catalog.fill_missing(store)
+            store.sync_index(only_if_empty=True)  # packs of writers that predate segments
         except BaseException:
             store.close()
             raise
@@ -190,37 +199,43 @@ class Store:
     @classmethod
     def _local(cls, root: Path, config: dict) -> "Store":
         if on_network_fs(root):  # NAS: LMDB locking is unsafe on NFS/SMB, index goes local
-            return cls._shared(LocalBackend(root), config, root=root)
+            from .remotes import remote_cache_root
+            return cls._shared(LocalBackend(root), config, remote_cache_root(config["store_id"]),
+                               str(root), root=root)
         return cls(root, config)
 
     @classmethod
     def open(cls, root: str | os.PathLike) -> "Store":
-        if is_url(root):
-            backend = open_backend(str(root))
-            try:
-                config = json.loads(backend.get(CONFIG))
-            except DamageError:
-                raise StoreNotFound(f"no archive store at {root} (create one with: archive init --store {root})") from None
-            except ValueError as e:
-                raise FormatError(f"{root}/{CONFIG} is unreadable: {e}") from None
-            if config.get("format") != "archivestore" or not isinstance(config.get("version"), int) \
-                    or config["version"] > STORE_FORMAT:
-                raise FormatError(f"{root}/{CONFIG} is not a config this archivestore reads")
-            return cls._shared(backend, config)
-        root = Path(root)
-        cfg = root / CONFIG
-        if not cfg.is_file():
-            raise StoreNotFound(f"no archive store at {root} (create one with: archive init --store {root})")
+        """Open the store at a folder path or a remote address (`rclone:REMOTE:path`,
+        `s3://bucket/prefix`)."""
+        url = str(root)
+        backend = open_backend(url)
         try:
-            config = json.loads(cfg.read_bytes())
-        except (OSError, ValueError) as e:
-            raise FormatError(f"{cfg} is unreadable: {e}") from None
-        if config.get("format") != "archivestore":
-            raise FormatError(f"{cfg} is not an archivestore config")
+            raw = backend.get(CONFIG)
+        except DamageError:
+            raw = None
+        if raw is None:
+            raise StoreNotFound(f"no archive store at {url} (create one with: archive init --store {url})")
+        try:
+            config = json.loads(raw)
+        except ValueError as e:
+            raise FormatError(f"{url}/{CONFIG} is unreadable: {e}") from None
+        if not isinstance(config, dict) or config.get("format") != "archivestore":
+            raise FormatError(f"{url}/{CONFIG} is not an archivestore config")
         if not isinstance(config.get("version"), int) or config["version"] > STORE_FORMAT:
-            raise FormatError(f"{root} uses store format {config.get('version')}; "
+            raise FormatError(f"{url} uses store format {config.get('version')}; "
                               f"this archivestore reads up to {STORE_FORMAT}")
-        return cls._local(root, config)
+        if isinstance(backend, LocalBackend) and "encryption" not in config:
+            return cls._local(Path(root), config)
+        from .remotes import attach_remote  # remote or encrypted: index kept in the local cache
+        inner = backend
+        backend, local = attach_remote(backend, config)
+        if _is_s3(inner):
+            return cls._shared(backend, config, local, url)
+        st = cls(local, config, local / "index", backend, url)
+        if getattr(backend, "unlocked", True):
+            st.sync_index(only_if_empty=True)
+        return st
 
     def close(self) -> None:
         self.index.close()
@@ -306,21 +321,50 @@ class Store:
             if base.endswith(".pack") and len(base) == 37:
                 yield base[:-5], size
 
-    def index_pack(self, name: str, size: int, entries: list[BlobRef]) -> list[dict]:
-        """Enter a pack's blobs into the index, with any snapshot records it holds."""
+    def index_pack(self, name: str, size: int, entries: list[BlobRef],
+                   records: dict[bytes, dict] | None = None) -> list[dict]:
+        """Enter a pack's blobs into the index, with any snapshot records it holds.
+
+        `records` may supply already verified snapshot records by blob id (saves a read).
+        A (project, version) already bound to a different snapshot is never rebound: such a
+        record is returned with `"conflict": True` and is not listed as a version.
+        """
         snaps = []
         for e in entries:
             if e.kind == KIND_SNAPSHOT:
-                rec = parse_snapshot(self.read_location(e.id, Location(name, e.offset, e.plain_len,
-                                                                       e.stored_len, e.kind, e.codec)))
-                rec["id"] = e.id.hex()
+                rec = (records or {}).get(e.id)
+                if rec is None:
+                    rec = parse_snapshot(self.read_location(
+                        e.id, Location(name, e.offset, e.plain_len, e.stored_len, e.kind, e.codec)))
+                rec = dict(rec, id=e.id.hex())
                 snaps.append(rec)
         self.index.add_pack(name, size, entries)
         for rec in snaps:
-            if not self.index.has_snapshot(bytes.fromhex(rec["id"])):
-                self.index.add_version(rec["project"], rec["version"], rec)
-        catalog.fill_versions(self, snaps)
+            if self.index.has_snapshot(bytes.fromhex(rec["id"])):
+                continue
+            held = self.index.get_version(rec["project"], rec["version"])
+            if held is not None and held.get("id") != rec["id"]:
+                rec["conflict"] = True
+                continue
+            self.index.add_version(rec["project"], rec["version"], rec)
+        catalog.fill_versions(self, [r for r in snaps if not r.get("conflict")])
         return snaps
+
+    def sync_index(self, only_if_empty: bool = False) -> list[str]:
+        """Index every readable pack present in the store but not in the index; their names.
+        (An unreadable one stays unindexed: `fsck` reports it.)"""
+        if only_if_empty and self.index.stats()["packs"]:
+            return []
+        done = []
+        for name, size in sorted(self.list_pack_files()):
+            if not self.index.has_pack(name):
+                try:
+                    entries = read_footer(self.backend, pack_object_name(name), size)
+                    self.index_pack(name, size, entries)
+                except (FormatError, DamageError):
+                    continue
+                done.append(name)
+        return done
 
     def rebuild_index(self, progress: Callable[[str, int], None] | None = None) -> dict:
         """Discard the index and rebuild it from the pack footers."""

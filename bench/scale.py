@@ -51,7 +51,7 @@ def rss_mb() -> tuple[float, float, float]:
     return vals["VmHWM"], vals["RssAnon"], vals["RssFile"]
 
 
-def fill(index: Index, n: int) -> float:
+def fill(index: Index, n: int, packs_per_txn: int = PACKS_PER_TXN) -> float:
     t0 = time.perf_counter()
     per_block = PACKS_PER_TXN * CHUNKS_PER_PACK
     done = k = 0
@@ -63,7 +63,8 @@ def fill(index: Index, n: int) -> float:
             ents = [BlobRef(raw[32 * i:32 * i + 32], 16 + (i - p) * (1 << 20), 1 << 20,
                             (1 << 20) - 100, 0, 1) for i in range(p, min(p + CHUNKS_PER_PACK, m))]
             packs.append((os.urandom(16).hex(), 32 << 20, ents))
-        index.add_packs(packs)
+        for i in range(0, len(packs), packs_per_txn):
+            index.add_packs(packs[i:i + packs_per_txn])
         done += m
         k += 1
         if k % 20 == 0:
@@ -158,13 +159,15 @@ def main() -> None:
     ap.add_argument("--projects", type=int, default=400)
     ap.add_argument("--versions", type=int, default=25)
     ap.add_argument("--files", type=int, default=100, help="catalog records per version")
+    ap.add_argument("--packs-per-txn", type=int, default=PACKS_PER_TXN,
+                    help="1 = one transaction per pack, as ingest commits")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     d = Path(a.dir)
     shutil.rmtree(d, ignore_errors=True)
     store = Store.init(d)
     print(f"filling {a.chunks:,} chunk entries in {d}", file=sys.stderr)
-    t_fill = fill(store.index, a.chunks)
+    t_fill = fill(store.index, a.chunks, a.packs_per_txn)
     add_versions(store, a.projects, a.versions, a.files)
     store.index.env.sync(True)
     data = d / "index" / "data.mdb"
@@ -176,7 +179,7 @@ def main() -> None:
                                              store.index.packnames, store.index.versions,
                                              store.index.snapids, store.index.meta, store.index.files)
                    for k in ("branch_pages", "leaf_pages", "overflow_pages")) * st["psize"]
-    out = {"chunks": a.chunks, "index_bytes": size, "bytes_per_chunk": round(size / a.chunks, 1),
+    out = {"chunks": a.chunks, "packs_per_txn": a.packs_per_txn, "index_bytes": size, "bytes_per_chunk": round(size / a.chunks, 1),
            # pages the B-trees use (the rest of the file is LMDB's free list, reused by later writes)
            "live_bytes_per_chunk": round(live / a.chunks, 1),
            "chunks_tree_bytes_per_chunk": round((st["branch_pages"] + st["leaf_pages"]) * st["psize"] / a.chunks, 1),

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from archivestore import store as store_mod
-from archivestore.locations import fs_type, is_url, on_network_fs
+from archivestore.backend import is_local_url
+from archivestore.locations import fs_type, on_network_fs
 from archivestore.store import Store
 
 from .conftest import assert_same_tree, make_tracks, run_cli, run_json
@@ -49,8 +50,8 @@ def test_real_mountinfo_for_tmp_is_local(tmp_path):
     assert not on_network_fs(tmp_path)
 
 
-def test_is_url():
-    assert is_url("s3://bucket/x") and not is_url("/mnt/nas/store") and not is_url(Path("s3:/x"))
+def test_s3_addresses_are_not_local():
+    assert not is_local_url("s3://bucket/x") and is_local_url("/mnt/nas/store")
 
 
 def test_nas_store_keeps_index_in_local_cache(tmp_path, monkeypatch):
@@ -64,8 +65,8 @@ def test_nas_store_keeps_index_in_local_cache(tmp_path, monkeypatch):
     make_tracks(src, n=2, seconds=2.0)
     run_cli("ingest", src, "--store", nas)
     assert not (nas / "index" / "data.mdb").exists()
-    (sid,) = os.listdir(tmp_path / "cache-a" / "archivestore")
-    assert (tmp_path / "cache-a" / "archivestore" / sid / "index" / "data.mdb").is_file()
+    (sid,) = os.listdir(tmp_path / "cache-a" / "archivestore" / "remotes")
+    assert (tmp_path / "cache-a" / "archivestore" / "remotes" / sid / "index" / "data.mdb").is_file()
     assert {p.suffix for p in (nas / "index").rglob("*") if p.is_file()} == {".seg"}
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-b"))  # the second machine

@@ -57,7 +57,7 @@ def test_ingest_restore_fsck_and_cache_rebuilt_from_bucket(url, session, tmp_pat
     assert (r["project"], r["version"]) == ("Paper Boats", 1)
     assert r["files"] >= 5
     # the index lives in the local cache, never in the bucket
-    cache = tmp_path / "cache-main" / "archivestore"
+    cache = tmp_path / "cache-main" / "archivestore" / "remotes"
     (store_id,) = os.listdir(cache)
     assert (cache / store_id / "index" / "data.mdb").is_file()
     assert not [n for n in _objects(url, "index") if n.endswith(".mdb")]

@@ -32,6 +32,7 @@ def cli(ctx: click.Context) -> None:
 
 from . import core, demo  # noqa: E402,F401  (register commands)
 from . import browse, settings  # noqa: E402,F401  (versions, ls, diff, find, check-session, config)
+from . import copies  # noqa: E402,F401
 
 
 def main() -> None:

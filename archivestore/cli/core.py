@@ -36,7 +36,7 @@ def init(store_path, chunk_avg, as_json):
     if chunk_avg:
         params = ChunkParams(chunk_avg // 4, chunk_avg, chunk_avg * 4)
     with Store.init(store_path, params) as st:
-        out = {"store": st.location, "store_id": st.config["store_id"],
+        out = {"store": st.url, "store_id": st.config["store_id"],
                "chunker": st.config["chunker"]}
     if as_json:
         emit_json(out)
@@ -163,10 +163,13 @@ def restore(project, paths, store_path, target, version, overwrite, as_json, qui
 @click.option("--rebuild-index", is_flag=True, help="Rebuild the index from the packs first.")
 @click.option("--repair", is_flag=True,
               help="Clean up leftovers of interrupted ingests and index complete packs.")
+@click.option("--from", "heal_from", multiple=True, metavar="COPY",
+              help="With --read-data --repair: replace damaged or missing chunks with verified "
+                   "copies from this replica (folder, rclone:REMOTE:path or copy name; repeatable).")
 @json_option
 @quiet_option
 @run
-def fsck(store_path, read_data, rebuild_index, repair, as_json, quiet, verbose):
+def fsck(store_path, read_data, rebuild_index, repair, heal_from, as_json, quiet, verbose):
     """Check the store's integrity and name every file that damage affects.
 
     Exit status 1 means damage was found.
@@ -185,11 +188,20 @@ def fsck(store_path, read_data, rebuild_index, repair, as_json, quiet, verbose):
         total = st.index.stats()["bytes_stored"]
         prog = Progress(total, "fsck --read-data" if read_data else "fsck",
                         enabled=not (quiet or as_json), verbose=verbose)
+        healed = None
         try:
-            res = Checker(st, progress=prog).check(read_data=read_data, repair=repair)
+            if heal_from:
+                from .copies import heal_from_copies
+                healed = heal_from_copies(st, heal_from, read_data, repair, prog)
+                res = healed.check
+            else:
+                res = Checker(st, progress=prog).check(read_data=read_data, repair=repair)
         finally:
             prog.close()
-    out = res.to_json()
+        if read_data and res.ok:
+            from ..copies import _now, record_state
+            record_state(st, last_verified=_now())
+    out = healed.to_json() if healed else res.to_json()
     if rebuilt is not None:
         out["rebuilt_index"] = rebuilt
     if as_json:
@@ -213,6 +225,11 @@ def fsck(store_path, read_data, rebuild_index, repair, as_json, quiet, verbose):
             click.echo(f"  reclaimable: {r['path']} ({human(r['bytes'])}): {r['reason']}")
         for r in res.repaired:
             click.echo(f"  repaired: {r}")
+        if healed is not None:
+            click.echo(f"Healed {len(healed.healed)} chunks from copies"
+                       + (f"; {len(healed.unavailable)} held by no copy (lost)" if healed.unavailable else ""))
+            for h in healed.healed[:50]:
+                click.echo(f"  healed chunk {h['chunk'][:16]} ({human(h['bytes'])}) from {h['from']}")
     if not res.ok:
         sys.exit(EXIT_DAMAGE)
 
