@@ -247,12 +247,15 @@ def cache_dir() -> Path:
 
 def is_local_url(url: str | os.PathLike) -> bool:
     """True for a plain folder path, False for a `scheme:` remote such as `rclone:NAME:path`."""
-    return not str(url).startswith("rclone:")
+    return not str(url).startswith(("rclone:", "s3://"))
 
 
 def open_backend(url: str | os.PathLike) -> Backend:
-    """The backend for a store address: a folder path or `rclone:REMOTE:path`."""
+    """The backend for a store address: a folder path, `rclone:REMOTE:path` or `s3://bucket/prefix`."""
     s = str(url)
+    if s.startswith("s3://"):
+        from .s3 import S3Backend
+        return S3Backend(s)
     if s.startswith("rclone:"):
         from .remotes import RcloneBackend
         return RcloneBackend(s[len("rclone:"):])

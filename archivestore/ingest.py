@@ -191,7 +191,7 @@ class Ingester:
         index = self.store.index
         with StoreLock(self.store.root, "commit", f"ingest {res.project}"):
             faults.hit("snapshot")
-            version = index.next_version(res.project)
+            version = self.store.claim_version(res.project, index.next_version(res.project))
             record = {"v": SNAPSHOT_VERSION, "project": res.project, "version": version,
                       "time": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "host": socket.gethostname(), "user": _user(), "source": os.fsdecode(src),

@@ -87,7 +87,9 @@ class Restorer:
                 more = f" and {len(clash) - 1} more" if len(clash) > 1 else ""
                 raise UsageError(f"{self._dest(root, clash[0])} exists{more}; "
                                  f"restore into an empty folder or pass --overwrite")
-        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="restore")
+        # remote backends hide per-request latency behind more reads in flight
+        self._workers = getattr(self.store.backend, "read_parallelism", WORKERS)
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="restore")
         try:
             dirs = [e for e in entries if e["type"] == "dir"]
             for e in dirs:
@@ -163,7 +165,7 @@ class Restorer:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
                 def fill() -> None:
-                    while len(window) < READ_AHEAD:
+                    while len(window) < max(READ_AHEAD, 2 * self._workers):
                         h = next(ids, None)
                         if h is None:
                             return

@@ -15,6 +15,8 @@ from typing import Callable, Iterator
 
 from . import catalog, codecs, faults, hashing
 from .backend import LocalBackend, open_backend, write_atomic
+from .locations import on_network_fs
+from .segments import SharedCatalog, create_once
 from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
 from .index import Index, Location
@@ -29,6 +31,12 @@ CONFIG = "config.json"
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _is_s3(location) -> bool:
+    """An `s3://` address or an S3Backend (s3.py imports without boto3 installed)."""
+    from .s3 import S3Backend
+    return isinstance(location, S3Backend) or str(location).startswith("s3://")
 
 
 class BlobSink:
@@ -83,6 +91,8 @@ class BlobSink:
         if version is not None:
             faults.hit("commit_index")
         self.store.index.add_pack(name, size, entries, version)
+        if self.store.shared is not None:
+            self.store.shared.note_pack(name, size, entries)
         self.packs_written += 1
         if self.on_indexed is not None:
             self.on_indexed(entries)
@@ -103,6 +113,10 @@ class BlobSink:
             self._finish(w, version)
         elif version is not None:
             self.store.index.add_version(*version)
+        if self.store.shared is not None:  # shared stores: tell other writers (segments.py)
+            if version is not None:
+                self.store.shared.note_snapshot(version[2])
+            self.store.shared.publish(self.store.index)
 
     def abort(self) -> None:
         with self._lock:
@@ -124,11 +138,14 @@ class Store:
     """An open store. Use `Store.init` to create one and `Store.open` to open it."""
 
     def __init__(self, root: Path, config: dict, index_path: Path | None = None,
-                 backend=None, url: str | None = None, fresh_index: bool = False) -> None:
+                 backend=None, url: str | None = None,
+                 shared: SharedCatalog | None = None, fresh_index: bool = False) -> None:
         self.root = Path(root)  # local folder for index/, tmp/, locks/ (a cache dir for remotes)
         self.config = config
         self.backend = backend if backend is not None else LocalBackend(self.root)
         self.url = url or str(self.root)
+        # S3 and NAS stores: index segments and version claims shared by several writers
+        self.shared = shared
         c = config["chunker"]
         self.params = ChunkParams(c["min"], c["avg"], c["max"])
         self.pack_target = int(config.get("pack_target", PACK_TARGET))
@@ -158,6 +175,8 @@ class Store:
     @classmethod
     def init(cls, root: str | os.PathLike, params: ChunkParams | None = None,
              pack_target: int = PACK_TARGET) -> "Store":
+        if _is_s3(root):
+            return cls._init_remote(str(root), params or ChunkParams(), pack_target)
         root = Path(root)
         if (root / CONFIG).exists():
             raise StoreExists(f"{root} already holds an archive store")
@@ -167,18 +186,63 @@ class Store:
         root.mkdir(parents=True, exist_ok=True)
         for d in ("packs", "tmp", "index", "locks"):
             (root / d).mkdir(exist_ok=True)
-        config = {"format": "archivestore", "version": STORE_FORMAT,
-                  "store_id": os.urandom(16).hex(), "created": _now(),
-                  "hash": hashing.ALGORITHM,
-                  "chunker": {"algorithm": "fastcdc-gear-v1", **params.to_dict()},
-                  "pack_target": pack_target}
+        config = cls._new_config(params, pack_target)
         write_atomic(root / CONFIG, json.dumps(config, indent=2).encode())
-        return cls(root, config)
+        return cls._local(root, config)
+
+    @staticmethod
+    def _new_config(params: ChunkParams, pack_target: int) -> dict:
+        return {"format": "archivestore", "version": STORE_FORMAT,
+                "store_id": os.urandom(16).hex(), "created": _now(),
+                "hash": hashing.ALGORITHM,
+                "chunker": {"algorithm": "fastcdc-gear-v1", **params.to_dict()},
+                "pack_target": pack_target}
+
+    @classmethod
+    def _init_remote(cls, url: str, params: ChunkParams, pack_target: int) -> "Store":
+        from .remotes import attach_remote
+        backend = open_backend(url)
+        backend.ensure_bucket()
+        config = cls._new_config(params, pack_target)
+        if backend.exists(CONFIG) or not create_once(backend, CONFIG, json.dumps(config, indent=2).encode()):
+            raise StoreExists(f"{url} already holds an archive store")
+        backend, local = attach_remote(backend, config)
+        return cls._shared(backend, config, local, url)
+
+    @classmethod
+    def _shared(cls, backend, config: dict, cache: Path, url: str, root: Path | None = None) -> "Store":
+        """A store whose index lives in the local `cache` and is merged from published segments
+        (docs/FORMAT.md section 14); `root` is the store folder of a NAS store."""
+        if root is None and hasattr(backend, "tmp_dir"):
+            backend.tmp_dir = cache / "tmp"
+        store = cls(root or cache, config, cache / "index", backend, url,
+                    shared=SharedCatalog(backend, cache))
+        try:
+            store.shared.refresh(store.index)
+            # versions merged from other writers (here or during a version claim) get their file
+            # records from their trees; a version that already has them costs one index read
+            catalog.fill_missing(store)
+            store.sync_index(only_if_empty=True)  # packs of writers that predate segments
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _local(cls, root: Path, config: dict, fresh_index: bool = False) -> "Store":
+        if on_network_fs(root):  # NAS: LMDB locking is unsafe on NFS/SMB, index goes local
+            from .remotes import remote_cache_root
+            cache = remote_cache_root(config["store_id"])
+            if fresh_index:
+                Index.destroy(cache / "index")
+            return cls._shared(LocalBackend(root), config, cache, str(root), root=root)
+        return cls(root, config, fresh_index=fresh_index)
 
     @classmethod
     def open(cls, root: str | os.PathLike, fresh_index: bool = False) -> "Store":
-        """Open the store at a folder path or a remote address (`rclone:REMOTE:path`);
-        `fresh_index` discards the index unopened (for `fsck --rebuild-index`)."""
+        """Open the store at a folder path or a remote address (`rclone:REMOTE:path`,
+        `s3://bucket/prefix`); `fresh_index` discards the index unopened (for
+        `fsck --rebuild-index`)."""
         url = str(root)
         backend = open_backend(url)
         try:
@@ -197,9 +261,14 @@ class Store:
             raise FormatError(f"{url} uses store format {config.get('version')}; "
                               f"this archivestore reads up to {STORE_FORMAT}")
         if isinstance(backend, LocalBackend) and "encryption" not in config:
-            return cls(Path(root), config, fresh_index=fresh_index)
+            return cls._local(Path(root), config, fresh_index)
         from .remotes import attach_remote  # remote or encrypted: index kept in the local cache
+        inner = backend
         backend, local = attach_remote(backend, config)
+        if _is_s3(inner):
+            if fresh_index:
+                Index.destroy(local / "index")
+            return cls._shared(backend, config, local, url)
         st = cls(local, config, local / "index", backend, url, fresh_index=fresh_index)
         if getattr(backend, "unlocked", True) and not fresh_index:
             st.sync_index(only_if_empty=True)
@@ -266,6 +335,12 @@ class Store:
             except ValueError:
                 raise FormatError("bad tree part id in snapshot") from None
             yield from parse_tree_part(data)
+
+    def claim_version(self, project: str, first: int, hint: str = "") -> int:
+        """The version number a commit may use: `first`, or the next free one in a shared store."""
+        if self.shared is None:
+            return first
+        return self.shared.claim_version(self.index, project, first, hint)
 
     def stats(self) -> dict:
         s = self.index.stats()

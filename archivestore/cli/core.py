@@ -36,7 +36,7 @@ def init(store_path, chunk_avg, as_json):
     if chunk_avg:
         params = ChunkParams(chunk_avg // 4, chunk_avg, chunk_avg * 4)
     with Store.init(store_path, params) as st:
-        out = {"store": str(st.root), "store_id": st.config["store_id"],
+        out = {"store": st.url, "store_id": st.config["store_id"],
                "chunker": st.config["chunker"]}
     if as_json:
         emit_json(out)
