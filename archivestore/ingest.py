@@ -365,7 +365,9 @@ class Ingester:
                 ids.append(cid.hex())
                 size += len(chunk)
                 if self._claim(cid):
-                    self._submit_encode(cid, chunk, fmt)
+                    # a copy frees the read buffer for reuse at once (holding views pinned it and
+                    # forced a fresh 8 MiB allocation + munmap per refill, under the GIL)
+                    self._submit_encode(cid, bytes(chunk), fmt)
                 if self.progress:
                     self.progress({"file": rel, "bytes": len(chunk)})
         entry = {"type": "file", "size": size, "chunks": ids, "digest": digest.hexdigest()}
