@@ -76,7 +76,7 @@ def _trial(base: dict, tmp: Path, seed: int, mode: str) -> dict:
         env.pop("ARCHIVESTORE_FAULT", None)
         p = subprocess.Popen([sys.executable, "-m", "archivestore", *map(str, args)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.2, base["duration"]))
+        time.sleep(rng.uniform(0.3, 0.9) * base["duration"])  # startup is ~0.3 of it
         p.send_signal(signal.SIGKILL)
         rc = p.wait()
         fault = f"timed:{rng.random():.3f}"
