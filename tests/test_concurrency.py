@@ -71,6 +71,7 @@ def test_fsck_and_restore_beside_a_running_ingest(tmp_path):
             restores += 1
     so, se = p.communicate()
     assert p.returncode == 0, se
+    print("checks", checks, "restores", restores)
     assert checks >= 2 and restores >= 1, (checks, restores)
     assert json.loads(so)["version"] == 2
     restore_equals(store, "Song", 2, v2, tmp_path / "r2")

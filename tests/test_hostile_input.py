@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import select
 import shutil
 import socket
 import stat
@@ -129,10 +130,21 @@ def _as_nobody(fn):
             os.close(wfd)
             os._exit(code)
     os.close(wfd)
+    chunks = []
+    deadline = time.monotonic() + 120
     with os.fdopen(rfd, "rb") as f:
-        data = f.read()
+        while True:  # bounded: a child stuck after fork is killed, not waited for forever
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([f], [], [], left)[0]:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                raise AssertionError("the process running as nobody did not finish")
+            b = os.read(f.fileno(), 65536)
+            if not b:
+                break
+            chunks.append(b)
     os.waitpid(pid, 0)
-    return json.loads(data)
+    return json.loads(b"".join(chunks))
 
 
 def test_permission_denied_is_skipped_and_named():
