@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import re
 import socket
-import time
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -99,76 +99,6 @@ class LocalBackend:
         tmp.mkdir(exist_ok=True)
         # host.pid in the name lets a later process tell a dead writer's leftovers from live ones
         return tmp / f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}{suffix}"
-
-    def put(self, name: str, src: Path) -> None: ...
-    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes: ...
-    def exists(self, name: str) -> bool: ...
-    def size(self, name: str) -> int: ...
-    def list(self, prefix: str) -> Iterator[tuple[str, int]]: ...
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """write → fsync → rename → fsync(dir): the file is either absent or complete."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)  # a full disk leaves no half-written temp file behind
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
-
-
-class LocalBackend:
-    """A store in a local or mounted directory. Read descriptors are cached (LRU, 64)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self._fds: dict[str, int] = {}
-        self._busy: dict[int, int] = {}
-        self._lock = threading.Lock()
-
-    def temp_path(self, suffix: str) -> Path:
-        tmp = self.root / "tmp"
-        tmp.mkdir(exist_ok=True)
-        # host.pid in the name lets a later process tell a dead writer's leftovers from live ones
-        return tmp / f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}{suffix}"
-
-    def leftover_temps(self) -> Iterator[tuple[Path, int]]:
-        """(path, size) of files in tmp/ whose writer is gone: same host and pid dead, an
-        unparseable name, or another host's file older than FOREIGN_TEMP_AGE."""
-        tmp = self.root / "tmp"
-        if not tmp.is_dir():
-            return
-        me = os.getpid()
-        for p in sorted(tmp.iterdir()):
-            try:
-                st = p.stat()
-            except FileNotFoundError:
-                continue  # published or removed by its writer meanwhile
-            m = _TEMP_NAME.match(p.name)
-            if m is not None:
-                pid = int(m["pid"])
-                if m["host"] == HOST:
-                    if pid == me or pid_alive(pid):
-                        continue
-                elif time.time() - st.st_mtime < FOREIGN_TEMP_AGE:
-                    continue
-            yield p, st.st_size
 
     def put(self, name: str, src: Path) -> None:
         """Move a finished, fsync'd local file into place (never overwrites)."""
