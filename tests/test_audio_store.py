@@ -1,0 +1,121 @@
+"""Audio-aware storage end to end: WAV/BWF/RF64/AIFF through ingest and restore, the PCM codec in
+the store, and what metadata edits, punch-ins and extensions cost in stored bytes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archivestore import Store
+
+from .audio_helpers import write_aiff, write_wav
+from .conftest import assert_same_tree, run_cli, run_json
+
+RATE = 48000
+
+
+def music(seconds: float, seed: int, channels: int = 1) -> np.ndarray:
+    """Tonal phrases over a -84 dBFS noise floor, 24-bit integer samples."""
+    rng = np.random.default_rng(seed)
+    n = int(RATE * seconds)
+    t = np.arange(n) / RATE
+    out = []
+    for c in range(channels):
+        sig = 0.25 * np.sin(2 * np.pi * (110 + 40 * seed + 7 * c) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.3 * t))
+        sig = sig * 2 ** 23 + rng.normal(0, 2 ** 23 * 10 ** (-84 / 20), n)
+        out.append(np.clip(sig, -2 ** 23, 2 ** 23 - 1).astype(np.int64))
+    return np.stack(out, axis=1)
+
+
+def stored_growth(store, folder, project="P") -> dict:
+    return run_json("ingest", folder, "--store", store, "--project", project)
+
+
+def test_formats_round_trip_and_use_the_codec(tmp_path, store):
+    src = tmp_path / "Formats"
+    src.mkdir()
+    a = music(3.0, 1)
+    write_wav(src / "bwf24.wav", a, RATE, 24, bext={"description": "Kick in", "originator": "Room A"})
+    write_wav(src / "ext16.wav", (music(2.0, 2, 2) >> 8), RATE, 16, extensible=True)
+    write_wav(src / "rf64.wav", a, RATE, 24, rf64=True)
+    write_wav(src / "float.wav", (music(2.0, 3) / 2 ** 23).astype(np.float32), RATE, 32, float=True)
+    write_aiff(src / "big.aif", a, RATE, 24)
+    write_aiff(src / "sowt.aifc", a >> 8, RATE, 16, aifc="sowt")
+    out = run_json("ingest", src, "--store", store)
+    assert out["bytes_stored"] < 0.8 * out["bytes_in"], out  # zstd alone leaves PCM at ~0.9-0.97
+    run_cli("restore", "Formats", "--store", store, "--to", tmp_path / "r")
+    assert_same_tree(src, tmp_path / "r")
+    with Store.open(store) as st:
+        n, rec = st.version("Formats")
+        entries = {e["path"]: e for e in st.iter_tree(rec)}
+        codecs = {st.index.lookup(bytes.fromhex(c)).codec for c in entries["bwf24.wav"]["chunks"]}
+    assert 2 in codecs  # PCM codec
+    bwf = entries["bwf24.wav"]["audio"]
+    assert (bwf["container"], bwf["bits"], bwf["channels"], bwf["sample_rate"]) == ("bwf", 24, 1, RATE)
+    assert bwf["description"] == "Kick in" and bwf["originator"] == "Room A"
+    assert entries["rf64.wav"]["audio"]["container"] in ("rf64", "bw64")
+    assert entries["big.aif"]["audio"]["container"] == "aiff"
+    assert entries["float.wav"]["audio"]["float"] is True
+    f = run_json("fsck", "--read-data", "--store", store)
+    assert f["ok"]
+    listing = run_cli("ls", "Formats", "--store", store).stdout
+    assert "Kick in" in listing and "24-bit" in listing
+
+
+def _chunks(store, project, path):
+    with Store.open(store) as st:
+        n, rec = st.version(project)
+        e = next(e for e in st.iter_tree(rec) if e["path"] == path)
+        return [st.index.lookup(bytes.fromhex(c)) for c in e["chunks"]]
+
+
+def test_bext_edit_adds_less_than_a_mebibyte(tmp_path, store):
+    """The description and coding history change, the audio moves by some bytes: only the small
+    header chunk is new."""
+    src = tmp_path / "S"
+    src.mkdir()
+    a = music(30.0, 4)  # 4.3 MB of 24-bit mono
+    write_wav(src / "Bass DI.wav", a, RATE, 24, bext={"description": "Bass DI"})
+    stored_growth(store, src)
+    write_wav(src / "Bass DI.wav", a, RATE, 24,
+              bext={"description": "Bass DI — comped, take 3 and 5"},
+              extra_chunks=[(b"LIST", b"INFO" + b"ICMT" + (58).to_bytes(4, "little") + b"x" * 58)])
+    v2 = stored_growth(store, src)
+    assert v2["bytes_new"] < 1 << 20 and v2["bytes_stored"] < 1 << 20, v2
+    assert v2["bytes_new"] < 4096, v2  # in practice: the header chunk alone
+
+
+@pytest.mark.parametrize("edit", ["punch_in", "extend"])
+def test_punch_in_and_extension_add_changed_audio_plus_two_chunks(tmp_path, store, edit):
+    src = tmp_path / "S"
+    src.mkdir()
+    a = music(60.0, 5)  # 8.6 MB
+    write_wav(src / "Vox.wav", a, RATE, 24, bext={"description": "Vox"})
+    stored_growth(store, src)
+    b = a.copy()
+    if edit == "punch_in":
+        third = len(a) // 3
+        b[third:2 * third] = music(len(a) / RATE, 6)[third:2 * third]
+        changed = third * 3
+    else:
+        extra = music(12.0, 7)
+        b = np.concatenate([a, extra])
+        changed = len(extra) * 3
+    write_wav(src / "Vox.wav", b, RATE, 24, bext={"description": "Vox"})
+    v2 = stored_growth(store, src)
+    biggest = max(c.plain_len for c in _chunks(store, "P", "Vox.wav"))
+    assert v2["bytes_new"] <= changed + 2 * biggest, (v2["bytes_new"], changed, biggest)
+    assert v2["bytes_new"] >= changed * 0.9
+    run_cli("restore", "P", "--store", store, "--to", tmp_path / "r")
+    assert (tmp_path / "r" / "Vox.wav").read_bytes() == (src / "Vox.wav").read_bytes()
+
+
+def test_frame_shifted_audio_dedups(tmp_path, store):
+    """The same take with whole frames of pre-roll added dedups nearly completely."""
+    src = tmp_path / "S"
+    src.mkdir()
+    a = music(40.0, 8)
+    write_wav(src / "Take.wav", a, RATE, 24)
+    stored_growth(store, src)
+    write_wav(src / "Take.wav", np.concatenate([music(0.5, 9), a]), RATE, 24)
+    v2 = stored_growth(store, src)
+    assert v2["bytes_new"] < 0.3 * v2["bytes_in"], v2
