@@ -52,12 +52,15 @@ def init(store_path, chunk_avg, as_json):
 @click.option("--strict/--no-strict", default=False,
               help="Archive nothing if any file must be skipped or a session refers to media "
                    "that is missing or outside the folder.")
+@click.option("--no-audio-codec", is_flag=True,
+              help="Store PCM with zstd instead of the lossless audio codec (faster, larger).")
 @click.option("--no-verify-codec", is_flag=True,
               help="Skip decoding audio-codec output at ingest (faster; reads still verify).")
 @json_option
 @quiet_option
 @run
-def ingest(folder, store_path, project, message, strict, no_verify_codec, as_json, quiet, verbose):
+def ingest(folder, store_path, project, message, strict, no_verify_codec, no_audio_codec, as_json,
+           quiet, verbose):
     """Archive a project folder as a new version.
 
     Every ingest of the same project adds version 1, 2, 3, …; unchanged data is stored once.
@@ -70,8 +73,9 @@ def ingest(folder, store_path, project, message, strict, no_verify_codec, as_jso
     with open_store(store_path) as st:
         prog = Progress(tree_size(folder), "ingest", enabled=not (quiet or as_json), verbose=verbose)
         try:
-            res = Ingester(st, progress=prog, strict=strict,
-                           verify_codec=not no_verify_codec).ingest(folder, project, message)
+            ingester = Ingester(st, progress=prog, strict=strict, verify_codec=not no_verify_codec,
+                                audio_codec=not no_audio_codec)
+            res = ingester.ingest(folder, project, message)
         finally:
             prog.close()
     if as_json:
