@@ -130,7 +130,7 @@ class VerifiedPack:
         for e in self.entries:
             raw = memoryview(data)[e.offset:e.offset + e.size]
             try:
-                kind, codec, plain_len, _bid, stored = parse_blob(raw, e.id, check_crc=False)
+                kind, codec, plain_len, _bid, stored = parse_blob(raw, e.id, check_crc=True)  # the CRC also covers bits no decoder reads
                 if (kind, codec, plain_len) != (e.kind, e.codec, e.plain_len):
                     raise FormatError("blob header differs from the pack footer")
                 plain = codecs.decode(codec, stored, plain_len)
