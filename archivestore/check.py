@@ -16,7 +16,7 @@ from . import codecs, hashing
 from .backend import leftover_temps
 from .errors import DamageError, FormatError
 from .packs import (FOOTER_ENTRY, KIND_DATA, PACK_HEADER, TRAILER, check_pack_header,
-                    pack_object_name, parse_blob, parse_footer, read_footer, scan_blobs)
+                    pack_object_name, parse_blob, read_footer, scan_blobs)
 from .store import Store
 
 WORKERS = 2
@@ -197,24 +197,25 @@ class Checker:
                                         offset=e.offset))
 
     def _read_pack(self, name: str, size: int):
-        """Read a whole pack and verify every byte of it."""
+        """Verify every byte of a pack: header, each blob (read one at a time, so memory stays
+        at one blob per worker), footer and trailer."""
         problems: list[Problem] = []
         nchunks = nbytes = 0
+        obj = pack_object_name(name)
+        get = self.store.backend.get
         try:
-            data = self.store.backend.get(pack_object_name(name), 0, size)
+            head = get(obj, 0, min(size, PACK_HEADER.size))
         except (OSError, DamageError) as e:
             return name, size, [Problem("damaged_pack", f"unreadable: {e}", pack=name)], 0, 0
-        if len(data) != size:
-            problems.append(Problem("damaged_pack", "short read", pack=name))
         try:
-            check_pack_header(data)
-            if bytes(data[12:16]) != b"\0\0\0\0":
+            check_pack_header(head)
+            if bytes(head[12:16]) != b"\0\0\0\0":
                 raise FormatError("reserved pack header bytes are not zero")
         except FormatError as e:
             problems.append(Problem("damaged_pack", f"pack header: {e}", pack=name, offset=0))
         try:
-            entries = parse_footer(data, len(data))
-        except FormatError as e:
+            entries = read_footer(self.store.backend, obj, size)
+        except (OSError, FormatError, DamageError) as e:
             problems.append(Problem("damaged_pack", f"pack footer: {e}", pack=name))
             entries = None
         if entries is not None:
@@ -225,13 +226,17 @@ class Checker:
                                             pack=name, offset=ent.offset))
                     break
                 expect = ent.offset + ent.size
-            footer_start = len(data) - TRAILER.size - len(entries) * FOOTER_ENTRY.size
+            footer_start = size - TRAILER.size - len(entries) * FOOTER_ENTRY.size
             if entries and expect != footer_start:
                 problems.append(Problem("damaged_pack", "bytes between the last blob and the footer",
                                         pack=name, offset=expect))
             for ent in entries:
-                raw = memoryview(data)[ent.offset:ent.offset + ent.size]
-                err = self._verify_blob(raw, ent.id, ent.plain_len, ent.codec, ent.kind)
+                try:
+                    raw = get(obj, ent.offset, ent.size)
+                except (OSError, DamageError) as e:
+                    raw, err = b"", f"unreadable: {e}"
+                else:
+                    err = self._verify_blob(raw, ent.id, ent.plain_len, ent.codec, ent.kind)
                 if err:
                     problems.append(Problem("damaged_blob", err, pack=name, chunk=ent.id.hex(),
                                             offset=ent.offset))
@@ -240,7 +245,13 @@ class Checker:
                     nbytes += ent.plain_len
             self._compare_index(name, entries, problems)
         else:
-            # Footer lost: walk the blob headers and check the chunks the index puts here.
+            # Footer lost: read the whole pack, walk the blob headers and check the chunks the
+            # index puts here.
+            try:
+                data = get(obj, 0, size)
+            except (OSError, DamageError) as e:
+                problems.append(Problem("damaged_pack", f"unreadable: {e}", pack=name))
+                data = b""
             good = set()
             for off, parsed in scan_blobs(data):
                 if isinstance(parsed, FormatError):
