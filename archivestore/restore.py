@@ -8,9 +8,6 @@ Chunk reads and decodes run on a small thread pool ahead of the writer.
 from __future__ import annotations
 
 import os
-import posixpath
-import stat
-import threading
 import time
 import uuid
 from collections import deque
@@ -20,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import hashing
-from .errors import ArchiveError, DamageError, FormatError, UsageError
+from .errors import DamageError, FormatError, UsageError
 from .snapshots import path_selected, validate_entry
 from .store import Store
 

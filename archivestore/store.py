@@ -18,7 +18,7 @@ from .backend import LocalBackend, open_backend, write_atomic
 from .locations import on_network_fs
 from .segments import SharedCatalog, create_once
 from .chunking import ChunkParams
-from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound, UsageError
+from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound
 from .index import Index, Location
 from .locks import StoreLock
 from .packs import (KIND_DATA, KIND_SNAPSHOT, KIND_TREE, PACK_TARGET, BlobRef, PackWriter,

@@ -198,7 +198,7 @@ def parse_riff(path_or_bytes) -> list[tuple[str, int, int]]:
         with open(path_or_bytes, "rb") as f:
             buf = f.read(1 << 16)
             f.seek(0, 2)
-            total = f.tell()
+            f.tell()
         buf = buf  # headers live in the first 64 KiB
     if buf[:4] != b"RIFF" or buf[8:12] != b"WAVE":
         raise ValueError("not RIFF/WAVE")

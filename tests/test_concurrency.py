@@ -16,7 +16,7 @@ import pytest
 from archivestore.errors import LockedError
 from archivestore.locks import HOST, StoreLock
 
-from .conftest import ROOT, assert_same_tree, run_cli, run_json
+from .conftest import ROOT, run_json
 from .faultlib import cli_subprocess, fsck, make_session, make_store, restore_equals, versions
 
 

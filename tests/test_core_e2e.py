@@ -154,7 +154,6 @@ def test_subprocess_cli_and_demo(tmp_path):
 
 def test_large_file_flat_memory(tmp_path, store):
     """Chunking streams: ingesting 200 MiB uses no more memory than 20 MiB (ratio, not bytes)."""
-    import resource
     import subprocess
     import sys
     code = ("import sys,resource; from archivestore import Store; from archivestore.ingest import Ingester;"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from archivestore import Store
-from archivestore.packs import KIND_DATA, KIND_SNAPSHOT, KIND_TREE, pack_object_name, read_footer
+from archivestore.packs import KIND_DATA, KIND_TREE, pack_object_name, read_footer
 
 from .conftest import assert_same_tree, run_cli, run_json
 from .faultlib import fsck, make_session, make_store, restore_equals, versions
@@ -157,7 +157,7 @@ def _trial(world, tmp: Path, seed: int, how: str) -> dict:
     out = _check_fsck(world, store, pack, hit, whole)
     # what a restore can no longer produce: hit data chunks; hurt manifests refuse the version
     bad_meta = {v for c in hit for v in world["meta"].get(c, set())}
-    with Store.open(store) as st:
+    with Store.open(store):
         kinds = {c: world["blobs"][c][1].kind for c in hit}
     bad_data = {c for c, k in kinds.items() if k == KIND_DATA}
     # a snapshot record lives in the index too: restore does not need the damaged blob

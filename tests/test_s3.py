@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from archivestore.check import Checker
 from archivestore.store import Store
 
 from .ceph_rgw import CephRGW, available

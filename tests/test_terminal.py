@@ -12,9 +12,7 @@ import subprocess
 import sys
 import termios
 import time
-from pathlib import Path
 
-import click
 import pytest
 
 from archivestore.cli import cli
