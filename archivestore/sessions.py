@@ -233,8 +233,12 @@ class SessionCheck:
                     EXTERNAL: "lives outside the project folder (it will NOT be archived)",
                     EXTERNAL_MISSING: "lives outside the project folder and does not exist"}[p["status"]]
             lines.append(f"session {p['session']}: {p['media']} {what}")
+        by_format: dict[str, list[str]] = {}
         for c in self.closed:
-            lines.append(f"session {c['path']}: {c['format']} documents are a closed format; "
+            by_format.setdefault(c["format"], []).append(c["path"])
+        for fmt, paths in by_format.items():
+            more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+            lines.append(f"session {paths[0]}{more}: {fmt} documents are a closed format; "
                          f"their media references cannot be checked")
         return lines
 
