@@ -608,7 +608,8 @@ cdef void enc_verbatim(Enc* e, const int64_t* x, int n, int eff, int w) noexcept
         put(e, <uint64_t>(x[i] >> w) & mk, eff)
 
 
-cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits) noexcept nogil:
+cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo) noexcept nogil:
+    """pre_fo >= 0: the caller already found the best fixed order of x (used if no wasted bits)."""
     cdef int64_t v0 = x[0]
     cdef uint64_t orv = 0, diff = 0, mk
     cdef int i, w, eff, fo, m = 0, sh = 0, P_f = 0, P_l = 0
@@ -646,7 +647,10 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits) noexcept nogi
     save_pos = e.pos
     save_acc = e.acc
     save_nb = e.nb
-    fixed_sums(s, n, &fo)
+    if w == 0 and pre_fo >= 0:
+        fo = pre_fo
+    else:
+        fixed_sums(s, n, &fo)
     fixed_residual(s, e.resb, n, fo)
     cost_f = rice_plan(e.resb, n, fo, &P_f, ks_f) + fo * eff
     if n >= 32 and eff > 2:
@@ -820,6 +824,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
     cdef int64_t l, r, sd
     cdef uint64_t sL, sR, sS, sM, best
     cdef int64_t cL, cR, cS, cM, bestc
+    cdef int oL, oR, oS, oM
     cdef int64_t* S
     cdef uint32_t fu
     cdef uint32_t* fbuf = e.fbuf
@@ -859,10 +864,10 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
                 S[i] = L[i] - R[i]
                 e.mbuf[i] = (L[i] + R[i]) >> 1
             # estimated bits of each candidate: Rice cost of its best fixed-predictor residual
-            cL = rice_estimate(fixed_cost(L, n), n - 4)
-            cR = rice_estimate(fixed_cost(R, n), n - 4)
-            cS = rice_estimate(fixed_cost(S, n), n - 4)
-            cM = rice_estimate(fixed_cost(e.mbuf, n), n - 4)
+            cL = rice_estimate(fixed_sums(L, n, &oL), n - 4)
+            cR = rice_estimate(fixed_sums(R, n, &oR), n - 4)
+            cS = rice_estimate(fixed_sums(S, n, &oS), n - 4)
+            cM = rice_estimate(fixed_sums(e.mbuf, n, &oM), n - 4)
             mode = 0
             bestc = cL + cR
             if cL + cS < bestc:
@@ -879,27 +884,27 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             if mode == 1:
                 for i in range(n):
                     R[i] = L[i] - R[i]
-                enc_subframe(e, L, n, sbits)
-                enc_subframe(e, R, n, sbits + 1)
+                enc_subframe(e, L, n, sbits, oL)
+                enc_subframe(e, R, n, sbits + 1, oS)
             elif mode == 2:
                 for i in range(n):
                     L[i] = L[i] - R[i]
-                enc_subframe(e, L, n, sbits + 1)
-                enc_subframe(e, R, n, sbits)
+                enc_subframe(e, L, n, sbits + 1, oS)
+                enc_subframe(e, R, n, sbits, oR)
             elif mode == 3:
                 for i in range(n):
                     l = L[i]
                     r = R[i]
                     L[i] = (l + r) >> 1
                     R[i] = l - r
-                enc_subframe(e, L, n, sbits)
-                enc_subframe(e, R, n, sbits + 1)
+                enc_subframe(e, L, n, sbits, oM)
+                enc_subframe(e, R, n, sbits + 1, oS)
             else:
-                enc_subframe(e, L, n, sbits)
-                enc_subframe(e, R, n, sbits)
+                enc_subframe(e, L, n, sbits, oL)
+                enc_subframe(e, R, n, sbits, oR)
         else:
             for c in range(channels):
-                enc_subframe(e, chbuf + c * BLOCK, n, sbits)
+                enc_subframe(e, chbuf + c * BLOCK, n, sbits, -1)
                 if flt and fmode == 2:
                     if not ensure(e, <size_t>n * 5 + 64):
                         return -1
