@@ -148,6 +148,30 @@ cdef extern from *:
                     r[i] = x[i] - (s >> sh); }
         }
     }
+    /* The same residual computed in double precision, which SSE2 vectorises (it has no 64-bit
+       integer multiply): exact when |x| < 2**31, since |q| < 2**13, m <= 8, so every partial
+       sum is an integer below 2**47, and a double integer |s| < 2**51 converts to int64
+       exactly by the 1.5 * 2**52 bias trick. xd = (double)x. */
+    #define PCM_RESD_CASE(M) case M: \
+        for (i = M; i < n; i++) { double s = 0.0; \
+            for (j = 0; j < M; j++) s += qd[j] * xd[i - 1 - j]; \
+            double v = s + PCM_BIAS; \
+            int64_t b; memcpy(&b, &v, 8); \
+            r[i] = x[i] - ((b - PCM_BIAS_BITS) >> sh); } break;
+    #define PCM_BIAS 6755399441055744.0
+    #define PCM_BIAS_BITS 0x4338000000000000LL
+    static int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n,
+                                  const int32_t* q, int m, int sh) {
+        int i, j;
+        double qd[8];
+        if (m > 8) return -1;
+        for (j = 0; j < m; j++) qd[j] = (double)q[j];
+        switch (m) {
+            PCM_RESD_CASE(1) PCM_RESD_CASE(2) PCM_RESD_CASE(3) PCM_RESD_CASE(4)
+            PCM_RESD_CASE(5) PCM_RESD_CASE(6) PCM_RESD_CASE(7) PCM_RESD_CASE(8)
+        }
+        return 0;
+    }
     #define PCM_U(v) ((uint64_t)(v))
     /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
        chain and the predictor-history chain overlap. Orders are compile-time constants at each
@@ -265,6 +289,7 @@ cdef extern from *:
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
+    int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                              int n, int P, const int32_t* q, int order, int sh, int bits,
                              int fixed) nogil
@@ -296,6 +321,7 @@ cdef struct Enc:
     int64_t* resa
     int64_t* resb
     double* xw
+    double* xd
     double* win
     int win_n
     double win_sum2
@@ -535,7 +561,8 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
     wsum2 = e.win_sum2
     if bits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
         for i in range(n):
-            xw[i] = <double>(<int32_t>x[i]) * win[i]
+            e.xd[i] = <double>(<int32_t>x[i])
+            xw[i] = e.xd[i] * win[i]
     else:
         for i in range(n):
             xw[i] = <double>x[i] * win[i]
@@ -656,7 +683,8 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo) n
     if n >= 32 and eff > 2:
         m = lpc_analyze(e, s, n, eff, qc, &sh)
         if m > 0:
-            pcm_lpc_residual(s, e.resa, n, qc, m, sh)
+            if eff > 31 or pcm_lpc_residual_d(e.xd, s, e.resa, n, qc, m, sh) != 0:
+                pcm_lpc_residual(s, e.resa, n, qc, m, sh)
             cost_l = rice_plan(e.resa, n, m, &P_l, ks_l) + m * (eff + LPC_PREC) + 14
     if cost_f >= verb and (cost_l < 0 or cost_l >= verb):
         enc_verbatim(e, x, n, eff, w)
@@ -945,6 +973,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         e.resa = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
         e.resb = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
         e.xw = <double*>malloc(sizeof(double) * BLOCK)
+        e.xd = <double*>malloc(sizeof(double) * BLOCK)
         e.win = <double*>malloc(sizeof(double) * BLOCK)
         if channels == 2:
             e.sbuf = <int64_t*>malloc(sizeof(int64_t) * BLOCK * 2)
@@ -956,7 +985,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
             if e.fbuf == NULL:
                 raise MemoryError()
         if (e.out == NULL or chbuf == NULL or e.sig == NULL or e.resa == NULL or e.resb == NULL
-                or e.xw == NULL or e.win == NULL):
+                or e.xw == NULL or e.xd == NULL or e.win == NULL):
             raise MemoryError()
         code = (bits // 8 - 1) | (4 if big_endian else 0) | (8 if is_float else 0)
         e.out[0] = VERSION
@@ -981,6 +1010,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         free(e.resa)
         free(e.resb)
         free(e.xw)
+        free(e.xd)
         free(e.win)
         free(e.fbuf)
         free(e.sbuf)
