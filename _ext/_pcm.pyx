@@ -454,14 +454,28 @@ cdef int64_t rice_plan(const int64_t* r, int n, int order, int* p_out, uint8_t* 
 cdef void write_residual(Enc* e, const int64_t* r, int n, int order, int P,
                          const uint8_t* ks) noexcept nogil:
     cdef int j, i, start, end, k, nparts = 1 << P, ps = n >> P
+    cdef Enc w  # the bit writer in locals: stores through e.out could alias *e
+    cdef uint64_t u, q
     put(e, <uint64_t>P, 4)
     for j in range(nparts):
         k = ks[j]
         put(e, <uint64_t>k, 6)
         start = order if j == 0 else j * ps
         end = (j + 1) * ps
+        w.out = e.out
+        w.pos = e.pos
+        w.acc = e.acc
+        w.nb = e.nb
         for i in range(start, end):
-            put_rice(e, zz(r[i]), k)
+            u = zz(r[i])
+            q = u >> k
+            if q + 1 + k <= 56:
+                put(&w, (((u & mask(k)) << 1) | 1) << q, <int>(q + 1 + k))
+            else:
+                put_rice(&w, u, k)
+        e.pos = w.pos
+        e.acc = w.acc
+        e.nb = w.nb
 
 
 cdef void fixed_residual(const int64_t* x, int64_t* r, int n, int order) noexcept nogil:
