@@ -172,6 +172,27 @@ cdef extern from *:
         }
         return 0;
     }
+    /* Sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n), in 32-bit
+       lanes (twice as many per SSE2 register): exact when |x| < 2**26, as then every residual
+       is below 2**30 in magnitude and its zigzag below 2**31. */
+    static void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) {
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+        int i;
+        for (i = 4; i < n; i++) {
+            int32_t a = (int32_t)x[i], b = (int32_t)x[i - 1], c = (int32_t)x[i - 2],
+                    d = (int32_t)x[i - 3], f = (int32_t)x[i - 4];
+            int32_t d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
+            int32_t d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
+            int32_t d3 = d2 - e2, e3 = e2 - g2;
+            int32_t d4 = d3 - e3;
+            s0 += (uint32_t)((uint32_t)a << 1 ^ (uint32_t)(a >> 31));
+            s1 += (uint32_t)((uint32_t)d1 << 1 ^ (uint32_t)(d1 >> 31));
+            s2 += (uint32_t)((uint32_t)d2 << 1 ^ (uint32_t)(d2 >> 31));
+            s3 += (uint32_t)((uint32_t)d3 << 1 ^ (uint32_t)(d3 >> 31));
+            s4 += (uint32_t)((uint32_t)d4 << 1 ^ (uint32_t)(d4 >> 31));
+        }
+        S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3; S[4] = s4;
+    }
     #define PCM_U(v) ((uint64_t)(v))
     /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
        chain and the predictor-history chain overlap. Orders are compile-time constants at each
@@ -288,6 +309,7 @@ cdef extern from *:
     void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) nogil
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
+    void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
@@ -497,11 +519,21 @@ cdef void fixed_residual(const int64_t* x, int64_t* r, int n, int order) noexcep
             r[i] = x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4]
 
 
-cdef uint64_t fixed_sums(const int64_t* x, int n, int* order) noexcept nogil:
-    """Sum of zigzag residuals of the best fixed predictor (order 0..4) and that order."""
+cdef uint64_t fixed_sums(const int64_t* x, int n, int* order, int sbits) noexcept nogil:
+    """Sum of zigzag residuals of the best fixed predictor (order 0..4) and that order; x holds
+    sbits-bit signed values."""
     cdef uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, b
+    cdef uint64_t S[5]
     cdef int64_t d0, d1, d2, d3, d4
     cdef int i, o = 0
+    if sbits <= 26:
+        pcm_fixed_sums32(x, n, S)
+        s0 = S[0]
+        s1 = S[1]
+        s2 = S[2]
+        s3 = S[3]
+        s4 = S[4]
+        n = 0  # skips the 64-bit loop
     for i in range(4, n):
         d0 = x[i]
         d1 = d0 - x[i - 1]
@@ -534,11 +566,6 @@ cdef inline int64_t rice_estimate(uint64_t s, int64_t cnt) noexcept nogil:
     cdef int64_t c
     choose_k(s, cnt, 0, &c)
     return c
-
-
-cdef inline uint64_t fixed_cost(const int64_t* x, int n) noexcept nogil:
-    cdef int o
-    return fixed_sums(x, n, &o)
 
 
 cdef void make_window(double* w, int n) noexcept nogil:
@@ -691,7 +718,7 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo) n
     if w == 0 and pre_fo >= 0:
         fo = pre_fo
     else:
-        fixed_sums(s, n, &fo)
+        fixed_sums(s, n, &fo, eff)
     fixed_residual(s, e.resb, n, fo)
     cost_f = rice_plan(e.resb, n, fo, &P_f, ks_f) + fo * eff
     if n >= 32 and eff > 2:
@@ -906,10 +933,10 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
                 S[i] = L[i] - R[i]
                 e.mbuf[i] = (L[i] + R[i]) >> 1
             # estimated bits of each candidate: Rice cost of its best fixed-predictor residual
-            cL = rice_estimate(fixed_sums(L, n, &oL), n - 4)
-            cR = rice_estimate(fixed_sums(R, n, &oR), n - 4)
-            cS = rice_estimate(fixed_sums(S, n, &oS), n - 4)
-            cM = rice_estimate(fixed_sums(e.mbuf, n, &oM), n - 4)
+            cL = rice_estimate(fixed_sums(L, n, &oL, sbits), n - 4)
+            cR = rice_estimate(fixed_sums(R, n, &oR, sbits), n - 4)
+            cS = rice_estimate(fixed_sums(S, n, &oS, sbits + 1), n - 4)
+            cM = rice_estimate(fixed_sums(e.mbuf, n, &oM, sbits), n - 4)
             mode = 0
             bestc = cL + cR
             if cL + cS < bestc:
