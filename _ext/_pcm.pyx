@@ -148,6 +148,51 @@ cdef extern from *:
                     r[i] = x[i] - (s >> sh); }
         }
     }
+    /* The same residual computed in double precision, which SSE2 vectorises (it has no 64-bit
+       integer multiply): exact when |x| < 2**31, since |q| < 2**13, m <= 8, so every partial
+       sum is an integer below 2**47, and a double integer |s| < 2**51 converts to int64
+       exactly by the 1.5 * 2**52 bias trick. xd = (double)x. */
+    #define PCM_RESD_CASE(M) case M: \
+        for (i = M; i < n; i++) { double s = 0.0; \
+            for (j = 0; j < M; j++) s += qd[j] * xd[i - 1 - j]; \
+            double v = s + PCM_BIAS; \
+            int64_t b; memcpy(&b, &v, 8); \
+            r[i] = x[i] - ((b - PCM_BIAS_BITS) >> sh); } break;
+    #define PCM_BIAS 6755399441055744.0
+    #define PCM_BIAS_BITS 0x4338000000000000LL
+    static int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n,
+                                  const int32_t* q, int m, int sh) {
+        int i, j;
+        double qd[8];
+        if (m > 8) return -1;
+        for (j = 0; j < m; j++) qd[j] = (double)q[j];
+        switch (m) {
+            PCM_RESD_CASE(1) PCM_RESD_CASE(2) PCM_RESD_CASE(3) PCM_RESD_CASE(4)
+            PCM_RESD_CASE(5) PCM_RESD_CASE(6) PCM_RESD_CASE(7) PCM_RESD_CASE(8)
+        }
+        return 0;
+    }
+    /* Sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n), in 32-bit
+       lanes (twice as many per SSE2 register): exact when |x| < 2**26, as then every residual
+       is below 2**30 in magnitude and its zigzag below 2**31. */
+    static void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) {
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+        int i;
+        for (i = 4; i < n; i++) {
+            int32_t a = (int32_t)x[i], b = (int32_t)x[i - 1], c = (int32_t)x[i - 2],
+                    d = (int32_t)x[i - 3], f = (int32_t)x[i - 4];
+            int32_t d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
+            int32_t d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
+            int32_t d3 = d2 - e2, e3 = e2 - g2;
+            int32_t d4 = d3 - e3;
+            s0 += (uint32_t)((uint32_t)a << 1 ^ (uint32_t)(a >> 31));
+            s1 += (uint32_t)((uint32_t)d1 << 1 ^ (uint32_t)(d1 >> 31));
+            s2 += (uint32_t)((uint32_t)d2 << 1 ^ (uint32_t)(d2 >> 31));
+            s3 += (uint32_t)((uint32_t)d3 << 1 ^ (uint32_t)(d3 >> 31));
+            s4 += (uint32_t)((uint32_t)d4 << 1 ^ (uint32_t)(d4 >> 31));
+        }
+        S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3; S[4] = s4;
+    }
     #define PCM_U(v) ((uint64_t)(v))
     /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
        chain and the predictor-history chain overlap. Orders are compile-time constants at each
@@ -264,7 +309,9 @@ cdef extern from *:
     void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) nogil
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
+    void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
+    int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                              int n, int P, const int32_t* q, int order, int sh, int bits,
                              int fixed) nogil
@@ -296,6 +343,7 @@ cdef struct Enc:
     int64_t* resa
     int64_t* resb
     double* xw
+    double* xd
     double* win
     int win_n
     double win_sum2
@@ -428,14 +476,28 @@ cdef int64_t rice_plan(const int64_t* r, int n, int order, int* p_out, uint8_t* 
 cdef void write_residual(Enc* e, const int64_t* r, int n, int order, int P,
                          const uint8_t* ks) noexcept nogil:
     cdef int j, i, start, end, k, nparts = 1 << P, ps = n >> P
+    cdef Enc w  # the bit writer in locals: stores through e.out could alias *e
+    cdef uint64_t u, q
     put(e, <uint64_t>P, 4)
     for j in range(nparts):
         k = ks[j]
         put(e, <uint64_t>k, 6)
         start = order if j == 0 else j * ps
         end = (j + 1) * ps
+        w.out = e.out
+        w.pos = e.pos
+        w.acc = e.acc
+        w.nb = e.nb
         for i in range(start, end):
-            put_rice(e, zz(r[i]), k)
+            u = zz(r[i])
+            q = u >> k
+            if q + 1 + k <= 56:
+                put(&w, (((u & mask(k)) << 1) | 1) << q, <int>(q + 1 + k))
+            else:
+                put_rice(&w, u, k)
+        e.pos = w.pos
+        e.acc = w.acc
+        e.nb = w.nb
 
 
 cdef void fixed_residual(const int64_t* x, int64_t* r, int n, int order) noexcept nogil:
@@ -457,11 +519,21 @@ cdef void fixed_residual(const int64_t* x, int64_t* r, int n, int order) noexcep
             r[i] = x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4]
 
 
-cdef uint64_t fixed_sums(const int64_t* x, int n, int* order) noexcept nogil:
-    """Sum of zigzag residuals of the best fixed predictor (order 0..4) and that order."""
+cdef uint64_t fixed_sums(const int64_t* x, int n, int* order, int sbits) noexcept nogil:
+    """Sum of zigzag residuals of the best fixed predictor (order 0..4) and that order; x holds
+    sbits-bit signed values."""
     cdef uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, b
+    cdef uint64_t S[5]
     cdef int64_t d0, d1, d2, d3, d4
     cdef int i, o = 0
+    if sbits <= 26:
+        pcm_fixed_sums32(x, n, S)
+        s0 = S[0]
+        s1 = S[1]
+        s2 = S[2]
+        s3 = S[3]
+        s4 = S[4]
+        n = 0  # skips the 64-bit loop
     for i in range(4, n):
         d0 = x[i]
         d1 = d0 - x[i - 1]
@@ -494,11 +566,6 @@ cdef inline int64_t rice_estimate(uint64_t s, int64_t cnt) noexcept nogil:
     cdef int64_t c
     choose_k(s, cnt, 0, &c)
     return c
-
-
-cdef inline uint64_t fixed_cost(const int64_t* x, int n) noexcept nogil:
-    cdef int o
-    return fixed_sums(x, n, &o)
 
 
 cdef void make_window(double* w, int n) noexcept nogil:
@@ -535,7 +602,8 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
     wsum2 = e.win_sum2
     if bits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
         for i in range(n):
-            xw[i] = <double>(<int32_t>x[i]) * win[i]
+            e.xd[i] = <double>(<int32_t>x[i])
+            xw[i] = e.xd[i] * win[i]
     else:
         for i in range(n):
             xw[i] = <double>x[i] * win[i]
@@ -608,7 +676,8 @@ cdef void enc_verbatim(Enc* e, const int64_t* x, int n, int eff, int w) noexcept
         put(e, <uint64_t>(x[i] >> w) & mk, eff)
 
 
-cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits) noexcept nogil:
+cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo) noexcept nogil:
+    """pre_fo >= 0: the caller already found the best fixed order of x (used if no wasted bits)."""
     cdef int64_t v0 = x[0]
     cdef uint64_t orv = 0, diff = 0, mk
     cdef int i, w, eff, fo, m = 0, sh = 0, P_f = 0, P_l = 0
@@ -646,13 +715,17 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits) noexcept nogi
     save_pos = e.pos
     save_acc = e.acc
     save_nb = e.nb
-    fixed_sums(s, n, &fo)
+    if w == 0 and pre_fo >= 0:
+        fo = pre_fo
+    else:
+        fixed_sums(s, n, &fo, eff)
     fixed_residual(s, e.resb, n, fo)
     cost_f = rice_plan(e.resb, n, fo, &P_f, ks_f) + fo * eff
     if n >= 32 and eff > 2:
         m = lpc_analyze(e, s, n, eff, qc, &sh)
         if m > 0:
-            pcm_lpc_residual(s, e.resa, n, qc, m, sh)
+            if eff > 31 or pcm_lpc_residual_d(e.xd, s, e.resa, n, qc, m, sh) != 0:
+                pcm_lpc_residual(s, e.resa, n, qc, m, sh)
             cost_l = rice_plan(e.resa, n, m, &P_l, ks_l) + m * (eff + LPC_PREC) + 14
     if cost_f >= verb and (cost_l < 0 or cost_l >= verb):
         enc_verbatim(e, x, n, eff, w)
@@ -820,6 +893,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
     cdef int64_t l, r, sd
     cdef uint64_t sL, sR, sS, sM, best
     cdef int64_t cL, cR, cS, cM, bestc
+    cdef int oL, oR, oS, oM
     cdef int64_t* S
     cdef uint32_t fu
     cdef uint32_t* fbuf = e.fbuf
@@ -859,10 +933,10 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
                 S[i] = L[i] - R[i]
                 e.mbuf[i] = (L[i] + R[i]) >> 1
             # estimated bits of each candidate: Rice cost of its best fixed-predictor residual
-            cL = rice_estimate(fixed_cost(L, n), n - 4)
-            cR = rice_estimate(fixed_cost(R, n), n - 4)
-            cS = rice_estimate(fixed_cost(S, n), n - 4)
-            cM = rice_estimate(fixed_cost(e.mbuf, n), n - 4)
+            cL = rice_estimate(fixed_sums(L, n, &oL, sbits), n - 4)
+            cR = rice_estimate(fixed_sums(R, n, &oR, sbits), n - 4)
+            cS = rice_estimate(fixed_sums(S, n, &oS, sbits + 1), n - 4)
+            cM = rice_estimate(fixed_sums(e.mbuf, n, &oM, sbits), n - 4)
             mode = 0
             bestc = cL + cR
             if cL + cS < bestc:
@@ -879,27 +953,27 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             if mode == 1:
                 for i in range(n):
                     R[i] = L[i] - R[i]
-                enc_subframe(e, L, n, sbits)
-                enc_subframe(e, R, n, sbits + 1)
+                enc_subframe(e, L, n, sbits, oL)
+                enc_subframe(e, R, n, sbits + 1, oS)
             elif mode == 2:
                 for i in range(n):
                     L[i] = L[i] - R[i]
-                enc_subframe(e, L, n, sbits + 1)
-                enc_subframe(e, R, n, sbits)
+                enc_subframe(e, L, n, sbits + 1, oS)
+                enc_subframe(e, R, n, sbits, oR)
             elif mode == 3:
                 for i in range(n):
                     l = L[i]
                     r = R[i]
                     L[i] = (l + r) >> 1
                     R[i] = l - r
-                enc_subframe(e, L, n, sbits)
-                enc_subframe(e, R, n, sbits + 1)
+                enc_subframe(e, L, n, sbits, oM)
+                enc_subframe(e, R, n, sbits + 1, oS)
             else:
-                enc_subframe(e, L, n, sbits)
-                enc_subframe(e, R, n, sbits)
+                enc_subframe(e, L, n, sbits, oL)
+                enc_subframe(e, R, n, sbits, oR)
         else:
             for c in range(channels):
-                enc_subframe(e, chbuf + c * BLOCK, n, sbits)
+                enc_subframe(e, chbuf + c * BLOCK, n, sbits, -1)
                 if flt and fmode == 2:
                     if not ensure(e, <size_t>n * 5 + 64):
                         return -1
@@ -940,6 +1014,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         e.resa = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
         e.resb = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
         e.xw = <double*>malloc(sizeof(double) * BLOCK)
+        e.xd = <double*>malloc(sizeof(double) * BLOCK)
         e.win = <double*>malloc(sizeof(double) * BLOCK)
         if channels == 2:
             e.sbuf = <int64_t*>malloc(sizeof(int64_t) * BLOCK * 2)
@@ -951,7 +1026,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
             if e.fbuf == NULL:
                 raise MemoryError()
         if (e.out == NULL or chbuf == NULL or e.sig == NULL or e.resa == NULL or e.resb == NULL
-                or e.xw == NULL or e.win == NULL):
+                or e.xw == NULL or e.xd == NULL or e.win == NULL):
             raise MemoryError()
         code = (bits // 8 - 1) | (4 if big_endian else 0) | (8 if is_float else 0)
         e.out[0] = VERSION
@@ -976,6 +1051,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         free(e.resa)
         free(e.resb)
         free(e.xw)
+        free(e.xd)
         free(e.win)
         free(e.fbuf)
         free(e.sbuf)
