@@ -70,10 +70,6 @@ class _Skip(Exception):
     """A source entry that is not archived, with the reason given to the user."""
 
 
-def _fs_path(rel: str) -> str:
-    return rel
-
-
 def validate_project_name(name: str) -> str:
     if not name or "/" in name or "\0" in name or name in (".", ".."):
         raise UsageError(f"invalid project name {name!r} (no '/', not empty)")
@@ -150,7 +146,7 @@ class Ingester:
                     if entry is not None:
                         emit(entry)
 
-            for rel, entry_or_job in self._walk(src, res):
+            for _rel, entry_or_job in self._walk(src, res):
                 if callable(entry_or_job):
                     window.append(("future", file_pool.submit(entry_or_job)))
                 else:
@@ -351,10 +347,9 @@ class Ingester:
         info = _probe_audio(f, st.st_size)
         f.seek(0)
         if info is not None:
-            end = info.data_offset + info.data_length
+            # header | PCM frames (cuts on whole frames, the codec gets the format) | trailer
             segments = [(info.data_offset, 1, None), (info.data_length, info.block_align,
                                                       info.pcm_format), (None, 1, None)]
-            _ = end
         else:
             segments = [(None, 1, None)]
         for length, align, fmt in segments:
