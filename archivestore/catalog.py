@@ -122,7 +122,13 @@ def search(items: Iterable[tuple[bytes, bytes]], pattern: str | None = None,
     at the same path are folded into one Match.
     """
     rx = compile_pattern(pattern) if pattern else None
+    # Fast paths on raw bytes (no decode per record) when pattern/needle and record are ASCII
+    # (so `?` still means one character and case folding is the same): 1M records took
+    # 1.4-5.3 s through str decoding. Anything else takes the exact str path.
+    rxb = (re.compile(rx.pattern.encode("ascii"), re.IGNORECASE | re.DOTALL)
+           if rx is not None and pattern.isascii() else None)
     needle = desc.casefold() if desc else None
+    needle_b = needle.encode("ascii") if needle is not None and needle.isascii() else None
     pfx = project.encode("utf-8", "surrogateescape") + b"\0" if project else None
     out: dict[tuple[str, str, str], Match] = {}
     order: list[tuple[str, str, str]] = []
@@ -134,15 +140,22 @@ def search(items: Iterable[tuple[bytes, bytes]], pattern: str | None = None,
         i = key.index(b"\0")
         path_b = key[i + 6:]
         if rx is not None:
-            path = (path_b.decode("utf-8", "surrogateescape") if b"\0" not in path_b
-                    else json.loads(bytes(value))["path"])
-            base = path.rsplit("/", 1)[-1]
-            if not rx.match(base) and not rx.match(path):
-                continue
+            if rxb is not None and path_b.isascii() and b"\0" not in path_b:
+                if not rxb.match(path_b.rpartition(b"/")[2]) and not rxb.match(path_b):
+                    continue
+            else:
+                path = (path_b.decode("utf-8", "surrogateescape") if b"\0" not in path_b
+                        else json.loads(bytes(value))["path"])
+                base = path.rsplit("/", 1)[-1]
+                if not rx.match(base) and not rx.match(path):
+                    continue
         value = bytes(value)
         if needle is not None:
             # cheap test on the whole record first: most records do not match at all
-            if needle not in value.decode("utf-8", "surrogateescape").casefold():
+            if needle_b is not None and value.isascii():
+                if needle_b not in value.lower():
+                    continue
+            elif needle not in value.decode("utf-8", "surrogateescape").casefold():
                 continue
             rec = json.loads(value)
             text = (rec.get("description", "") + "\n" + rec.get("originator", "")).casefold()
