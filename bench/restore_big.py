@@ -21,15 +21,7 @@ sys.path.insert(0, str(ROOT))
 from archivestore.ingest import Ingester  # noqa: E402
 from archivestore.restore import Restorer  # noqa: E402
 from archivestore.store import Store  # noqa: E402
-
-
-def rss() -> tuple[float, float]:
-    v = {}
-    for line in open("/proc/self/status"):
-        k, _, rest = line.partition(":")
-        if k in ("VmRSS", "VmHWM"):
-            v[k] = int(rest.split()[0]) / 1024
-    return v["VmRSS"], v["VmHWM"]
+from bench.longrun import status_mb as rss  # noqa: E402
 
 
 def main() -> None:
