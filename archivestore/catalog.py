@@ -112,10 +112,20 @@ class Match:
                 "originator": self.record.get("originator", "")}
 
 
-def search(items: Iterable[tuple[bytes, bytes]], pattern: str | None = None,
+def _literal(pattern: str) -> bytes:
+    """The longest run of an ASCII glob without wildcards, lower-cased: every name or path the
+    glob matches contains it (b"" when the pattern has no safe literal)."""
+    plain = re.sub(r"\[[^\]]*\]", "*", pattern)
+    if "[" in plain or "]" in plain:
+        return b""
+    return max(re.split(r"[*?]", plain.lower()), key=len).encode("ascii")
+
+
+def search(items: Iterable[tuple[bytes, object]], pattern: str | None = None,
            desc: str | None = None, project: str | None = None,
            limit: int | None = None) -> tuple[list[Match], bool]:
-    """Search raw (key, value) catalog items. Returns (matches, truncated).
+    """Search raw (key, value) catalog items (value: bytes, or a callable that reads it, see
+    `Index.iter_files(lazy=True)`). Returns (matches, truncated).
 
     `pattern` is matched against the basename and the full path; `desc` is a case-insensitive
     substring of the BWF description or originator. Consecutive versions holding the same bytes
@@ -127,6 +137,7 @@ def search(items: Iterable[tuple[bytes, bytes]], pattern: str | None = None,
     # 1.4-5.3 s through str decoding. Anything else takes the exact str path.
     rxb = (re.compile(rx.pattern.encode("ascii"), re.IGNORECASE | re.DOTALL)
            if rx is not None and pattern.isascii() else None)
+    lit = _literal(pattern) if rxb is not None else b""
     needle = desc.casefold() if desc else None
     needle_b = needle.encode("ascii") if needle is not None and needle.isascii() else None
     pfx = project.encode("utf-8", "surrogateescape") + b"\0" if project else None
@@ -134,22 +145,25 @@ def search(items: Iterable[tuple[bytes, bytes]], pattern: str | None = None,
     order: list[tuple[str, str, str]] = []
     truncated = False
     for key, value in items:
-        if pfx is not None and not bytes(key).startswith(pfx):
+        if pfx is not None and not key.startswith(pfx):
             continue
-        key = bytes(key)
         i = key.index(b"\0")
         path_b = key[i + 6:]
         if rx is not None:
             if rxb is not None and path_b.isascii() and b"\0" not in path_b:
+                if lit and lit not in path_b.lower():
+                    continue  # any match holds the pattern's longest literal run
                 if not rxb.match(path_b.rpartition(b"/")[2]) and not rxb.match(path_b):
                     continue
             else:
+                if b"\0" in path_b and callable(value):
+                    value = value()
                 path = (path_b.decode("utf-8", "surrogateescape") if b"\0" not in path_b
                         else json.loads(bytes(value))["path"])
                 base = path.rsplit("/", 1)[-1]
                 if not rx.match(base) and not rx.match(path):
                     continue
-        value = bytes(value)
+        value = bytes(value() if callable(value) else value)
         if needle is not None:
             # cheap test on the whole record first: most records do not match at all
             if needle_b is not None and value.isascii():

@@ -184,3 +184,23 @@ def test_find_100k_records_under_a_second(tmp_path):
             matches, _ = catalog.search(st.index.iter_files(), pat, desc)
             assert time.process_time() - t < 1.0
             assert len(matches) == bench.expected(rows, pat, desc)
+
+
+def test_fast_byte_paths_agree_with_the_str_reference():
+    """The ASCII fast path (literal prefilter + bytes regex) answers exactly like the plain
+    str glob on basename or path, brackets and `?` included."""
+    import json as _json
+    from archivestore.catalog import compile_pattern, search
+    paths = ["Audio Files/Kick In.wav", "Audio Files/kick out.WAV", "Bounces/Mix v3.wav",
+             "Bounces/[draft] a.wav", "Vox 12.wav", "Vox 1x.wav", "café/Kick.wav", "ab.wav",
+             "a1b.wav", "Notes/a?b.txt"]
+    items = []
+    for i, p in enumerate(paths):
+        key = b"P\0" + (1).to_bytes(4, "big") + b"\0" + p.encode()
+        items.append((key, _json.dumps({"path": p, "size": i, "digest": f"{i:016x}"}).encode()))
+    for pat in ["kick*", "*.wav", "[kK]ick*", "Vox 1?.wav", "Vox [0-9][0-9].wav", "a?b*",
+                "[draft]*", "[[]draft]*", "mix v3", "caf?/*", "[abc"]:
+        got = {m.path for m in search(items, pat)[0]}
+        rx = compile_pattern(pat)
+        want = {p for p in paths if rx.match(p.rsplit("/", 1)[-1]) or rx.match(p)}
+        assert got == want, pat

@@ -198,7 +198,7 @@ def find(pattern, store_path, desc, project, limit, as_json):
         raise UsageError("give a PATTERN, --desc TEXT or both (e.g. archive find '*kick*')")
     with open_store(store_path) as st:
         prefix = project.encode("utf-8", "surrogateescape") + b"\0" if project else b""
-        matches, truncated = catalog.search(st.index.iter_files(prefix), pattern, desc,
+        matches, truncated = catalog.search(st.index.iter_files(prefix, lazy=True), pattern, desc,
                                             project, limit)
         uncatalogued = sum(1 for p, n, _r in st.index.iter_versions()
                            if (not project or p == project) and not st.index.has_files(p, n)
