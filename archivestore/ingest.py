@@ -377,7 +377,7 @@ class Ingester:
     def _claim(self, cid: bytes) -> bool:
         """True if this chunk is new to the store and this thread must store it."""
         with self._lock:
-            if cid in self._pending or self.store.index.lookup(cid) is not None:
+            if cid in self._pending or self.store.index.contains_many([cid])[0]:
                 return False
             self._pending.add(cid)
             return True
