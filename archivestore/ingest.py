@@ -146,7 +146,7 @@ class Ingester:
                     if entry is not None:
                         emit(entry)
 
-            for _rel, entry_or_job in self._walk(src, res):
+            for entry_or_job in self._walk(src, res):
                 if callable(entry_or_job):
                     window.append(("future", file_pool.submit(entry_or_job)))
                 else:
@@ -237,7 +237,7 @@ class Ingester:
             res.skipped.append({"path": rel, "reason": reason})
 
     def _walk(self, root: Path, res: IngestResult):
-        """Yield (rel, entry dict or file job) depth first, names sorted; never follows links."""
+        """Yield entry dicts or file jobs depth first, names sorted; never follows links."""
         links: dict[tuple[int, int], str] = {}
         stack: list[tuple[bytes, str]] = [(os.fsencode(root), "")]
         while stack:
@@ -261,7 +261,7 @@ class Ingester:
                 base = {"path": rel, "mode": stat.S_IMODE(mode), "mtime_ns": st.st_mtime_ns}
                 if stat.S_ISDIR(mode):
                     res.dirs += 1
-                    yield rel, {**base, "type": "dir"}
+                    yield {**base, "type": "dir"}
                     subdirs.append((d.path, rel))
                 elif stat.S_ISLNK(mode):
                     try:
@@ -270,15 +270,15 @@ class Ingester:
                         self._skip(res, rel, f"cannot read link: {e.strerror}")
                         continue
                     res.symlinks += 1
-                    yield rel, {**base, "type": "symlink", "target": target}
+                    yield {**base, "type": "symlink", "target": target}
                 elif stat.S_ISREG(mode):
                     key = (st.st_dev, st.st_ino)
                     if st.st_nlink > 1 and key in links:
-                        yield rel, self._hardlink_job(d.path, rel, base, links[key], res)
+                        yield self._hardlink_job(d.path, rel, base, links[key], res)
                         continue
                     if st.st_nlink > 1:
                         links[key] = rel
-                    yield rel, self._file_job(d.path, rel, base, res)
+                    yield self._file_job(d.path, rel, base, res)
                 else:
                     kind = ("FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode)
                             else "device" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) else "special file")
