@@ -67,12 +67,11 @@ class Restorer:
         matched: set[str] = set()
         entries = []
         for e in self.store.iter_tree(record):
-            if paths and not path_selected(e["path"], paths):
+            hit = [p for p in paths if path_selected(e["path"], [p])]
+            if paths and not hit:
                 continue
             entries.append(e)
-            for p in paths:
-                if path_selected(e["path"], [p]):
-                    matched.add(p)
+            matched.update(hit)
         _refuse_paths_through_links(entries)
         missing = [p for p in paths if p not in matched]
         if missing:
