@@ -95,9 +95,9 @@ class Ingester:
         self._error: BaseException | None = None
 
     # -- public ---------------------------------------------------------------------------
-    def ingest(self, source: str | os.PathLike, project: str | None = None,
-               message: str | None = None) -> IngestResult:
-        t0 = time.monotonic()
+    @staticmethod
+    def check_source(source: str | os.PathLike) -> Path:
+        """The resolved project folder, or a UsageError/InputError saying why it cannot be one."""
         src = Path(source)
         try:
             st = os.stat(src)
@@ -107,7 +107,12 @@ class Ingester:
             raise InputError(f"{src}: {e.strerror}") from None
         if not stat.S_ISDIR(st.st_mode):
             raise UsageError(f"{src}: not a folder (ingest takes a project folder)")
-        src = src.resolve()
+        return src.resolve()
+
+    def ingest(self, source: str | os.PathLike, project: str | None = None,
+               message: str | None = None) -> IngestResult:
+        t0 = time.monotonic()
+        src = self.check_source(source)
         project = validate_project_name(project or src.name)
         res = IngestResult(project=project, version=0)
         self._res = res

@@ -331,12 +331,13 @@ class ArchiveStore(Tool):
 
     def ingest(self, delivery, label):
         self.projects = sorted(p.name for p in delivery.iterdir() if p.is_dir())
-        return [self.a("ingest", delivery / p, "--store", self.store, "--json") for p in self.projects]
+        # one command per delivery, as for restic and borg: every project folder in one run
+        return [self.a("ingest", *[delivery / p for p in self.projects], "--store", self.store,
+                       "--json")]
 
     def restore(self, label, dest):
         dest.mkdir(parents=True, exist_ok=True)
-        return [self.a("restore", p, "--store", self.store, "--to", dest / p, "--json")
-                for p in self.projects]
+        return [self.a("restore", "--all", "--store", self.store, "--to", dest, "--json")]
 
     def check(self):
         return [self.a("fsck", "--read-data", "--store", self.store, "--json")]

@@ -172,3 +172,35 @@ def test_large_file_flat_memory(tmp_path, store):
         assert p.returncode == 0, p.stderr
         rss[mb] = int(p.stdout.strip())
     assert rss[200] < rss[20] * 1.25 + 16_000, rss
+
+
+def test_ingest_several_folders_and_restore_all(session, store, tmp_path):
+    """A whole delivery in one command: each folder its own project version; --all restores
+    every project's latest version into its own folder."""
+    second = tmp_path / "Glass Orchard"
+    make_tracks(second / "Audio Files", n=2, seconds=2.0, seed=7)
+    shutil.copytree(session / "Audio Files", second / "Shared", symlinks=True)
+    r = run_cli("ingest", session, second, "--store", store, "--json")
+    outs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(o["project"], o["version"]) for o in outs] == [("Paper Boats", 1), ("Glass Orchard", 1)]
+    assert outs[1]["bytes_new"] < outs[1]["bytes_in"]  # the shared tracks dedup across projects
+    dest = tmp_path / "restored"
+    r = run_cli("restore", "--all", "--store", store, "--to", dest, "--json")
+    rs = {o["project"]: o for o in map(json.loads, r.stdout.splitlines())}
+    assert set(rs) == {"Paper Boats", "Glass Orchard"}
+    assert_same_tree(session, dest / "Paper Boats")
+    assert_same_tree(second, dest / "Glass Orchard")
+
+
+def test_ingest_several_folders_checks_all_first(session, store, tmp_path):
+    r = run_cli("ingest", session, tmp_path / "missing", "--store", store, expect=2)
+    assert "missing: no such folder" in r.output
+    assert run_json("projects", "--store", store)["projects"] == []  # nothing archived
+    r = run_cli("ingest", session, session, "--store", store, expect=2)
+    assert "would both be project 'Paper Boats'" in r.output
+    r = run_cli("ingest", session, tmp_path, "--project", "X", "--store", store, expect=2)
+    assert "--project" in r.output
+    r = run_cli("restore", "--all", "Paper Boats", "--store", store, "--to", tmp_path / "d", expect=2)
+    assert "--all" in r.output
+    r = run_cli("restore", "--store", store, "--to", tmp_path / "d", expect=2)
+    assert "which project" in r.output

@@ -1,6 +1,7 @@
 """Core commands: init, ingest, projects, versions, ls, restore, fsck, stats."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -8,7 +9,7 @@ import click
 from ..check import Checker
 from ..chunking import ChunkParams
 from ..errors import EXIT_DAMAGE, UsageError
-from ..ingest import Ingester
+from ..ingest import Ingester, validate_project_name
 from ..restore import Restorer
 from ..store import Store
 from . import cli
@@ -45,9 +46,10 @@ def init(store_path, chunk_avg, as_json):
 
 
 @cli.command()
-@click.argument("folder", type=click.Path(file_okay=True, dir_okay=True))
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=True, dir_okay=True))
 @store_option
-@click.option("--project", "-p", metavar="NAME", help="Project name (default: the folder's name).")
+@click.option("--project", "-p", metavar="NAME",
+              help="Project name (default: the folder's name; only with one folder).")
 @click.option("--message", "-m", metavar="TEXT", help="A note kept with this version.")
 @click.option("--strict/--no-strict", default=False,
               help="Archive nothing if any file must be skipped or a session refers to media "
@@ -59,33 +61,51 @@ def init(store_path, chunk_avg, as_json):
 @json_option
 @quiet_option
 @run
-def ingest(folder, store_path, project, message, strict, no_verify_codec, no_audio_codec, as_json,
+def ingest(folders, store_path, project, message, strict, no_verify_codec, no_audio_codec, as_json,
            quiet, verbose):
-    """Archive a project folder as a new version.
+    """Archive project folders, each as a new version of its project.
 
     Every ingest of the same project adds version 1, 2, 3, …; unchanged data is stored once.
+    Several folders in one command (a whole delivery) are archived one after another in one
+    run; each becomes its own project version as soon as it is complete. With --json, one
+    JSON object per folder, one per line.
 
     \b
     Example:
       archive ingest "/Sessions/Paper Boats" --store /Volumes/Archive/store
       archive ingest ./mix --project "Paper Boats" -m "revised mix"
+      archive ingest /Deliveries/2026-11/*/
     """
+    if project and len(folders) > 1:
+        raise UsageError("--project names one folder's project; with several folders each "
+                         "project is named after its folder")
+    srcs = [Ingester.check_source(f) for f in folders]  # all checked before the first is archived
+    names = [validate_project_name(project or src.name) for src in srcs]
+    seen: dict[str, str] = {}
+    for f, name in zip(folders, names):
+        if name in seen:
+            raise UsageError(f"{seen[name]} and {f} would both be project {name!r}; "
+                             f"ingest them in separate commands")
+        seen[name] = f
     with open_store(store_path) as st:
-        prog = Progress(tree_size(folder), "ingest", enabled=not (quiet or as_json), verbose=verbose)
-        try:
-            ingester = Ingester(st, progress=prog, strict=strict, verify_codec=not no_verify_codec,
-                                audio_codec=not no_audio_codec)
-            res = ingester.ingest(folder, project, message)
-        finally:
-            prog.close()
-    if as_json:
-        emit_json(res.to_json())
-        return
-    out, err = ingest_summary(res, verbose)
-    for line in out:
-        click.echo(line)
-    for line in err:
-        click.echo(line, err=True)
+        for f, name in zip(folders, names):
+            prog = Progress(tree_size(f), "ingest" if len(folders) == 1 else f"ingest {name}",
+                            enabled=not (quiet or as_json), verbose=verbose)
+            try:
+                ingester = Ingester(st, progress=prog, strict=strict,
+                                    verify_codec=not no_verify_codec,
+                                    audio_codec=not no_audio_codec)
+                res = ingester.ingest(f, name, message)
+            finally:
+                prog.close()
+            if as_json:
+                emit_json(res.to_json())
+                continue
+            out, err = ingest_summary(res, verbose)
+            for line in out:
+                click.echo(line)
+            for line in err:
+                click.echo(line, err=True)
 
 
 @cli.command()
@@ -116,37 +136,64 @@ def projects(store_path, as_json):
 
 
 @cli.command()
-@click.argument("project", shell_complete=complete_project)
+@click.argument("project", required=False, shell_complete=complete_project)
 @click.argument("paths", nargs=-1)
 @store_option
 @click.option("--to", "target", required=True, type=click.Path(), help="Folder to restore into.")
 @click.option("--version", "-V", "version", type=int, help="Version number (default: latest).")
+@click.option("--all", "all_projects", is_flag=True,
+              help="Restore the latest version of every project, each into TARGET/<project>.")
 @click.option("--overwrite", is_flag=True, help="Replace files that already exist in the target.")
 @json_option
 @quiet_option
 @run
-def restore(project, paths, store_path, target, version, overwrite, as_json, quiet, verbose):
+def restore(project, paths, store_path, target, version, all_projects, overwrite, as_json, quiet,
+            verbose):
     """Restore a version of a project, verified byte for byte.
 
-    Give PATHS to restore only those files or folders.
+    Give PATHS to restore only those files or folders. With --all, every project's latest
+    version is restored, each into its own folder under TARGET (with --json, one object per
+    project, one per line).
 
     \b
     Example:
       archive restore "Paper Boats" --to /tmp/pb
       archive restore "Paper Boats" --version 1 --to /tmp/pb "Audio Files/Kick.wav"
+      archive restore --all --to /Volumes/Restore
     """
+    if all_projects and (project or version is not None):
+        raise UsageError("--all restores the latest version of every project; "
+                         "give no PROJECT, PATHS or --version with it")
+    if not all_projects and not project:
+        raise UsageError("which project? Give its name (archive projects lists them) or --all")
+    failed = False
     with open_store(store_path) as st:
-        n, rec = st.version(project, version)
-        total = rec.get("bytes")
-        if paths:
-            from ..snapshots import path_selected
-            total = sum(e.get("size", 0) for e in st.iter_tree(rec)
-                        if e["type"] == "file" and path_selected(e["path"], paths))
-        prog = Progress(total, "restore", enabled=not (quiet or as_json), verbose=verbose)
-        try:
-            res = Restorer(st, progress=prog).restore(project, target, n, paths, overwrite)
-        finally:
-            prog.close()
+        if all_projects:
+            jobs = [(p, None, (), os.path.join(target, validate_project_name(p)))
+                    for p in st.projects()]
+            if not jobs:
+                raise UsageError("the store holds no projects yet")
+        else:
+            jobs = [(project, version, paths, target)]
+        for proj, ver, sel, dest in jobs:
+            failed |= not _restore_one(st, proj, ver, sel, dest, overwrite, as_json, quiet, verbose)
+    if failed:
+        sys.exit(EXIT_DAMAGE)
+
+
+def _restore_one(st, project, version, paths, target, overwrite, as_json, quiet, verbose) -> bool:
+    """Restore one project version and report it; False if any file failed verification."""
+    n, rec = st.version(project, version)
+    total = rec.get("bytes")
+    if paths:
+        from ..snapshots import path_selected
+        total = sum(e.get("size", 0) for e in st.iter_tree(rec)
+                    if e["type"] == "file" and path_selected(e["path"], paths))
+    prog = Progress(total, "restore", enabled=not (quiet or as_json), verbose=verbose)
+    try:
+        res = Restorer(st, progress=prog).restore(project, target, n, paths, overwrite)
+    finally:
+        prog.close()
     if as_json:
         emit_json(res.to_json())
     else:
@@ -157,8 +204,7 @@ def restore(project, paths, store_path, target, version, overwrite, as_json, qui
                    f"{len(res.failed)} FAILED verification:")
         for f in res.failed:
             click.echo(f"  NOT restored: {f['path']}: {f['error']}", err=True)
-    if not res.ok:
-        sys.exit(EXIT_DAMAGE)
+    return res.ok
 
 
 @cli.command()
