@@ -3,6 +3,7 @@
 
     python bench/compare.py --size-mb 1000
     python bench/compare.py --size-mb 50 --tools restic,borg-zstd3,borg-lz4
+    python bench/compare.py --tools archivestore,archivestore-zstd   # audio codec vs zstd alone
 
 Per tool, in a fresh store: (1) ingest delivery1, (2) ingest delivery2 into the
 same store, (3) restore delivery2 to a fresh dir and compare it byte for byte
@@ -43,7 +44,9 @@ import corpus as corpus_mod  # noqa: E402
 
 MB = 10**6
 STEPS = ["ingest1", "ingest2", "restore", "check"]
-ALL_TOOLS = ["archivestore", "restic", "borg-zstd3", "borg-lz4", "borg-none"]
+# archivestore-zstd: the same store with --no-audio-codec (PCM through zstd/raw like any data),
+# the "zstd alone" reference of the audio-codec issue
+ALL_TOOLS = ["archivestore", "restic", "borg-zstd3", "borg-lz4", "borg-none", "archivestore-zstd"]
 BORG_COMPRESSION = {"borg-zstd3": "zstd,3", "borg-lz4": "lz4", "borg-none": "none"}
 RESTIC_PASSWORD = "archivestore-bench"
 
@@ -287,9 +290,10 @@ class Borg(Tool):
 class ArchiveStore(Tool):
     """Through its CLI: python -m archivestore ... with the repo root on PYTHONPATH."""
 
-    def __init__(self, name, base, root: Path):
+    def __init__(self, name, base, root: Path, ingest_flags: tuple[str, ...] = ()):
         super().__init__(name, base)
         self.root = root
+        self.ingest_flags = ingest_flags
         pp = self.env.get("PYTHONPATH")
         self.env["PYTHONPATH"] = str(root) + (os.pathsep + pp if pp else "")
         self.projects: list[str] = []
@@ -333,7 +337,7 @@ class ArchiveStore(Tool):
         self.projects = sorted(p.name for p in delivery.iterdir() if p.is_dir())
         # one command per delivery, as for restic and borg: every project folder in one run
         return [self.a("ingest", *[delivery / p for p in self.projects], "--store", self.store,
-                       "--json")]
+                       *self.ingest_flags, "--json")]
 
     def restore(self, label, dest):
         dest.mkdir(parents=True, exist_ok=True)
@@ -350,6 +354,8 @@ def make_tool(name: str, base: Path, as_root: Path) -> Tool:
         return Borg(name, base)
     if name == "archivestore":
         return ArchiveStore(name, base, as_root)
+    if name == "archivestore-zstd":
+        return ArchiveStore(name, base, as_root, ingest_flags=("--no-audio-codec",))
     raise SystemExit(f"unknown tool {name!r}; choose from {','.join(ALL_TOOLS)}")
 
 
