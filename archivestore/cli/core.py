@@ -10,6 +10,7 @@ from ..check import Checker
 from ..chunking import ChunkParams
 from ..errors import EXIT_DAMAGE, UsageError
 from ..ingest import Ingester, validate_project_name
+from ..memory import tune_allocator
 from ..restore import Restorer
 from ..store import Store
 from . import cli
@@ -167,6 +168,7 @@ def restore(project, paths, store_path, target, version, all_projects, overwrite
     if not all_projects and not project:
         raise UsageError("which project? Give its name (archive projects lists them) or --all")
     failed = False
+    tune_allocator()
     with open_store(store_path) as st:
         if all_projects:
             jobs = [(p, None, (), os.path.join(target, validate_project_name(p)))
@@ -229,6 +231,8 @@ def fsck(store_path, read_data, rebuild_index, repair, heal_from, as_json, quiet
       archive fsck                 # structure: index, packs, manifests
       archive fsck --read-data     # every byte (weekly)
     """
+    if read_data:
+        tune_allocator()
     with open_store(store_path, fresh_index=rebuild_index) as st:
         rebuilt = None
         if rebuild_index:
