@@ -211,15 +211,116 @@ cdef extern from *:
         *ppos = pos + k;
         return 0;
     }
+    /* Bit reader for the fused decoder: the bits not yet consumed are the low `cnt` bits of
+       `bb`; `p` points at the first byte not yet loaded (bits above `cnt` in `bb` are zero or
+       copies of the stream bits at `p`, so OR-ing a reload in is harmless). A refill tops it
+       up to >= 56 bits; its load address was fixed at the previous refill, so the load is not
+       on the dependency chain of the symbols decoded in between. */
+    typedef struct { const uint8_t* p; uint64_t bb; int cnt; } pcm_br;
+    static inline __attribute__((always_inline)) void pcm_br_refill(pcm_br* r) {
+        r->bb |= pcm_ld64(r->p) << r->cnt;
+        r->p += (63 - r->cnt) >> 3;
+        r->cnt |= 56;
+    }
+    static inline void pcm_br_seek(pcm_br* r, const uint8_t* buf, uint64_t pos) {
+        r->p = buf + (pos >> 3);
+        r->bb = 0;
+        r->cnt = 0;
+        pcm_br_refill(r);
+        r->bb >>= (pos & 7);
+        r->cnt -= (int)(pos & 7);
+    }
+    static inline uint64_t pcm_br_pos(const pcm_br* r, const uint8_t* buf) {
+        return (uint64_t)(r->p - buf) * 8 - (uint64_t)r->cnt;
+    }
+    /* One Rice code (parameter k) from the reader: the common case decodes from the register;
+       codes longer than what is buffered take a refill, and codes of 57+ bits the slow path. */
     static inline __attribute__((always_inline))
-    int pcm_fused(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P,
-                  const int32_t* q, int sh, int bits, const int M, const int FIXED) {
-        uint64_t half = (uint64_t)1 << (bits - 1), bad = 0, pos = *ppos, w, u, mk, s;
-        int j, i, k, t, nparts = 1 << P, ps = n >> P;
+    int pcm_br_rice(pcm_br* r, const uint8_t* buf, uint64_t nbits, int k, uint64_t mk, uint64_t* out) {
+        int t = r->bb ? pcm_ctz64(r->bb) : 64;
+        int len = t + 1 + k;
+        if (__builtin_expect(len > r->cnt, 0)) {
+            pcm_br_refill(r);
+            t = r->bb ? pcm_ctz64(r->bb) : 64;
+            len = t + 1 + k;
+            if (len > r->cnt) {
+                uint64_t pos = pcm_br_pos(r, buf);
+                if (pcm_slow_rice(buf, &pos, nbits, k, out) || pos > nbits) return -1;
+                pcm_br_seek(r, buf, pos);
+                return 0;
+            }
+        }
+        *out = ((r->bb >> (t + 1)) & mk) | ((uint64_t)t << k);
+        r->bb >>= len;
+        r->cnt -= len;
+        return 0;
+    }
+    /* Pass 1 of a predicted subframe: Rice-decode the residuals of all 2**P partitions into
+       x[order..n), as int64. Each refill is followed by up to S codes, S chosen from k so that
+       they usually fit in the >= 56 buffered bits (a longer code takes one more refill). */
+    static int pcm_read_residuals(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                  int n, int P, int order) {
+        int j, i, e, k, S, g, t, len, nparts = 1 << P, ps = n >> P;
+        const uint8_t* pend = buf + (nbits >> 3) + 8;
+        uint64_t mk, u, bb;
+        const uint8_t* p;
+        int cnt;
+        pcm_br r;
+        pcm_br_seek(&r, buf, *ppos);
+        for (j = 0; j < nparts; j++) {
+            pcm_br_refill(&r);
+            k = (int)(r.bb & 63);
+            r.bb >>= 6;
+            r.cnt -= 6;
+            if (k > 56 || r.p > pend) return -1;
+            mk = (((uint64_t)1) << k) - 1;
+            S = k <= 12 ? 3 : k <= 21 ? 2 : 1;
+            i = j ? j * ps : order;
+            e = (j + 1) * ps;
+            bb = r.bb; cnt = r.cnt; p = r.p;
+            while (i < e) {
+                bb |= pcm_ld64(p) << cnt;
+                p += (63 - cnt) >> 3;
+                cnt |= 56;
+                for (g = 0; g < S && i < e; g++, i++) {
+                    t = bb ? pcm_ctz64(bb) : 64;
+                    len = t + 1 + k;
+                    if (__builtin_expect(len <= cnt, 1)) {
+                        u = ((bb >> (t + 1)) & mk) | ((uint64_t)t << k);
+                        bb >>= len;
+                        cnt -= len;
+                    } else {
+                        r.bb = bb; r.cnt = cnt; r.p = p;
+                        if (pcm_br_rice(&r, buf, nbits, k, mk, &u)) return -1;
+                        bb = r.bb; cnt = r.cnt; p = r.p;
+                    }
+                    x[i] = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+                }
+                if (p > pend) return -1;
+            }
+            r.bb = bb; r.cnt = cnt; r.p = p;
+        }
+        *ppos = pcm_br_pos(&r, buf);
+        return *ppos > nbits ? -1 : 0;
+    }
+    /* Pass 2: x[i] = residual x[i] + prediction from x[i-M..i-1], in place, for i in [M, n).
+       Orders are compile-time constants at each call site (FIXED: polynomial order M 0..4;
+       else LPC order M 1..8). TRICK (LPC, bits + sh <= 62): x = ((r << sh) + sum q*h) >> sh,
+       which equals r + (sum >> sh) whenever the result fits in bits, so only
+       multiply-add-shift sits on the history chain; taps 5..8 then run in double precision
+       (exact: that partial sum is an integer below 2**51 in a valid stream) on the FP units,
+       which leaves four integer multiplies per sample. Returns -1 when a value leaves the
+       bits-bit range. */
+    static inline __attribute__((always_inline))
+    int pcm_restore(int64_t* x, int n, const int32_t* q, int sh, int bits, const int M,
+                    const int FIXED, const int TRICK) {
+        uint64_t half = (uint64_t)1 << (bits - 1), bad = 0, s;
+        int i;
         int64_t h1 = M >= 1 ? x[M - 1] : 0, h2 = M >= 2 ? x[M - 2] : 0, h3 = M >= 3 ? x[M - 3] : 0,
                 h4 = M >= 4 ? x[M - 4] : 0, h5 = M >= 5 ? x[M - 5] : 0, h6 = M >= 6 ? x[M - 6] : 0,
                 h7 = M >= 7 ? x[M - 7] : 0, h8 = M >= 8 ? x[M - 8] : 0;
         uint64_t c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0, c8 = 0;
+        double f5 = 0, f6 = 0, f7 = 0, f8 = 0, d5 = 0, d6 = 0, d7 = 0, d8 = 0;
         if (!FIXED) {
             c1 = PCM_U((int64_t)q[0]);
             if (M >= 2) c2 = PCM_U((int64_t)q[1]);
@@ -229,74 +330,101 @@ cdef extern from *:
             if (M >= 6) c6 = PCM_U((int64_t)q[5]);
             if (M >= 7) c7 = PCM_U((int64_t)q[6]);
             if (M >= 8) c8 = PCM_U((int64_t)q[7]);
-        }
-        for (j = 0; j < nparts; j++) {
-            w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
-            k = (int)(w & 63);
-            pos += 6;
-            if (k > 56 || pos > nbits) return -1;
-            mk = (((uint64_t)1) << k) - 1;
-            for (i = j ? j * ps : M; i < (j + 1) * ps; i++) {
-                w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
-                t = w ? pcm_ctz64(w) : 64;
-                if (t + 1 + k <= 57) {
-                    u = ((w >> (t + 1)) & mk) | ((uint64_t)t << k);
-                    pos += t + 1 + k;
-                } else if (pcm_slow_rice(buf, &pos, nbits, k, &u)) {
-                    return -1;
-                }
-                if (pos > nbits) return -1;
-                if (FIXED) {
-                    if (M == 0) s = 0;
-                    else if (M == 1) s = PCM_U(h1);
-                    else if (M == 2) s = 2 * PCM_U(h1) - PCM_U(h2);
-                    else if (M == 3) s = 3 * PCM_U(h1) - 3 * PCM_U(h2) + PCM_U(h3);
-                    else s = 4 * PCM_U(h1) - 6 * PCM_U(h2) + 4 * PCM_U(h3) - PCM_U(h4);
-                } else {
-                    s = 0;
-                    if (M >= 8) s += c8 * PCM_U(h8);
-                    if (M >= 7) s += c7 * PCM_U(h7);
-                    if (M >= 6) s += c6 * PCM_U(h6);
-                    if (M >= 5) s += c5 * PCM_U(h5);
-                    if (M >= 4) s += c4 * PCM_U(h4);
-                    if (M >= 3) s += c3 * PCM_U(h3);
-                    if (M >= 2) s += c2 * PCM_U(h2);
-                    s += c1 * PCM_U(h1);
-                    s = PCM_U(((int64_t)s) >> sh);
-                }
-                int64_t v = (int64_t)((u >> 1) ^ (0 - (u & 1))) ;
-                v = (int64_t)(PCM_U(v) + s);
-                bad |= PCM_U(v) + half;
-                x[i] = v;
-                h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = v;
+            if (TRICK && M >= 5) {
+                f5 = (double)q[4]; d5 = (double)h5;
+                if (M >= 6) { f6 = (double)q[5]; d6 = (double)h6; }
+                if (M >= 7) { f7 = (double)q[6]; d7 = (double)h7; }
+                if (M >= 8) { f8 = (double)q[7]; d8 = (double)h8; }
             }
         }
-        *ppos = pos;
+        if (FIXED && M == 0) {
+            for (i = 0; i < n; i++) bad |= PCM_U(x[i]) + half;
+            return (bad >> bits) != 0 ? -1 : 0;
+        }
+        for (i = M; i < n; i++) {
+            int64_t v = x[i];
+            if (FIXED) {
+                if (M == 1) s = PCM_U(h1);
+                else if (M == 2) s = 2 * PCM_U(h1) - PCM_U(h2);
+                else if (M == 3) s = 3 * (PCM_U(h1) - PCM_U(h2)) + PCM_U(h3);
+                else s = 4 * (PCM_U(h1) + PCM_U(h3)) - 6 * PCM_U(h2) - PCM_U(h4);
+                v = (int64_t)(PCM_U(v) + s);
+            } else if (TRICK) {
+                s = PCM_U(v) << sh;
+                if (M >= 5) {
+                    double fs = f5 * d5;
+                    if (M >= 6) fs += f6 * d6;
+                    if (M >= 7) fs += f7 * d7;
+                    if (M >= 8) fs += f8 * d8;
+                    double bv = fs + PCM_BIAS;
+                    int64_t bi; memcpy(&bi, &bv, 8);
+                    s += PCM_U(bi - PCM_BIAS_BITS);
+                    d8 = d7; d7 = d6; d6 = d5; d5 = (double)h4;
+                }
+                if (M >= 4) s += c4 * PCM_U(h4);
+                if (M >= 3) s += c3 * PCM_U(h3);
+                if (M >= 2) s += c2 * PCM_U(h2);
+                v = ((int64_t)(s + c1 * PCM_U(h1))) >> sh;
+            } else {
+                s = 0;
+                if (M >= 8) s += c8 * PCM_U(h8);
+                if (M >= 7) s += c7 * PCM_U(h7);
+                if (M >= 6) s += c6 * PCM_U(h6);
+                if (M >= 5) s += c5 * PCM_U(h5);
+                if (M >= 4) s += c4 * PCM_U(h4);
+                if (M >= 3) s += c3 * PCM_U(h3);
+                if (M >= 2) s += c2 * PCM_U(h2);
+                s += c1 * PCM_U(h1);
+                s = PCM_U(((int64_t)s) >> sh);
+                v = (int64_t)(PCM_U(v) + s);
+            }
+            bad |= PCM_U(v) + half;
+            x[i] = v;
+            h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = v;
+        }
+        for (i = 0; i < M; i++) bad |= PCM_U(x[i]) + half;  /* warm-up samples */
         return (bad >> bits) != 0 ? -1 : 0;
     }
-    /* 0 ok, -1 corrupt, -2 order not handled here (caller uses the two-pass path). */
-    static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
-                                    int n, int P, const int32_t* q, int order, int sh, int bits,
-                                    int fixed) {
+    static int pcm_restore_any(int64_t* x, int n, const int32_t* q, int order, int sh, int bits,
+                               int fixed) {
         if (fixed) switch (order) {
-            case 0: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 0, 1);
-            case 1: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 1, 1);
-            case 2: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 2, 1);
-            case 3: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 3, 1);
-            case 4: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 4, 1);
+            case 0: return pcm_restore(x, n, q, sh, bits, 0, 1, 0);
+            case 1: return pcm_restore(x, n, q, sh, bits, 1, 1, 0);
+            case 2: return pcm_restore(x, n, q, sh, bits, 2, 1, 0);
+            case 3: return pcm_restore(x, n, q, sh, bits, 3, 1, 0);
+            case 4: return pcm_restore(x, n, q, sh, bits, 4, 1, 0);
+            default: return -2;
+        }
+        if (bits + sh <= 62) switch (order) {
+            case 1: return pcm_restore(x, n, q, sh, bits, 1, 0, 1);
+            case 2: return pcm_restore(x, n, q, sh, bits, 2, 0, 1);
+            case 3: return pcm_restore(x, n, q, sh, bits, 3, 0, 1);
+            case 4: return pcm_restore(x, n, q, sh, bits, 4, 0, 1);
+            case 5: return pcm_restore(x, n, q, sh, bits, 5, 0, 1);
+            case 6: return pcm_restore(x, n, q, sh, bits, 6, 0, 1);
+            case 7: return pcm_restore(x, n, q, sh, bits, 7, 0, 1);
+            case 8: return pcm_restore(x, n, q, sh, bits, 8, 0, 1);
             default: return -2;
         }
         switch (order) {
-            case 1: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 1, 0);
-            case 2: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 2, 0);
-            case 3: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 3, 0);
-            case 4: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 4, 0);
-            case 5: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 5, 0);
-            case 6: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 6, 0);
-            case 7: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 7, 0);
-            case 8: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 8, 0);
+            case 1: return pcm_restore(x, n, q, sh, bits, 1, 0, 0);
+            case 2: return pcm_restore(x, n, q, sh, bits, 2, 0, 0);
+            case 3: return pcm_restore(x, n, q, sh, bits, 3, 0, 0);
+            case 4: return pcm_restore(x, n, q, sh, bits, 4, 0, 0);
+            case 5: return pcm_restore(x, n, q, sh, bits, 5, 0, 0);
+            case 6: return pcm_restore(x, n, q, sh, bits, 6, 0, 0);
+            case 7: return pcm_restore(x, n, q, sh, bits, 7, 0, 0);
+            case 8: return pcm_restore(x, n, q, sh, bits, 8, 0, 0);
             default: return -2;
         }
+    }
+    /* 0 ok, -1 corrupt, -2 order not handled. */
+    static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                    int n, int P, const int32_t* q, int order, int sh, int bits,
+                                    int fixed) {
+        if ((fixed && order > 4) || (!fixed && (order < 1 || order > 8))) return -2;
+        if (pcm_read_residuals(buf, ppos, nbits, x, n, P, order)) return -1;
+        return pcm_restore_any(x, n, q, order, sh, bits, fixed);
     }
     """
     uint64_t pcm_ld64(const uint8_t* p) nogil
