@@ -69,7 +69,7 @@ cdef extern from *:
     /* Autocorrelation R[0..9] of x[0..n) in one pass with independent accumulators (lags are
        stored reversed so that the inner loop is a contiguous multiply-add the compiler
        vectorises). Deterministic: the summation order is fixed by this code. */
-    static void pcm_autocorr10(const double* x, int n, double* R) {
+    static inline __attribute__((always_inline)) void pcm_autocorr10_body(const double* x, int n, double* R) {
         double a[10] = {0}, b[10] = {0};
         int i, j;
         for (i = 0; i < n && i < 9; i++)
@@ -160,7 +160,7 @@ cdef extern from *:
             r[i] = x[i] - ((b - PCM_BIAS_BITS) >> sh); } break;
     #define PCM_BIAS 6755399441055744.0
     #define PCM_BIAS_BITS 0x4338000000000000LL
-    static int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n,
+    static inline __attribute__((always_inline)) int pcm_lpc_residual_d_body(const double* xd, const int64_t* x, int64_t* r, int n,
                                   const int32_t* q, int m, int sh) {
         int i, j;
         double qd[8];
@@ -175,7 +175,7 @@ cdef extern from *:
     /* Sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n), in 32-bit
        lanes (twice as many per SSE2 register): exact when |x| < 2**26, as then every residual
        is below 2**30 in magnitude and its zigzag below 2**31. */
-    static void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) {
+    static inline __attribute__((always_inline)) void pcm_fixed_sums32_body(const int64_t* x, int n, uint64_t* S) {
         uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0;
         int i;
         for (i = 4; i < n; i++) {
@@ -193,6 +193,65 @@ cdef extern from *:
         }
         S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3; S[4] = s4;
     }
+    /* Window a block for LPC analysis: xd = (double)x (x must fit in int32), xw = xd * win. */
+    static inline __attribute__((always_inline))
+    void pcm_window_body(const int64_t* x, int n, const double* win, double* xd, double* xw) {
+        int i;
+        for (i = 0; i < n; i++) {
+            double v = (double)(int32_t)x[i];
+            xd[i] = v;
+            xw[i] = v * win[i];
+        }
+    }
+    /* Per-partition sums and ORs of zigzag(r[i]) over 2**P partitions of n/2**P samples (the
+       first starts at `order`), for the Rice parameter choice. */
+    static inline __attribute__((always_inline))
+    void pcm_zz_sums_body(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) {
+        int j, i, ps = n >> P;
+        for (j = 0; j < (1 << P); j++) {
+            uint64_t s = 0, o = 0;
+            for (i = j ? j * ps : order; i < (j + 1) * ps; i++) {
+                uint64_t u = ((uint64_t)r[i] << 1) ^ (uint64_t)(r[i] >> 63);
+                s += u;
+                o |= u;
+            }
+            sums[j] = s;
+            ors[j] = o;
+        }
+    }
+    static inline __attribute__((always_inline))
+    void pcm_fixed_residual_body(const int64_t* x, int64_t* r, int n, int order) {
+        int i;
+        switch (order) {
+        case 0: for (i = 0; i < n; i++) r[i] = x[i]; break;
+        case 1: for (i = 1; i < n; i++) r[i] = x[i] - x[i - 1]; break;
+        case 2: for (i = 2; i < n; i++) r[i] = x[i] - 2 * x[i - 1] + x[i - 2]; break;
+        case 3: for (i = 3; i < n; i++) r[i] = x[i] - 3 * x[i - 1] + 3 * x[i - 2] - x[i - 3]; break;
+        default: for (i = 4; i < n; i++) r[i] = x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4];
+        }
+    }
+    /* The encoder's vectorisable loops are compiled twice, for the baseline target and for
+       AVX2, and picked at run time (pcm_cpu_init at import). Same arithmetic in the same order
+       either way (no FMA: every lane does what the scalar code does), so the encoded bytes do
+       not depend on the machine. */
+    static int pcm_avx2 = 0;
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #define PCM_AVX2 __attribute__((target("avx2")))
+    static void pcm_cpu_init(void) { __builtin_cpu_init(); pcm_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0; }
+    #else
+    #define PCM_AVX2
+    static void pcm_cpu_init(void) { pcm_avx2 = 0; }
+    #endif
+    #define PCM_DISPATCH(ret, name, params, args) \
+        static PCM_AVX2 ret name##_avx2 params { return name##_body args; } \
+        static ret name##_base params { return name##_body args; } \
+        static ret name params { return pcm_avx2 ? name##_avx2 args : name##_base args; }
+    PCM_DISPATCH(void, pcm_autocorr10, (const double* x, int n, double* R), (x, n, R))
+    PCM_DISPATCH(int, pcm_lpc_residual_d, (const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh), (xd, x, r, n, q, m, sh))
+    PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, uint64_t* S), (x, n, S))
+    PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
+    PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
+    PCM_DISPATCH(void, pcm_fixed_residual, (const int64_t* x, int64_t* r, int n, int order), (x, r, n, order))
     #define PCM_U(v) ((uint64_t)(v))
     /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
        chain and the predictor-history chain overlap. Orders are compile-time constants at each
@@ -438,6 +497,10 @@ cdef extern from *:
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) nogil
+    void pcm_cpu_init()
+    void pcm_window(const int64_t* x, int n, const double* win, double* xd, double* xw) nogil
+    void pcm_zz_sums(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
+    void pcm_fixed_residual(const int64_t* x, int64_t* r, int n, int order) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
@@ -453,6 +516,11 @@ DEF MAXLPC_DEC = 8  # the decoder rejects higher orders (the format could hold 3
 DEF LPC_PREC = 14
 DEF MAXPO = 6
 DEF PAD = 64
+DEF FIXED_TRY_NUM = 105  # try the fixed predictor when its estimate < LPC cost * NUM / DEN
+DEF FIXED_TRY_DEN = 100
+DEF INT64_MAX_ = 0x7FFFFFFFFFFFFFFF
+
+pcm_cpu_init()
 
 FORMAT_VERSION = VERSION  # first byte of every payload
 BLOCK_FRAMES = BLOCK  # frames per block written by encode()
@@ -570,17 +638,7 @@ cdef int64_t rice_plan(const int64_t* r, int n, int order, int* p_out, uint8_t* 
         P += 1
     nparts = 1 << P
     ps = n >> P
-    for j in range(nparts):
-        s = 0
-        mx = 0
-        start = order if j == 0 else j * ps
-        end = (j + 1) * ps
-        for i in range(start, end):
-            u = zz(r[i])
-            s += u
-            mx |= u
-        sums[j] = s
-        maxs[j] = mx
+    pcm_zz_sums(r, n, order, P, sums, maxs)
     p = P
     while p >= 0:
         nparts = 1 << p
@@ -626,25 +684,6 @@ cdef void write_residual(Enc* e, const int64_t* r, int n, int order, int P,
         e.pos = w.pos
         e.acc = w.acc
         e.nb = w.nb
-
-
-cdef void fixed_residual(const int64_t* x, int64_t* r, int n, int order) noexcept nogil:
-    cdef int i
-    if order == 0:
-        for i in range(n):
-            r[i] = x[i]
-    elif order == 1:
-        for i in range(1, n):
-            r[i] = x[i] - x[i - 1]
-    elif order == 2:
-        for i in range(2, n):
-            r[i] = x[i] - 2 * x[i - 1] + x[i - 2]
-    elif order == 3:
-        for i in range(3, n):
-            r[i] = x[i] - 3 * x[i - 1] + 3 * x[i - 2] - x[i - 3]
-    else:
-        for i in range(4, n):
-            r[i] = x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4]
 
 
 cdef uint64_t fixed_sums(const int64_t* x, int n, int* order, int sbits) noexcept nogil:
@@ -729,9 +768,7 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
     win = e.win
     wsum2 = e.win_sum2
     if bits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
-        for i in range(n):
-            e.xd[i] = <double>(<int32_t>x[i])
-            xw[i] = e.xd[i] * win[i]
+        pcm_window(x, n, win, e.xd, xw)
     else:
         for i in range(n):
             xw[i] = <double>x[i] * win[i]
@@ -804,15 +841,17 @@ cdef void enc_verbatim(Enc* e, const int64_t* x, int n, int eff, int w) noexcept
         put(e, <uint64_t>(x[i] >> w) & mk, eff)
 
 
-cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo) noexcept nogil:
-    """pre_fo >= 0: the caller already found the best fixed order of x (used if no wasted bits)."""
+cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo,
+                       int64_t pre_est) noexcept nogil:
+    """pre_fo >= 0: the caller already found the best fixed order of x and its estimated Rice
+    cost pre_est (used if no wasted bits)."""
     cdef int64_t v0 = x[0]
     cdef uint64_t orv = 0, diff = 0, mk
     cdef int i, w, eff, fo, m = 0, sh = 0, P_f = 0, P_l = 0
     cdef int32_t qc[MAXLPC]
     cdef uint8_t ks_f[64]
     cdef uint8_t ks_l[64]
-    cdef int64_t cost_f, cost_l = -1, verb
+    cdef int64_t cost_f = -1, cost_l = -1, verb, est_f
     cdef const int64_t* s
     cdef size_t save_pos
     cdef uint64_t save_acc
@@ -845,16 +884,23 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo) n
     save_nb = e.nb
     if w == 0 and pre_fo >= 0:
         fo = pre_fo
+        est_f = pre_est
     else:
-        fixed_sums(s, n, &fo, eff)
-    fixed_residual(s, e.resb, n, fo)
-    cost_f = rice_plan(e.resb, n, fo, &P_f, ks_f) + fo * eff
+        est_f = rice_estimate(fixed_sums(s, n, &fo, eff), n - 4)
+    est_f += fo * eff
     if n >= 32 and eff > 2:
         m = lpc_analyze(e, s, n, eff, qc, &sh)
         if m > 0:
             if eff > 31 or pcm_lpc_residual_d(e.xd, s, e.resa, n, qc, m, sh) != 0:
                 pcm_lpc_residual(s, e.resa, n, qc, m, sh)
             cost_l = rice_plan(e.resa, n, m, &P_l, ks_l) + m * (eff + LPC_PREC) + 14
+    # The fixed predictor is only worked out in full when its one-partition estimate comes
+    # near the LPC cost (partitioning rarely saves more than a few percent).
+    if cost_l < 0 or est_f * FIXED_TRY_DEN < cost_l * FIXED_TRY_NUM:
+        pcm_fixed_residual(s, e.resb, n, fo)
+        cost_f = rice_plan(e.resb, n, fo, &P_f, ks_f) + fo * eff
+    else:
+        cost_f = INT64_MAX_
     if cost_f >= verb and (cost_l < 0 or cost_l >= verb):
         enc_verbatim(e, x, n, eff, w)
         return
@@ -1081,27 +1127,27 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             if mode == 1:
                 for i in range(n):
                     R[i] = L[i] - R[i]
-                enc_subframe(e, L, n, sbits, oL)
-                enc_subframe(e, R, n, sbits + 1, oS)
+                enc_subframe(e, L, n, sbits, oL, cL)
+                enc_subframe(e, R, n, sbits + 1, oS, cS)
             elif mode == 2:
                 for i in range(n):
                     L[i] = L[i] - R[i]
-                enc_subframe(e, L, n, sbits + 1, oS)
-                enc_subframe(e, R, n, sbits, oR)
+                enc_subframe(e, L, n, sbits + 1, oS, cS)
+                enc_subframe(e, R, n, sbits, oR, cR)
             elif mode == 3:
                 for i in range(n):
                     l = L[i]
                     r = R[i]
                     L[i] = (l + r) >> 1
                     R[i] = l - r
-                enc_subframe(e, L, n, sbits, oM)
-                enc_subframe(e, R, n, sbits + 1, oS)
+                enc_subframe(e, L, n, sbits, oM, cM)
+                enc_subframe(e, R, n, sbits + 1, oS, cS)
             else:
-                enc_subframe(e, L, n, sbits, oL)
-                enc_subframe(e, R, n, sbits, oR)
+                enc_subframe(e, L, n, sbits, oL, cL)
+                enc_subframe(e, R, n, sbits, oR, cR)
         else:
             for c in range(channels):
-                enc_subframe(e, chbuf + c * BLOCK, n, sbits, -1)
+                enc_subframe(e, chbuf + c * BLOCK, n, sbits, -1, 0)
                 if flt and fmode == 2:
                     if not ensure(e, <size_t>n * 5 + 64):
                         return -1
