@@ -234,13 +234,17 @@ cdef extern from *:
        AVX2, and picked at run time (pcm_cpu_init at import). Same arithmetic in the same order
        either way (no FMA: every lane does what the scalar code does), so the encoded bytes do
        not depend on the machine. */
-    static int pcm_avx2 = 0;
+    static int pcm_avx2 = 0, pcm_bmi2 = 0;
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #define PCM_AVX2 __attribute__((target("avx2")))
-    static void pcm_cpu_init(void) { __builtin_cpu_init(); pcm_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0; }
+    static void pcm_cpu_init(void) {
+        __builtin_cpu_init();
+        pcm_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+        pcm_bmi2 = __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") ? 1 : 0;
+    }
     #else
     #define PCM_AVX2
-    static void pcm_cpu_init(void) { pcm_avx2 = 0; }
+    static void pcm_cpu_init(void) { pcm_avx2 = 0; pcm_bmi2 = 0; }
     #endif
     #define PCM_DISPATCH(ret, name, params, args) \
         static PCM_AVX2 ret name##_avx2 params { return name##_body args; } \
@@ -252,6 +256,51 @@ cdef extern from *:
     PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
     PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
     PCM_DISPATCH(void, pcm_fixed_residual, (const int64_t* x, int64_t* r, int n, int order), (x, r, n, order))
+    /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
+       stores (a 24-bit frame is written with one 4- or 8-byte store whose extra bytes the next
+       frame overwrites; the last frame is written byte by byte). Return -1 when not handled
+       (the caller then uses pcm_store). */
+    static int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        int i;
+        if (n <= 0) return 0;
+        if (bits == 16) {
+            for (i = 0; i < n; i++) { uint16_t v = (uint16_t)x[i]; memcpy(p + 2 * (size_t)i, &v, 2); }
+            return 0;
+        }
+        if (bits == 24) {
+            for (i = 0; i < n - 1; i++) { uint32_t v = (uint32_t)x[i]; memcpy(p + 3 * (size_t)i, &v, 4); }
+            uint32_t u = (uint32_t)x[n - 1];
+            uint8_t* q = p + 3 * (size_t)(n - 1);
+            q[0] = (uint8_t)u; q[1] = (uint8_t)(u >> 8); q[2] = (uint8_t)(u >> 16);
+            return 0;
+        }
+    #endif
+        return -1;
+    }
+    static int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        int i;
+        if (n <= 0) return 0;
+        if (bits == 16) {
+            for (i = 0; i < n; i++) {
+                uint32_t v = (uint32_t)(uint16_t)L[i] | ((uint32_t)(uint16_t)R[i] << 16);
+                memcpy(p + 4 * (size_t)i, &v, 4);
+            }
+            return 0;
+        }
+        if (bits == 24) {
+            for (i = 0; i < n - 1; i++) {
+                uint64_t v = ((uint64_t)L[i] & 0xFFFFFF) | (((uint64_t)R[i] & 0xFFFFFF) << 24);
+                memcpy(p + 6 * (size_t)i, &v, 8);
+            }
+            uint64_t v = ((uint64_t)L[n - 1] & 0xFFFFFF) | (((uint64_t)R[n - 1] & 0xFFFFFF) << 24);
+            memcpy(p + 6 * (size_t)(n - 1), &v, 6);
+            return 0;
+        }
+    #endif
+        return -1;
+    }
     #define PCM_U(v) ((uint64_t)(v))
     /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
        chain and the predictor-history chain overlap. Orders are compile-time constants at each
@@ -315,11 +364,30 @@ cdef extern from *:
         return 0;
     }
     /* Pass 1 of a predicted subframe: Rice-decode the residuals of all 2**P partitions into
-       x[order..n), as int64. Each refill is followed by up to S codes, S chosen from k so that
-       they usually fit in the >= 56 buffered bits (a longer code takes one more refill). */
-    static int pcm_read_residuals(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
-                                  int n, int P, int order) {
-        int j, i, e, k, S, g, t, len, nparts = 1 << P, ps = n >> P;
+       x[order..n), as int64. Each refill is followed by a group of G codes, G chosen from k so
+       that a group usually fits in the >= 56 buffered bits (a code that does not fit takes one
+       more refill, or the slow path). A sentinel bit above the buffer keeps the count of
+       trailing zeros defined without a branch: a code reaching it is longer than cnt. */
+    #define PCM_SENT ((uint64_t)1 << 63)
+    #define PCM_RICE_ONE() do { \
+            t = pcm_ctz64(bb | PCM_SENT); \
+            len = t + 1 + k; \
+            if (__builtin_expect(len <= cnt, 1)) { \
+                u = ((bb >> (t + 1)) & mk) | ((uint64_t)t << k); \
+                bb >>= len; \
+                cnt -= len; \
+            } else { \
+                r.bb = bb; r.cnt = cnt; r.p = p; \
+                if (pcm_br_rice(&r, buf, nbits, k, mk, &u)) return -1; \
+                bb = r.bb; cnt = r.cnt; p = r.p; \
+            } \
+            x[i++] = (int64_t)((u >> 1) ^ (0 - (u & 1))); \
+        } while (0)
+    #define PCM_REFILL_LOCAL() do { bb |= pcm_ld64(p) << cnt; p += (63 - cnt) >> 3; cnt |= 56; } while (0)
+    static inline __attribute__((always_inline))
+    int pcm_read_residuals_body(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                int n, int P, int order) {
+        int j, i, e, k, t, len, nparts = 1 << P, ps = n >> P;
         const uint8_t* pend = buf + (nbits >> 3) + 8;
         uint64_t mk, u, bb;
         const uint8_t* p;
@@ -333,34 +401,54 @@ cdef extern from *:
             r.cnt -= 6;
             if (k > 56 || r.p > pend) return -1;
             mk = (((uint64_t)1) << k) - 1;
-            S = k <= 12 ? 3 : k <= 21 ? 2 : 1;
             i = j ? j * ps : order;
             e = (j + 1) * ps;
             bb = r.bb; cnt = r.cnt; p = r.p;
-            while (i < e) {
-                bb |= pcm_ld64(p) << cnt;
-                p += (63 - cnt) >> 3;
-                cnt |= 56;
-                for (g = 0; g < S && i < e; g++, i++) {
-                    t = bb ? pcm_ctz64(bb) : 64;
-                    len = t + 1 + k;
-                    if (__builtin_expect(len <= cnt, 1)) {
-                        u = ((bb >> (t + 1)) & mk) | ((uint64_t)t << k);
-                        bb >>= len;
-                        cnt -= len;
-                    } else {
-                        r.bb = bb; r.cnt = cnt; r.p = p;
-                        if (pcm_br_rice(&r, buf, nbits, k, mk, &u)) return -1;
-                        bb = r.bb; cnt = r.cnt; p = r.p;
-                    }
-                    x[i] = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+            if (k <= 9) {
+                while (i + 4 <= e) {
+                    PCM_REFILL_LOCAL();
+                    PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE();
+                    if (p > pend) return -1;
                 }
+            } else if (k <= 13) {
+                while (i + 3 <= e) {
+                    PCM_REFILL_LOCAL();
+                    PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE();
+                    if (p > pend) return -1;
+                }
+            } else if (k <= 22) {
+                while (i + 2 <= e) {
+                    PCM_REFILL_LOCAL();
+                    PCM_RICE_ONE(); PCM_RICE_ONE();
+                    if (p > pend) return -1;
+                }
+            }
+            while (i < e) {
+                PCM_REFILL_LOCAL();
+                PCM_RICE_ONE();
                 if (p > pend) return -1;
             }
             r.bb = bb; r.cnt = cnt; r.p = p;
         }
         *ppos = pcm_br_pos(&r, buf);
         return *ppos > nbits ? -1 : 0;
+    }
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static __attribute__((target("bmi,bmi2"))) int pcm_read_residuals_bmi2(
+            const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P, int order) {
+        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order);
+    }
+    #endif
+    static int pcm_read_residuals_base(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                       int n, int P, int order) {
+        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order);
+    }
+    static int pcm_read_residuals(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                  int n, int P, int order) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_bmi2) return pcm_read_residuals_bmi2(buf, ppos, nbits, x, n, P, order);
+    #endif
+        return pcm_read_residuals_base(buf, ppos, nbits, x, n, P, order);
     }
     /* Pass 2: x[i] = residual x[i] + prediction from x[i-M..i-1], in place, for i in [M, n).
        Orders are compile-time constants at each call site (FIXED: polynomial order M 0..4;
@@ -423,6 +511,9 @@ cdef extern from *:
                 if (M >= 4) s += c4 * PCM_U(h4);
                 if (M >= 3) s += c3 * PCM_U(h3);
                 if (M >= 2) s += c2 * PCM_U(h2);
+                /* everything but the newest tap is summed before it arrives: keeps the
+                   history chain at multiply, add, shift */
+                __asm__("" : "+r"(s));
                 v = ((int64_t)(s + c1 * PCM_U(h1))) >> sh;
             } else {
                 s = 0;
@@ -498,6 +589,8 @@ cdef extern from *:
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) nogil
     void pcm_cpu_init()
+    int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) nogil
+    int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) nogil
     void pcm_window(const int64_t* x, int n, const double* win, double* xd, double* xw) nogil
     void pcm_zz_sums(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
     void pcm_fixed_residual(const int64_t* x, int64_t* r, int n, int order) nogil
@@ -1354,7 +1447,8 @@ cdef int store_channel(Dec* d, const int64_t* L, int n, uint8_t* p, int align, i
     cdef float fv
     cdef double dv
     if not flt:
-        pcm_store(p, align, n, bits, be, L)
+        if be or align != bits // 8 or pcm_store_mono_le(p, n, bits, L) != 0:
+            pcm_store(p, align, n, bits, be, L)
     elif fmode == 2:
         return read_float_extras(d, L, n, E, p, align, be)
     elif fmode:
@@ -1414,6 +1508,9 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
                     L[i] = (<int64_t>(<uint64_t>m2 + <uint64_t>s)) >> 1
                     R[i] = (<int64_t>(<uint64_t>m2 - <uint64_t>s)) >> 1
             p = dst + start * align
+            if not flt and not be and pcm_store_stereo_le(p, n, bits, L, R) == 0:
+                start += n
+                continue
             for c in range(2):
                 if store_channel(d, chbuf + c * bsize, n, p + c * bpsamp, align, bits, be, flt,
                                  fmode, E) < 0:
