@@ -92,6 +92,25 @@ cdef extern from *:
        little-endian (WAV), signed when big-endian (AIFF). */
     static void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) {
         int i;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* little-endian 16/24-bit mono and stereo: word loads with a constant stride (a 24-bit
+           sample is the low 3 bytes of a 4-byte load; the last one is read byte by byte so
+           that nothing past the input is touched) */
+        if (!be && n > 0 && bits == 24 && (stride == 3 || stride == 6)) {
+            if (stride == 3)
+                for (i = 0; i < n - 1; i++) { uint32_t v; memcpy(&v, p + 3 * (size_t)i, 4); x[i] = (int32_t)(v << 8) >> 8; }
+            else
+                for (i = 0; i < n - 1; i++) { uint32_t v; memcpy(&v, p + 6 * (size_t)i, 4); x[i] = (int32_t)(v << 8) >> 8; }
+            p += (size_t)stride * (n - 1);
+            x[n - 1] = ((int32_t)(((uint32_t)p[2] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[0] << 8))) >> 8;
+            return;
+        }
+        if (!be && bits == 16 && (stride == 2 || stride == 4)) {
+            if (stride == 2) for (i = 0; i < n; i++) { int16_t v; memcpy(&v, p + 2 * (size_t)i, 2); x[i] = v; }
+            else for (i = 0; i < n; i++) { int16_t v; memcpy(&v, p + 4 * (size_t)i, 2); x[i] = v; }
+            return;
+        }
+    #endif
         switch (bits * 2 + be) {
         case 16: for (i = 0; i < n; i++, p += stride) x[i] = (int64_t)p[0] - 128; break;
         case 17: for (i = 0; i < n; i++, p += stride) x[i] = (int8_t)p[0]; break;
