@@ -39,7 +39,7 @@ int64 scratch (<= 256 KiB), whatever the header says.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int8_t, int16_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memset, memcmp
 from libc.math cimport log2, frexp, cos, ldexp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -253,18 +253,23 @@ cdef extern from *:
        AVX2, and picked at run time (pcm_cpu_init at import). Same arithmetic in the same order
        either way (no FMA: every lane does what the scalar code does), so the encoded bytes do
        not depend on the machine. */
-    static int pcm_avx2 = 0, pcm_bmi2 = 0;
+    static int pcm_avx2 = 0, pcm_bmi2 = 0, pcm_has_avx2 = 0, pcm_has_bmi2 = 0;
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #define PCM_AVX2 __attribute__((target("avx2")))
     static void pcm_cpu_init(void) {
         __builtin_cpu_init();
-        pcm_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-        pcm_bmi2 = __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") ? 1 : 0;
+        pcm_has_avx2 = pcm_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+        pcm_has_bmi2 = pcm_bmi2 = __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") ? 1 : 0;
     }
     #else
     #define PCM_AVX2
     static void pcm_cpu_init(void) { pcm_avx2 = 0; pcm_bmi2 = 0; }
     #endif
+    /* tests: switch the AVX2 / BMI2 clones off (or back on where the CPU has them) */
+    static void pcm_set_features(int avx2, int bmi2) {
+        pcm_avx2 = avx2 && pcm_has_avx2;
+        pcm_bmi2 = bmi2 && pcm_has_bmi2;
+    }
     #define PCM_DISPATCH(ret, name, params, args) \
         static PCM_AVX2 ret name##_avx2 params { return name##_body args; } \
         static ret name##_base params { return name##_body args; } \
@@ -608,6 +613,9 @@ cdef extern from *:
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) nogil
     void pcm_cpu_init()
+    void pcm_set_features(int avx2, int bmi2)
+    int pcm_avx2
+    int pcm_bmi2
     int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) nogil
     int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) nogil
     void pcm_window(const int64_t* x, int n, const double* win, double* xd, double* xw) nogil
@@ -633,6 +641,16 @@ DEF FIXED_TRY_DEN = 100
 DEF INT64_MAX_ = 0x7FFFFFFFFFFFFFFF
 
 pcm_cpu_init()
+
+
+def _cpu_features(avx2=None, bmi2=None):
+    """Which run-time clones are in use, as (avx2, bmi2); with arguments, first switch them
+    (a clone the CPU lacks stays off). For tests: every path must give the same bytes."""
+    if avx2 is not None or bmi2 is not None:
+        pcm_set_features(pcm_avx2 if avx2 is None else bool(avx2),
+                         pcm_bmi2 if bmi2 is None else bool(bmi2))
+    return bool(pcm_avx2), bool(pcm_bmi2)
+
 
 FORMAT_VERSION = VERSION  # first byte of every payload
 BLOCK_FRAMES = BLOCK  # frames per block written by encode()
@@ -1482,7 +1500,9 @@ cdef int store_channel(Dec* d, const int64_t* L, int n, uint8_t* p, int align, i
 
 
 cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels, bint be,
-                    bint flt, int bsize, int64_t* chbuf) noexcept nogil:
+                    bint flt, int bsize, int64_t* chbuf, const uint8_t* ref) noexcept nogil:
+    """Decode every block into dst; or, with ref, each block into dst (one block of room) and
+    compare it with the same bytes of ref (-3 at the first difference)."""
     cdef int64_t start = 0
     cdef int n, c, i, mode, fmode = 0, E = 0, bpsamp = bits // 8, align = channels * (bits // 8)
     cdef int sb
@@ -1526,29 +1546,49 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
                     m2 = <int64_t>(<uint64_t>L[i] << 1) | (s & 1)
                     L[i] = (<int64_t>(<uint64_t>m2 + <uint64_t>s)) >> 1
                     R[i] = (<int64_t>(<uint64_t>m2 - <uint64_t>s)) >> 1
-            p = dst + start * align
-            if not flt and not be and pcm_store_stereo_le(p, n, bits, L, R) == 0:
-                start += n
-                continue
-            for c in range(2):
-                if store_channel(d, chbuf + c * bsize, n, p + c * bpsamp, align, bits, be, flt,
-                                 fmode, E) < 0:
-                    return -1
+            p = dst if ref != NULL else dst + start * align
+            if flt or be or pcm_store_stereo_le(p, n, bits, L, R) != 0:
+                for c in range(2):
+                    if store_channel(d, chbuf + c * bsize, n, p + c * bpsamp, align, bits, be, flt,
+                                     fmode, E) < 0:
+                        return -1
         else:
             if d.pos > d.nbits:
                 return -1
-            p = dst + start * align
+            p = dst if ref != NULL else dst + start * align
             for c in range(channels):
                 if dec_subframe(d, chbuf, n, sb) < 0:
                     return -1
                 if store_channel(d, chbuf, n, p + c * bpsamp, align, bits, be, flt, fmode, E) < 0:
                     return -1
+        if ref != NULL and memcmp(p, ref + start * align, <size_t>n * align) != 0:
+            return -3
         start += n
     return 0
 
 
 def decode(payload, Py_ssize_t plain_len):
     """Reproduce the PCM bytes that `encode` compressed; ValueError on a malformed payload."""
+    return _decode(payload, plain_len, NULL)
+
+
+def verify(payload, plain):
+    """True when `payload` decodes to exactly the bytes of `plain` (every byte is compared,
+    block by block, without building the decoded bytes); False when it decodes to anything
+    else or is malformed."""
+    cdef Py_buffer pv
+    PyObject_GetBuffer(plain, &pv, PyBUF_SIMPLE)
+    try:
+        try:
+            return _decode(payload, pv.len, <const uint8_t*>pv.buf)
+        except ValueError:
+            return False
+    finally:
+        PyBuffer_Release(&pv)
+
+
+cdef object _decode(payload, Py_ssize_t plain_len, const uint8_t* ref):
+    """decode(); with ref (plain_len bytes) verify(): True/False instead of the bytes."""
     cdef Py_buffer view
     cdef const uint8_t* src
     cdef uint8_t* buf = NULL
@@ -1558,7 +1598,7 @@ def decode(payload, Py_ssize_t plain_len):
     cdef uint64_t frames
     cdef Dec d
     cdef Py_ssize_t body
-    cdef uint8_t* dst
+    cdef uint8_t* dst = NULL
     if plain_len < 0:
         raise ValueError("negative length")
     PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
@@ -1579,11 +1619,18 @@ def decode(payload, Py_ssize_t plain_len):
         align = channels * (bits // 8)
         if frames != <uint64_t>(plain_len // align) or plain_len % align:
             raise ValueError("PCM payload length mismatch")
-        out = PyBytes_FromStringAndSize(NULL, plain_len)
         if frames == 0:
             if view.len != HDR:
                 raise ValueError("trailing bytes in PCM payload")
-            return out
+            return True if ref != NULL else b""
+        if ref != NULL:
+            out = None
+            dst = <uint8_t*>malloc(<size_t>min(<uint64_t>bsize, frames) * align)
+            if dst == NULL:
+                raise MemoryError()
+        else:
+            out = PyBytes_FromStringAndSize(NULL, plain_len)
+            dst = <uint8_t*>PyBytes_AS_STRING(out)
         body = view.len - HDR
         buf = <uint8_t*>malloc(body + PAD)
         if bsize > <int>frames:
@@ -1596,16 +1643,18 @@ def decode(payload, Py_ssize_t plain_len):
         d.buf = buf
         d.pos = 0
         d.nbits = <uint64_t>body * 8
-        dst = <uint8_t*>PyBytes_AS_STRING(out)
         with nogil:
-            rc = decode_all(&d, dst, frames, bits, channels, be, flt,
-                            bsize, chbuf)
+            rc = decode_all(&d, dst, frames, bits, channels, be, flt, bsize, chbuf, ref)
+        if rc == -3:
+            return False
         if rc != 0 or d.pos > d.nbits:
             raise ValueError("corrupt PCM payload")
         if (d.pos + 7) // 8 != <uint64_t>body:
             raise ValueError("trailing bytes in PCM payload")
-        return out
+        return True if ref != NULL else out
     finally:
         PyBuffer_Release(&view)
         free(buf)
         free(chbuf)
+        if ref != NULL:
+            free(dst)
