@@ -33,7 +33,14 @@ Float modes (32-bit IEEE, always bit-exact, NaN payloads and -0.0 included):
      flag bit (0: +0.0, 1: followed by the 32-bit pattern).
 
 Decoding allocates the output (plain_len), a padded copy of the payload and two blocks of
-int64 scratch (<= 256 KiB), whatever the header says.
+int64 scratch (<= 256 KiB), whatever the header says; verify() allocates one block of output
+instead of plain_len.
+
+Implementation notes (none of this is format): the decoder reads each subframe's residuals
+with a 64-bit register bit reader (refilled once per group of 1-4 codes), then runs the
+predictor over them in a second pass; the encoder's vector loops and the residual reader are
+compiled twice (baseline x86-64 and AVX2 / BMI2 clones, picked at import) with the same
+arithmetic, so a payload does not depend on the CPU that wrote it (tests/test_pcm.py checks).
 
 8-bit samples with big_endian=False are unsigned (WAV); with big_endian=True signed (AIFF).
 """
