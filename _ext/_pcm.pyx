@@ -33,13 +33,20 @@ Float modes (32-bit IEEE, always bit-exact, NaN payloads and -0.0 included):
      flag bit (0: +0.0, 1: followed by the 32-bit pattern).
 
 Decoding allocates the output (plain_len), a padded copy of the payload and two blocks of
-int64 scratch (<= 256 KiB), whatever the header says.
+int64 scratch (<= 256 KiB), whatever the header says; verify() allocates one block of output
+instead of plain_len.
+
+Implementation notes (none of this is format): the decoder reads each subframe's residuals
+with a 64-bit register bit reader (refilled once per group of 1-4 codes), then runs the
+predictor over them in a second pass; the encoder's vector loops and the residual reader are
+compiled twice (baseline x86-64 and AVX2 / BMI2 clones, picked at import) with the same
+arithmetic, so a payload does not depend on the CPU that wrote it (tests/test_pcm.py checks).
 
 8-bit samples with big_endian=False are unsigned (WAV); with big_endian=True signed (AIFF).
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int8_t, int16_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memset, memcmp
 from libc.math cimport log2, frexp, cos, ldexp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -69,7 +76,7 @@ cdef extern from *:
     /* Autocorrelation R[0..9] of x[0..n) in one pass with independent accumulators (lags are
        stored reversed so that the inner loop is a contiguous multiply-add the compiler
        vectorises). Deterministic: the summation order is fixed by this code. */
-    static void pcm_autocorr10(const double* x, int n, double* R) {
+    static inline __attribute__((always_inline)) void pcm_autocorr10_body(const double* x, int n, double* R) {
         double a[10] = {0}, b[10] = {0};
         int i, j;
         for (i = 0; i < n && i < 9; i++)
@@ -92,6 +99,25 @@ cdef extern from *:
        little-endian (WAV), signed when big-endian (AIFF). */
     static void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) {
         int i;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* little-endian 16/24-bit mono and stereo: word loads with a constant stride (a 24-bit
+           sample is the low 3 bytes of a 4-byte load; the last one is read byte by byte so
+           that nothing past the input is touched) */
+        if (!be && n > 0 && bits == 24 && (stride == 3 || stride == 6)) {
+            if (stride == 3)
+                for (i = 0; i < n - 1; i++) { uint32_t v; memcpy(&v, p + 3 * (size_t)i, 4); x[i] = (int32_t)(v << 8) >> 8; }
+            else
+                for (i = 0; i < n - 1; i++) { uint32_t v; memcpy(&v, p + 6 * (size_t)i, 4); x[i] = (int32_t)(v << 8) >> 8; }
+            p += (size_t)stride * (n - 1);
+            x[n - 1] = ((int32_t)(((uint32_t)p[2] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[0] << 8))) >> 8;
+            return;
+        }
+        if (!be && bits == 16 && (stride == 2 || stride == 4)) {
+            if (stride == 2) for (i = 0; i < n; i++) { int16_t v; memcpy(&v, p + 2 * (size_t)i, 2); x[i] = v; }
+            else for (i = 0; i < n; i++) { int16_t v; memcpy(&v, p + 4 * (size_t)i, 2); x[i] = v; }
+            return;
+        }
+    #endif
         switch (bits * 2 + be) {
         case 16: for (i = 0; i < n; i++, p += stride) x[i] = (int64_t)p[0] - 128; break;
         case 17: for (i = 0; i < n; i++, p += stride) x[i] = (int8_t)p[0]; break;
@@ -160,7 +186,7 @@ cdef extern from *:
             r[i] = x[i] - ((b - PCM_BIAS_BITS) >> sh); } break;
     #define PCM_BIAS 6755399441055744.0
     #define PCM_BIAS_BITS 0x4338000000000000LL
-    static int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n,
+    static inline __attribute__((always_inline)) int pcm_lpc_residual_d_body(const double* xd, const int64_t* x, int64_t* r, int n,
                                   const int32_t* q, int m, int sh) {
         int i, j;
         double qd[8];
@@ -175,7 +201,7 @@ cdef extern from *:
     /* Sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n), in 32-bit
        lanes (twice as many per SSE2 register): exact when |x| < 2**26, as then every residual
        is below 2**30 in magnitude and its zigzag below 2**31. */
-    static void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) {
+    static inline __attribute__((always_inline)) void pcm_fixed_sums32_body(const int64_t* x, int n, uint64_t* S) {
         uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0;
         int i;
         for (i = 4; i < n; i++) {
@@ -192,6 +218,119 @@ cdef extern from *:
             s4 += (uint32_t)((uint32_t)d4 << 1 ^ (uint32_t)(d4 >> 31));
         }
         S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3; S[4] = s4;
+    }
+    /* Window a block for LPC analysis: xd = (double)x (x must fit in int32), xw = xd * win. */
+    static inline __attribute__((always_inline))
+    void pcm_window_body(const int64_t* x, int n, const double* win, double* xd, double* xw) {
+        int i;
+        for (i = 0; i < n; i++) {
+            double v = (double)(int32_t)x[i];
+            xd[i] = v;
+            xw[i] = v * win[i];
+        }
+    }
+    /* Per-partition sums and ORs of zigzag(r[i]) over 2**P partitions of n/2**P samples (the
+       first starts at `order`), for the Rice parameter choice. */
+    static inline __attribute__((always_inline))
+    void pcm_zz_sums_body(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) {
+        int j, i, ps = n >> P;
+        for (j = 0; j < (1 << P); j++) {
+            uint64_t s = 0, o = 0;
+            for (i = j ? j * ps : order; i < (j + 1) * ps; i++) {
+                uint64_t u = ((uint64_t)r[i] << 1) ^ (uint64_t)(r[i] >> 63);
+                s += u;
+                o |= u;
+            }
+            sums[j] = s;
+            ors[j] = o;
+        }
+    }
+    static inline __attribute__((always_inline))
+    void pcm_fixed_residual_body(const int64_t* x, int64_t* r, int n, int order) {
+        int i;
+        switch (order) {
+        case 0: for (i = 0; i < n; i++) r[i] = x[i]; break;
+        case 1: for (i = 1; i < n; i++) r[i] = x[i] - x[i - 1]; break;
+        case 2: for (i = 2; i < n; i++) r[i] = x[i] - 2 * x[i - 1] + x[i - 2]; break;
+        case 3: for (i = 3; i < n; i++) r[i] = x[i] - 3 * x[i - 1] + 3 * x[i - 2] - x[i - 3]; break;
+        default: for (i = 4; i < n; i++) r[i] = x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4];
+        }
+    }
+    /* The encoder's vectorisable loops are compiled twice, for the baseline target and for
+       AVX2, and picked at run time (pcm_cpu_init at import). Same arithmetic in the same order
+       either way (no FMA: every lane does what the scalar code does), so the encoded bytes do
+       not depend on the machine. */
+    static int pcm_avx2 = 0, pcm_bmi2 = 0, pcm_has_avx2 = 0, pcm_has_bmi2 = 0;
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #define PCM_AVX2 __attribute__((target("avx2")))
+    static void pcm_cpu_init(void) {
+        __builtin_cpu_init();
+        pcm_has_avx2 = pcm_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+        pcm_has_bmi2 = pcm_bmi2 = __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") ? 1 : 0;
+    }
+    #else
+    #define PCM_AVX2
+    static void pcm_cpu_init(void) { pcm_avx2 = 0; pcm_bmi2 = 0; }
+    #endif
+    /* tests: switch the AVX2 / BMI2 clones off (or back on where the CPU has them) */
+    static void pcm_set_features(int avx2, int bmi2) {
+        pcm_avx2 = avx2 && pcm_has_avx2;
+        pcm_bmi2 = bmi2 && pcm_has_bmi2;
+    }
+    #define PCM_DISPATCH(ret, name, params, args) \
+        static PCM_AVX2 ret name##_avx2 params { return name##_body args; } \
+        static ret name##_base params { return name##_body args; } \
+        static ret name params { return pcm_avx2 ? name##_avx2 args : name##_base args; }
+    PCM_DISPATCH(void, pcm_autocorr10, (const double* x, int n, double* R), (x, n, R))
+    PCM_DISPATCH(int, pcm_lpc_residual_d, (const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh), (xd, x, r, n, q, m, sh))
+    PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, uint64_t* S), (x, n, S))
+    PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
+    PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
+    PCM_DISPATCH(void, pcm_fixed_residual, (const int64_t* x, int64_t* r, int n, int order), (x, r, n, order))
+    /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
+       stores (a 24-bit frame is written with one 4- or 8-byte store whose extra bytes the next
+       frame overwrites; the last frame is written byte by byte). Return -1 when not handled
+       (the caller then uses pcm_store). */
+    static int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        int i;
+        if (n <= 0) return 0;
+        if (bits == 16) {
+            for (i = 0; i < n; i++) { uint16_t v = (uint16_t)x[i]; memcpy(p + 2 * (size_t)i, &v, 2); }
+            return 0;
+        }
+        if (bits == 24) {
+            for (i = 0; i < n - 1; i++) { uint32_t v = (uint32_t)x[i]; memcpy(p + 3 * (size_t)i, &v, 4); }
+            uint32_t u = (uint32_t)x[n - 1];
+            uint8_t* q = p + 3 * (size_t)(n - 1);
+            q[0] = (uint8_t)u; q[1] = (uint8_t)(u >> 8); q[2] = (uint8_t)(u >> 16);
+            return 0;
+        }
+    #endif
+        return -1;
+    }
+    static int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        int i;
+        if (n <= 0) return 0;
+        if (bits == 16) {
+            for (i = 0; i < n; i++) {
+                uint32_t v = (uint32_t)(uint16_t)L[i] | ((uint32_t)(uint16_t)R[i] << 16);
+                memcpy(p + 4 * (size_t)i, &v, 4);
+            }
+            return 0;
+        }
+        if (bits == 24) {
+            for (i = 0; i < n - 1; i++) {
+                uint64_t v = ((uint64_t)L[i] & 0xFFFFFF) | (((uint64_t)R[i] & 0xFFFFFF) << 24);
+                memcpy(p + 6 * (size_t)i, &v, 8);
+            }
+            uint64_t v = ((uint64_t)L[n - 1] & 0xFFFFFF) | (((uint64_t)R[n - 1] & 0xFFFFFF) << 24);
+            memcpy(p + 6 * (size_t)(n - 1), &v, 6);
+            return 0;
+        }
+    #endif
+        return -1;
     }
     #define PCM_U(v) ((uint64_t)(v))
     /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
@@ -211,15 +350,155 @@ cdef extern from *:
         *ppos = pos + k;
         return 0;
     }
+    /* Bit reader for the fused decoder: the bits not yet consumed are the low `cnt` bits of
+       `bb`; `p` points at the first byte not yet loaded (bits above `cnt` in `bb` are zero or
+       copies of the stream bits at `p`, so OR-ing a reload in is harmless). A refill tops it
+       up to >= 56 bits; its load address was fixed at the previous refill, so the load is not
+       on the dependency chain of the symbols decoded in between. */
+    typedef struct { const uint8_t* p; uint64_t bb; int cnt; } pcm_br;
+    static inline __attribute__((always_inline)) void pcm_br_refill(pcm_br* r) {
+        r->bb |= pcm_ld64(r->p) << r->cnt;
+        r->p += (63 - r->cnt) >> 3;
+        r->cnt |= 56;
+    }
+    static inline void pcm_br_seek(pcm_br* r, const uint8_t* buf, uint64_t pos) {
+        r->p = buf + (pos >> 3);
+        r->bb = 0;
+        r->cnt = 0;
+        pcm_br_refill(r);
+        r->bb >>= (pos & 7);
+        r->cnt -= (int)(pos & 7);
+    }
+    static inline uint64_t pcm_br_pos(const pcm_br* r, const uint8_t* buf) {
+        return (uint64_t)(r->p - buf) * 8 - (uint64_t)r->cnt;
+    }
+    /* One Rice code (parameter k) from the reader: the common case decodes from the register;
+       codes longer than what is buffered take a refill, and codes of 57+ bits the slow path. */
     static inline __attribute__((always_inline))
-    int pcm_fused(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P,
-                  const int32_t* q, int sh, int bits, const int M, const int FIXED) {
-        uint64_t half = (uint64_t)1 << (bits - 1), bad = 0, pos = *ppos, w, u, mk, s;
-        int j, i, k, t, nparts = 1 << P, ps = n >> P;
+    int pcm_br_rice(pcm_br* r, const uint8_t* buf, uint64_t nbits, int k, uint64_t mk, uint64_t* out) {
+        int t = r->bb ? pcm_ctz64(r->bb) : 64;
+        int len = t + 1 + k;
+        if (__builtin_expect(len > r->cnt, 0)) {
+            pcm_br_refill(r);
+            t = r->bb ? pcm_ctz64(r->bb) : 64;
+            len = t + 1 + k;
+            if (len > r->cnt) {
+                uint64_t pos = pcm_br_pos(r, buf);
+                if (pcm_slow_rice(buf, &pos, nbits, k, out) || pos > nbits) return -1;
+                pcm_br_seek(r, buf, pos);
+                return 0;
+            }
+        }
+        *out = ((r->bb >> (t + 1)) & mk) | ((uint64_t)t << k);
+        r->bb >>= len;
+        r->cnt -= len;
+        return 0;
+    }
+    /* Pass 1 of a predicted subframe: Rice-decode the residuals of all 2**P partitions into
+       x[order..n), as int64. Each refill is followed by a group of G codes, G chosen from k so
+       that a group usually fits in the >= 56 buffered bits (a code that does not fit takes one
+       more refill, or the slow path). A sentinel bit above the buffer keeps the count of
+       trailing zeros defined without a branch: a code reaching it is longer than cnt. */
+    #define PCM_SENT ((uint64_t)1 << 63)
+    #define PCM_RICE_ONE() do { \
+            t = pcm_ctz64(bb | PCM_SENT); \
+            len = t + 1 + k; \
+            if (__builtin_expect(len <= cnt, 1)) { \
+                u = ((bb >> (t + 1)) & mk) | ((uint64_t)t << k); \
+                bb >>= len; \
+                cnt -= len; \
+            } else { \
+                r.bb = bb; r.cnt = cnt; r.p = p; \
+                if (pcm_br_rice(&r, buf, nbits, k, mk, &u)) return -1; \
+                bb = r.bb; cnt = r.cnt; p = r.p; \
+            } \
+            x[i++] = (int64_t)((u >> 1) ^ (0 - (u & 1))); \
+        } while (0)
+    #define PCM_REFILL_LOCAL() do { bb |= pcm_ld64(p) << cnt; p += (63 - cnt) >> 3; cnt |= 56; } while (0)
+    static inline __attribute__((always_inline))
+    int pcm_read_residuals_body(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                int n, int P, int order) {
+        int j, i, e, k, t, len, nparts = 1 << P, ps = n >> P;
+        const uint8_t* pend = buf + (nbits >> 3) + 8;
+        uint64_t mk, u, bb;
+        const uint8_t* p;
+        int cnt;
+        pcm_br r;
+        pcm_br_seek(&r, buf, *ppos);
+        for (j = 0; j < nparts; j++) {
+            pcm_br_refill(&r);
+            k = (int)(r.bb & 63);
+            r.bb >>= 6;
+            r.cnt -= 6;
+            if (k > 56 || r.p > pend) return -1;
+            mk = (((uint64_t)1) << k) - 1;
+            i = j ? j * ps : order;
+            e = (j + 1) * ps;
+            bb = r.bb; cnt = r.cnt; p = r.p;
+            if (k <= 9) {
+                while (i + 4 <= e) {
+                    PCM_REFILL_LOCAL();
+                    PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE();
+                    if (p > pend) return -1;
+                }
+            } else if (k <= 13) {
+                while (i + 3 <= e) {
+                    PCM_REFILL_LOCAL();
+                    PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE();
+                    if (p > pend) return -1;
+                }
+            } else if (k <= 22) {
+                while (i + 2 <= e) {
+                    PCM_REFILL_LOCAL();
+                    PCM_RICE_ONE(); PCM_RICE_ONE();
+                    if (p > pend) return -1;
+                }
+            }
+            while (i < e) {
+                PCM_REFILL_LOCAL();
+                PCM_RICE_ONE();
+                if (p > pend) return -1;
+            }
+            r.bb = bb; r.cnt = cnt; r.p = p;
+        }
+        *ppos = pcm_br_pos(&r, buf);
+        return *ppos > nbits ? -1 : 0;
+    }
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static __attribute__((target("bmi,bmi2"))) int pcm_read_residuals_bmi2(
+            const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P, int order) {
+        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order);
+    }
+    #endif
+    static int pcm_read_residuals_base(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                       int n, int P, int order) {
+        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order);
+    }
+    static int pcm_read_residuals(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                  int n, int P, int order) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_bmi2) return pcm_read_residuals_bmi2(buf, ppos, nbits, x, n, P, order);
+    #endif
+        return pcm_read_residuals_base(buf, ppos, nbits, x, n, P, order);
+    }
+    /* Pass 2: x[i] = residual x[i] + prediction from x[i-M..i-1], in place, for i in [M, n).
+       Orders are compile-time constants at each call site (FIXED: polynomial order M 0..4;
+       else LPC order M 1..8). TRICK (LPC, bits + sh <= 62): x = ((r << sh) + sum q*h) >> sh,
+       which equals r + (sum >> sh) whenever the result fits in bits, so only
+       multiply-add-shift sits on the history chain; taps 5..8 then run in double precision
+       (exact: that partial sum is an integer below 2**51 in a valid stream) on the FP units,
+       which leaves four integer multiplies per sample. Returns -1 when a value leaves the
+       bits-bit range. */
+    static inline __attribute__((always_inline))
+    int pcm_restore(int64_t* x, int n, const int32_t* q, int sh, int bits, const int M,
+                    const int FIXED, const int TRICK) {
+        uint64_t half = (uint64_t)1 << (bits - 1), bad = 0, s;
+        int i;
         int64_t h1 = M >= 1 ? x[M - 1] : 0, h2 = M >= 2 ? x[M - 2] : 0, h3 = M >= 3 ? x[M - 3] : 0,
                 h4 = M >= 4 ? x[M - 4] : 0, h5 = M >= 5 ? x[M - 5] : 0, h6 = M >= 6 ? x[M - 6] : 0,
                 h7 = M >= 7 ? x[M - 7] : 0, h8 = M >= 8 ? x[M - 8] : 0;
         uint64_t c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0, c8 = 0;
+        double f5 = 0, f6 = 0, f7 = 0, f8 = 0, d5 = 0, d6 = 0, d7 = 0, d8 = 0;
         if (!FIXED) {
             c1 = PCM_U((int64_t)q[0]);
             if (M >= 2) c2 = PCM_U((int64_t)q[1]);
@@ -229,74 +508,104 @@ cdef extern from *:
             if (M >= 6) c6 = PCM_U((int64_t)q[5]);
             if (M >= 7) c7 = PCM_U((int64_t)q[6]);
             if (M >= 8) c8 = PCM_U((int64_t)q[7]);
-        }
-        for (j = 0; j < nparts; j++) {
-            w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
-            k = (int)(w & 63);
-            pos += 6;
-            if (k > 56 || pos > nbits) return -1;
-            mk = (((uint64_t)1) << k) - 1;
-            for (i = j ? j * ps : M; i < (j + 1) * ps; i++) {
-                w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
-                t = w ? pcm_ctz64(w) : 64;
-                if (t + 1 + k <= 57) {
-                    u = ((w >> (t + 1)) & mk) | ((uint64_t)t << k);
-                    pos += t + 1 + k;
-                } else if (pcm_slow_rice(buf, &pos, nbits, k, &u)) {
-                    return -1;
-                }
-                if (pos > nbits) return -1;
-                if (FIXED) {
-                    if (M == 0) s = 0;
-                    else if (M == 1) s = PCM_U(h1);
-                    else if (M == 2) s = 2 * PCM_U(h1) - PCM_U(h2);
-                    else if (M == 3) s = 3 * PCM_U(h1) - 3 * PCM_U(h2) + PCM_U(h3);
-                    else s = 4 * PCM_U(h1) - 6 * PCM_U(h2) + 4 * PCM_U(h3) - PCM_U(h4);
-                } else {
-                    s = 0;
-                    if (M >= 8) s += c8 * PCM_U(h8);
-                    if (M >= 7) s += c7 * PCM_U(h7);
-                    if (M >= 6) s += c6 * PCM_U(h6);
-                    if (M >= 5) s += c5 * PCM_U(h5);
-                    if (M >= 4) s += c4 * PCM_U(h4);
-                    if (M >= 3) s += c3 * PCM_U(h3);
-                    if (M >= 2) s += c2 * PCM_U(h2);
-                    s += c1 * PCM_U(h1);
-                    s = PCM_U(((int64_t)s) >> sh);
-                }
-                int64_t v = (int64_t)((u >> 1) ^ (0 - (u & 1))) ;
-                v = (int64_t)(PCM_U(v) + s);
-                bad |= PCM_U(v) + half;
-                x[i] = v;
-                h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = v;
+            if (TRICK && M >= 5) {
+                f5 = (double)q[4]; d5 = (double)h5;
+                if (M >= 6) { f6 = (double)q[5]; d6 = (double)h6; }
+                if (M >= 7) { f7 = (double)q[6]; d7 = (double)h7; }
+                if (M >= 8) { f8 = (double)q[7]; d8 = (double)h8; }
             }
         }
-        *ppos = pos;
+        if (FIXED && M == 0) {
+            for (i = 0; i < n; i++) bad |= PCM_U(x[i]) + half;
+            return (bad >> bits) != 0 ? -1 : 0;
+        }
+        for (i = M; i < n; i++) {
+            int64_t v = x[i];
+            if (FIXED) {
+                if (M == 1) s = PCM_U(h1);
+                else if (M == 2) s = 2 * PCM_U(h1) - PCM_U(h2);
+                else if (M == 3) s = 3 * (PCM_U(h1) - PCM_U(h2)) + PCM_U(h3);
+                else s = 4 * (PCM_U(h1) + PCM_U(h3)) - 6 * PCM_U(h2) - PCM_U(h4);
+                v = (int64_t)(PCM_U(v) + s);
+            } else if (TRICK) {
+                s = PCM_U(v) << sh;
+                if (M >= 5) {
+                    double fs = f5 * d5;
+                    if (M >= 6) fs += f6 * d6;
+                    if (M >= 7) fs += f7 * d7;
+                    if (M >= 8) fs += f8 * d8;
+                    double bv = fs + PCM_BIAS;
+                    int64_t bi; memcpy(&bi, &bv, 8);
+                    s += PCM_U(bi - PCM_BIAS_BITS);
+                    d8 = d7; d7 = d6; d6 = d5; d5 = (double)h4;
+                }
+                if (M >= 4) s += c4 * PCM_U(h4);
+                if (M >= 3) s += c3 * PCM_U(h3);
+                if (M >= 2) s += c2 * PCM_U(h2);
+                /* everything but the newest tap is summed before it arrives: keeps the
+                   history chain at multiply, add, shift */
+                __asm__("" : "+r"(s));
+                v = ((int64_t)(s + c1 * PCM_U(h1))) >> sh;
+            } else {
+                s = 0;
+                if (M >= 8) s += c8 * PCM_U(h8);
+                if (M >= 7) s += c7 * PCM_U(h7);
+                if (M >= 6) s += c6 * PCM_U(h6);
+                if (M >= 5) s += c5 * PCM_U(h5);
+                if (M >= 4) s += c4 * PCM_U(h4);
+                if (M >= 3) s += c3 * PCM_U(h3);
+                if (M >= 2) s += c2 * PCM_U(h2);
+                s += c1 * PCM_U(h1);
+                s = PCM_U(((int64_t)s) >> sh);
+                v = (int64_t)(PCM_U(v) + s);
+            }
+            bad |= PCM_U(v) + half;
+            x[i] = v;
+            h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = v;
+        }
+        for (i = 0; i < M; i++) bad |= PCM_U(x[i]) + half;  /* warm-up samples */
         return (bad >> bits) != 0 ? -1 : 0;
     }
-    /* 0 ok, -1 corrupt, -2 order not handled here (caller uses the two-pass path). */
-    static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
-                                    int n, int P, const int32_t* q, int order, int sh, int bits,
-                                    int fixed) {
+    static int pcm_restore_any(int64_t* x, int n, const int32_t* q, int order, int sh, int bits,
+                               int fixed) {
         if (fixed) switch (order) {
-            case 0: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 0, 1);
-            case 1: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 1, 1);
-            case 2: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 2, 1);
-            case 3: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 3, 1);
-            case 4: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 4, 1);
+            case 0: return pcm_restore(x, n, q, sh, bits, 0, 1, 0);
+            case 1: return pcm_restore(x, n, q, sh, bits, 1, 1, 0);
+            case 2: return pcm_restore(x, n, q, sh, bits, 2, 1, 0);
+            case 3: return pcm_restore(x, n, q, sh, bits, 3, 1, 0);
+            case 4: return pcm_restore(x, n, q, sh, bits, 4, 1, 0);
+            default: return -2;
+        }
+        if (bits + sh <= 62) switch (order) {
+            case 1: return pcm_restore(x, n, q, sh, bits, 1, 0, 1);
+            case 2: return pcm_restore(x, n, q, sh, bits, 2, 0, 1);
+            case 3: return pcm_restore(x, n, q, sh, bits, 3, 0, 1);
+            case 4: return pcm_restore(x, n, q, sh, bits, 4, 0, 1);
+            case 5: return pcm_restore(x, n, q, sh, bits, 5, 0, 1);
+            case 6: return pcm_restore(x, n, q, sh, bits, 6, 0, 1);
+            case 7: return pcm_restore(x, n, q, sh, bits, 7, 0, 1);
+            case 8: return pcm_restore(x, n, q, sh, bits, 8, 0, 1);
             default: return -2;
         }
         switch (order) {
-            case 1: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 1, 0);
-            case 2: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 2, 0);
-            case 3: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 3, 0);
-            case 4: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 4, 0);
-            case 5: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 5, 0);
-            case 6: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 6, 0);
-            case 7: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 7, 0);
-            case 8: return pcm_fused(buf, ppos, nbits, x, n, P, q, sh, bits, 8, 0);
+            case 1: return pcm_restore(x, n, q, sh, bits, 1, 0, 0);
+            case 2: return pcm_restore(x, n, q, sh, bits, 2, 0, 0);
+            case 3: return pcm_restore(x, n, q, sh, bits, 3, 0, 0);
+            case 4: return pcm_restore(x, n, q, sh, bits, 4, 0, 0);
+            case 5: return pcm_restore(x, n, q, sh, bits, 5, 0, 0);
+            case 6: return pcm_restore(x, n, q, sh, bits, 6, 0, 0);
+            case 7: return pcm_restore(x, n, q, sh, bits, 7, 0, 0);
+            case 8: return pcm_restore(x, n, q, sh, bits, 8, 0, 0);
             default: return -2;
         }
+    }
+    /* 0 ok, -1 corrupt, -2 order not handled. */
+    static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                    int n, int P, const int32_t* q, int order, int sh, int bits,
+                                    int fixed) {
+        if ((fixed && order > 4) || (!fixed && (order < 1 || order > 8))) return -2;
+        if (pcm_read_residuals(buf, ppos, nbits, x, n, P, order)) return -1;
+        return pcm_restore_any(x, n, q, order, sh, bits, fixed);
     }
     """
     uint64_t pcm_ld64(const uint8_t* p) nogil
@@ -310,6 +619,15 @@ cdef extern from *:
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) nogil
+    void pcm_cpu_init()
+    void pcm_set_features(int avx2, int bmi2)
+    int pcm_avx2
+    int pcm_bmi2
+    int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) nogil
+    int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) nogil
+    void pcm_window(const int64_t* x, int n, const double* win, double* xd, double* xw) nogil
+    void pcm_zz_sums(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
+    void pcm_fixed_residual(const int64_t* x, int64_t* r, int n, int order) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
@@ -325,6 +643,21 @@ DEF MAXLPC_DEC = 8  # the decoder rejects higher orders (the format could hold 3
 DEF LPC_PREC = 14
 DEF MAXPO = 6
 DEF PAD = 64
+DEF FIXED_TRY_NUM = 105  # try the fixed predictor when its estimate < LPC cost * NUM / DEN
+DEF FIXED_TRY_DEN = 100
+DEF INT64_MAX_ = 0x7FFFFFFFFFFFFFFF
+
+pcm_cpu_init()
+
+
+def _cpu_features(avx2=None, bmi2=None):
+    """Which run-time clones are in use, as (avx2, bmi2); with arguments, first switch them
+    (a clone the CPU lacks stays off). For tests: every path must give the same bytes."""
+    if avx2 is not None or bmi2 is not None:
+        pcm_set_features(pcm_avx2 if avx2 is None else bool(avx2),
+                         pcm_bmi2 if bmi2 is None else bool(bmi2))
+    return bool(pcm_avx2), bool(pcm_bmi2)
+
 
 FORMAT_VERSION = VERSION  # first byte of every payload
 BLOCK_FRAMES = BLOCK  # frames per block written by encode()
@@ -442,17 +775,7 @@ cdef int64_t rice_plan(const int64_t* r, int n, int order, int* p_out, uint8_t* 
         P += 1
     nparts = 1 << P
     ps = n >> P
-    for j in range(nparts):
-        s = 0
-        mx = 0
-        start = order if j == 0 else j * ps
-        end = (j + 1) * ps
-        for i in range(start, end):
-            u = zz(r[i])
-            s += u
-            mx |= u
-        sums[j] = s
-        maxs[j] = mx
+    pcm_zz_sums(r, n, order, P, sums, maxs)
     p = P
     while p >= 0:
         nparts = 1 << p
@@ -498,25 +821,6 @@ cdef void write_residual(Enc* e, const int64_t* r, int n, int order, int P,
         e.pos = w.pos
         e.acc = w.acc
         e.nb = w.nb
-
-
-cdef void fixed_residual(const int64_t* x, int64_t* r, int n, int order) noexcept nogil:
-    cdef int i
-    if order == 0:
-        for i in range(n):
-            r[i] = x[i]
-    elif order == 1:
-        for i in range(1, n):
-            r[i] = x[i] - x[i - 1]
-    elif order == 2:
-        for i in range(2, n):
-            r[i] = x[i] - 2 * x[i - 1] + x[i - 2]
-    elif order == 3:
-        for i in range(3, n):
-            r[i] = x[i] - 3 * x[i - 1] + 3 * x[i - 2] - x[i - 3]
-    else:
-        for i in range(4, n):
-            r[i] = x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4]
 
 
 cdef uint64_t fixed_sums(const int64_t* x, int n, int* order, int sbits) noexcept nogil:
@@ -601,9 +905,7 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
     win = e.win
     wsum2 = e.win_sum2
     if bits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
-        for i in range(n):
-            e.xd[i] = <double>(<int32_t>x[i])
-            xw[i] = e.xd[i] * win[i]
+        pcm_window(x, n, win, e.xd, xw)
     else:
         for i in range(n):
             xw[i] = <double>x[i] * win[i]
@@ -676,15 +978,17 @@ cdef void enc_verbatim(Enc* e, const int64_t* x, int n, int eff, int w) noexcept
         put(e, <uint64_t>(x[i] >> w) & mk, eff)
 
 
-cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo) noexcept nogil:
-    """pre_fo >= 0: the caller already found the best fixed order of x (used if no wasted bits)."""
+cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo,
+                       int64_t pre_est) noexcept nogil:
+    """pre_fo >= 0: the caller already found the best fixed order of x and its estimated Rice
+    cost pre_est (used if no wasted bits)."""
     cdef int64_t v0 = x[0]
     cdef uint64_t orv = 0, diff = 0, mk
     cdef int i, w, eff, fo, m = 0, sh = 0, P_f = 0, P_l = 0
     cdef int32_t qc[MAXLPC]
     cdef uint8_t ks_f[64]
     cdef uint8_t ks_l[64]
-    cdef int64_t cost_f, cost_l = -1, verb
+    cdef int64_t cost_f = -1, cost_l = -1, verb, est_f
     cdef const int64_t* s
     cdef size_t save_pos
     cdef uint64_t save_acc
@@ -717,16 +1021,23 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo) n
     save_nb = e.nb
     if w == 0 and pre_fo >= 0:
         fo = pre_fo
+        est_f = pre_est
     else:
-        fixed_sums(s, n, &fo, eff)
-    fixed_residual(s, e.resb, n, fo)
-    cost_f = rice_plan(e.resb, n, fo, &P_f, ks_f) + fo * eff
+        est_f = rice_estimate(fixed_sums(s, n, &fo, eff), n - 4)
+    est_f += fo * eff
     if n >= 32 and eff > 2:
         m = lpc_analyze(e, s, n, eff, qc, &sh)
         if m > 0:
             if eff > 31 or pcm_lpc_residual_d(e.xd, s, e.resa, n, qc, m, sh) != 0:
                 pcm_lpc_residual(s, e.resa, n, qc, m, sh)
             cost_l = rice_plan(e.resa, n, m, &P_l, ks_l) + m * (eff + LPC_PREC) + 14
+    # The fixed predictor is only worked out in full when its one-partition estimate comes
+    # near the LPC cost (partitioning rarely saves more than a few percent).
+    if cost_l < 0 or est_f * FIXED_TRY_DEN < cost_l * FIXED_TRY_NUM:
+        pcm_fixed_residual(s, e.resb, n, fo)
+        cost_f = rice_plan(e.resb, n, fo, &P_f, ks_f) + fo * eff
+    else:
+        cost_f = INT64_MAX_
     if cost_f >= verb and (cost_l < 0 or cost_l >= verb):
         enc_verbatim(e, x, n, eff, w)
         return
@@ -953,27 +1264,27 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             if mode == 1:
                 for i in range(n):
                     R[i] = L[i] - R[i]
-                enc_subframe(e, L, n, sbits, oL)
-                enc_subframe(e, R, n, sbits + 1, oS)
+                enc_subframe(e, L, n, sbits, oL, cL)
+                enc_subframe(e, R, n, sbits + 1, oS, cS)
             elif mode == 2:
                 for i in range(n):
                     L[i] = L[i] - R[i]
-                enc_subframe(e, L, n, sbits + 1, oS)
-                enc_subframe(e, R, n, sbits, oR)
+                enc_subframe(e, L, n, sbits + 1, oS, cS)
+                enc_subframe(e, R, n, sbits, oR, cR)
             elif mode == 3:
                 for i in range(n):
                     l = L[i]
                     r = R[i]
                     L[i] = (l + r) >> 1
                     R[i] = l - r
-                enc_subframe(e, L, n, sbits, oM)
-                enc_subframe(e, R, n, sbits + 1, oS)
+                enc_subframe(e, L, n, sbits, oM, cM)
+                enc_subframe(e, R, n, sbits + 1, oS, cS)
             else:
-                enc_subframe(e, L, n, sbits, oL)
-                enc_subframe(e, R, n, sbits, oR)
+                enc_subframe(e, L, n, sbits, oL, cL)
+                enc_subframe(e, R, n, sbits, oR, cR)
         else:
             for c in range(channels):
-                enc_subframe(e, chbuf + c * BLOCK, n, sbits, -1)
+                enc_subframe(e, chbuf + c * BLOCK, n, sbits, -1, 0)
                 if flt and fmode == 2:
                     if not ensure(e, <size_t>n * 5 + 64):
                         return -1
@@ -1180,7 +1491,8 @@ cdef int store_channel(Dec* d, const int64_t* L, int n, uint8_t* p, int align, i
     cdef float fv
     cdef double dv
     if not flt:
-        pcm_store(p, align, n, bits, be, L)
+        if be or align != bits // 8 or pcm_store_mono_le(p, n, bits, L) != 0:
+            pcm_store(p, align, n, bits, be, L)
     elif fmode == 2:
         return read_float_extras(d, L, n, E, p, align, be)
     elif fmode:
@@ -1195,7 +1507,9 @@ cdef int store_channel(Dec* d, const int64_t* L, int n, uint8_t* p, int align, i
 
 
 cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels, bint be,
-                    bint flt, int bsize, int64_t* chbuf) noexcept nogil:
+                    bint flt, int bsize, int64_t* chbuf, const uint8_t* ref) noexcept nogil:
+    """Decode every block into dst; or, with ref, each block into dst (one block of room) and
+    compare it with the same bytes of ref (-3 at the first difference)."""
     cdef int64_t start = 0
     cdef int n, c, i, mode, fmode = 0, E = 0, bpsamp = bits // 8, align = channels * (bits // 8)
     cdef int sb
@@ -1239,26 +1553,49 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
                     m2 = <int64_t>(<uint64_t>L[i] << 1) | (s & 1)
                     L[i] = (<int64_t>(<uint64_t>m2 + <uint64_t>s)) >> 1
                     R[i] = (<int64_t>(<uint64_t>m2 - <uint64_t>s)) >> 1
-            p = dst + start * align
-            for c in range(2):
-                if store_channel(d, chbuf + c * bsize, n, p + c * bpsamp, align, bits, be, flt,
-                                 fmode, E) < 0:
-                    return -1
+            p = dst if ref != NULL else dst + start * align
+            if flt or be or pcm_store_stereo_le(p, n, bits, L, R) != 0:
+                for c in range(2):
+                    if store_channel(d, chbuf + c * bsize, n, p + c * bpsamp, align, bits, be, flt,
+                                     fmode, E) < 0:
+                        return -1
         else:
             if d.pos > d.nbits:
                 return -1
-            p = dst + start * align
+            p = dst if ref != NULL else dst + start * align
             for c in range(channels):
                 if dec_subframe(d, chbuf, n, sb) < 0:
                     return -1
                 if store_channel(d, chbuf, n, p + c * bpsamp, align, bits, be, flt, fmode, E) < 0:
                     return -1
+        if ref != NULL and memcmp(p, ref + start * align, <size_t>n * align) != 0:
+            return -3
         start += n
     return 0
 
 
 def decode(payload, Py_ssize_t plain_len):
     """Reproduce the PCM bytes that `encode` compressed; ValueError on a malformed payload."""
+    return _decode(payload, plain_len, NULL)
+
+
+def verify(payload, plain):
+    """True when `payload` decodes to exactly the bytes of `plain` (every byte is compared,
+    block by block, without building the decoded bytes); False when it decodes to anything
+    else or is malformed."""
+    cdef Py_buffer pv
+    PyObject_GetBuffer(plain, &pv, PyBUF_SIMPLE)
+    try:
+        try:
+            return _decode(payload, pv.len, <const uint8_t*>pv.buf)
+        except ValueError:
+            return False
+    finally:
+        PyBuffer_Release(&pv)
+
+
+cdef object _decode(payload, Py_ssize_t plain_len, const uint8_t* ref):
+    """decode(); with ref (plain_len bytes) verify(): True/False instead of the bytes."""
     cdef Py_buffer view
     cdef const uint8_t* src
     cdef uint8_t* buf = NULL
@@ -1268,7 +1605,7 @@ def decode(payload, Py_ssize_t plain_len):
     cdef uint64_t frames
     cdef Dec d
     cdef Py_ssize_t body
-    cdef uint8_t* dst
+    cdef uint8_t* dst = NULL
     if plain_len < 0:
         raise ValueError("negative length")
     PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
@@ -1289,11 +1626,18 @@ def decode(payload, Py_ssize_t plain_len):
         align = channels * (bits // 8)
         if frames != <uint64_t>(plain_len // align) or plain_len % align:
             raise ValueError("PCM payload length mismatch")
-        out = PyBytes_FromStringAndSize(NULL, plain_len)
         if frames == 0:
             if view.len != HDR:
                 raise ValueError("trailing bytes in PCM payload")
-            return out
+            return True if ref != NULL else b""
+        if ref != NULL:
+            out = None
+            dst = <uint8_t*>malloc(<size_t>min(<uint64_t>bsize, frames) * align)
+            if dst == NULL:
+                raise MemoryError()
+        else:
+            out = PyBytes_FromStringAndSize(NULL, plain_len)
+            dst = <uint8_t*>PyBytes_AS_STRING(out)
         body = view.len - HDR
         buf = <uint8_t*>malloc(body + PAD)
         if bsize > <int>frames:
@@ -1306,16 +1650,18 @@ def decode(payload, Py_ssize_t plain_len):
         d.buf = buf
         d.pos = 0
         d.nbits = <uint64_t>body * 8
-        dst = <uint8_t*>PyBytes_AS_STRING(out)
         with nogil:
-            rc = decode_all(&d, dst, frames, bits, channels, be, flt,
-                            bsize, chbuf)
+            rc = decode_all(&d, dst, frames, bits, channels, be, flt, bsize, chbuf, ref)
+        if rc == -3:
+            return False
         if rc != 0 or d.pos > d.nbits:
             raise ValueError("corrupt PCM payload")
         if (d.pos + 7) // 8 != <uint64_t>body:
             raise ValueError("trailing bytes in PCM payload")
-        return out
+        return True if ref != NULL else out
     finally:
         PyBuffer_Release(&view)
         free(buf)
         free(chbuf)
+        if ref != NULL:
+            free(dst)

@@ -83,6 +83,22 @@ def _encode_pcm(plain, audio_format: tuple) -> bytes | None:
     return _pcm.encode(plain, bits, channels, big_endian, is_float)
 
 
+def verify(codec: int, stored, plain) -> bool:
+    """True when `stored` decodes under `codec` to exactly the bytes of `plain` (every byte is
+    compared); False when it decodes to anything else or is malformed. For PCM this decodes
+    block by block into a small buffer and compares, without building the decoded bytes."""
+    if codec == PCM:
+        try:
+            from . import _pcm
+        except ImportError:
+            return False
+        return _pcm.verify(stored, plain)
+    try:
+        return decode(codec, stored, len(plain)) == plain
+    except FormatError:
+        return False
+
+
 def decode(codec: int, stored, plain_len: int) -> bytes:
     """Decode stored bytes; raises FormatError on an unknown codec or a malformed payload."""
     if codec == RAW:

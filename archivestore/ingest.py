@@ -412,7 +412,7 @@ class Ingester:
             return
         codec, stored = codecs.encode(chunk, fmt if self.audio_codec else None)
         if codec == codecs.PCM and self.verify_codec:
-            if hashing.chunk_id(codecs.decode(codec, stored, len(chunk))) != cid:
+            if not codecs.verify(codec, stored, chunk):
                 codec, stored = codecs.encode(chunk, None)  # never store what does not round-trip
         self._sink.add(cid, KIND_DATA, codec, len(chunk), stored)
         with self._lock:

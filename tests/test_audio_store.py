@@ -169,3 +169,30 @@ def test_fsck_finds_a_flip_the_decoder_never_reads(tmp_path, store):
 def _ids(st, path):
     n, rec = st.version("P")
     return next(e for e in st.iter_tree(rec) if e["path"] == path)["chunks"]
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_ingest_verifies_pcm_payloads_against_the_chunk(tmp_path, store, monkeypatch, verify):
+    """Ingest compares every PCM payload, decoded, with the chunk (codecs.verify): a payload
+    that decodes to other bytes is never stored, the chunk goes in through zstd/raw instead and
+    restores exactly. --no-verify-codec skips the check (and so stores the bad payload)."""
+    from archivestore import _pcm
+    real = _pcm.encode
+
+    def wrong(data, *fmt):  # a valid payload of slightly different audio
+        b = bytearray(data)
+        b[len(b) // 2] ^= 1
+        return real(bytes(b), *fmt)
+
+    monkeypatch.setattr(_pcm, "encode", wrong)
+    src = tmp_path / "S"
+    src.mkdir()
+    write_wav(src / "Take.wav", music(3.0, 12), RATE, 24)
+    run_json("ingest", src, "--store", store, "--project", "P", *([] if verify else ["--no-verify-codec"]))
+    pcm = [loc for loc in _chunks(store, "P", "Take.wav") if loc.codec == 2]
+    if verify:
+        assert not pcm
+        run_cli("restore", "P", "--store", store, "--to", tmp_path / "r")
+        assert (tmp_path / "r" / "Take.wav").read_bytes() == (src / "Take.wav").read_bytes()
+    else:
+        assert pcm

@@ -23,7 +23,21 @@ def roundtrip(data: bytes, bits: int, ch: int, be: bool, flt: bool = False) -> b
     assert p == _pcm.encode(data, bits, ch, be, flt)  # deterministic
     out = _pcm.decode(p, len(data))
     assert out == data
+    assert _pcm.verify(p, data) is True
     return p
+
+
+def _verify_rejects_changes(p: bytes, data: bytes) -> None:
+    """verify() compares every byte: flipping the first, a middle or the last byte (and a
+    wrong length) of the plain side must make it fail, never raise."""
+    n = len(data)
+    for i in sorted({0, n // 2, n - 1}) if n else []:
+        b = bytearray(data)
+        b[i] ^= 1
+        assert _pcm.verify(p, bytes(b)) is False
+    assert _pcm.verify(p, data + b"\0" * 4) is False
+    if n:
+        assert _pcm.verify(p, data[:-1]) is False
 
 
 def _ints(x: np.ndarray, bits: int, be: bool) -> bytes:
@@ -193,7 +207,60 @@ def pcm_input(draw):
 @given(pcm_input())
 def test_hypothesis_roundtrip(inp):
     data, bits, ch, be, flt = inp
-    roundtrip(data, bits, ch, be, flt)
+    p = roundtrip(data, bits, ch, be, flt)
+    _verify_rejects_changes(p, data)
+
+
+@FAST
+@given(pcm_input())
+def test_hypothesis_simd_clones_agree(inp):
+    """The AVX2 / BMI2 clones and the baseline code write the same bytes and decode the same."""
+    data, bits, ch, be, flt = inp
+    saved = _pcm._cpu_features()
+    try:
+        _pcm._cpu_features(False, False)
+        p0 = _pcm.encode(data, bits, ch, be, flt)
+        assert _pcm.decode(p0, len(data)) == data
+        _pcm._cpu_features(True, True)
+        p1 = _pcm.encode(data, bits, ch, be, flt)
+        assert _pcm.decode(p1, len(data)) == data
+    finally:
+        _pcm._cpu_features(*saved)
+    assert p0 == p1
+
+
+@pytest.mark.parametrize("bits,ch", [(16, 1), (16, 2), (24, 1), (24, 2), (32, 2)])
+def test_simd_clones_agree_on_music(bits, ch):
+    x = quantize(music(1.0, ch, seed=bits * ch), bits)
+    d = _ints(x, bits, False)
+    saved = _pcm._cpu_features()
+    try:
+        outs = []
+        for feats in [(False, False), (True, False), (False, True), (True, True)]:
+            _pcm._cpu_features(*feats)
+            p = _pcm.encode(d, bits, ch, False, False)
+            assert _pcm.decode(p, len(d)) == d
+            outs.append(p)
+    finally:
+        _pcm._cpu_features(*saved)
+    assert all(o == outs[0] for o in outs)
+
+
+def test_verify():
+    for bits, ch, be in [(16, 2, False), (24, 1, False), (24, 2, True), (8, 3, False)]:
+        for n in (1, 4095, 4097, 9000):
+            x = quantize(music(n / 48000 + 0.001, ch, seed=n)[:n], bits)
+            d = _ints(x, bits, be)
+            p = roundtrip(d, bits, ch, be)
+            _verify_rejects_changes(p, d)
+            assert _pcm.verify(bytearray(p), memoryview(d)) is True
+    f = music(0.2, 2).astype("<f4").tobytes()
+    p = roundtrip(f, 32, 2, False, True)
+    _verify_rejects_changes(p, f)
+    assert _pcm.verify(_pcm.encode(b"", 16, 1, False, False), b"") is True
+    for p, n in HOSTILE:  # malformed payloads are False, not an exception
+        assert _pcm.verify(p[: len(p) // 2], bytes(n)) is False
+        assert _pcm.verify(b"\xff" * 40, bytes(n)) is False
 
 
 # --- hostile payloads --------------------------------------------------------------------
@@ -322,6 +389,14 @@ def test_golden_payloads_still_decode():
 
     gold = json.loads((Path(__file__).parent / "data" / "pcm_golden.json").read_text())
     assert len(gold) >= 10
-    for g in gold:
-        out = _pcm.decode(bytes.fromhex(g["payload"]), g["plain_len"])
-        assert hashlib.sha256(out).hexdigest() == g["plain_sha256"], g["name"]
+    saved = _pcm._cpu_features()
+    try:
+        for feats in [saved, (False, False)]:  # the run-time clones and the baseline code
+            _pcm._cpu_features(*feats)
+            for g in gold:
+                p = bytes.fromhex(g["payload"])
+                out = _pcm.decode(p, g["plain_len"])
+                assert hashlib.sha256(out).hexdigest() == g["plain_sha256"], g["name"]
+                assert _pcm.verify(p, out) is True
+    finally:
+        _pcm._cpu_features(*saved)
