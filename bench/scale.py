@@ -31,7 +31,7 @@ from archivestore.packs import BlobRef  # noqa: E402
 from archivestore.store import Store  # noqa: E402
 
 CHUNKS_PER_PACK = 32
-PACKS_PER_TXN = 4096          # 131k chunks per write transaction
+PACKS_PER_TXN = 4096          # 131k chunks per add_packs call (it commits every TXN_CHUNKS)
 BATCH = 4096                  # ids per contains_many call (ingest checks a buffer at a time)
 SEED = 20261126
 
