@@ -453,15 +453,19 @@ class _PackReader:
         self.backend = backend
         self.obj = obj
         self.fd: int | None = None
-        self._err: DamageError | None = None
+        self._err: Exception | None = None  # raised by every read: the pack cannot be opened
         if isinstance(backend, LocalBackend):
             try:
                 self.fd = os.open(backend.root / obj, os.O_RDONLY)
             except FileNotFoundError:
                 self._err = DamageError(f"{obj} is missing")
+            except OSError as e:
+                self._err = e
             else:
-                if hasattr(os, "posix_fadvise"):
+                try:  # a hint for the kernel's readahead (a cold cache, a slow disk)
                     os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+                except (AttributeError, OSError):
+                    pass
 
     def read(self, offset: int, length: int) -> bytes:
         if self._err is not None:

@@ -9,7 +9,7 @@ import pytest
 
 from archivestore import Store, check, codecs, hashing
 from archivestore.errors import FormatError
-from archivestore.packs import pack_object_name, parse_blob, read_footer
+from archivestore.packs import KIND_DATA, pack_object_name, parse_blob, read_footer
 
 from .conftest import run_json
 from .faultlib import make_session, make_store
@@ -156,3 +156,23 @@ def test_a_clean_store_counts_every_chunk_and_byte(tmp_path, monkeypatch):
         out = run_json("fsck", "--store", store, "--read-data")
         assert (out["ok"], out["chunks_checked"], out["bytes_checked"]) == (True, len(plain), sum(plain))
     shutil.rmtree(store)
+
+
+def test_a_pack_that_cannot_be_opened_is_named_not_fatal(tmp_path, monkeypatch):
+    store = make_store(tmp_path / "store")
+    run_json("ingest", make_session(tmp_path / "Song", seed=2, tracks=1), "--store", store, "-q")
+    with Store.open(store) as st:  # a pack of data chunks only: the manifest pass reads no blob there
+        name = min(n for n, size in st.list_pack_files()
+                   if {e.kind for e in read_footer(st.backend, pack_object_name(n), size)} == {KIND_DATA})
+    real_open = check.os.open
+
+    def failing_open(path, *a, **kw):
+        if str(path).endswith(f"{name}.pack"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(check.os, "open", failing_open)
+    out = run_json("fsck", "--store", store, "--read-data", expect=1)
+    assert [(p["kind"], p["pack"], p["detail"].split(":")[0]) for p in out["problems"]] == [
+        ("damaged_pack", name, "unreadable")]
+    assert out["packs_checked"] == len(list((store / "packs").rglob("*.pack")))
