@@ -20,7 +20,7 @@ from . import codecs, hashing
 from .backend import LocalBackend, leftover_temps
 from .errors import DamageError, FormatError
 from .packs import (BLOB_HEADER, BLOB_MAGIC, FOOTER_ENTRY, KIND_DATA, PACK_HEADER, TRAILER,
-                    BlobRef, check_pack_header, pack_object_name, parse_blob, read_footer,
+                    BlobRef, check_pack_header, pack_object_name, read_footer,
                     scan_blobs)
 from .store import Store
 
