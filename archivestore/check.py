@@ -7,19 +7,39 @@ Repair is separate (`repair=True` only cleans leftovers and indexes complete but
 """
 from __future__ import annotations
 
+import os
+import threading
 import time
+import zlib
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 from . import codecs, hashing
-from .backend import leftover_temps
+from .backend import LocalBackend, leftover_temps
 from .errors import DamageError, FormatError
-from .packs import (FOOTER_ENTRY, KIND_DATA, PACK_HEADER, TRAILER, check_pack_header,
-                    pack_object_name, parse_blob, read_footer, scan_blobs)
+from .packs import (BLOB_HEADER, BLOB_MAGIC, FOOTER_ENTRY, KIND_DATA, PACK_HEADER, TRAILER,
+                    BlobRef, check_pack_header, pack_object_name, read_footer,
+                    scan_blobs)
 from .store import Store
 
+try:
+    from ._verify import blob_crc as _blob_crc
+except ImportError:  # extension not built: zlib gives the same answer, more slowly
+    def _blob_crc(data, start: int, stored_len: int) -> tuple[int, int]:
+        view = memoryview(data)
+        field_ = int.from_bytes(view[start + 48:start + 52], "little")
+        return field_, zlib.crc32(view[start + 52:start + 52 + stored_len],
+                                  zlib.crc32(view[start:start + 48]))
+
 WORKERS = 2
+# read_data reads each pack in sequential runs of whole blobs of about this many bytes into a
+# buffer each worker keeps (one pread per run instead of one per blob, no fresh allocation per
+# blob), and runs are the unit of work, so both workers stay busy to the last pack.
+SEGMENT = 4 * 1024 * 1024
+# Runs queued ahead of the one being collected: bounds memory (open packs, pending results).
+INFLIGHT = 4 * WORKERS
 
 
 @dataclass
@@ -121,25 +141,26 @@ class Checker:
                                     "reason": "complete pack not in the index (interrupted "
                                               "ingest); `fsck --repair` indexes it"})
         names = [n for n in sorted(indexed) if n in on_disk and on_disk[n] == indexed[n][0]]
-        fn = self._read_pack if read_data else self._footer_pack
-        with ThreadPoolExecutor(WORKERS if read_data else 1) as pool:
-            for name, size, problems, nchunks, nbytes in pool.map(
-                    lambda n: fn(n, on_disk[n]), names):
-                res.packs_checked += 1
-                res.chunks_checked += nchunks
-                res.bytes_checked += nbytes
-                superseded = 0
-                for p in problems:
-                    if self._superseded(p, name):
-                        superseded += 1
-                        continue
-                    res.problems.append(p)
-                    if p.chunk:
-                        bad_chunks[bytes.fromhex(p.chunk)] = p
-                if superseded:
-                    self._reclaim_superseded(res, name, size)
-                if self.progress:
-                    self.progress({"pack": name, "bytes": size})
+        if read_data:
+            done = self._read_packs([(n, on_disk[n]) for n in names])
+        else:
+            done = (self._footer_pack(n, on_disk[n]) for n in names)
+        for name, size, problems, nchunks, nbytes in done:
+            res.packs_checked += 1
+            res.chunks_checked += nchunks
+            res.bytes_checked += nbytes
+            superseded = 0
+            for p in problems:
+                if self._superseded(p, name):
+                    superseded += 1
+                    continue
+                res.problems.append(p)
+                if p.chunk:
+                    bad_chunks[bytes.fromhex(p.chunk)] = p
+            if superseded:
+                self._reclaim_superseded(res, name, size)
+            if self.progress:
+                self.progress({"pack": name, "bytes": size})
 
     def _pack_problem(self, res, bad_chunks, kind: str, name: str, detail: str) -> None:
         """A whole pack is gone or damaged: one problem per chunk the index places there."""
@@ -196,17 +217,50 @@ class Checker:
                                         "--rebuild-index)", pack=name, chunk=e.id.hex(),
                                         offset=e.offset))
 
-    def _read_pack(self, name: str, size: int):
-        """Verify every byte of a pack: header, each blob (read one at a time, so memory stays
-        at one blob per worker), footer and trailer."""
-        problems: list[Problem] = []
-        nchunks = nbytes = 0
-        obj = pack_object_name(name)
-        get = self.store.backend.get
+    def _read_packs(self, packs: list[tuple[str, int]]):
+        """Verify every byte of every pack; yields (name, size, problems, nchunks, nbytes) per
+        pack, in order. The calling thread reads headers and footers and plans sequential runs
+        of blobs; WORKERS threads read and verify the runs (CRC, decode, BLAKE3: all outside
+        the GIL) with at most INFLIGHT runs queued, so memory stays at a few runs whatever the
+        store's size."""
+        local = threading.local()
+        jobs: deque[_PackJob] = deque()
+        queued = 0
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="fsck") as pool:
+            try:
+                for name, size in packs:
+                    job = self._plan_pack(name, size)
+                    if job.entries is None:
+                        job.futures.append(pool.submit(self._scan_pack, job))
+                    else:
+                        job.futures.extend(pool.submit(self._verify_run, job, run, local)
+                                           for run in job.runs)
+                    jobs.append(job)
+                    queued += len(job.futures)
+                    while jobs and queued - len(jobs[0].futures) >= INFLIGHT:
+                        queued -= len(jobs[0].futures)
+                        yield self._finish_pack(jobs.popleft())
+                while jobs:
+                    yield self._finish_pack(jobs.popleft())
+            finally:
+                for job in jobs:  # an exception above: let the workers finish, close the files
+                    for f in job.futures:
+                        f.cancel()
+                pool.shutdown(wait=True)
+                for job in jobs:
+                    job.close()
+
+    def _plan_pack(self, name: str, size: int) -> "_PackJob":
+        """Header, footer and tiling checks of one pack, and its runs of blobs to verify."""
+        job = _PackJob(name, size, _PackReader(self.store.backend, pack_object_name(name)))
+        problems = job.problems
         try:
-            head = get(obj, 0, min(size, PACK_HEADER.size))
+            head = job.reader.read(0, min(size, PACK_HEADER.size))
         except (OSError, DamageError) as e:
-            return name, size, [Problem("damaged_pack", f"unreadable: {e}", pack=name)], 0, 0
+            problems.append(Problem("damaged_pack", f"unreadable: {e}", pack=name))
+            job.entries, job.runs = [], []
+            job.unreadable = True
+            return job
         try:
             check_pack_header(head)
             if bytes(head[12:16]) != b"\0\0\0\0":
@@ -214,75 +268,146 @@ class Checker:
         except FormatError as e:
             problems.append(Problem("damaged_pack", f"pack header: {e}", pack=name, offset=0))
         try:
-            entries = read_footer(self.store.backend, obj, size)
+            entries = read_footer(job.reader, "", size)
         except (OSError, FormatError, DamageError) as e:
             problems.append(Problem("damaged_pack", f"pack footer: {e}", pack=name))
-            entries = None
-        if entries is not None:
-            expect = PACK_HEADER.size
-            for ent in entries:
-                if ent.offset != expect:
-                    problems.append(Problem("damaged_pack", "footer offsets do not tile the pack",
-                                            pack=name, offset=ent.offset))
-                    break
-                expect = ent.offset + ent.size
-            footer_start = size - TRAILER.size - len(entries) * FOOTER_ENTRY.size
-            if entries and expect != footer_start:
-                problems.append(Problem("damaged_pack", "bytes between the last blob and the footer",
-                                        pack=name, offset=expect))
-            for ent in entries:
-                try:
-                    raw = get(obj, ent.offset, ent.size)
-                except (OSError, DamageError) as e:
-                    raw, err = b"", f"unreadable: {e}"
-                else:
-                    err = self._verify_blob(raw, ent.id, ent.plain_len, ent.codec, ent.kind)
-                if err:
-                    problems.append(Problem("damaged_blob", err, pack=name, chunk=ent.id.hex(),
-                                            offset=ent.offset))
-                else:
-                    nchunks += 1
-                    nbytes += ent.plain_len
-            self._compare_index(name, entries, problems)
-        else:
-            # Footer lost: read the whole pack, walk the blob headers and check the chunks the
-            # index puts here.
+            return job  # entries None: scan the whole pack
+        expect = PACK_HEADER.size
+        for ent in entries:
+            if ent.offset != expect:
+                problems.append(Problem("damaged_pack", "footer offsets do not tile the pack",
+                                        pack=name, offset=ent.offset))
+                break
+            expect = ent.offset + ent.size
+        footer_start = size - TRAILER.size - len(entries) * FOOTER_ENTRY.size
+        if entries and expect != footer_start:
+            problems.append(Problem("damaged_pack", "bytes between the last blob and the footer",
+                                    pack=name, offset=expect))
+        job.entries = entries
+        # Runs of blobs that follow each other in the file (the footer tiles the pack unless it
+        # is damaged; then a run ends wherever the next blob does not start at the last's end).
+        runs: list[list[BlobRef]] = []
+        cur: list[BlobRef] = []
+        cur_end = cur_start = 0
+        for ent in entries:
+            if cur and (ent.offset != cur_end or ent.offset + ent.size - cur_start > SEGMENT):
+                runs.append(cur)
+                cur = []
+            if not cur:
+                cur_start = ent.offset
+            cur.append(ent)
+            cur_end = ent.offset + ent.size
+        if cur:
+            runs.append(cur)
+        job.runs = runs
+        return job
+
+    def _verify_run(self, job: "_PackJob", run: list[BlobRef], local) -> list[str | None]:
+        """Read a run of adjacent blobs with one read and verify each; one error (or None) per
+        blob. A run that cannot be read whole is retried blob by blob, so each blob gets its own
+        verdict."""
+        start = run[0].offset
+        length = run[-1].offset + run[-1].size - start
+        try:
+            data = job.reader.read_into(start, length, local)
+        except (OSError, DamageError):
+            data = None
+        if data is not None and len(data) == length:
+            return [self._verify_at(data, ent.offset - start, ent) for ent in run]
+        out: list[str | None] = []
+        for ent in run:
             try:
-                data = get(obj, 0, size)
+                raw = job.reader.read(ent.offset, ent.size)
             except (OSError, DamageError) as e:
-                problems.append(Problem("damaged_pack", f"unreadable: {e}", pack=name))
-                data = b""
-            good = set()
-            for off, parsed in scan_blobs(data):
-                if isinstance(parsed, FormatError):
-                    continue
-                kind, codec, plain_len, bid, stored = parsed
-                if not self._verify_blob(memoryview(data)[off:off + 52 + len(stored)], bid,
-                                         plain_len, codec, kind):
-                    good.add(bid)
-                    nchunks += 1
-                    nbytes += plain_len
-            for cid, loc in self.store.index.iter_chunks():
-                if loc.pack == name and cid not in good:
-                    problems.append(Problem("damaged_blob", "blob unreadable (pack footer damaged)",
-                                            pack=name, chunk=cid.hex(), offset=loc.offset))
-        return name, size, problems, nchunks, nbytes
+                out.append(f"unreadable: {e}")
+            else:
+                out.append(self._verify_at(raw, 0, ent))
+        return out
 
     @staticmethod
-    def _verify_blob(raw, bid: bytes, plain_len: int, codec: int, kind: int) -> str | None:
+    def _verify_at(data, pos: int, ent: BlobRef) -> str | None:
+        """Verify the blob the footer entry `ent` describes, at data[pos:pos + ent.size]."""
         # The CRC covers every stored byte, including bits a decoder never reads (padding at the
         # end of a Rice bitstream, where a flip still decodes to the right bytes) and the CRC
-        # field itself; decoding and hashing then prove the plain bytes.
+        # field itself; decoding and hashing then prove the plain bytes. Checks and messages
+        # follow packs.parse_blob, in its order.
+        avail = min(ent.size, len(data) - pos)
+        if avail < BLOB_HEADER.size:
+            return "blob truncated"
+        magic, kind, codec, flags, plain_len, stored_len, bid, _crc = \
+            BLOB_HEADER.unpack_from(data, pos)
+        if magic != BLOB_MAGIC:
+            return "bad blob magic"
+        if flags != 0:
+            return "unknown blob flags"
+        if avail < BLOB_HEADER.size + stored_len:
+            return "blob truncated"
+        stored_crc, crc = _blob_crc(data, pos, stored_len)
+        if crc != stored_crc:
+            return "blob checksum mismatch"
+        if bid != ent.id:
+            return "blob id differs from the index"
+        if (kind, codec, plain_len) != (ent.kind, ent.codec, ent.plain_len):
+            return "blob header differs from the pack footer"
+        stored = memoryview(data)[pos + BLOB_HEADER.size:pos + BLOB_HEADER.size + stored_len]
         try:
-            k, c, p, got_id, stored = parse_blob(raw, bid, check_crc=True)
-            if (k, c, p) != (kind, codec, plain_len):
-                return "blob header differs from the pack footer"
-            plain = codecs.decode(c, stored, p)
-            if hashing.chunk_id(plain) == bid:
-                return None
-            return "hash mismatch after decoding"
+            plain = stored if codec == codecs.RAW and stored_len == plain_len else \
+                codecs.decode(codec, stored, plain_len)
         except FormatError as e:
             return str(e)
+        if hashing.chunk_id(plain) == bid:
+            return None
+        return "hash mismatch after decoding"
+
+    def _scan_pack(self, job: "_PackJob") -> tuple[list[Problem], int, int]:
+        """Footer lost: read the whole pack, walk the blob headers and check the chunks the
+        index puts here (damage only: a sound pack never takes this path)."""
+        name, size = job.name, job.size
+        problems: list[Problem] = []
+        nchunks = nbytes = 0
+        try:
+            data = job.reader.read(0, size)
+        except (OSError, DamageError) as e:
+            problems.append(Problem("damaged_pack", f"unreadable: {e}", pack=name))
+            data = b""
+        good = set()
+        for off, parsed in scan_blobs(data):
+            if isinstance(parsed, FormatError):
+                continue
+            kind, codec, plain_len, bid, stored = parsed
+            ent = BlobRef(bid, off, plain_len, len(stored), kind, codec)
+            if not self._verify_at(data, off, ent):
+                good.add(bid)
+                nchunks += 1
+                nbytes += plain_len
+        for cid, loc in self.store.index.iter_chunks():
+            if loc.pack == name and cid not in good:
+                problems.append(Problem("damaged_blob", "blob unreadable (pack footer damaged)",
+                                        pack=name, chunk=cid.hex(), offset=loc.offset))
+        return problems, nchunks, nbytes
+
+    def _finish_pack(self, job: "_PackJob"):
+        """Collect a pack's results (waiting for its runs) in blob order."""
+        try:
+            problems = job.problems
+            nchunks = nbytes = 0
+            if job.entries is None:
+                found, nchunks, nbytes = job.futures[0].result()
+                problems.extend(found)
+            else:
+                for run, fut in zip(job.runs, job.futures):
+                    for ent, err in zip(run, fut.result()):
+                        if err:
+                            problems.append(Problem("damaged_blob", err, pack=job.name,
+                                                    chunk=ent.id.hex(), offset=ent.offset))
+                        else:
+                            nchunks += 1
+                            nbytes += ent.plain_len
+                if not job.unreadable:
+                    self._compare_index(job.name, job.entries, problems)
+            return job.name, job.size, problems, nchunks, nbytes
+        finally:
+            job.close()
 
     # -- manifests ------------------------------------------------------------------------
     def _trees(self, res: CheckResult, bad_chunks: dict[bytes, Problem]) -> None:
@@ -318,6 +443,80 @@ class Checker:
                 res.problems.append(Problem("damaged_tree", f"manifest unreadable: {e}",
                                             affected=[{"project": project, "version": number,
                                                        "path": "*"}]))
+
+
+class _PackReader:
+    """Reads byte ranges of one pack. A local pack is opened once (and read with pread into a
+    buffer each worker thread reuses); other backends go through `backend.get`."""
+
+    def __init__(self, backend, obj: str) -> None:
+        self.backend = backend
+        self.obj = obj
+        self.fd: int | None = None
+        self._err: Exception | None = None  # raised by every read: the pack cannot be opened
+        if isinstance(backend, LocalBackend):
+            try:
+                self.fd = os.open(backend.root / obj, os.O_RDONLY)
+            except FileNotFoundError:
+                self._err = DamageError(f"{obj} is missing")
+            except OSError as e:
+                self._err = e
+            else:
+                try:  # a hint for the kernel's readahead (a cold cache, a slow disk)
+                    os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+                except (AttributeError, OSError):
+                    pass
+
+    def read(self, offset: int, length: int) -> bytes:
+        if self._err is not None:
+            raise self._err
+        if self.fd is None:
+            return self.backend.get(self.obj, offset, length)
+        return os.pread(self.fd, length, offset)
+
+    def get(self, _obj: str, offset: int, length: int) -> bytes:  # for packs.read_footer
+        return self.read(offset, length)
+
+    def read_into(self, offset: int, length: int, local):
+        """length bytes at offset, as a view of this thread's reusable buffer when the pack is
+        local (fewer bytes at end of file)."""
+        if self.fd is None or self._err is not None:
+            return self.read(offset, length)
+        buf = getattr(local, "buf", None)
+        if buf is None or len(buf) < length:
+            buf = local.buf = bytearray(max(length, SEGMENT + 64 * 1024))
+        view = memoryview(buf)[:length]
+        got = 0
+        while got < length:
+            n = os.preadv(self.fd, [view[got:]], offset + got)
+            if n <= 0:
+                break
+            got += n
+        if len(buf) > 4 * SEGMENT:  # a huge blob: do not keep its buffer
+            local.buf = None
+        return view[:got]
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class _PackJob:
+    """One pack in flight in `Checker._read_packs`."""
+
+    def __init__(self, name: str, size: int, reader: _PackReader) -> None:
+        self.name = name
+        self.size = size
+        self.reader = reader
+        self.problems: list[Problem] = []
+        self.entries: list[BlobRef] | None = None
+        self.runs: list[list[BlobRef]] = []
+        self.futures: list = []
+        self.unreadable = False
+
+    def close(self) -> None:
+        self.reader.close()
 
 
 __all__ = ["Checker", "CheckResult", "Problem", "KIND_DATA"]
