@@ -6,6 +6,7 @@ section 5): deleting it loses nothing, `Store.rebuild_index` refills it from the
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import shutil
 import struct
@@ -19,12 +20,20 @@ from . import faults
 from .errors import FormatError
 from .packs import BlobRef
 
-# 2: compact 12-byte chunk records (docs/FORMAT.md section 5); 1 stored `<IIIIBB` for every chunk
-INDEX_FORMAT = b"2"
+# 3: compact records in a DUPSORT|DUPFIXED `chunks` table, wide ones in `wide` (docs/FORMAT.md
+# section 5); 2 kept every record in a plain `chunks` table; 1 stored `<IIIIBB` for every chunk
+INDEX_FORMAT = b"3"
 CHUNK_VALUE = struct.Struct("<IIIIBB")  # the wide chunk record, for fields the compact one can't hold
 # The compact chunk record: one 96-bit little-endian integer, low bits first:
 # pack number 23 | blob offset 25 | plain length - 1 22 | stored length - 1 22 | kind 2 | codec 2
 COMPACT_LEN = 12
+# `chunks` (format 3): key = the first PREFIX_LEN bytes of the id, each item (a DUPFIXED
+# duplicate) = the rest of the id + the compact record. Measured at 5M chunks: 1 byte gives
+# 256 sub-trees and 63.4 bytes per chunk; 2 bytes gives 65,536 sub-trees of a few pages each and
+# 88.8 (each sub-tree's own root page); docs/DESIGN.md.
+PREFIX_LEN = 1
+REST_LEN = 32 - PREFIX_LEN
+ITEM_LEN = REST_LEN + COMPACT_LEN
 PACK_VALUE = struct.Struct("<16sQI")
 U32BE = struct.Struct(">I")
 U64 = struct.Struct("<Q")
@@ -67,6 +76,11 @@ def pack_chunk(num: int, offset: int, plain_len: int, stored_len: int, kind: int
     return CHUNK_VALUE.pack(num, offset, plain_len, stored_len, kind, codec)
 
 
+def _garbled(what: str) -> FormatError:
+    return FormatError(f"the index holds a garbled chunk record ({what}); rebuild it from the "
+                       f"packs with: archive fsck --rebuild-index")
+
+
 def unpack_chunk(raw) -> tuple[int, int, int, int, int, int]:
     """(pack number, offset, plain length, stored length, kind, codec) of a `chunks` value."""
     if len(raw) == COMPACT_LEN:
@@ -75,8 +89,7 @@ def unpack_chunk(raw) -> tuple[int, int, int, int, int, int]:
                 (v >> 70 & 0x3FFFFF) + 1, v >> 92 & 3, v >> 94)
     if len(raw) == CHUNK_VALUE.size:
         return CHUNK_VALUE.unpack(raw)
-    raise FormatError(f"the index holds a garbled chunk record ({len(raw)} bytes); rebuild it "
-                      f"from the packs with: archive fsck --rebuild-index")
+    raise _garbled(f"{len(raw)} bytes")
 
 
 def _record(raw) -> dict:
@@ -143,7 +156,9 @@ class Index:
                     f"the index at {self.path} has format {fmt.decode('ascii', 'replace')}, "
                     f"this version uses {INDEX_FORMAT.decode()}; rebuild it from the packs "
                     f"with: archive fsck --rebuild-index")
-            self.chunks = self.env.open_db(b"chunks")
+            # compact records; `wide` holds the records the compact layout can't (section 5)
+            self.chunks = self.env.open_db(b"chunks", dupsort=True, dupfixed=True)
+            self.wide = self.env.open_db(b"wide")
             self.packs = self.env.open_db(b"packs")
             self.packnames = self.env.open_db(b"packnames")
             self.versions = self.env.open_db(b"versions")
@@ -235,13 +250,25 @@ class Index:
         txn.put(U32BE.pack(num), PACK_VALUE.pack(raw, size, len(entries)), db=self.packs)
         txn.put(raw, U32BE.pack(num), db=self.packnames)
         new_chunks = new_bytes = 0
-        put = txn.cursor(self.chunks).put
+        cur = txn.cursor(self.chunks)
+        find, item, put = cur.set_range_dup, cur.value, cur.put
+        wide = txn.cursor(self.wide)
         for e in entries:
-            if put(e.id, pack_chunk(num, e.offset, e.plain_len, e.stored_len, e.kind, e.codec),
-                   overwrite=False):
-                if e.kind == 0:
-                    new_chunks += 1
-                    new_bytes += e.plain_len
+            # one record per id, the first pack indexed keeps it (a repoint moves it)
+            cid = e.id
+            rest = cid[PREFIX_LEN:]
+            if find(cid[:PREFIX_LEN], rest) and item()[:REST_LEN] == rest:
+                continue
+            rec = pack_chunk(num, e.offset, e.plain_len, e.stored_len, e.kind, e.codec)
+            if len(rec) == COMPACT_LEN:
+                if wide.set_key(cid):
+                    continue
+                put(cid[:PREFIX_LEN], rest + rec)
+            elif not wide.put(cid, rec, overwrite=False):
+                continue
+            if e.kind == 0:
+                new_chunks += 1
+                new_bytes += e.plain_len
         self._bump(txn, chunks=new_chunks, bytes_unique=new_bytes, bytes_stored=size)
         if version is not None:
             self._put_version(txn, *version)
@@ -305,9 +332,18 @@ class Index:
             if num is None:
                 raise FormatError(f"pack {name} is not indexed")
             num = U32BE.unpack(num)[0]
+            cur = txn.cursor(self.chunks)
             for e in entries:
-                txn.put(e.id, pack_chunk(num, e.offset, e.plain_len, e.stored_len, e.kind,
-                                         e.codec), db=self.chunks)
+                cid = e.id
+                rest = cid[PREFIX_LEN:]
+                if cur.set_range_dup(cid[:PREFIX_LEN], rest) and cur.value()[:REST_LEN] == rest:
+                    cur.delete()  # this item only: the key's other items stay
+                txn.delete(cid, db=self.wide)
+                rec = pack_chunk(num, e.offset, e.plain_len, e.stored_len, e.kind, e.codec)
+                if len(rec) == COMPACT_LEN:
+                    cur.put(cid[:PREFIX_LEN], rest + rec)
+                else:
+                    txn.put(cid, rec, db=self.wide)
 
     def get_version(self, project: str, version: int) -> dict | None:
         with self.env.begin() as txn:
@@ -334,9 +370,22 @@ class Index:
             self._pack_names[num] = name
         return name
 
+    def _record_in(self, txn, cur, chunk_id: bytes):
+        """The chunk record of `chunk_id` (12 or 18 bytes), or None."""
+        rest = chunk_id[PREFIX_LEN:]
+        if cur.set_range_dup(chunk_id[:PREFIX_LEN], rest):
+            v = cur.value()
+            if v[:REST_LEN] == rest:
+                if len(v) != ITEM_LEN:
+                    raise _garbled(f"a {len(v)}-byte item")
+                return v[REST_LEN:]
+        return txn.get(chunk_id, db=self.wide)
+
     def lookup(self, chunk_id: bytes) -> Location | None:
-        with self.env.begin(buffers=True) as txn:
-            v = txn.get(chunk_id, db=self.chunks)
+        if len(chunk_id) != 32:
+            return None
+        with self.env.begin() as txn:
+            v = self._record_in(txn, txn.cursor(self.chunks), chunk_id)
             if v is None:
                 return None
             num, off, plain, stored, kind, codec = unpack_chunk(v)
@@ -345,12 +394,23 @@ class Index:
     def contains_many(self, ids: list[bytes]) -> list[bool]:
         """Membership test in one read transaction, without decoding locations (ingest's dedup
         check per chunk, fsck's per file)."""
-        # Measured at 20M entries (bench/scale.py): this loop does ~450k ids/s warm; a sorted
-        # Cursor.getmulti was no faster (~370-420k/s), so the simple loop stays.
+        # The B-tree walk is the cost, not Python (docs/DESIGN.md "The index at 20 million
+        # chunks"); the loop stays plain.
         with self.env.begin(buffers=True) as txn:
-            get = txn.get
-            db = self.chunks
-            return [get(i, db=db) is not None for i in ids]
+            cur = txn.cursor(self.chunks)
+            find, item = cur.set_range_dup, cur.value
+            get, wide = txn.get, self.wide
+            # `wide` is empty in a store of the default chunker and pack size: skip it then
+            has_wide = txn.stat(wide)["entries"] > 0
+            out = []
+            for cid in ids:
+                rest = cid[PREFIX_LEN:]
+                if len(rest) == REST_LEN and find(cid[:PREFIX_LEN], rest) and \
+                        item()[:REST_LEN] == rest:
+                    out.append(True)
+                else:
+                    out.append(has_wide and get(cid, db=wide) is not None)
+            return out
 
     def has_snapshot(self, snap_id: bytes) -> bool:
         with self.env.begin() as txn:
@@ -367,9 +427,18 @@ class Index:
                 raw, size, count = PACK_VALUE.unpack(v)
                 yield raw.hex(), size, count
 
+    def _iter_compact(self, txn) -> Iterator[tuple[bytes, bytes]]:
+        for k, v in txn.cursor(self.chunks):
+            if len(k) != PREFIX_LEN or len(v) != ITEM_LEN:
+                raise _garbled(f"a {len(k)}-byte key, a {len(v)}-byte item")
+            yield k + v[:REST_LEN], v[REST_LEN:]
+
     def iter_chunks(self) -> Iterator[tuple[bytes, Location]]:
+        """Every (id, location), in id order."""
         with self.env.begin() as txn:
-            for k, v in txn.cursor(self.chunks):
+            records = heapq.merge(self._iter_compact(txn), txn.cursor(self.wide),
+                                  key=lambda kv: kv[0])
+            for k, v in records:
                 num, off, plain, stored, kind, codec = unpack_chunk(v)
                 yield k, Location(self._pack_name(txn, num), off, plain, stored, kind, codec)
 

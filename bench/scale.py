@@ -175,7 +175,7 @@ def main() -> None:
     env = store.index.env
     with env.begin() as txn:
         st = txn.stat(store.index.chunks)
-        live = sum(txn.stat(db)[k] for db in (store.index.chunks, store.index.packs,
+        live = sum(txn.stat(db)[k] for db in (store.index.chunks, store.index.wide, store.index.packs,
                                              store.index.packnames, store.index.versions,
                                              store.index.snapids, store.index.meta, store.index.files)
                    for k in ("branch_pages", "leaf_pages", "overflow_pages")) * st["psize"]

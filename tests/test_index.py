@@ -1,5 +1,6 @@
-"""The index's chunk records (format 2): compact and wide layouts, lookups through the Index
-API, bulk loads split into bounded transactions, and refusal of an index of another format."""
+"""The index's chunk records (format 3): compact and wide layouts, the DUPFIXED `chunks` table
+and the `wide` one, lookups through the Index API, bulk loads split into bounded transactions, and
+refusal of an index of another format."""
 from __future__ import annotations
 
 import os
@@ -12,8 +13,8 @@ from hypothesis import strategies as st
 from archivestore import Store
 from archivestore import index as index_mod
 from archivestore.errors import FormatError
-from archivestore.index import (CHUNK_VALUE, COMPACT_LEN, INDEX_FORMAT, Index, Location,
-                                pack_chunk, unpack_chunk)
+from archivestore.index import (CHUNK_VALUE, COMPACT_LEN, INDEX_FORMAT, ITEM_LEN, Index,
+                                Location, pack_chunk, unpack_chunk)
 from archivestore.packs import BlobRef
 
 from .conftest import assert_same_tree, run_cli, run_json
@@ -78,14 +79,69 @@ def test_index_round_trip_compact_and_wide(tmp_path):
     assert idx.counter("chunks") == 3
     assert idx.counter("bytes_unique") == (1 << 20) + 100 + (5 << 20)
     with idx.env.begin() as txn:
-        sizes = sorted(len(v) for _k, v in txn.cursor(idx.chunks))
-    assert sizes == [12, 12, 18, 18, 18]
+        compact = list(txn.cursor(idx.chunks))
+        wide = list(txn.cursor(idx.wide))
+    # compact records: key = the id's first byte, item = the other 31 bytes + the record
+    assert sorted(compact) == sorted((i[:1], i[1:] + pack_chunk(0, r.offset, r.plain_len,
+                                                                 r.stored_len, r.kind, r.codec))
+                                     for i, r in zip(ids[:2], refs[:2]))
+    assert {len(v) for _k, v in compact} == {ITEM_LEN} and ITEM_LEN == 43
+    assert sorted(wide) == sorted((r.id, CHUNK_VALUE.pack(0, r.offset, r.plain_len, r.stored_len,
+                                                          r.kind, r.codec)) for r in refs[2:])
     # a second pack holding the same id does not move it; a repoint does (wide → compact)
     other = os.urandom(16).hex()
     idx.add_pack(other, 1 << 20, [BlobRef(ids[2], 16, 100, 90, 0, 2)])
     assert idx.lookup(ids[2]).pack == name
     idx.repoint(other, [BlobRef(ids[2], 16, 100, 90, 0, 2)])
     assert idx.lookup(ids[2]) == Location(other, 16, 100, 90, 0, 2)
+    # compact first, then a wide copy elsewhere: still one record, the first; a repoint moves it
+    idx.add_pack(os.urandom(16).hex(), 1 << 20, [BlobRef(ids[0], 1 << 26, 100, 90, 0, 2)])
+    assert idx.lookup(ids[0]) == Location(name, 16, 1 << 20, (1 << 20) - 100, 0, 1)
+    idx.repoint(other, [BlobRef(ids[0], 1 << 26, 100, 90, 0, 2)])
+    assert idx.lookup(ids[0]) == Location(other, 1 << 26, 100, 90, 0, 2)
+    with idx.env.begin() as txn:
+        assert txn.stat(idx.chunks)["entries"] == 2 and txn.stat(idx.wide)["entries"] == 3
+    assert sorted(k for k, _ in idx.iter_chunks()) == sorted(ids[:5])
+    assert idx.counter("chunks") == 3
+    idx.close()
+
+
+def test_ids_sharing_a_prefix(tmp_path):
+    """Many ids under one key of `chunks`: neighbours, absent ids between and past them, a key
+    with no items, repoints that keep the other items, and iteration in id order."""
+    idx = Index(tmp_path / "index")
+    base = bytes(range(32))
+    near = [base[:31] + bytes([b]) for b in (0, 1, 2, 200, 255)]   # differ in the last byte
+    near += [base[:1] + bytes([b]) + base[2:] for b in (0, 9, 255)]  # in the second byte
+    near = sorted(set(near))
+    far = [bytes([7]) + os.urandom(31) for _ in range(300)] + [bytes([0xFF]) * 32]
+    present = near + far
+    name = os.urandom(16).hex()
+    idx.add_pack(name, 1 << 20, [BlobRef(c, 16 + i, 100 + i, 90, 0, 1)
+                                  for i, c in enumerate(present)])
+    absent = [base[:31] + bytes([3]), base[:31] + bytes([254]), base[:1] + b"\xff" * 31,
+              base[:1] + b"\0" * 31, bytes([8]) * 32, bytes([0xFF]) * 31 + b"\xfe"]
+    absent = [a for a in absent if a not in present]
+    assert len(absent) == 6
+    assert idx.contains_many(present + absent) == [True] * len(present) + [False] * 6
+    for i, c in enumerate(present):
+        assert idx.lookup(c) == Location(name, 16 + i, 100 + i, 90, 0, 1)
+    assert all(idx.lookup(a) is None for a in absent)
+    assert [k for k, _ in idx.iter_chunks()] == sorted(present)
+    # repoint one of the neighbours, to a compact and to a wide record
+    other = os.urandom(16).hex()
+    idx.add_pack(other, 1 << 20, [])
+    idx.repoint(other, [BlobRef(near[2], 5, 6, 7, 1, 0), BlobRef(near[3], 5, 0, 0, 2, 0)])
+    assert idx.lookup(near[2]) == Location(other, 5, 6, 7, 1, 0)
+    assert idx.lookup(near[3]) == Location(other, 5, 0, 0, 2, 0)
+    for i, c in enumerate(present):
+        if c not in (near[2], near[3]):
+            assert idx.lookup(c) == Location(name, 16 + i, 100 + i, 90, 0, 1)
+    assert [k for k, _ in idx.iter_chunks()] == sorted(present)
+    assert idx.contains_many(absent + near) == [False] * 6 + [True] * len(near)
+    # ids that are not 32 bytes are never present
+    assert idx.contains_many([base[:31], base + b"x"]) == [False, False]
+    assert idx.lookup(base[:31]) is None
     idx.close()
 
 
@@ -108,26 +164,35 @@ def test_bulk_load_splits_transactions_and_loses_nothing(tmp_path, monkeypatch):
     idx.close()
 
 
-def _make_format_1(index_dir: Path) -> None:
-    """Turn an index into what format 1 wrote: 18-byte records and `format` = b"1"."""
+def _make_old_format(index_dir: Path, fmt: bytes) -> None:
+    """Turn an index into what an older format wrote: a plain `chunks` table (no `wide`) of
+    id → record, 18-byte records in format 1, 12 or 18 bytes in format 2."""
     idx = Index(index_dir)
     with idx.env.begin(write=True) as txn:
-        for k, v in list(txn.cursor(idx.chunks)):
-            txn.put(k, CHUNK_VALUE.pack(*unpack_chunk(v)), db=idx.chunks)
-        txn.put(b"format", b"1", db=idx.meta)
+        records = [(k + v[:31], v[31:]) for k, v in txn.cursor(idx.chunks)]
+        records += list(txn.cursor(idx.wide))
+        txn.drop(idx.chunks, delete=True)
+        txn.drop(idx.wide, delete=True)
+    plain = idx.env.open_db(b"chunks")
+    with idx.env.begin(write=True) as txn:
+        for k, v in records:
+            txn.put(k, CHUNK_VALUE.pack(*unpack_chunk(v)) if fmt == b"1" else v, db=plain)
+        txn.put(b"format", fmt, db=idx.meta)
     idx.close()
 
 
-def test_old_format_index_is_refused_then_rebuilt(tmp_path, session):
+@pytest.mark.parametrize("old", [b"1", b"2"])
+def test_old_format_index_is_refused_then_rebuilt(tmp_path, session, old):
     store = tmp_path / "store"
     run_cli("init", "--store", store)
     run_json("ingest", session, "--store", store)
-    _make_format_1(store / "index")
+    _make_old_format(store / "index", old)
     before = (store / "index" / "data.mdb").read_bytes()
     with pytest.raises(FormatError) as e:
         Index(store / "index")
-    assert str(e.value) == (f"the index at {store / 'index'} has format 1, this version uses "
-                            f"{INDEX_FORMAT.decode()}; rebuild it from the packs with: archive "
+    assert INDEX_FORMAT == b"3"
+    assert str(e.value) == (f"the index at {store / 'index'} has format {old.decode()}, this "
+                            f"version uses 3; rebuild it from the packs with: archive "
                             f"fsck --rebuild-index")
     for args in (("stats",), ("versions", "Paper Boats"),
                  ("restore", "Paper Boats", "--to", tmp_path / "x")):
@@ -140,6 +205,20 @@ def test_old_format_index_is_refused_then_rebuilt(tmp_path, session):
     with Store.open(store) as st:
         assert st.index.get_meta(b"format") == INDEX_FORMAT
         with st.index.env.begin() as txn:
-            assert {len(v) for _k, v in txn.cursor(st.index.chunks)} == {12}
+            assert {len(v) for _k, v in txn.cursor(st.index.chunks)} == {ITEM_LEN}
+            assert txn.stat(st.index.wide)["entries"] == 0
     run_cli("restore", "Paper Boats", "--to", tmp_path / "out", "--store", store)
     assert_same_tree(session, tmp_path / "out")
+
+
+def test_garbled_compact_item_is_a_format_error(tmp_path):
+    idx = Index(tmp_path / "index")
+    cid = bytes([5]) + os.urandom(31)
+    with idx.env.begin(write=True) as txn:  # a 49-byte item: 31 id bytes + 18, not 43
+        txn.put(cid[:1], cid[1:] + CHUNK_VALUE.pack(0, 16, 100, 90, 0, 1), db=idx.chunks)
+    idx.add_pack(os.urandom(16).hex(), 1 << 20, [])
+    with pytest.raises(FormatError, match="garbled chunk record .*rebuild-index"):
+        idx.lookup(cid)
+    with pytest.raises(FormatError, match="garbled chunk record .*rebuild-index"):
+        list(idx.iter_chunks())
+    idx.close()
