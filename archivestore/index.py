@@ -105,6 +105,9 @@ class Index:
         self.versions = self.env.open_db(b"versions")
         self.snapids = self.env.open_db(b"snapids")
         self.files = self.env.open_db(b"files")  # the file catalog (archivestore.catalog)
+        # its search blocks, derived from `files` (archivestore.findindex)
+        self.find_names, self.find_text, self.find_out = (
+            self.env.open_db(n) for n in (b"find_names", b"find_text", b"find_out"))
         try:
             with self.env.begin(write=True) as txn:
                 fmt = txn.get(b"format", db=self.meta)
@@ -229,6 +232,8 @@ class Index:
                 value = json.dumps({**json.loads(value), "path": path}, ensure_ascii=False,
                                    separators=(",", ":")).encode("utf-8", "surrogateescape")
             txn.put(key, value, db=self.files)
+        from .findindex import index_version  # its search blocks, in the same transaction
+        index_version(self, txn, version_key(project, version))
 
     def add_version(self, project: str, version: int, record: dict,
                     files: Iterable[tuple[str, bytes]] | None = None) -> None:

@@ -1,0 +1,368 @@
+"""Search blocks: a compact copy of the file catalog laid out for `archive find`
+(docs/FORMAT.md section 5.1).
+
+The `files` database holds one JSON record per file; matching 1M of them one by one in Python
+took 1-12 s. The search blocks hold the same records grouped per version, up to
+`BLOCK_RECORDS` to a block, one column per database:
+
+- `find_names`: the paths, each ending in `\\0` — a name query lower-cases a whole block and
+  finds the pattern's longest literal in it with one `bytes.find` per hit;
+- `find_text`: the case-folded "description \\n originator" texts with their offsets — a
+  `--desc` query is one `bytes.find` per hit over a block;
+- `find_out`: per record the digest, the path and the rest of the record as
+  `archive find --json` prints them, zstd-compressed — read only for blocks with a hit, so a
+  hit is printed without decoding its record.
+
+They are derived from `files` in the same transaction that writes a version's records
+(`index_version`, called by `Index._put_files`), and rebuilt from `files` by `ensure` when an
+index lacks them or they disagree with `files` (an index of an older archivestore).
+"""
+from __future__ import annotations
+
+import json
+import re
+import struct
+import sys
+from array import array
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import zstandard
+
+#: Layout version of the search blocks, kept in `meta` as `find_layout`.
+LAYOUT = b"1"
+META_LAYOUT = b"find_layout"
+#: Records the blocks hold, u64 in `meta`: equal to the `files` entries when they are complete.
+META_RECORDS = b"find_records"
+BLOCK_RECORDS = 1024
+U32BE = struct.Struct(">I")
+U32 = struct.Struct("<I")
+U64 = struct.Struct("<Q")
+ZSTD_LEVEL = 3
+# Records rebuilt per write transaction by `ensure` (bounds the transaction's dirty pages).
+BACKFILL_RECORDS = 100_000
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def json_text(obj) -> str:
+    """`obj` as `archive find --json` prints it (see cli.common.emit_json)."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                          json.dumps(obj, ensure_ascii=False))
+
+
+def _text(x) -> str:
+    return x if isinstance(x, str) else ""
+
+
+def record_columns(key: bytes, value: bytes, vlen: int) -> tuple[bytes, bytes, bytes]:
+    """(path bytes, search text, output entry) of one `files` record; `vlen` is the length of
+    its version key. The output entry is `digest \\0 path \\0 rest`, all three JSON text."""
+    from .catalog import audio_summary  # catalog imports index, which imports this module
+    try:
+        rec = json.loads(bytes(value))
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict):
+        rec = {}
+    path_b = key[vlen + 1:]
+    if b"\0" in path_b and isinstance(rec.get("path"), str):  # a shortened key (long path)
+        path_b = rec["path"].encode("utf-8", "surrogateescape")
+    path = path_b.decode("utf-8", "surrogateescape")
+    a = rec.get("audio")
+    desc, orig = _text(rec.get("description", "")), _text(rec.get("originator", ""))
+    rest = json_text({"size": rec.get("size", 0), "digest": rec.get("digest", ""), "audio": a,
+                  "format": audio_summary(a if isinstance(a, dict) else None),
+                  "description": desc, "originator": orig})[1:]
+    out = "\0".join((json_text(rec.get("digest", "")), json_text(path), rest))
+    text = (desc + "\n" + orig).casefold()
+    return path_b, text.encode("utf-8", "surrogatepass"), out.encode("utf-8", "surrogatepass")
+
+
+def _u32_array(data) -> array:
+    a = array("I")
+    a.frombytes(data)
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a
+
+
+def _text_block(texts: list[bytes]) -> bytes:
+    offs = array("I", [0])
+    for t in texts:
+        offs.append(offs[-1] + len(t))
+    if sys.byteorder == "big":
+        offs.byteswap()
+    return U32.pack(len(texts)) + offs.tobytes() + b"".join(texts)
+
+
+def _blocks(txn, db, vkey: bytes) -> Iterator[bytes]:
+    """Keys of a version's blocks in `db`."""
+    cur = txn.cursor(db)
+    if not cur.set_range(vkey):
+        return
+    for k in cur.iternext(keys=True, values=False):
+        if not (k.startswith(vkey) and len(k) == len(vkey) + 4):
+            return
+        yield bytes(k)
+
+
+def index_version(index, txn, vkey: bytes) -> None:
+    """(Re)write the search blocks of one version from its `files` records, inside the
+    caller's write transaction; keeps `find_records` in step."""
+    old = 0
+    for k in list(_blocks(txn, index.find_names, vkey)):
+        old += bytes(txn.get(k, db=index.find_names)).count(b"\0")
+        for db in (index.find_names, index.find_text, index.find_out):
+            txn.delete(k, db=db)
+    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    prefix = vkey + b"\0"
+    names: list[bytes] = []
+    texts: list[bytes] = []
+    outs: list[bytes] = []
+    block = 0
+    total = 0
+
+    def flush() -> None:
+        nonlocal block
+        k = vkey + U32BE.pack(block)
+        txn.put(k, b"\0".join(names) + b"\0", db=index.find_names)
+        txn.put(k, _text_block(texts), db=index.find_text)
+        txn.put(k, cctx.compress(b"\0".join(outs)), db=index.find_out)
+        block += 1
+        names.clear()
+        texts.clear()
+        outs.clear()
+
+    cur = txn.cursor(index.files)
+    if cur.set_range(prefix):
+        for k, v in cur:
+            if not k.startswith(prefix):
+                break
+            p, t, o = record_columns(bytes(k), v, len(vkey))
+            names.append(p)
+            texts.append(t)
+            outs.append(o)
+            total += 1
+            if len(names) == BLOCK_RECORDS:
+                flush()
+    if names:
+        flush()
+    txn.put(META_RECORDS, U64.pack(_records(txn, index) + total - old), db=index.meta)
+
+
+def is_current(index) -> bool:
+    """True when the search blocks hold exactly the `files` records in this layout."""
+    with index.env.begin() as txn:
+        if txn.get(META_LAYOUT, db=index.meta) != LAYOUT:
+            return False
+        return _records(txn, index) == txn.stat(index.files)["entries"]
+
+
+def ensure(index) -> int:
+    """Rebuild the search blocks from `files` when they are missing, of another layout, or
+    incomplete (records written by an older archivestore). Returns the records indexed (0
+    when the blocks were current). Crash-safe: the layout mark is written last, with the
+    last blocks, so an interrupted rebuild starts again; versions committed meanwhile write
+    their own blocks, and each batch rebuilds a version from `files` in one transaction."""
+    if is_current(index):
+        return 0
+
+    def start() -> None:
+        with index.env.begin(write=True) as txn:
+            for db in (index.find_names, index.find_text, index.find_out):
+                txn.drop(db, delete=False)
+            txn.delete(META_LAYOUT, db=index.meta)
+            txn.put(META_RECORDS, U64.pack(0), db=index.meta)
+
+    state = {"after": b"", "done": False}
+
+    def batch() -> None:
+        with index.env.begin(write=True) as txn:
+            cur = txn.cursor(index.files)
+            after = state["after"]
+            ok = cur.set_range(after) if after else cur.first()
+            first = _records(txn, index)
+            while ok:
+                k = bytes(cur.key())
+                vkey = k[:k.index(b"\0") + 5]
+                index_version(index, txn, vkey)
+                after = vkey + b"\1"  # past every key of this version (the next byte is \0)
+                if _records(txn, index) - first >= BACKFILL_RECORDS:
+                    break
+                ok = cur.set_range(after)
+            else:
+                txn.put(META_LAYOUT, LAYOUT, db=index.meta)
+            done = not ok
+        state["after"], state["done"] = after, done
+
+    index._grow_on_full(start)
+    while not state["done"]:
+        index._grow_on_full(batch)
+    with index.env.begin() as txn:
+        return _records(txn, index)
+
+
+def _records(txn, index) -> int:
+    raw = txn.get(META_RECORDS, db=index.meta)
+    return U64.unpack(raw)[0] if raw else 0
+
+
+# -- search -------------------------------------------------------------------------------
+
+@dataclass
+class Found:
+    """One file found: the same bytes at the same path in one or more versions of a project,
+    kept as the JSON text `archive find --json` prints."""
+
+    project: str
+    path_json: bytes
+    rest: bytes  # the record's members from "size" on, closing brace included
+    versions: list[int] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return json.loads(self.path_json)
+
+    def record(self) -> dict:
+        """size, digest, audio, format, description, originator."""
+        return json.loads(b"{" + self.rest)
+
+    def json_bytes(self, project_json: bytes) -> bytes:
+        """This match as one item of `archive find --json`'s "matches" (cf. catalog.Match)."""
+        vs = self.versions
+        return b'{"project": %s, "version": %d, "versions": [%s], "path": %s, %s' % (
+            project_json, vs[-1], b", ".join(b"%d" % v for v in vs), self.path_json, self.rest)
+
+
+class Finder:
+    """`archive find` over the search blocks. Iterating yields the matches one project at a
+    time (a project's matches are complete once the next project starts), so memory holds
+    one project's matches, not the whole answer; `truncated` is set once iteration ends.
+
+    Answers equal `catalog.search` over the `files` records: `pattern` is a case-insensitive
+    glob on the basename or the full path (without wildcards: a substring), `desc` a
+    case-folded substring of "description \\n originator"; the same (project, path, digest)
+    in several versions is one match; at most `limit` matches.
+    """
+
+    def __init__(self, index, pattern: str | None = None, desc: str | None = None,
+                 project: str | None = None, limit: int | None = None) -> None:
+        from .catalog import _literal, compile_pattern
+        self.index = index
+        self.pattern = pattern or None
+        self.rx = compile_pattern(pattern) if pattern else None
+        # ASCII pattern on ASCII names: bytes regex, prefiltered by the longest literal run
+        self.rxb = (re.compile(self.rx.pattern.encode("ascii"), re.IGNORECASE | re.DOTALL)
+                    if self.rx is not None and pattern.isascii() else None)
+        self.lit = _literal(pattern) if self.rxb is not None else b""
+        self.needle = (desc.casefold().encode("utf-8", "surrogatepass") if desc else None)
+        self.prefix = project.encode("utf-8", "surrogateescape") + b"\0" if project else b""
+        self.limit = limit
+        self.truncated = False
+        self.count = 0
+
+    # per block: the indexes (ascending) of the records that match
+    def _name_hits(self, names: bytes) -> list[int]:
+        rx, rxb = self.rx, self.rxb
+        hits: list[int] = []
+        if rxb is not None and names.isascii():
+            if not self.lit:
+                for i, p in enumerate(names.split(b"\0")[:-1]):
+                    if rxb.match(p.rpartition(b"/")[2]) or rxb.match(p):
+                        hits.append(i)
+                return hits
+            low = names.lower()
+            lit = self.lit
+            find, count = low.find, low.count
+            pos = find(lit)
+            i, at = 0, 0  # record i starts at offset `at`
+            while pos >= 0:
+                i += count(b"\0", at, pos)
+                start = low.rfind(b"\0", 0, pos) + 1
+                end = find(b"\0", pos)
+                p = names[start:end]
+                if rxb.match(p.rpartition(b"/")[2]) or rxb.match(p):
+                    hits.append(i)
+                at = end + 1
+                i += 1
+                pos = find(lit, at)
+            return hits
+        for i, p in enumerate(names.split(b"\0")[:-1]):
+            if rxb is not None and p.isascii():
+                if rxb.match(p.rpartition(b"/")[2]) or rxb.match(p):
+                    hits.append(i)
+                continue
+            s = p.decode("utf-8", "surrogateescape")
+            if rx.match(s.rsplit("/", 1)[-1]) or rx.match(s):
+                hits.append(i)
+        return hits
+
+    def _text_hits(self, block, only: list[int] | None) -> list[int]:
+        n = U32.unpack_from(block)[0]
+        offs = _u32_array(block[4:8 + 4 * n])
+        text = bytes(block[8 + 4 * n:])
+        needle = self.needle
+        if only is not None:
+            return [i for i in only if needle in text[offs[i]:offs[i + 1]]]
+        hits: list[int] = []
+        ln = len(needle)
+        find = text.find
+        pos = find(needle)
+        while pos >= 0:
+            i = bisect_right(offs, pos) - 1
+            end = offs[i + 1]
+            if pos + ln <= end:
+                hits.append(i)
+                pos = find(needle, end)
+            else:  # the occurrence runs into the next record's text
+                pos = find(needle, pos + 1)
+        return hits
+
+    def __iter__(self) -> Iterator[list[Found]]:
+        idx = self.index
+        dctx = zstandard.ZstdDecompressor()
+        drive = idx.find_names if self.rx is not None else idx.find_text
+        prefix = self.prefix
+        cur_project = None
+        batch: dict[tuple[bytes, bytes], Found] = {}
+        with idx.env.begin(buffers=True) as txn:
+            cur = txn.cursor(drive)
+            ok = cur.set_range(prefix) if prefix else cur.first()
+            while ok:
+                key = bytes(cur.key())
+                if not key.startswith(prefix):
+                    break
+                pb = key[:-9]
+                if pb != cur_project:
+                    if batch:
+                        yield list(batch.values())
+                        batch = {}
+                    if self.truncated:
+                        return  # no later record can add a version to a kept match
+                    cur_project, project = pb, pb.decode("utf-8", "surrogateescape")
+                version = U32BE.unpack_from(key, len(key) - 8)[0]
+                if self.rx is not None:
+                    hits = self._name_hits(bytes(cur.value()))
+                    if hits and self.needle is not None:
+                        hits = self._text_hits(txn.get(key, db=idx.find_text), hits)
+                else:
+                    hits = self._text_hits(cur.value(), None)
+                if hits:
+                    parts = dctx.decompress(txn.get(key, db=idx.find_out)).split(b"\0")
+                    limit = self.limit
+                    for i in hits:
+                        k = (parts[3 * i + 1], parts[3 * i])  # (path, digest)
+                        f = batch.get(k)
+                        if f is None:
+                            if limit is not None and self.count >= limit:
+                                self.truncated = True
+                                continue
+                            f = batch[k] = Found(project, k[0], parts[3 * i + 2], [version])
+                            self.count += 1
+                        else:
+                            f.versions.append(version)
+                ok = cur.next()
+        if batch:
+            yield list(batch.values())
