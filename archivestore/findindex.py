@@ -25,7 +25,6 @@ import struct
 import sys
 from array import array
 from bisect import bisect_right
-from dataclasses import dataclass, field
 from typing import Iterator
 
 import zstandard
@@ -58,10 +57,10 @@ def _text(x) -> str:
 
 def record_columns(key: bytes, value: bytes, vlen: int) -> tuple[bytes, bytes, bytes]:
     """(path bytes, search text, output entry) of one `files` record; `vlen` is the length of
-    its version key. The output entry is `digest \\0 path \\0 rest`, all three JSON text."""
+    its version key. The output entry is `path \\0 digest \\0 rest`, all three JSON text."""
     from .catalog import audio_summary  # catalog imports index, which imports this module
     try:
-        rec = json.loads(bytes(value))
+        rec = json.loads(bytes(value).decode("utf-8", "surrogateescape"))
     except ValueError:
         rec = None
     if not isinstance(rec, dict):
@@ -75,7 +74,7 @@ def record_columns(key: bytes, value: bytes, vlen: int) -> tuple[bytes, bytes, b
     rest = json_text({"size": rec.get("size", 0), "digest": rec.get("digest", ""), "audio": a,
                   "format": audio_summary(a if isinstance(a, dict) else None),
                   "description": desc, "originator": orig})[1:]
-    out = "\0".join((json_text(rec.get("digest", "")), json_text(path), rest))
+    out = "\0".join((json_text(path), json_text(rec.get("digest", "")), rest))
     text = (desc + "\n" + orig).casefold()
     return path_b, text.encode("utf-8", "surrogatepass"), out.encode("utf-8", "surrogatepass")
 
@@ -88,7 +87,8 @@ def _u32_array(data) -> array:
     return a
 
 
-def _text_block(texts: list[bytes]) -> bytes:
+def _offsets_block(texts: list[bytes]) -> bytes:
+    """u32 n, u32 offsets[n + 1] (little-endian), then the texts end to end."""
     offs = array("I", [0])
     for t in texts:
         offs.append(offs[-1] + len(t))
@@ -128,8 +128,8 @@ def index_version(index, txn, vkey: bytes) -> None:
         nonlocal block
         k = vkey + U32BE.pack(block)
         txn.put(k, b"\0".join(names) + b"\0", db=index.find_names)
-        txn.put(k, _text_block(texts), db=index.find_text)
-        txn.put(k, cctx.compress(b"\0".join(outs)), db=index.find_out)
+        txn.put(k, _offsets_block(texts), db=index.find_text)
+        txn.put(k, cctx.compress(_offsets_block(outs)), db=index.find_out)
         block += 1
         names.clear()
         texts.clear()
@@ -211,35 +211,31 @@ def _records(txn, index) -> int:
 
 # -- search -------------------------------------------------------------------------------
 
-@dataclass
-class Found:
-    """One file found: the same bytes at the same path in one or more versions of a project,
-    kept as the JSON text `archive find --json` prints."""
+#: One match: (path as JSON, the record's members from "size" on as JSON with the closing
+#: brace, versions). The same bytes at the same path in one or more versions of a project.
+Found = tuple[bytes, bytes, list[int]]
 
-    project: str
-    path_json: bytes
-    rest: bytes  # the record's members from "size" on, closing brace included
-    versions: list[int] = field(default_factory=list)
 
-    @property
-    def path(self) -> str:
-        return json.loads(self.path_json)
+def found_json(project_json: bytes, found: Found) -> bytes:
+    """A match as one item of `archive find --json`'s "matches" (cf. catalog.Match.to_json)."""
+    path_json, rest, vs = found
+    if len(vs) == 1:
+        return b'{"project": %s, "version": %d, "versions": [%d], "path": %s, %s' % (
+            project_json, vs[0], vs[0], path_json, rest)
+    return b'{"project": %s, "version": %d, "versions": [%s], "path": %s, %s' % (
+        project_json, vs[-1], b", ".join(b"%d" % v for v in vs), path_json, rest)
 
-    def record(self) -> dict:
-        """size, digest, audio, format, description, originator."""
-        return json.loads(b"{" + self.rest)
 
-    def json_bytes(self, project_json: bytes) -> bytes:
-        """This match as one item of `archive find --json`'s "matches" (cf. catalog.Match)."""
-        vs = self.versions
-        return b'{"project": %s, "version": %d, "versions": [%s], "path": %s, %s' % (
-            project_json, vs[-1], b", ".join(b"%d" % v for v in vs), self.path_json, self.rest)
+def found_record(found: Found) -> tuple[str, dict]:
+    """(path, {size, digest, audio, format, description, originator}) of a match."""
+    return json.loads(found[0]), json.loads(b"{" + found[1])
 
 
 class Finder:
-    """`archive find` over the search blocks. Iterating yields the matches one project at a
-    time (a project's matches are complete once the next project starts), so memory holds
-    one project's matches, not the whole answer; `truncated` is set once iteration ends.
+    """`archive find` over the search blocks. Iterating yields (project, matches) one project
+    at a time (a project's matches are complete once the next project starts), so memory
+    holds one project's matches, not the whole answer; `truncated` and `count` are final once
+    iteration ends.
 
     Answers equal `catalog.search` over the `files` records: `pattern` is a case-insensitive
     glob on the basename or the full path (without wildcards: a substring), `desc` a
@@ -320,13 +316,14 @@ class Finder:
                 pos = find(needle, pos + 1)
         return hits
 
-    def __iter__(self) -> Iterator[list[Found]]:
+    def __iter__(self) -> Iterator[tuple[str, list[Found]]]:
         idx = self.index
         dctx = zstandard.ZstdDecompressor()
         drive = idx.find_names if self.rx is not None else idx.find_text
         prefix = self.prefix
         cur_project = None
         batch: dict[tuple[bytes, bytes], Found] = {}
+        project = ""
         with idx.env.begin(buffers=True) as txn:
             cur = txn.cursor(drive)
             ok = cur.set_range(prefix) if prefix else cur.first()
@@ -337,7 +334,7 @@ class Finder:
                 pb = key[:-9]
                 if pb != cur_project:
                     if batch:
-                        yield list(batch.values())
+                        yield project, list(batch.values())
                         batch = {}
                     if self.truncated:
                         return  # no later record can add a version to a kept match
@@ -350,19 +347,23 @@ class Finder:
                 else:
                     hits = self._text_hits(cur.value(), None)
                 if hits:
-                    parts = dctx.decompress(txn.get(key, db=idx.find_out)).split(b"\0")
+                    out = dctx.decompress(txn.get(key, db=idx.find_out))
+                    n = U32.unpack_from(out)[0]
+                    offs = _u32_array(out[4:8 + 4 * n])
+                    base = 8 + 4 * n
                     limit = self.limit
                     for i in hits:
-                        k = (parts[3 * i + 1], parts[3 * i])  # (path, digest)
+                        pj, dj, rest = out[base + offs[i]:base + offs[i + 1]].split(b"\0", 2)
+                        k = (pj, dj)
                         f = batch.get(k)
                         if f is None:
                             if limit is not None and self.count >= limit:
                                 self.truncated = True
                                 continue
-                            f = batch[k] = Found(project, k[0], parts[3 * i + 2], [version])
+                            batch[k] = (pj, rest, [version])
                             self.count += 1
                         else:
-                            f.versions.append(version)
+                            f[2].append(version)
                 ok = cur.next()
         if batch:
-            yield list(batch.values())
+            yield project, list(batch.values())

@@ -204,14 +204,15 @@ def find(pattern, store_path, desc, project, limit, as_json):
             # streamed one project at a time, byte for byte what emit_json would print
             click.echo(b'{"matches": [', nl=False)
             sep = b""
-            for batch in finder:
-                pj = findindex.json_text(batch[0].project).encode("utf-8", "surrogatepass")
-                click.echo(sep + b", ".join(f.json_bytes(pj) for f in batch), nl=False)
+            item = findindex.found_json
+            for name, batch in finder:
+                pj = findindex.json_text(name).encode("utf-8", "surrogatepass")
+                click.echo(sep + b", ".join([item(pj, f) for f in batch]), nl=False)
                 sep = b", "
         else:
-            for batch in finder:
+            for name, batch in finder:
                 projects += 1
-                click.echo("\n".join(_find_line(f) for f in batch))
+                click.echo("\n".join(_find_line(name, f) for f in batch))
         uncatalogued = sum(1 for p, n, _r in st.index.iter_versions()
                            if (not project or p == project) and not st.index.has_files(p, n)
                            and _r.get("files"))
@@ -229,15 +230,15 @@ def find(pattern, store_path, desc, project, limit, as_json):
                    f"older archivestore); `archive fsck --rebuild-index` adds them", err=True)
 
 
-def _find_line(f: findindex.Found) -> str:
+def _find_line(project: str, f: findindex.Found) -> str:
     """One line of `archive find`'s text output."""
-    j = f.record()
+    path, j = findindex.found_record(f)
     extra = f"  {j['format']}" if j["format"] else ""
     if j["description"]:
         extra += f"  “{j['description']}”"
     if j["originator"]:
         extra += f"  ({j['originator']})"
-    return f"{f.project}  {catalog.format_versions(f.versions)}  {f.path}  {human(j['size'])}{extra}"
+    return f"{project}  {catalog.format_versions(f[2])}  {path}  {human(j['size'])}{extra}"
 
 
 @cli.command(name="check-session")
