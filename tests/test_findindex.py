@@ -198,3 +198,15 @@ def test_interrupted_backfill_is_done_again(store, monkeypatch):
         assert not findindex.is_current(st.index)  # two versions done, no layout mark
     monkeypatch.setattr(findindex, "index_version", real)
     assert run_cli("find", "*", "--json", "--store", store).stdout_bytes == before
+
+
+def test_opening_a_store_leaves_no_descriptor_open(store):
+    """Store.open read config.json through a probe backend that kept its descriptor: one fd
+    per open, which broke select() in later tests after this file's ~500 CLI runs."""
+    import os
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with Store.open(store):
+            pass
+        run_cli("find", "x", "--store", store)
+    assert len(os.listdir("/proc/self/fd")) == before
