@@ -45,10 +45,16 @@ BACKFILL_RECORDS = 100_000
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps's defaults, without its wrapper
+
+
+def _escape_surrogates(text: str) -> str:
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def json_text(obj) -> str:
     """`obj` as `archive find --json` prints it (see cli.common.emit_json)."""
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}",
-                          json.dumps(obj, ensure_ascii=False))
+    return _escape_surrogates(_ENCODER.encode(obj))
 
 
 def _text(x) -> str:
@@ -71,10 +77,12 @@ def record_columns(key: bytes, value: bytes, vlen: int) -> tuple[bytes, bytes, b
     path = path_b.decode("utf-8", "surrogateescape")
     a = rec.get("audio")
     desc, orig = _text(rec.get("description", "")), _text(rec.get("originator", ""))
-    rest = json_text({"size": rec.get("size", 0), "digest": rec.get("digest", ""), "audio": a,
-                  "format": audio_summary(a if isinstance(a, dict) else None),
-                  "description": desc, "originator": orig})[1:]
-    out = "\0".join((json_text(path), json_text(rec.get("digest", "")), rest))
+    enc = _ENCODER.encode
+    digest = rec.get("digest", "")
+    rest = enc({"size": rec.get("size", 0), "digest": digest, "audio": a,
+                "format": audio_summary(a if isinstance(a, dict) else None),
+                "description": desc, "originator": orig})
+    out = _escape_surrogates("\0".join((enc(path), enc(digest), rest[1:])))
     text = (desc + "\n" + orig).casefold()
     return path_b, text.encode("utf-8", "surrogatepass"), out.encode("utf-8", "surrogatepass")
 
