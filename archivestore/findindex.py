@@ -205,9 +205,13 @@ def ensure(index) -> int:
             done = not ok
         state["after"], state["done"] = after, done
 
-    index._grow_on_full(start)
-    while not state["done"]:
-        index._grow_on_full(batch)
+    for _attempt in range(3):  # another process may have restarted the rebuild meanwhile
+        state["after"], state["done"] = b"", False
+        index._grow_on_full(start)
+        while not state["done"]:
+            index._grow_on_full(batch)
+        if is_current(index):
+            break
     with index.env.begin() as txn:
         return _records(txn, index)
 
