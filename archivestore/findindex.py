@@ -160,6 +160,12 @@ def index_version(index, txn, vkey: bytes) -> None:
     txn.put(META_RECORDS, U64.pack(_records(txn, index) + total - old), db=index.meta)
 
 
+def mark_new(txn, meta) -> None:
+    """Mark a new, empty index: its (no) search blocks are complete."""
+    txn.put(META_LAYOUT, LAYOUT, db=meta)
+    txn.put(META_RECORDS, U64.pack(0), db=meta)
+
+
 def is_current(index) -> bool:
     """True when the search blocks hold exactly the `files` records in this layout."""
     with index.env.begin() as txn:
@@ -222,6 +228,47 @@ def _records(txn, index) -> int:
 
 
 # -- search -------------------------------------------------------------------------------
+
+class _MapTrim:
+    """Drops this process's page-table entries for the index file after a stretch of scanning,
+    so the pages a scan touched stop counting as its resident memory.
+
+    LMDB reads through a shared read-only mapping of data.mdb. Blocks written one commit at a
+    time sit between other pages, and the kernel maps whole page-cache folios (64 KiB and up)
+    around each page read: a 30 MB scan of names showed 250 MB resident at 1M records.
+    `MADV_DONTNEED` on a shared file mapping only unmaps: the pages stay in the page cache and
+    a later read maps them again with the same bytes. Linux only; elsewhere a no-op.
+    """
+
+    EVERY = 256  # blocks between trims (about 3-10 MB of values)
+
+    def __init__(self, env) -> None:
+        self.path = None
+        self.madvise = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+                import os
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                self.madvise = libc.madvise
+                self.path = os.path.realpath(os.path.join(env.path(), "data.mdb"))
+            except (OSError, AttributeError):
+                self.madvise = None
+        self.n = 0
+
+    def step(self) -> None:
+        self.n += 1
+        if self.madvise is None or self.n % self.EVERY:
+            return
+        try:
+            with open("/proc/self/maps") as maps:
+                for line in maps:
+                    if line.rstrip("\n").endswith(" " + self.path) and line.split()[1][3] == "s":
+                        lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                        self.madvise(lo, hi - lo, 4)  # MADV_DONTNEED
+        except OSError:
+            self.madvise = None
 
 #: One match: (path as JSON, the record's members from "size" on as JSON with the closing
 #: brace, versions). The same bytes at the same path in one or more versions of a project.
@@ -331,6 +378,7 @@ class Finder:
     def __iter__(self) -> Iterator[tuple[str, list[Found]]]:
         idx = self.index
         dctx = zstandard.ZstdDecompressor()
+        trim = _MapTrim(idx.env)
         drive = idx.find_names if self.rx is not None else idx.find_text
         prefix = self.prefix
         cur_project = None
@@ -376,6 +424,7 @@ class Finder:
                             self.count += 1
                         else:
                             f[2].append(version)
+                trim.step()
                 ok = cur.next()
         if batch:
             yield project, list(batch.values())

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 
 import lmdb
 
-from . import faults
+from . import faults, findindex
 from .errors import FormatError
 from .packs import BlobRef
 
@@ -113,6 +113,7 @@ class Index:
                 fmt = txn.get(b"format", db=self.meta)
                 if fmt is None:
                     txn.put(b"format", INDEX_FORMAT, db=self.meta)
+                    findindex.mark_new(txn, self.meta)  # no records: its blocks are complete
                 elif fmt != INDEX_FORMAT:
                     raise FormatError(f"index format {fmt!r} is not supported; rebuild it with: "
                                       f"archive fsck --rebuild-index")
@@ -232,8 +233,7 @@ class Index:
                 value = json.dumps({**json.loads(value), "path": path}, ensure_ascii=False,
                                    separators=(",", ":")).encode("utf-8", "surrogateescape")
             txn.put(key, value, db=self.files)
-        from .findindex import index_version  # its search blocks, in the same transaction
-        index_version(self, txn, version_key(project, version))
+        findindex.index_version(self, txn, version_key(project, version))  # same transaction
 
     def add_version(self, project: str, version: int, record: dict,
                     files: Iterable[tuple[str, bytes]] | None = None) -> None:

@@ -143,8 +143,23 @@ def test_blocks_follow_the_catalog(store, monkeypatch):
                               "records": 10}
     with Store.open(store) as st:  # the same version written again with fewer files
         st.index.add_files("P", 1, catalog.records_for_tree(entries[:5]))
-        assert findindex.is_current(st.index) is False  # files still holds the other 5
-    assert _blocks(store)["records"] == 10 and _blocks(store)["find_names"] == 3
+    # files still holds the other 5 (records are only added): the blocks are rebuilt from it
+    assert _blocks(store) == {"files": 10, "find_names": 3, "find_text": 3, "find_out": 3,
+                              "records": 10}
+    with Store.open(store) as st:
+        assert findindex.is_current(st.index)
+        st.index.add_files("P", 2, catalog.records_for_tree(entries[:2]))
+        assert findindex.is_current(st.index)
+    assert _blocks(store)["records"] == 12 and _blocks(store)["find_names"] == 4
+
+
+def test_a_new_index_needs_no_rebuild(tmp_path, store):
+    from .conftest import make_tracks
+    make_tracks(tmp_path / "Job" / "Audio", n=2, seconds=0.1)
+    run_cli("ingest", tmp_path / "Job", "--store", store)
+    with Store.open(store) as st:
+        assert findindex.is_current(st.index) and findindex.ensure(st.index) == 0
+    assert _blocks(store)["records"] == 2
 
 
 def _strip_blocks(store) -> None:
