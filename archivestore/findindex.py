@@ -290,6 +290,11 @@ def found_record(found: Found) -> tuple[str, dict]:
     return json.loads(found[0]), json.loads(b"{" + found[1])
 
 
+def _glob_of(pattern: str) -> str:
+    """The glob `catalog.compile_pattern` matches, lower-cased."""
+    return (pattern if any(c in pattern for c in "*?[") else f"*{pattern}*").lower()
+
+
 class Finder:
     """`archive find` over the search blocks. Iterating yields (project, matches) one project
     at a time (a project's matches are complete once the next project starts), so memory
@@ -312,6 +317,9 @@ class Finder:
         self.rxb = (re.compile(self.rx.pattern.encode("ascii"), re.IGNORECASE | re.DOTALL)
                     if self.rx is not None and pattern.isascii() else None)
         self.lit = _literal(pattern) if self.rxb is not None else b""
+        # "*text*" (or a pattern without wildcards): every name holding the text matches
+        self.substring = (self.rxb is not None and self.lit != b"" and
+                          _glob_of(pattern) == "*" + self.lit.decode() + "*")
         self.needle = (desc.casefold().encode("utf-8", "surrogatepass") if desc else None)
         self.prefix = project.encode("utf-8", "surrogateescape") + b"\0" if project else b""
         self.limit = limit
@@ -332,6 +340,15 @@ class Finder:
             lit = self.lit
             find, count = low.find, low.count
             pos = find(lit)
+            if self.substring:
+                i, at = 0, 0
+                while pos >= 0:
+                    i += count(b"\0", at, pos)
+                    hits.append(i)
+                    at = find(b"\0", pos) + 1
+                    i += 1
+                    pos = find(lit, at)
+                return hits
             i, at = 0, 0  # record i starts at offset `at`
             while pos >= 0:
                 i += count(b"\0", at, pos)
@@ -375,6 +392,27 @@ class Finder:
                 pos = find(needle, pos + 1)
         return hits
 
+    def _fold(self, entries: bytes, offs: array, hits: list[int],
+              batch: dict[tuple[bytes, bytes], Found], version: int) -> bool:
+        """Add one block's hits to its project's matches; True if the limit dropped one."""
+        get = batch.get
+        count = self.count
+        limit = self.limit if self.limit is not None else sys.maxsize
+        dropped = False
+        for i in hits:
+            pj, dj, rest = entries[offs[i]:offs[i + 1]].split(b"\0", 2)
+            f = get((pj, dj))
+            if f is None:
+                if count >= limit:
+                    dropped = True
+                    continue
+                batch[pj, dj] = (pj, rest, [version])
+                count += 1
+            else:
+                f[2].append(version)
+        self.count = count
+        return dropped
+
     def __iter__(self) -> Iterator[tuple[str, list[Found]]]:
         idx = self.index
         dctx = zstandard.ZstdDecompressor()
@@ -411,19 +449,8 @@ class Finder:
                     n = U32.unpack_from(out)[0]
                     offs = _u32_array(out[4:8 + 4 * n])
                     base = 8 + 4 * n
-                    limit = self.limit
-                    for i in hits:
-                        pj, dj, rest = out[base + offs[i]:base + offs[i + 1]].split(b"\0", 2)
-                        k = (pj, dj)
-                        f = batch.get(k)
-                        if f is None:
-                            if limit is not None and self.count >= limit:
-                                self.truncated = True
-                                continue
-                            batch[k] = (pj, rest, [version])
-                            self.count += 1
-                        else:
-                            f[2].append(version)
+                    if self._fold(out[base:], offs, hits, batch, version):
+                        self.truncated = True
                 trim.step()
                 ok = cur.next()
         if batch:

@@ -89,7 +89,7 @@ def _reference(store, pattern, desc, project, limit) -> tuple[bytes, list[str]]:
 QUERIES = [("kick*", None), ("*.wav", None), ("[kK]ick*", None), ("Vox 1?.wav", None),
            ("Vox [0-9][0-9].wav", None), ("a?b*", None), ("[draft]*", None),
            ("[[]draft]*", None), ("mix v3", None), ("caf?/*", None), ("[abc", None),
-           ("*", None), ("?ick.wav", None), ("k*", None), ("*\udcff*", None),
+           ("*", None), ("*KICK*", None), ("*mix*", None), ("**mix**", None), ("?ick.wav", None), ("k*", None), ("*\udcff*", None),
            ("bad ? name.wav", None), ("deep/*", None), ("*long*", None), ("bounces/*", None),
            (None, "room a"), (None, "ROOM"), (None, "strasse"), (None, "straße"),
            (None, "live room"), (None, "pyramix"), (None, "café"),
