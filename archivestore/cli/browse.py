@@ -207,7 +207,8 @@ def find(pattern, store_path, desc, project, limit, as_json):
             item = findindex.found_json
             for name, batch in finder:
                 pj = findindex.json_text(name).encode("utf-8", "surrogatepass")
-                click.echo(sep + b", ".join([item(pj, f) for f in batch]), nl=False)
+                click.echo(sep, nl=False)
+                click.echo(b", ".join([item(pj, f) for f in batch]), nl=False)
                 sep = b", "
         else:
             for name, batch in finder:
