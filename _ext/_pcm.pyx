@@ -1645,12 +1645,12 @@ cdef object _decode(payload, Py_ssize_t plain_len, const uint8_t* ref):
         chbuf = <int64_t*>malloc(sizeof(int64_t) * bsize * 2)  # one block of <= 2 channels
         if buf == NULL or chbuf == NULL:
             raise MemoryError()
-        memcpy(buf, src + HDR, body)
-        memset(buf + body, 0, PAD)
         d.buf = buf
         d.pos = 0
         d.nbits = <uint64_t>body * 8
-        with nogil:
+        with nogil:  # the padded copy too: two decoding threads must not queue on it
+            memcpy(buf, src + HDR, body)
+            memset(buf + body, 0, PAD)
             rc = decode_all(&d, dst, frames, bits, channels, be, flt, bsize, chbuf, ref)
         if rc == -3:
             return False

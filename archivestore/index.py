@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 import lmdb
 
-from . import faults
+from . import faults, findindex
 from .errors import FormatError
 from .packs import BlobRef
 
@@ -148,6 +148,7 @@ class Index:
                 fmt = txn.get(b"format", db=self.meta)
                 if fmt is None:
                     txn.put(b"format", INDEX_FORMAT, db=self.meta)
+                    findindex.mark_new(txn, self.meta)  # no records: its blocks are complete
                 self.rebuilding = txn.get(b"rebuilding", db=self.meta) is not None
             if fmt is not None and fmt != INDEX_FORMAT:
                 # an index is a cache of the packs: never read records of another layout
@@ -164,6 +165,9 @@ class Index:
             self.versions = self.env.open_db(b"versions")
             self.snapids = self.env.open_db(b"snapids")
             self.files = self.env.open_db(b"files")  # the file catalog (archivestore.catalog)
+            # its search blocks, derived from `files` (archivestore.findindex)
+            self.find_names, self.find_text, self.find_out = (
+                self.env.open_db(n) for n in (b"find_names", b"find_text", b"find_out"))
         except lmdb.Error as e:
             self.env.close()
             raise FormatError(f"the index at {self.path} is damaged ({e}); rebuild it from the "
@@ -305,6 +309,7 @@ class Index:
                 value = json.dumps({**json.loads(value), "path": path}, ensure_ascii=False,
                                    separators=(",", ":")).encode("utf-8", "surrogateescape")
             txn.put(key, value, db=self.files)
+        findindex.index_version(self, txn, version_key(project, version))  # same transaction
 
     def add_version(self, project: str, version: int, record: dict,
                     files: Iterable[tuple[str, bytes]] | None = None) -> None:

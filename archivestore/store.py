@@ -261,6 +261,7 @@ class Store:
             raise FormatError(f"{url} uses store format {config.get('version')}; "
                               f"this archivestore reads up to {STORE_FORMAT}")
         if isinstance(backend, LocalBackend) and "encryption" not in config:
+            backend.close()  # it kept config.json open; the store opens its own backend
             return cls._local(Path(root), config, fresh_index)
         from .remotes import attach_remote  # remote or encrypted: index kept in the local cache
         inner = backend

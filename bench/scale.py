@@ -173,16 +173,21 @@ def main() -> None:
     data = d / "index" / "data.mdb"
     size = data.stat().st_blocks * 512
     env = store.index.env
+    ix = store.index
+    tables = {"chunks": ix.chunks, "wide": ix.wide, "packs": ix.packs, "packnames": ix.packnames,
+              "versions": ix.versions, "snapids": ix.snapids, "meta": ix.meta, "files": ix.files,
+              "find_names": ix.find_names, "find_text": ix.find_text, "find_out": ix.find_out}
     with env.begin() as txn:
-        st = txn.stat(store.index.chunks)
-        live = sum(txn.stat(db)[k] for db in (store.index.chunks, store.index.wide, store.index.packs,
-                                             store.index.packnames, store.index.versions,
-                                             store.index.snapids, store.index.meta, store.index.files)
-                   for k in ("branch_pages", "leaf_pages", "overflow_pages")) * st["psize"]
+        st = txn.stat(ix.chunks)
+        per_table = {name: sum(txn.stat(db)[k] for k in ("branch_pages", "leaf_pages",
+                                                         "overflow_pages")) * st["psize"]
+                     for name, db in tables.items()}
+    live = sum(per_table.values())
     out = {"chunks": a.chunks, "packs_per_txn": a.packs_per_txn, "index_bytes": size, "bytes_per_chunk": round(size / a.chunks, 1),
            # pages the B-trees use (the rest of the file is LMDB's free list, reused by later writes)
            "live_bytes_per_chunk": round(live / a.chunks, 1),
            "chunks_tree_bytes_per_chunk": round((st["branch_pages"] + st["leaf_pages"]) * st["psize"] / a.chunks, 1),
+           "table_bytes_per_chunk": {k: round(v / a.chunks, 2) for k, v in per_table.items()},
            "insert_per_s": round(a.chunks / t_fill), "insert_seconds": round(t_fill, 1)}
     # read from a cold-ish page cache state is not forced: the index file fits in RAM here
     out["present_per_s"], out["present_single_per_s"] = map(round, lookups(store.index, a.chunks, a.lookups, True))

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from archivestore import Store, catalog
+from archivestore import Store, catalog, findindex
 from archivestore.ingest import Ingester
 
 from .conftest import make_tracks, run_cli, run_json
@@ -184,6 +184,10 @@ def test_find_100k_records_under_a_second(tmp_path):
             matches, _ = catalog.search(st.index.iter_files(), pat, desc)
             assert time.process_time() - t < 1.0
             assert len(matches) == bench.expected(rows, pat, desc)
+            t = time.process_time()
+            found = sum(len(batch) for _p, batch in findindex.Finder(st.index, pat, desc))
+            assert time.process_time() - t < 0.25  # the search blocks (bench: ~10x faster)
+            assert found == len(matches)
 
 
 def test_fast_byte_paths_agree_with_the_str_reference():

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .. import catalog, sessions
+from .. import catalog, findindex, sessions
 from ..errors import EXIT_DAMAGE, UsageError
 from ..snapshots import path_selected
 from . import cli
@@ -197,32 +197,49 @@ def find(pattern, store_path, desc, project, limit, as_json):
     if not pattern and not desc:
         raise UsageError("give a PATTERN, --desc TEXT or both (e.g. archive find '*kick*')")
     with open_store(store_path) as st:
-        prefix = project.encode("utf-8", "surrogateescape") + b"\0" if project else b""
-        matches, truncated = catalog.search(st.index.iter_files(prefix, lazy=True), pattern, desc,
-                                            project, limit)
+        findindex.ensure(st.index)  # an index of an older archivestore: build the blocks once
+        finder = findindex.Finder(st.index, pattern, desc, project, limit)
+        projects = 0
+        if as_json:
+            # streamed one project at a time, byte for byte what emit_json would print
+            click.echo(b'{"matches": [', nl=False)
+            sep = b""
+            item = findindex.found_json
+            for name, batch in finder:
+                pj = findindex.json_text(name).encode("utf-8", "surrogatepass")
+                click.echo(sep, nl=False)
+                click.echo(b", ".join([item(pj, f) for f in batch]), nl=False)
+                sep = b", "
+        else:
+            for name, batch in finder:
+                projects += 1
+                click.echo("\n".join(_find_line(name, f) for f in batch))
         uncatalogued = sum(1 for p, n, _r in st.index.iter_versions()
                            if (not project or p == project) and not st.index.has_files(p, n)
                            and _r.get("files"))
+    truncated = finder.truncated
     if as_json:
-        emit_json({"matches": [m.to_json() for m in matches], "truncated": truncated,
-                   "uncatalogued_versions": uncatalogued})
+        click.echo(b'], "truncated": %s, "uncatalogued_versions": %d}'
+                   % (b"true" if truncated else b"false", uncatalogued))
         return
-    for m in matches:
-        j = m.to_json()
-        extra = f"  {j['format']}" if j["format"] else ""
-        if j["description"]:
-            extra += f"  “{j['description']}”"
-        if j["originator"]:
-            extra += f"  ({j['originator']})"
-        click.echo(f"{m.project}  {catalog.format_versions(m.versions)}  {m.path}  "
-                   f"{human(j['size'])}{extra}")
-    n_proj = len({m.project for m in matches})
-    click.echo(f"{len(matches)} file{'s' if len(matches) != 1 else ''} found"
-               + (f" in {n_proj} project{'s' if n_proj != 1 else ''}" if matches else "")
+    found = finder.count
+    click.echo(f"{found} file{'s' if found != 1 else ''} found"
+               + (f" in {projects} project{'s' if projects != 1 else ''}" if found else "")
                + (f" (showing the first {limit}; use --limit)" if truncated else ""), err=True)
     if uncatalogued:
         click.echo(f"note: {uncatalogued} version(s) are not in the file catalog (archived by an "
                    f"older archivestore); `archive fsck --rebuild-index` adds them", err=True)
+
+
+def _find_line(project: str, f: findindex.Found) -> str:
+    """One line of `archive find`'s text output."""
+    path, j = findindex.found_record(f)
+    extra = f"  {j['format']}" if j["format"] else ""
+    if j["description"]:
+        extra += f"  “{j['description']}”"
+    if j["originator"]:
+        extra += f"  ({j['originator']})"
+    return f"{project}  {catalog.format_versions(f[2])}  {path}  {human(j['size'])}{extra}"
 
 
 @cli.command(name="check-session")
