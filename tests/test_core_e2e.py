@@ -145,10 +145,13 @@ def test_usage_errors_exit_2(store, tmp_path):
 
 
 def test_subprocess_cli_and_demo(tmp_path):
-    r = run_subprocess("demo", "--store", tmp_path / "demo-store", "--json")
+    # the demo keeps its session and restore for the user to look at: keep them in tmp_path
+    r = run_subprocess("demo", "--store", tmp_path / "demo-store", "--json",
+                       env={"TMPDIR": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["verified"] and out["versions"] == [1, 2]
+    assert out["restored_to"].startswith(str(tmp_path))
     assert r.stderr == ""
 
 
