@@ -30,13 +30,14 @@ CHUNK_VALUE = struct.Struct("<IIIIBB")  # the wide chunk record, for fields the 
 COMPACT_LEN = 12
 # The index keeps only the first KEY_LEN bytes (192 bits) of each 32-byte BLAKE3 id: every read
 # checks the full id in the blob header and the BLAKE3 of the decoded bytes, so a key match never
-# returns wrong bytes; two chunks sharing a key (n^2/2^193, 2e-44 at 20M chunks) would only make
+# returns wrong bytes; two chunks sharing a key (n^2/2^193, 3e-44 at 20M chunks) would only make
 # ingest take the second for stored (docs/FORMAT.md section 5, docs/DESIGN.md).
 KEY_LEN = 24
 # `chunks` (format 4): key = the first PREFIX_LEN bytes of the id, each item (a DUPFIXED
-# duplicate) = the rest of the id's key (bytes PREFIX_LEN..KEY_LEN) + the compact record. Measured at 5M chunks: 1 byte gives
-# 256 sub-trees and 63.4 bytes per chunk; 2 bytes gives 65,536 sub-trees of a few pages each and
-# 88.8 (each sub-tree's own root page); docs/DESIGN.md.
+# duplicate) = the rest of the id's key (bytes PREFIX_LEN..KEY_LEN) + the compact record.
+# Measured at 5M chunks (format 3): 1 byte gives 256 sub-trees and 63.4 bytes per chunk; 2 bytes
+# gives 65,536 sub-trees of a few pages each and 88.8 (each sub-tree's own root page);
+# docs/DESIGN.md.
 PREFIX_LEN = 1
 REST_LEN = KEY_LEN - PREFIX_LEN
 ITEM_LEN = REST_LEN + COMPACT_LEN

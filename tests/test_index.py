@@ -1,6 +1,6 @@
 """The index's chunk records (format 4): compact and wide layouts, the DUPFIXED `chunks` table
-and the `wide` one, keyed by the first 24 bytes of the id, lookups through the Index API, bulk loads split into bounded transactions, and
-refusal of an index of another format."""
+and the `wide` one, keyed by the first 24 bytes of the id, lookups through the Index API, bulk
+loads split into bounded transactions, and refusal of an index of another format."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from archivestore import Store
 from archivestore import index as index_mod
-from archivestore.errors import FormatError
+from archivestore.errors import DamageError, FormatError
 from archivestore.index import (CHUNK_VALUE, COMPACT_LEN, INDEX_FORMAT, ITEM_LEN, KEY_LEN, Index,
                                 Location, key_of, pack_chunk, unpack_chunk)
 from archivestore.packs import BlobRef, pack_object_name, read_footer
@@ -231,6 +231,26 @@ def test_old_format_index_is_refused_then_rebuilt(tmp_path, session, old):
             assert txn.stat(st.index.wide)["entries"] == 0
     run_cli("restore", "Paper Boats", "--to", tmp_path / "out", "--store", store)
     assert_same_tree(session, tmp_path / "out")
+
+
+def test_an_id_sharing_a_key_never_reads_the_other_chunk(tmp_path, session):
+    """Two ids with the same first 24 bytes are one entry to the index; a read of the one not
+    stored finds the other's blob and refuses it on the full id in the blob header."""
+    store = tmp_path / "store"
+    run_cli("init", "--store", store)
+    run_json("ingest", session, "--store", store)
+    with Store.open(store) as st:
+        cid = next(k for k, _loc in st.index.iter_chunks())
+        pack = st.index.lookup_key(cid).pack
+        size = dict(st.list_pack_files())[pack]
+        full = next(e.id for e in read_footer(st.backend, pack_object_name(pack), size)
+                    if key_of(e.id) == cid)
+        twin = full[:24] + bytes(b ^ 0xFF for b in full[24:])
+        assert st.index.contains_many([twin]) == [True]
+        assert st.index.lookup(twin) == st.index.lookup(full)
+        st.read_blob(full)
+        with pytest.raises(DamageError, match="blob id differs from the index"):
+            st.read_blob(twin)
 
 
 def test_garbled_compact_item_is_a_format_error(tmp_path):
