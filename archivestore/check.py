@@ -375,22 +375,21 @@ class Checker:
             problems.append(Problem("damaged_pack", f"unreadable: {e}", pack=name))
             data = b""
         good = set()  # index keys of the blobs that verify
-        seen: dict[bytes, bytes] = {}  # index key -> the full id a blob header names
         for off, parsed in scan_blobs(data):
             if isinstance(parsed, FormatError):
                 continue
             kind, codec, plain_len, bid, stored = parsed
-            seen.setdefault(key_of(bid), bid)
             ent = BlobRef(bid, off, plain_len, len(stored), kind, codec)
             if not self._verify_at(data, off, ent):
                 good.add(key_of(bid))
                 nchunks += 1
                 nbytes += plain_len
+        # named by the index key (a damaged blob header's id is no evidence) until `_trees`
+        # finds the full id in a manifest
         for key, loc in self.store.index.iter_chunks():
             if loc.pack == name and key not in good:
-                cid = seen.get(key, key)  # the full id if a header still names it
                 problems.append(Problem("damaged_blob", "blob unreadable (pack footer damaged)",
-                                        pack=name, chunk=cid.hex(), offset=loc.offset))
+                                        pack=name, chunk=key.hex(), offset=loc.offset))
         return problems, nchunks, nbytes
 
     def _finish_pack(self, job: "_PackJob"):

@@ -104,7 +104,7 @@ def _check_fsck(world, store: Path, pack: str, bad_chunks: set[bytes], whole_pac
     assert probs and all(p["pack"] in (pack, None) for p in probs), probs
     assert any(p["pack"] == pack for p in probs)
     # The index keeps each id's first 24 bytes (index format 4): a problem names the full id
-    # wherever a pack footer, a blob header or a readable manifest gives it, and the 48-hex index
+    # wherever a pack footer or a readable manifest gives it, and the 48-hex index
     # key only for a chunk that no readable manifest names (its tree part lost with it).
     full = {c[:24]: c for c in world["blobs"]}
     named = set()
