@@ -19,6 +19,7 @@ from typing import Callable
 from . import codecs, hashing
 from .backend import LocalBackend, leftover_temps
 from .errors import DamageError, FormatError
+from .index import key_of
 from .packs import (BLOB_HEADER, BLOB_MAGIC, FOOTER_ENTRY, KIND_DATA, PACK_HEADER, TRAILER,
                     BlobRef, check_pack_header, pack_object_name, read_footer,
                     scan_blobs)
@@ -92,6 +93,8 @@ class Checker:
         t0 = time.monotonic()
         res = CheckResult()
         self._leftovers(res, repair)
+        # keyed by `key_of(id)`: the index knows only that much of a chunk's id (a pack that is
+        # missing is known only from the index); `_trees` names the full ids from the manifests
         bad_chunks: dict[bytes, Problem] = {}
         self._packs(res, read_data, repair, bad_chunks)
         self._trees(res, bad_chunks)
@@ -156,20 +159,21 @@ class Checker:
                     continue
                 res.problems.append(p)
                 if p.chunk:
-                    bad_chunks[bytes.fromhex(p.chunk)] = p
+                    bad_chunks[key_of(bytes.fromhex(p.chunk))] = p
             if superseded:
                 self._reclaim_superseded(res, name, size)
             if self.progress:
                 self.progress({"pack": name, "bytes": size})
 
     def _pack_problem(self, res, bad_chunks, kind: str, name: str, detail: str) -> None:
-        """A whole pack is gone or damaged: one problem per chunk the index places there."""
+        """A whole pack is gone or damaged: one problem per chunk the index places there (named
+        by its index key until `_trees` finds its full id in a manifest)."""
         found = False
-        for cid, loc in self.store.index.iter_chunks():
+        for key, loc in self.store.index.iter_chunks():
             if loc.pack == name:
-                p = Problem(kind, detail, pack=name, chunk=cid.hex(), offset=loc.offset)
+                p = Problem(kind, detail, pack=name, chunk=key.hex(), offset=loc.offset)
                 res.problems.append(p)
-                bad_chunks[cid] = p
+                bad_chunks[key] = p
                 found = True
         if not found:  # no indexed chunk lives there any more (a repair re-pointed them all)
             res.reclaimable.append({"path": pack_object_name(name), "bytes": 0,
@@ -182,7 +186,7 @@ class Checker:
         if p.kind not in ("damaged_blob", "damaged_pack"):
             return False
         if p.chunk:
-            loc = self.store.index.lookup(bytes.fromhex(p.chunk))
+            loc = self.store.index.lookup_key(key_of(bytes.fromhex(p.chunk)))
             return loc is not None and loc.pack != name
         if self._referenced is None:
             self._referenced = {loc.pack for _cid, loc in self.store.index.iter_chunks()}
@@ -370,20 +374,22 @@ class Checker:
         except (OSError, DamageError) as e:
             problems.append(Problem("damaged_pack", f"unreadable: {e}", pack=name))
             data = b""
-        good = set()
+        good = set()  # index keys of the blobs that verify
         for off, parsed in scan_blobs(data):
             if isinstance(parsed, FormatError):
                 continue
             kind, codec, plain_len, bid, stored = parsed
             ent = BlobRef(bid, off, plain_len, len(stored), kind, codec)
             if not self._verify_at(data, off, ent):
-                good.add(bid)
+                good.add(key_of(bid))
                 nchunks += 1
                 nbytes += plain_len
-        for cid, loc in self.store.index.iter_chunks():
-            if loc.pack == name and cid not in good:
+        # named by the index key (a damaged blob header's id is no evidence) until `_trees`
+        # finds the full id in a manifest
+        for key, loc in self.store.index.iter_chunks():
+            if loc.pack == name and key not in good:
                 problems.append(Problem("damaged_blob", "blob unreadable (pack footer damaged)",
-                                        pack=name, chunk=cid.hex(), offset=loc.offset))
+                                        pack=name, chunk=key.hex(), offset=loc.offset))
         return problems, nchunks, nbytes
 
     def _finish_pack(self, job: "_PackJob"):
@@ -418,8 +424,9 @@ class Checker:
             res.versions_checked += 1
             whole = {"project": project, "version": number, "path": "*"}
             for meta in [rec.get("id", "")] + list(rec.get("tree", [])):  # its record and tree
-                prob = bad_chunks.get(bytes.fromhex(meta)) if len(meta) == 64 else None
+                prob = bad_chunks.get(key_of(bytes.fromhex(meta))) if len(meta) == 64 else None
                 if prob is not None:
+                    _name_full_id(prob, meta)
                     prob.affected.append(whole)
             try:
                 for e in self.store.iter_tree(rec):
@@ -429,8 +436,10 @@ class Checker:
                     where = {"project": project, "version": number, "path": e["path"]}
                     hits = index.contains_many(ids) if ids else []
                     for cid, present in zip(ids, hits):
-                        prob = bad_chunks.get(cid)
-                        if prob is None and not present:
+                        prob = bad_chunks.get(key_of(cid))
+                        if prob is not None:
+                            _name_full_id(prob, cid.hex())
+                        elif not present:
                             prob = missing.get(cid)
                             if prob is None:
                                 prob = missing[cid] = Problem("missing_chunk",
@@ -443,6 +452,13 @@ class Checker:
                 res.problems.append(Problem("damaged_tree", f"manifest unreadable: {e}",
                                             affected=[{"project": project, "version": number,
                                                        "path": "*"}]))
+
+
+def _name_full_id(prob: Problem, full_hex: str) -> None:
+    """A problem named by an index key only (a missing or damaged pack) takes the full id a
+    manifest gives for it."""
+    if prob.chunk is not None and len(prob.chunk) < 64 and full_hex.startswith(prob.chunk):
+        prob.chunk = full_hex
 
 
 class _PackReader:

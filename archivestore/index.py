@@ -20,19 +20,26 @@ from . import faults, findindex
 from .errors import FormatError
 from .packs import BlobRef
 
-# 3: compact records in a DUPSORT|DUPFIXED `chunks` table, wide ones in `wide` (docs/FORMAT.md
-# section 5); 2 kept every record in a plain `chunks` table; 1 stored `<IIIIBB` for every chunk
-INDEX_FORMAT = b"3"
+# 4: records keyed by the first KEY_LEN (24) bytes of the id, not all 32 (docs/FORMAT.md section
+# 5); 3: compact records in a DUPSORT|DUPFIXED `chunks` table, wide ones in `wide`; 2 kept every
+# record in a plain `chunks` table; 1 stored `<IIIIBB` for every chunk
+INDEX_FORMAT = b"4"
 CHUNK_VALUE = struct.Struct("<IIIIBB")  # the wide chunk record, for fields the compact one can't hold
 # The compact chunk record: one 96-bit little-endian integer, low bits first:
 # pack number 23 | blob offset 25 | plain length - 1 22 | stored length - 1 22 | kind 2 | codec 2
 COMPACT_LEN = 12
-# `chunks` (format 3): key = the first PREFIX_LEN bytes of the id, each item (a DUPFIXED
-# duplicate) = the rest of the id + the compact record. Measured at 5M chunks: 1 byte gives
-# 256 sub-trees and 63.4 bytes per chunk; 2 bytes gives 65,536 sub-trees of a few pages each and
-# 88.8 (each sub-tree's own root page); docs/DESIGN.md.
+# The index keeps only the first KEY_LEN bytes (192 bits) of each 32-byte BLAKE3 id: every read
+# checks the full id in the blob header and the BLAKE3 of the decoded bytes, so a key match never
+# returns wrong bytes; two chunks sharing a key (n^2/2^193, 3e-44 at 20M chunks) would only make
+# ingest take the second for stored (docs/FORMAT.md section 5, docs/DESIGN.md).
+KEY_LEN = 24
+# `chunks` (format 4): key = the first PREFIX_LEN bytes of the id, each item (a DUPFIXED
+# duplicate) = the rest of the id's key (bytes PREFIX_LEN..KEY_LEN) + the compact record.
+# Measured at 5M chunks (format 3): 1 byte gives 256 sub-trees and 63.4 bytes per chunk; 2 bytes
+# gives 65,536 sub-trees of a few pages each and 88.8 (each sub-tree's own root page);
+# docs/DESIGN.md.
 PREFIX_LEN = 1
-REST_LEN = 32 - PREFIX_LEN
+REST_LEN = KEY_LEN - PREFIX_LEN
 ITEM_LEN = REST_LEN + COMPACT_LEN
 PACK_VALUE = struct.Struct("<16sQI")
 U32BE = struct.Struct(">I")
@@ -54,6 +61,11 @@ class Location:
     stored_len: int
     kind: int
     codec: int
+
+
+def key_of(chunk_id: bytes) -> bytes:
+    """The index key of a chunk id: its first KEY_LEN bytes (what `Index.iter_chunks` yields)."""
+    return bytes(chunk_id[:KEY_LEN])
 
 
 def version_key(project: str, version: int) -> bytes:
@@ -259,16 +271,16 @@ class Index:
         wide = txn.cursor(self.wide)
         for e in entries:
             # one record per id, the first pack indexed keeps it (a repoint moves it)
-            cid = e.id
-            rest = cid[PREFIX_LEN:]
-            if find(cid[:PREFIX_LEN], rest) and item()[:REST_LEN] == rest:
+            key = e.id[:KEY_LEN]
+            rest = key[PREFIX_LEN:]
+            if find(key[:PREFIX_LEN], rest) and item()[:REST_LEN] == rest:
                 continue
             rec = pack_chunk(num, e.offset, e.plain_len, e.stored_len, e.kind, e.codec)
             if len(rec) == COMPACT_LEN:
-                if wide.set_key(cid):
+                if wide.set_key(key):
                     continue
-                put(cid[:PREFIX_LEN], rest + rec)
-            elif not wide.put(cid, rec, overwrite=False):
+                put(key[:PREFIX_LEN], rest + rec)
+            elif not wide.put(key, rec, overwrite=False):
                 continue
             if e.kind == 0:
                 new_chunks += 1
@@ -339,16 +351,16 @@ class Index:
             num = U32BE.unpack(num)[0]
             cur = txn.cursor(self.chunks)
             for e in entries:
-                cid = e.id
-                rest = cid[PREFIX_LEN:]
-                if cur.set_range_dup(cid[:PREFIX_LEN], rest) and cur.value()[:REST_LEN] == rest:
+                key = e.id[:KEY_LEN]
+                rest = key[PREFIX_LEN:]
+                if cur.set_range_dup(key[:PREFIX_LEN], rest) and cur.value()[:REST_LEN] == rest:
                     cur.delete()  # this item only: the key's other items stay
-                txn.delete(cid, db=self.wide)
+                txn.delete(key, db=self.wide)
                 rec = pack_chunk(num, e.offset, e.plain_len, e.stored_len, e.kind, e.codec)
                 if len(rec) == COMPACT_LEN:
-                    cur.put(cid[:PREFIX_LEN], rest + rec)
+                    cur.put(key[:PREFIX_LEN], rest + rec)
                 else:
-                    txn.put(cid, rec, db=self.wide)
+                    txn.put(key, rec, db=self.wide)
 
     def get_version(self, project: str, version: int) -> dict | None:
         with self.env.begin() as txn:
@@ -375,22 +387,30 @@ class Index:
             self._pack_names[num] = name
         return name
 
-    def _record_in(self, txn, cur, chunk_id: bytes):
-        """The chunk record of `chunk_id` (12 or 18 bytes), or None."""
-        rest = chunk_id[PREFIX_LEN:]
-        if cur.set_range_dup(chunk_id[:PREFIX_LEN], rest):
+    def _record_in(self, txn, cur, key: bytes):
+        """The chunk record (12 or 18 bytes) under the KEY_LEN-byte `key`, or None."""
+        rest = key[PREFIX_LEN:]
+        if cur.set_range_dup(key[:PREFIX_LEN], rest):
             v = cur.value()
             if v[:REST_LEN] == rest:
                 if len(v) != ITEM_LEN:
                     raise _garbled(f"a {len(v)}-byte item")
                 return v[REST_LEN:]
-        return txn.get(chunk_id, db=self.wide)
+        return txn.get(key, db=self.wide)
 
     def lookup(self, chunk_id: bytes) -> Location | None:
+        """Where the chunk of this full 32-byte id is (found by its key), or None."""
         if len(chunk_id) != 32:
             return None
+        return self.lookup_key(chunk_id[:KEY_LEN])
+
+    def lookup_key(self, key: bytes) -> Location | None:
+        """`lookup` by an index key (`key_of`, `iter_chunks`): where only the index knows the
+        chunk, e.g. a chunk of a missing pack."""
+        if len(key) != KEY_LEN:
+            return None
         with self.env.begin() as txn:
-            v = self._record_in(txn, txn.cursor(self.chunks), chunk_id)
+            v = self._record_in(txn, txn.cursor(self.chunks), bytes(key))
             if v is None:
                 return None
             num, off, plain, stored, kind, codec = unpack_chunk(v)
@@ -400,7 +420,7 @@ class Index:
         """Membership test in one read transaction, without decoding locations (ingest's dedup
         check per chunk, fsck's per file)."""
         # The B-tree walk is the cost, not Python (docs/DESIGN.md "The index at 20 million
-        # chunks"); the loop stays plain. Copying the 43-byte item beats slicing a buffer.
+        # chunks"); the loop stays plain. Copying the 35-byte item beats slicing a buffer.
         with self.env.begin() as txn:
             cur = txn.cursor(self.chunks)
             find, item = cur.set_range_dup, cur.value
@@ -409,12 +429,14 @@ class Index:
             has_wide = txn.stat(wide)["entries"] > 0
             out = []
             for cid in ids:
-                rest = cid[PREFIX_LEN:]
-                if len(rest) == REST_LEN and find(cid[:PREFIX_LEN], rest) and \
-                        item()[:REST_LEN] == rest:
+                if len(cid) != 32:
+                    out.append(False)
+                    continue
+                rest = cid[PREFIX_LEN:KEY_LEN]
+                if find(cid[:PREFIX_LEN], rest) and item()[:REST_LEN] == rest:
                     out.append(True)
                 else:
-                    out.append(has_wide and get(cid, db=wide) is not None)
+                    out.append(has_wide and get(cid[:KEY_LEN], db=wide) is not None)
             return out
 
     def has_snapshot(self, snap_id: bytes) -> bool:
@@ -439,7 +461,9 @@ class Index:
             yield k + v[:REST_LEN], v[REST_LEN:]
 
     def iter_chunks(self) -> Iterator[tuple[bytes, Location]]:
-        """Every (id, location), in id order."""
+        """Every (key, location), in id order. The key is the id's first KEY_LEN bytes (the
+        index keeps no more): compare with `key_of(id)`, name the full id where a pack footer
+        or a manifest gives it."""
         with self.env.begin() as txn:
             records = heapq.merge(self._iter_compact(txn), txn.cursor(self.wide),
                                   key=lambda kv: kv[0])

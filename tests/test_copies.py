@@ -552,3 +552,30 @@ def test_rclone_backend_reads_and_encrypted_ranges(tmp_path):
     assert e.size("packs/cd/obj") == len(data)
     for off, n in [(0, 10), (1048570, 20), (len(data) - 65536, 65536), (5_000_000, 1_300_000)]:
         assert e.get("packs/cd/obj", off, n) == data[off:off + n]
+
+
+def test_a_chunk_only_the_index_knows_is_named_by_its_key_and_healed_by_it(session, src, tmp_path):
+    """A chunk of a missing pack that no version references: only the index knows it, by its
+    24-byte key (index format 4). fsck names it by that key (48 hex digits); heal fetches it
+    from a copy by the key and names the full id the copy's blob header gives."""
+    from archivestore import hashing
+    from archivestore.packs import PackWriter
+    run_json("ingest", session, "--store", src)
+    data = os.urandom(5000)
+    cid = hashing.chunk_id(data)
+    with Store.open(src) as st:  # an orphan: indexed, in no version
+        w = PackWriter(st.backend)
+        w.add(cid, 0, 0, len(data), data)
+        name, size, entries = w.finish()
+        st.index.add_pack(name, size, entries)
+    dest = tmp_path / "d"
+    assert run_json("replicate", "--store", src, "--to", dest, "--init")["ok"]
+    (src / pack_object_name(name)).unlink()
+    out = run_json("fsck", "--store", src, expect=1)
+    assert [(p["kind"], p["pack"], p["chunk"], p["affected"]) for p in out["problems"]] == [
+        ("missing_pack", name, cid[:24].hex(), [])]
+    healed = run_json("fsck", "--read-data", "--repair", "--from", dest, "--store", src)
+    assert healed["ok"] and healed["unavailable"] == []
+    assert [(h["chunk"], h["from"]) for h in healed["healed"]] == [(cid.hex(), str(dest))]
+    with Store.open(src) as st:
+        assert st.read_blob(cid) == data

@@ -103,14 +103,27 @@ def _check_fsck(world, store: Path, pack: str, bad_chunks: set[bytes], whole_pac
     probs = out["problems"]
     assert probs and all(p["pack"] in (pack, None) for p in probs), probs
     assert any(p["pack"] == pack for p in probs)
-    named = {bytes.fromhex(p["chunk"]) for p in probs if p["chunk"] and p["pack"] == pack}
+    # The index keeps each id's first 24 bytes (index format 4): a problem names the full id
+    # wherever a pack footer or a readable manifest gives it, and the 48-hex index
+    # key only for a chunk that no readable manifest names (its tree part lost with it).
+    full = {c[:24]: c for c in world["blobs"]}
+    named = set()
+    for p in probs:
+        if not p["chunk"] or p["pack"] != pack:
+            continue
+        cid = full[bytes.fromhex(p["chunk"])[:24]]
+        if len(p["chunk"]) != 64:
+            assert len(p["chunk"]) == 48 and p["chunk"] == cid[:24].hex(), p
+            assert not world["meta"].get(cid), p
+            assert all(u[:2] in lost_trees for u in world["users"].get(cid, ())), p
+        named.add(cid)
     assert bad_chunks <= named, "a damaged chunk was not named"
     if not whole_pack:
         assert named == bad_chunks, "an intact chunk was named as damaged"
     for p in probs:
         if not p["chunk"] or p["pack"] != pack:
             continue
-        cid = bytes.fromhex(p["chunk"])
+        cid = full[bytes.fromhex(p["chunk"])[:24]]
         got = {(a["project"], a["version"], a["path"]) for a in p["affected"]}
         want = {u for u in world["users"].get(cid, set()) if u[:2] not in lost_trees}
         want |= {(proj, n, "*") for proj, n in world["meta"].get(cid, set())}

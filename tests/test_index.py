@@ -1,6 +1,6 @@
-"""The index's chunk records (format 3): compact and wide layouts, the DUPFIXED `chunks` table
-and the `wide` one, lookups through the Index API, bulk loads split into bounded transactions, and
-refusal of an index of another format."""
+"""The index's chunk records (format 4): compact and wide layouts, the DUPFIXED `chunks` table
+and the `wide` one, keyed by the first 24 bytes of the id, lookups through the Index API, bulk
+loads split into bounded transactions, and refusal of an index of another format."""
 from __future__ import annotations
 
 import os
@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from archivestore import Store
 from archivestore import index as index_mod
-from archivestore.errors import FormatError
-from archivestore.index import (CHUNK_VALUE, COMPACT_LEN, INDEX_FORMAT, ITEM_LEN, Index,
-                                Location, pack_chunk, unpack_chunk)
-from archivestore.packs import BlobRef
+from archivestore.errors import DamageError, FormatError
+from archivestore.index import (CHUNK_VALUE, COMPACT_LEN, INDEX_FORMAT, ITEM_LEN, KEY_LEN, Index,
+                                Location, key_of, pack_chunk, unpack_chunk)
+from archivestore.packs import BlobRef, pack_object_name, read_footer
 
 from .conftest import assert_same_tree, run_cli, run_json
 
@@ -74,19 +74,24 @@ def test_index_round_trip_compact_and_wide(tmp_path):
     assert idx.lookup(ids[5]) is None
     assert idx.contains_many(ids) == [True] * 5 + [False]
     assert idx.contains_many([]) == []
-    assert sorted(k for k, _ in idx.iter_chunks()) == sorted(ids[:5])
+    # the index keeps each id's first 24 bytes: iteration yields those keys
+    assert KEY_LEN == 24 and key_of(ids[0]) == ids[0][:24]
+    assert sorted(k for k, _ in idx.iter_chunks()) == sorted(i[:24] for i in ids[:5])
+    for r in refs:
+        assert idx.lookup_key(r.id[:24]) == idx.lookup(r.id)
+    assert idx.lookup_key(ids[5][:24]) is None and idx.lookup_key(ids[0]) is None
     # data blobs (kind 0) count as chunks: 0, 2 and 3
     assert idx.counter("chunks") == 3
     assert idx.counter("bytes_unique") == (1 << 20) + 100 + (5 << 20)
     with idx.env.begin() as txn:
         compact = list(txn.cursor(idx.chunks))
         wide = list(txn.cursor(idx.wide))
-    # compact records: key = the id's first byte, item = the other 31 bytes + the record
-    assert sorted(compact) == sorted((i[:1], i[1:] + pack_chunk(0, r.offset, r.plain_len,
-                                                                 r.stored_len, r.kind, r.codec))
+    # compact records: key = the id's first byte, item = its bytes 1..23 + the record
+    assert sorted(compact) == sorted((i[:1], i[1:24] + pack_chunk(0, r.offset, r.plain_len,
+                                                                   r.stored_len, r.kind, r.codec))
                                      for i, r in zip(ids[:2], refs[:2]))
-    assert {len(v) for _k, v in compact} == {ITEM_LEN} and ITEM_LEN == 43
-    assert sorted(wide) == sorted((r.id, CHUNK_VALUE.pack(0, r.offset, r.plain_len, r.stored_len,
+    assert {len(v) for _k, v in compact} == {ITEM_LEN} and ITEM_LEN == 35
+    assert sorted(wide) == sorted((r.id[:24], CHUNK_VALUE.pack(0, r.offset, r.plain_len, r.stored_len,
                                                           r.kind, r.codec)) for r in refs[2:])
     # a second pack holding the same id does not move it; a repoint does (wide → compact)
     other = os.urandom(16).hex()
@@ -101,7 +106,7 @@ def test_index_round_trip_compact_and_wide(tmp_path):
     assert idx.lookup(ids[0]) == Location(other, 1 << 26, 100, 90, 0, 2)
     with idx.env.begin() as txn:
         assert txn.stat(idx.chunks)["entries"] == 2 and txn.stat(idx.wide)["entries"] == 3
-    assert sorted(k for k, _ in idx.iter_chunks()) == sorted(ids[:5])
+    assert sorted(k for k, _ in idx.iter_chunks()) == sorted(i[:24] for i in ids[:5])
     assert idx.counter("chunks") == 3
     idx.close()
 
@@ -111,23 +116,24 @@ def test_ids_sharing_a_prefix(tmp_path):
     with no items, repoints that keep the other items, and iteration in id order."""
     idx = Index(tmp_path / "index")
     base = bytes(range(32))
-    near = [base[:31] + bytes([b]) for b in (0, 1, 2, 200, 255)]   # differ in the last byte
-    near += [base[:1] + bytes([b]) + base[2:] for b in (0, 9, 255)]  # in the second byte
+    near = [base[:23] + bytes([b]) + base[24:] for b in (0, 1, 2, 200, 255)]  # in the last
+    near += [base[:1] + bytes([b]) + base[2:] for b in (0, 9, 255)]  # key byte; in the second
     near = sorted(set(near))
     far = [bytes([7]) + os.urandom(31) for _ in range(300)] + [bytes([0xFF]) * 32]
     present = near + far
     name = os.urandom(16).hex()
     idx.add_pack(name, 1 << 20, [BlobRef(c, 16 + i, 100 + i, 90, 0, 1)
                                   for i, c in enumerate(present)])
-    absent = [base[:31] + bytes([3]), base[:31] + bytes([254]), base[:1] + b"\xff" * 31,
-              base[:1] + b"\0" * 31, bytes([8]) * 32, bytes([0xFF]) * 31 + b"\xfe"]
+    absent = [base[:23] + bytes([3]) + base[24:], base[:23] + bytes([254]) + base[24:],
+              base[:1] + b"\xff" * 31, base[:1] + b"\0" * 31, bytes([8]) * 32,
+              bytes([0xFF]) * 23 + b"\xfe" + bytes([0xFF]) * 8]
     absent = [a for a in absent if a not in present]
     assert len(absent) == 6
     assert idx.contains_many(present + absent) == [True] * len(present) + [False] * 6
     for i, c in enumerate(present):
         assert idx.lookup(c) == Location(name, 16 + i, 100 + i, 90, 0, 1)
     assert all(idx.lookup(a) is None for a in absent)
-    assert [k for k, _ in idx.iter_chunks()] == sorted(present)
+    assert [k for k, _ in idx.iter_chunks()] == sorted(c[:24] for c in present)
     # repoint one of the neighbours, to a compact and to a wide record
     other = os.urandom(16).hex()
     idx.add_pack(other, 1 << 20, [])
@@ -137,8 +143,12 @@ def test_ids_sharing_a_prefix(tmp_path):
     for i, c in enumerate(present):
         if c not in (near[2], near[3]):
             assert idx.lookup(c) == Location(name, 16 + i, 100 + i, 90, 0, 1)
-    assert [k for k, _ in idx.iter_chunks()] == sorted(present)
+    assert [k for k, _ in idx.iter_chunks()] == sorted(c[:24] for c in present)
     assert idx.contains_many(absent + near) == [False] * 6 + [True] * len(near)
+    # only the first 24 bytes are kept: an id differing past them is taken for the same chunk
+    # (lookups then check the full id in the blob header, tests/test_core_e2e.py)
+    twin = near[0][:24] + bytes(8)
+    assert idx.contains_many([twin]) == [True] and idx.lookup(twin) == idx.lookup(near[0])
     # ids that are not 32 bytes are never present
     assert idx.contains_many([base[:31], base + b"x"]) == [False, False]
     assert idx.lookup(base[:31]) is None
@@ -164,35 +174,47 @@ def test_bulk_load_splits_transactions_and_loses_nothing(tmp_path, monkeypatch):
     idx.close()
 
 
-def _make_old_format(index_dir: Path, fmt: bytes) -> None:
-    """Turn an index into what an older format wrote: a plain `chunks` table (no `wide`) of
-    id → record, 18-byte records in format 1, 12 or 18 bytes in format 2."""
-    idx = Index(index_dir)
+def _make_old_format(store: Path, fmt: bytes) -> None:
+    """Turn a store's index into what an older format wrote, keyed by the full 32-byte ids (from
+    the pack footers): a plain `chunks` table (no `wide`) of id → record, 18-byte records in
+    format 1, 12 or 18 bytes in format 2; in format 3 the layout of format 4 with 31 id bytes
+    in each item and 32-byte `wide` keys."""
+    with Store.open(store) as st:
+        full = {e.id[:24]: e.id for name, size in st.list_pack_files()
+                for e in read_footer(st.backend, pack_object_name(name), size)}
+    idx = Index(store / "index")
     with idx.env.begin(write=True) as txn:
-        records = [(k + v[:31], v[31:]) for k, v in txn.cursor(idx.chunks)]
-        records += list(txn.cursor(idx.wide))
+        records = [(full[k + v[:23]], v[23:]) for k, v in txn.cursor(idx.chunks)]
+        records += [(full[bytes(k)], v) for k, v in txn.cursor(idx.wide)]
         txn.drop(idx.chunks, delete=True)
         txn.drop(idx.wide, delete=True)
-    plain = idx.env.open_db(b"chunks")
+    if fmt == b"3":
+        chunks = idx.env.open_db(b"chunks", dupsort=True, dupfixed=True)
+        wide = idx.env.open_db(b"wide")
+    else:
+        chunks = wide = idx.env.open_db(b"chunks")
     with idx.env.begin(write=True) as txn:
         for k, v in records:
-            txn.put(k, CHUNK_VALUE.pack(*unpack_chunk(v)) if fmt == b"1" else v, db=plain)
+            if fmt == b"3" and len(v) == COMPACT_LEN:
+                txn.put(k[:1], k[1:] + v, db=chunks)
+            else:
+                txn.put(k, CHUNK_VALUE.pack(*unpack_chunk(v)) if fmt == b"1" else v, db=wide)
         txn.put(b"format", fmt, db=idx.meta)
     idx.close()
 
 
-@pytest.mark.parametrize("old", [b"1", b"2"])
+@pytest.mark.parametrize("old", [b"1", b"2", b"3"])
 def test_old_format_index_is_refused_then_rebuilt(tmp_path, session, old):
     store = tmp_path / "store"
     run_cli("init", "--store", store)
     run_json("ingest", session, "--store", store)
-    _make_old_format(store / "index", old)
+    _make_old_format(store, old)
     before = (store / "index" / "data.mdb").read_bytes()
     with pytest.raises(FormatError) as e:
         Index(store / "index")
-    assert INDEX_FORMAT == b"3"
+    assert INDEX_FORMAT == b"4"
     assert str(e.value) == (f"the index at {store / 'index'} has format {old.decode()}, this "
-                            f"version uses 3; rebuild it from the packs with: archive "
+                            f"version uses 4; rebuild it from the packs with: archive "
                             f"fsck --rebuild-index")
     for args in (("stats",), ("versions", "Paper Boats"),
                  ("restore", "Paper Boats", "--to", tmp_path / "x")):
@@ -211,11 +233,31 @@ def test_old_format_index_is_refused_then_rebuilt(tmp_path, session, old):
     assert_same_tree(session, tmp_path / "out")
 
 
+def test_an_id_sharing_a_key_never_reads_the_other_chunk(tmp_path, session):
+    """Two ids with the same first 24 bytes are one entry to the index; a read of the one not
+    stored finds the other's blob and refuses it on the full id in the blob header."""
+    store = tmp_path / "store"
+    run_cli("init", "--store", store)
+    run_json("ingest", session, "--store", store)
+    with Store.open(store) as st:
+        cid = next(k for k, _loc in st.index.iter_chunks())
+        pack = st.index.lookup_key(cid).pack
+        size = dict(st.list_pack_files())[pack]
+        full = next(e.id for e in read_footer(st.backend, pack_object_name(pack), size)
+                    if key_of(e.id) == cid)
+        twin = full[:24] + bytes(b ^ 0xFF for b in full[24:])
+        assert st.index.contains_many([twin]) == [True]
+        assert st.index.lookup(twin) == st.index.lookup(full)
+        st.read_blob(full)
+        with pytest.raises(DamageError, match="blob id differs from the index"):
+            st.read_blob(twin)
+
+
 def test_garbled_compact_item_is_a_format_error(tmp_path):
     idx = Index(tmp_path / "index")
     cid = bytes([5]) + os.urandom(31)
-    with idx.env.begin(write=True) as txn:  # a 49-byte item: 31 id bytes + 18, not 43
-        txn.put(cid[:1], cid[1:] + CHUNK_VALUE.pack(0, 16, 100, 90, 0, 1), db=idx.chunks)
+    with idx.env.begin(write=True) as txn:  # a 41-byte item: 23 id bytes + 18, not 35
+        txn.put(cid[:1], cid[1:24] + CHUNK_VALUE.pack(0, 16, 100, 90, 0, 1), db=idx.chunks)
     idx.add_pack(os.urandom(16).hex(), 1 << 20, [])
     with pytest.raises(FormatError, match="garbled chunk record .*rebuild-index"):
         idx.lookup(cid)
