@@ -43,8 +43,11 @@ def damaged(tmp_path_factory):
     flip(multi[1], e[0].offset + 49)                      # CRC field of blob 0
     e = entries[multi[2]]
     data = bytearray(path[multi[2]].read_bytes())
-    lo = e[1].offset + e[1].size - 100
-    data[lo:lo + 200] = bytes(200)                        # end of blob 1, start of blob 2
+    # end of blob 1 (not its magic), start of blob 2 (its magic, not past its end: a tiny
+    # blob 2 must not let the range wipe blob 3's magic as well)
+    back, ahead = min(100, e[1].size - 4), min(100, e[2].size - 1)
+    lo = e[1].offset + e[1].size - back
+    data[lo:lo + back + ahead] = bytes(back + ahead)
     path[multi[2]].write_bytes(bytes(data))
     e = entries[multi[3]]
     data = path[multi[3]].read_bytes()
