@@ -270,6 +270,32 @@ class _MapTrim:
         except OSError:
             self.madvise = None
 
+def uncatalogued(index, project: str | None = None) -> int:
+    """Versions (of `project`, or all) that have files but no catalog records: archived by an
+    archivestore older than the catalog. One ordered pass over version keys, a record decoded
+    only where the catalog has nothing, and the mapping trimmed as the scan goes (at 10,000
+    versions the seeks alone left 300 MB of index pages resident)."""
+    from .index import split_version_key
+    trim = _MapTrim(index.env)
+    n = 0
+    with index.env.begin(buffers=True) as txn:
+        files = txn.cursor(index.files)
+        for k, v in txn.cursor(index.versions):
+            key = bytes(k)
+            if project is not None and split_version_key(key)[0] != project:
+                continue
+            prefix = key + b"\0"
+            if not (files.set_range(prefix) and bytes(files.key()).startswith(prefix)):
+                try:
+                    rec = json.loads(bytes(v))
+                except ValueError:
+                    rec = {}
+                if isinstance(rec, dict) and rec.get("files"):
+                    n += 1
+            trim.step()
+    return n
+
+
 #: One match: (path as JSON, the record's members from "size" on as JSON with the closing
 #: brace, versions). The same bytes at the same path in one or more versions of a project.
 Found = tuple[bytes, bytes, list[int]]

@@ -208,3 +208,21 @@ def test_fast_byte_paths_agree_with_the_str_reference():
         rx = compile_pattern(pat)
         want = {p for p in paths if rx.match(p.rsplit("/", 1)[-1]) or rx.match(p)}
         assert got == want, pat
+
+
+def test_versions_missing_from_the_catalog_are_counted(many_versions):
+    from archivestore import Store
+    from archivestore.index import version_key
+    with Store.open(many_versions) as st:
+        prefix = version_key("Paper Boats", 2) + b"\0"
+        with st.index.env.begin(write=True) as txn:  # as an archivestore older than the catalog left it
+            cur = txn.cursor(st.index.files)
+            ok = cur.set_range(prefix)
+            while ok and cur.key().startswith(prefix):
+                ok = cur.delete()
+    out = run_json("find", "*", "--store", many_versions)
+    assert out["uncatalogued_versions"] == 1
+    assert run_json("find", "*", "--project", "Paper Boats", "--store", many_versions)[
+        "uncatalogued_versions"] == 1
+    r = run_cli("find", "kick", "--store", many_versions)
+    assert "note: 1 version(s) are not in the file catalog" in r.stderr

@@ -214,9 +214,7 @@ def find(pattern, store_path, desc, project, limit, as_json):
             for name, batch in finder:
                 projects += 1
                 click.echo("\n".join(_find_line(name, f) for f in batch))
-        uncatalogued = sum(1 for p, n, _r in st.index.iter_versions()
-                           if (not project or p == project) and not st.index.has_files(p, n)
-                           and _r.get("files"))
+        uncatalogued = findindex.uncatalogued(st.index, project or None)
     truncated = finder.truncated
     if as_json:
         click.echo(b'], "truncated": %s, "uncatalogued_versions": %d}'
