@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,18 +20,10 @@ from .backend import LocalBackend, leftover_temps
 from .errors import DamageError, FormatError
 from .index import key_of
 from .packs import (BLOB_HEADER, BLOB_MAGIC, FOOTER_ENTRY, KIND_DATA, PACK_HEADER, TRAILER,
-                    BlobRef, check_pack_header, pack_object_name, read_footer,
+                    BlobRef, blob_crc, check_pack_header, pack_object_name, read_footer,
                     scan_blobs)
 from .store import Store
 
-try:
-    from ._verify import blob_crc as _blob_crc
-except ImportError:  # extension not built: zlib gives the same answer, more slowly
-    def _blob_crc(data, start: int, stored_len: int) -> tuple[int, int]:
-        view = memoryview(data)
-        field_ = int.from_bytes(view[start + 48:start + 52], "little")
-        return field_, zlib.crc32(view[start + 52:start + 52 + stored_len],
-                                  zlib.crc32(view[start:start + 48]))
 
 WORKERS = 2
 # read_data reads each pack in sequential runs of whole blobs of about this many bytes into a
@@ -346,7 +337,7 @@ class Checker:
             return "unknown blob flags"
         if avail < BLOB_HEADER.size + stored_len:
             return "blob truncated"
-        stored_crc, crc = _blob_crc(data, pos, stored_len)
+        stored_crc, crc = blob_crc(data, pos, stored_len)
         if crc != stored_crc:
             return "blob checksum mismatch"
         if bid != ent.id:
