@@ -275,7 +275,7 @@ def uncatalogued(index, project: str | None = None) -> int:
     archivestore older than the catalog. One ordered pass over version keys, a record decoded
     only where the catalog has nothing, and the mapping trimmed as the scan goes (at 10,000
     versions the seeks alone left 300 MB of index pages resident)."""
-    from .index import split_version_key
+    from .index import _record, split_version_key
     trim = _MapTrim(index.env)
     n = 0
     with index.env.begin(buffers=True) as txn:
@@ -286,12 +286,7 @@ def uncatalogued(index, project: str | None = None) -> int:
                 continue
             prefix = key + b"\0"
             if not (files.set_range(prefix) and bytes(files.key()).startswith(prefix)):
-                try:
-                    rec = json.loads(bytes(v))
-                except ValueError:
-                    rec = {}
-                if isinstance(rec, dict) and rec.get("files"):
-                    n += 1
+                n += bool(_record(v).get("files"))  # a garbled record: FormatError, as before
             trim.step()
     return n
 
