@@ -28,6 +28,7 @@ from .errors import ArchiveError, DamageError, FormatError, StoreExists, StoreNo
 from .locks import StoreLock
 from .packs import (KIND_SNAPSHOT, PackWriter, check_pack_header, pack_object_name,
                     parse_blob, parse_footer)
+from .segments import create_once
 from .snapshots import parse_snapshot
 from .store import CONFIG, STORE_FORMAT, Store
 
@@ -78,20 +79,21 @@ def init_replica(url: str, source: Store, encryption: dict | None = None) -> Non
         root.mkdir(parents=True, exist_ok=True)
         for d in ("packs", "tmp", "locks") + (() if encryption else ("index",)):
             (root / d).mkdir(exist_ok=True)
-    elif backend.exists(CONFIG) or any(True for _ in backend.list("packs")):
-        raise StoreExists(f"{url} already holds data; choose an empty remote folder")
+    else:
+        ensure = getattr(backend, "ensure_bucket", None)  # an S3 replica may name a new bucket
+        if ensure:
+            ensure()
+        if backend.exists(CONFIG) or any(True for _ in backend.list("packs")):
+            raise StoreExists(f"{url} already holds data; choose an empty remote folder")
     config = {"format": "archivestore", "version": STORE_FORMAT,
               "store_id": os.urandom(16).hex(), "created": _now(),
               "hash": source.config["hash"], "chunker": dict(source.config["chunker"]),
               "pack_target": source.pack_target, "replica_of": source.config["store_id"]}
     if encryption:
         config["encryption"] = encryption
-    tmp = backend.temp_path(".json")
-    with open(tmp, "wb") as f:
-        f.write(json.dumps(config, indent=2).encode())
-        f.flush()
-        os.fsync(f.fileno())
-    backend.put(CONFIG, tmp)
+    # once, never over a config another process wrote meanwhile (S3 has no local temp folder)
+    if not create_once(backend, CONFIG, json.dumps(config, indent=2).encode()):
+        raise StoreExists(f"{url} already holds an archive store")
     close = getattr(backend, "close", None)
     if close:
         close()

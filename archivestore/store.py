@@ -213,20 +213,28 @@ class Store:
     def _shared(cls, backend, config: dict, cache: Path, url: str, root: Path | None = None) -> "Store":
         """A store whose index lives in the local `cache` and is merged from published segments
         (docs/FORMAT.md section 14); `root` is the store folder of a NAS store."""
-        if root is None and hasattr(backend, "tmp_dir"):
-            backend.tmp_dir = cache / "tmp"
+        inner = getattr(backend, "inner", backend)  # an EncryptedBackend writes through it
+        if root is None and hasattr(inner, "tmp_dir"):
+            inner.tmp_dir = cache / "tmp"
         store = cls(root or cache, config, cache / "index", backend, url,
                     shared=SharedCatalog(backend, cache))
-        try:
-            store.shared.refresh(store.index)
+        if getattr(backend, "unlocked", True):  # an encrypted one catches up once unlocked
+            try:
+                store.catch_up()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    def catch_up(self) -> None:
+        """Bring the local index up to what the store holds: a shared store merges every
+        writer's published segments first; an empty index is rebuilt from the packs."""
+        if self.shared is not None:
+            self.shared.refresh(self.index)
             # versions merged from other writers (here or during a version claim) get their file
             # records from their trees; a version that already has them costs one index read
-            catalog.fill_missing(store)
-            store.sync_index(only_if_empty=True)  # packs of writers that predate segments
-        except BaseException:
-            store.close()
-            raise
-        return store
+            catalog.fill_missing(self)
+        self.sync_index(only_if_empty=True)  # packs of writers that predate segments
 
     @classmethod
     def _local(cls, root: Path, config: dict, fresh_index: bool = False) -> "Store":

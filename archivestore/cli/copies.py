@@ -45,7 +45,7 @@ def unlock_store(st: Store, key_file: str | None, passphrase_env: str | None) ->
         b.unlock(unlock_key(b.block, key_file, _passphrase(passphrase_env)))
     elif not b.unlocked:
         unlock_key(b.block)  # raises the usage error naming the options
-    st.sync_index(only_if_empty=True)
+    st.catch_up()
 
 
 def key_options(f):
