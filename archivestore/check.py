@@ -105,6 +105,15 @@ class Checker:
                 res.repaired.append(f"removed {info['path']}")
             else:
                 res.reclaimable.append(info)
+        remote = getattr(self.store.backend, "inner", self.store.backend)  # under encryption
+        for name, size in getattr(remote, "leftover_parts", lambda: ())():
+            info = {"path": name, "bytes": size,
+                    "reason": "partial upload left by an interrupted copy to this remote"}
+            if repair:
+                remote.remove_part(name)
+                res.repaired.append(f"removed {name}")
+            else:
+                res.reclaimable.append(info)
 
     # -- packs ----------------------------------------------------------------------------
     def _packs(self, res: CheckResult, read_data: bool, repair: bool,

@@ -11,18 +11,20 @@ A remote store keeps its index (and tmp/, locks/) in the local cache folder
 """
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
-from .backend import Backend, cache_dir
+from .backend import FOREIGN_TEMP_AGE, Backend, cache_dir
 from .errors import ArchiveError, DamageError, StoreNotFound
 
 # Reads up to this size use `rclone cat --offset --count`; larger ones fetch the whole object
@@ -79,6 +81,29 @@ class RcloneBackend:
         self._run("moveto", "--immutable", self._path(tmp), self._path(name))
         self._sizes[name] = size
         os.unlink(src)
+
+    def leftover_parts(self) -> Iterator[tuple[str, int]]:
+        """(name, size) of `tmp/*.part` uploads whose writer was killed between copy and rename.
+        The name says nothing of the writer (any machine may upload), so only parts older than
+        FOREIGN_TEMP_AGE count: an upload renames its part within minutes."""
+        p = self._run("lsjson", "--files-only", "--no-mimetype", self._path("tmp"), check=False)
+        if p.returncode != 0:
+            return  # no tmp/ folder: nothing was ever left there
+        now = time.time()
+        for item in json.loads(p.stdout or b"[]"):
+            name = item.get("Name", "")
+            try:
+                mtime = _dt.datetime.fromisoformat(item["ModTime"]).timestamp()
+            except (KeyError, ValueError):
+                continue  # an unreadable time: leave it rather than guess
+            if name.endswith(".part") and now - mtime >= FOREIGN_TEMP_AGE:
+                yield f"tmp/{name}", int(item.get("Size", 0))
+
+    def remove_part(self, name: str) -> None:
+        """Delete one abandoned upload (`leftover_parts`); never anything outside tmp/."""
+        if not (name.startswith("tmp/") and name.endswith(".part") and "/" not in name[4:]):
+            raise ArchiveError(f"refusing to delete {name}: not an upload part")
+        self._run("deletefile", self._path(name), check=False)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         f = self._open_cached(name)

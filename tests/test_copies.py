@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -579,3 +580,26 @@ def test_a_chunk_only_the_index_knows_is_named_by_its_key_and_healed_by_it(sessi
     assert [(h["chunk"], h["from"]) for h in healed["healed"]] == [(cid.hex(), str(dest))]
     with Store.open(src) as st:
         assert st.read_blob(cid) == data
+
+
+def test_rclone_abandoned_upload_parts_are_found_and_removed(session, src, tmp_path):
+    """An upload killed between copy and rename leaves tmp/<uuid>.part on the remote: fsck lists
+    it as reclaimable once it is a day old, --repair removes it; a fresh part (an upload that may
+    still be running on another machine) is left alone."""
+    needs_rclone()
+    run_json("ingest", session, "--store", src)
+    remote_dir = tmp_path / "remote"
+    url = f"rclone:mylocal:{remote_dir}"
+    run_json("replicate", "--store", src, "--to", url, "--init")
+    (remote_dir / "tmp").mkdir(exist_ok=True)
+    old, fresh = remote_dir / "tmp" / f"{'a' * 32}.part", remote_dir / "tmp" / f"{'b' * 32}.part"
+    old.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"y" * 10)
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    r = run_json("fsck", "--store", url)
+    assert r["ok"] and [(x["path"], x["bytes"]) for x in r["reclaimable"]] == [(f"tmp/{old.name}", 1000)]
+    r = run_json("fsck", "--repair", "--store", url)
+    assert r["ok"] and f"removed tmp/{old.name}" in r["repaired"]
+    assert not old.exists() and fresh.exists()
+    assert run_json("fsck", "--store", url)["reclaimable"] == []
