@@ -32,6 +32,7 @@ class RestoreResult:
     files: int = 0
     dirs: int = 0
     symlinks: int = 0
+    hardlinks: int = 0   # files among `files` restored as a hard link to another one
     bytes: int = 0
     seconds: float = 0.0
     failed: list[dict] = field(default_factory=list)
@@ -43,7 +44,8 @@ class RestoreResult:
     def to_json(self) -> dict:
         return {"project": self.project, "version": self.version, "files": self.files,
                 "bytes": self.bytes, "seconds": round(self.seconds, 3), "dirs": self.dirs,
-                "symlinks": self.symlinks, "ok": self.ok, "failed": self.failed}
+                "symlinks": self.symlinks, "hardlinks": self.hardlinks, "ok": self.ok,
+                "failed": self.failed}
 
 
 class Restorer:
@@ -90,9 +92,19 @@ class Restorer:
             dirs = [e for e in entries if e["type"] == "dir"]
             for e in dirs:
                 self._make_dir(root, e, res)
+            restored: dict[str, dict] = {}  # path -> the entry this run wrote there, verified
+            links = []
             for e in entries:
                 if e["type"] == "file":
-                    self._restore_file(root, e, res)
+                    if "hardlink" in e:
+                        links.append(e)  # after every file: its first name may sort later
+                    elif self._restore_file(root, e, res):
+                        restored[e["path"]] = e
+            for e in links:
+                first = restored.get(e["hardlink"])
+                if (first is not None and self._link(root, first, e, res)) or \
+                        self._restore_file(root, e, res):
+                    restored[e["path"]] = e
             for e in entries:
                 if e["type"] == "symlink":
                     self._make_symlink(root, e, res, overwrite)
@@ -142,17 +154,45 @@ class Restorer:
         os.utime(dest, ns=(e["mtime_ns"], e["mtime_ns"]), follow_symlinks=False)
         res.symlinks += 1
 
+    def _link(self, root: str, first: dict, e: dict, res: RestoreResult) -> bool:
+        """Restore `e` as a hard link to `first`, a file this run restored and verified, when
+        both entries record the same bytes and inode attributes (the source was one inode);
+        False leaves `e` to be written as a file of its own (also on a filesystem without
+        hard links)."""
+        if any(first.get(k) != e.get(k) for k in ("digest", "size", "mode", "mtime_ns")):
+            return False
+        validate_entry(e)
+        dest = self._safe_parent(root, e["path"])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        tmp = self._partial(dest)
+        try:
+            os.link(self._dest(root, first["path"]), tmp, follow_symlinks=False)
+        except OSError:
+            return False
+        if os.path.isdir(dest) and not os.path.islink(dest):
+            _unlink(tmp)
+            raise UsageError(f"{dest} is a folder; cannot restore a file over it")
+        os.replace(tmp, dest)
+        res.files += 1
+        res.hardlinks += 1
+        return True
+
+    @staticmethod
+    def _partial(dest: str) -> str:
+        """A temp name beside `dest` (names are limited in bytes, 255: shorten the encoded one)."""
+        short = os.fsdecode(os.fsencode(os.path.basename(dest))[:200])
+        return os.path.join(os.path.dirname(dest), f".{short}.{uuid.uuid4().hex[:8]}.partial")
+
     def _fetch(self, cid: bytes) -> bytes:
         return self.store.read_blob(cid)
 
-    def _restore_file(self, root: str, e: dict, res: RestoreResult) -> None:
+    def _restore_file(self, root: str, e: dict, res: RestoreResult) -> bool:
+        """Write one file (False when its chunks or digest failed: named in `res.failed`)."""
         validate_entry(e)
         rel = e["path"]
         dest = self._safe_parent(root, rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        # names are limited in bytes (255), not characters: shorten the encoded name
-        short = os.fsdecode(os.fsencode(os.path.basename(dest))[:200])
-        tmp = os.path.join(os.path.dirname(dest), f".{short}.{uuid.uuid4().hex[:8]}.partial")
+        tmp = self._partial(dest)
         digest = hashing.FileDigest()
         written = 0
         window: deque = deque()
@@ -192,7 +232,7 @@ class Restorer:
                 f.cancel()
             _unlink(tmp)
             res.failed.append({"path": rel, "error": str(exc)})
-            return
+            return False
         except BaseException:
             for f in window:
                 f.cancel()
@@ -200,6 +240,7 @@ class Restorer:
             raise
         res.files += 1
         res.bytes += written
+        return True
 
 
 def _refuse_paths_through_links(entries: list[dict]) -> None:

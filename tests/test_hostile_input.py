@@ -65,9 +65,10 @@ def test_odd_files_round_trip(tmp_path, store):
     assert_same_tree(src, dest)
     assert os.readlink(dest / "dangling") == "no/such/thing"  # stored as a link, not followed
     assert os.readlink(dest / "abs-link") == "/etc/hostname"
-    # hard links come back as separate, identical files
+    # hard links come back as hard links (one inode), the content verified once
     assert (dest / "hard.txt").read_bytes() == (dest / "orig.txt").read_bytes()
-    assert os.stat(dest / "hard.txt").st_ino != os.stat(dest / "orig.txt").st_ino
+    assert os.stat(dest / "hard.txt").st_ino == os.stat(dest / "orig.txt").st_ino
+    assert r["hardlinks"] == 1
     ls = run_json("ls", "Odd", "--store", store)
     second = [e for e in ls["entries"] if e["path"] == "orig.txt"][0]  # walk order: hard first
     assert second["hardlink"] == "hard.txt"
@@ -363,3 +364,38 @@ def test_cli_argument_errors_are_one_line(args):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("archive: error: archive"), r.stderr
     assert r.stdout == ""
+
+
+def test_hard_links_restore_as_links_or_files(tmp_path, store, monkeypatch):
+    src = tmp_path / "Links"
+    (src / "Audio Files").mkdir(parents=True)
+    take = src / "Audio Files" / "Take 1.wav"
+    take.write_bytes(os.urandom(300_000))
+    for name in ("a.wav", "m.wav", "z.wav"):  # three more names of one inode, either side of it
+        os.link(take, src / "Audio Files" / name)
+    (src / "other.txt").write_text("not linked")
+    run_json("ingest", src, "--store", store, "-q")
+
+    out = tmp_path / "all"
+    r = run_json("restore", "Links", "--store", store, "--to", out, "-q")
+    assert r["ok"] and r["files"] == 5 and r["hardlinks"] == 3
+    inodes = {os.stat(p).st_ino for p in (out / "Audio Files").iterdir()}
+    assert len(inodes) == 1 and os.stat(out / "Audio Files" / "a.wav").st_nlink == 4
+    assert_same_tree(src, out)
+
+    # only some of the names: the first one recorded may be outside the selection
+    ls = run_json("ls", "Links", "--store", store)
+    linked = sorted(e["path"] for e in ls["entries"] if "hardlink" in e)
+    one = linked[0]
+    r = run_json("restore", "Links", one, "--store", store, "--to", tmp_path / "one", "-q")
+    assert r["ok"] and r["files"] == 1 and r["hardlinks"] == 0
+    assert (tmp_path / "one" / one).read_bytes() == take.read_bytes()
+
+    # a filesystem without hard links (exFAT, some NAS shares): separate identical files
+    def no_links(*a, **k):
+        raise PermissionError("operation not permitted")
+    monkeypatch.setattr(os, "link", no_links)
+    r = run_json("restore", "Links", "--store", store, "--to", tmp_path / "copies", "-q")
+    assert r["ok"] and r["files"] == 5 and r["hardlinks"] == 0
+    assert len({os.stat(p).st_ino for p in (tmp_path / "copies" / "Audio Files").iterdir()}) == 4
+    assert_same_tree(src, tmp_path / "copies")
