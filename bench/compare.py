@@ -296,6 +296,9 @@ class ArchiveStore(Tool):
         self.ingest_flags = ingest_flags
         pp = self.env.get("PYTHONPATH")
         self.env["PYTHONPATH"] = str(root) + (os.pathsep + pp if pp else "")
+        # run as installed: pip byte-compiles a package at install (borg's Debian package ships
+        # its .pyc too); without them every command would spend ~65 ms compiling sources
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.projects: list[str] = []
         self.launcher = [sys.executable, "-m", "archivestore"]
         self.ingest_json: list[dict] = []
@@ -308,6 +311,8 @@ class ArchiveStore(Tool):
         def probe(code):
             return subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True,
                                   text=True, cwd=tempfile.gettempdir())
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(self.root / "archivestore")],
+                       env=self.env, capture_output=True)
         r = probe("import importlib.util as u, sys; sys.exit(0 if u.find_spec('archivestore.__main__') else 3)")
         if r.returncode == 0:
             self.launcher = [sys.executable, "-m", "archivestore"]
