@@ -395,34 +395,56 @@ cdef extern from *:
         return 0;
     }
     /* Pass 1 of a predicted subframe: Rice-decode the residuals of all 2**P partitions into
-       x[order..n), as int64. Each refill is followed by a group of G codes, G chosen from k so
-       that a group usually fits in the >= 56 buffered bits (a code that does not fit takes one
-       more refill, or the slow path). A sentinel bit above the buffer keeps the count of
-       trailing zeros defined without a branch: a code reaching it is longer than cnt. */
+       x[order..n) as y = 2 * zigzag(residual) + 1, which pcm_unzigzag then turns into the
+       residuals (vectorised). Each refill (to >= 56 bits) is followed by a group of G codes,
+       G chosen from k so that a group usually fits: the group is decoded without checks, and
+       when it did not fit (cnt went negative) it is decoded again from the saved buffer with
+       a check per code (a code that does not fit takes one more refill, or the slow path). A
+       sentinel bit above the buffer keeps the count of trailing zeros below 64 without a
+       branch: a code reaching it is longer than cnt. */
     #define PCM_SENT ((uint64_t)1 << 63)
+    #define PCM_RICE_FAST() do { \
+            t = pcm_ctz64(bb | PCM_SENT); \
+            bs = bb >> t; \
+            *xp++ = (int64_t)(((uint64_t)t << k1) + (bs & mk1)); \
+            bb = bs >> k1; \
+            cnt -= t + k1; \
+        } while (0)
     #define PCM_RICE_ONE() do { \
             t = pcm_ctz64(bb | PCM_SENT); \
-            len = t + 1 + k; \
+            len = t + k1; \
             if (__builtin_expect(len <= cnt, 1)) { \
-                u = ((bb >> (t + 1)) & mk) | ((uint64_t)t << k); \
-                bb >>= len; \
+                bs = bb >> t; \
+                *xp++ = (int64_t)(((uint64_t)t << k1) + (bs & mk1)); \
+                bb = bs >> k1; \
                 cnt -= len; \
             } else { \
                 r.bb = bb; r.cnt = cnt; r.p = p; \
-                if (pcm_br_rice(&r, buf, nbits, k, mk, &u)) return -1; \
+                if (pcm_br_rice(&r, buf, nbits, k, mk1 >> 1, &u)) return -1; \
                 bb = r.bb; cnt = r.cnt; p = r.p; \
+                *xp++ = (int64_t)((u << 1) | 1); \
             } \
-            x[i++] = (int64_t)((u >> 1) ^ (0 - (u & 1))); \
         } while (0)
     #define PCM_REFILL_LOCAL() do { bb |= pcm_ld64(p) << cnt; p += (63 - cnt) >> 3; cnt |= 56; } while (0)
+    #define PCM_RICE_GROUP(G) do { \
+            PCM_REFILL_LOCAL(); \
+            bb1 = bb; cnt1 = cnt; \
+            for (g = 0; g < G; g++) PCM_RICE_FAST(); \
+            if (__builtin_expect(cnt < 0, 0)) { \
+                bb = bb1; cnt = cnt1; xp -= G; \
+                for (g = 0; g < G; g++) PCM_RICE_ONE(); \
+            } \
+            if (p > pend) return -1; \
+        } while (0)
     static inline __attribute__((always_inline))
     int pcm_read_residuals_body(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                 int n, int P, int order) {
-        int j, i, e, k, t, len, nparts = 1 << P, ps = n >> P;
+        int j, k, k1, t, len, g, cnt, cnt1, nparts = 1 << P, ps = n >> P;
         const uint8_t* pend = buf + (nbits >> 3) + 8;
-        uint64_t mk, u, bb;
+        uint64_t mk1, u, bb, bb1, bs;
         const uint8_t* p;
-        int cnt;
+        int64_t* xp;
+        int64_t* xe;
         pcm_br r;
         pcm_br_seek(&r, buf, *ppos);
         for (j = 0; j < nparts; j++) {
@@ -431,30 +453,19 @@ cdef extern from *:
             r.bb >>= 6;
             r.cnt -= 6;
             if (k > 56 || r.p > pend) return -1;
-            mk = (((uint64_t)1) << k) - 1;
-            i = j ? j * ps : order;
-            e = (j + 1) * ps;
+            k1 = k + 1;
+            mk1 = (((uint64_t)2) << k) - 1;
+            xp = x + (j ? j * ps : order);
+            xe = x + (j + 1) * ps;
             bb = r.bb; cnt = r.cnt; p = r.p;
             if (k <= 9) {
-                while (i + 4 <= e) {
-                    PCM_REFILL_LOCAL();
-                    PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE();
-                    if (p > pend) return -1;
-                }
+                while (xe - xp >= 4) PCM_RICE_GROUP(4);
             } else if (k <= 13) {
-                while (i + 3 <= e) {
-                    PCM_REFILL_LOCAL();
-                    PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE();
-                    if (p > pend) return -1;
-                }
+                while (xe - xp >= 3) PCM_RICE_GROUP(3);
             } else if (k <= 22) {
-                while (i + 2 <= e) {
-                    PCM_REFILL_LOCAL();
-                    PCM_RICE_ONE(); PCM_RICE_ONE();
-                    if (p > pend) return -1;
-                }
+                while (xe - xp >= 2) PCM_RICE_GROUP(2);
             }
-            while (i < e) {
+            while (xp < xe) {
                 PCM_REFILL_LOCAL();
                 PCM_RICE_ONE();
                 if (p > pend) return -1;
@@ -519,50 +530,73 @@ cdef extern from *:
             for (i = 0; i < n; i++) bad |= PCM_U(x[i]) + half;
             return (bad >> bits) != 0 ? -1 : 0;
         }
-        for (i = M; i < n; i++) {
-            int64_t v = x[i];
-            if (FIXED) {
-                if (M == 1) s = PCM_U(h1);
-                else if (M == 2) s = 2 * PCM_U(h1) - PCM_U(h2);
-                else if (M == 3) s = 3 * (PCM_U(h1) - PCM_U(h2)) + PCM_U(h3);
-                else s = 4 * (PCM_U(h1) + PCM_U(h3)) - 6 * PCM_U(h2) - PCM_U(h4);
-                v = (int64_t)(PCM_U(v) + s);
-            } else if (TRICK) {
-                s = PCM_U(v) << sh;
-                if (M >= 5) {
-                    double fs = f5 * d5;
-                    if (M >= 6) fs += f6 * d6;
-                    if (M >= 7) fs += f7 * d7;
-                    if (M >= 8) fs += f8 * d8;
-                    double bv = fs + PCM_BIAS;
-                    int64_t bi; memcpy(&bi, &bv, 8);
-                    s += PCM_U(bi - PCM_BIAS_BITS);
-                    d8 = d7; d7 = d6; d6 = d5; d5 = (double)h4;
-                }
-                if (M >= 4) s += c4 * PCM_U(h4);
-                if (M >= 3) s += c3 * PCM_U(h3);
-                if (M >= 2) s += c2 * PCM_U(h2);
-                /* everything but the newest tap is summed before it arrives: keeps the
-                   history chain at multiply, add, shift */
-                __asm__("" : "+r"(s));
-                v = ((int64_t)(s + c1 * PCM_U(h1))) >> sh;
-            } else {
-                s = 0;
-                if (M >= 8) s += c8 * PCM_U(h8);
-                if (M >= 7) s += c7 * PCM_U(h7);
-                if (M >= 6) s += c6 * PCM_U(h6);
-                if (M >= 5) s += c5 * PCM_U(h5);
-                if (M >= 4) s += c4 * PCM_U(h4);
-                if (M >= 3) s += c3 * PCM_U(h3);
-                if (M >= 2) s += c2 * PCM_U(h2);
-                s += c1 * PCM_U(h1);
-                s = PCM_U(((int64_t)s) >> sh);
-                v = (int64_t)(PCM_U(v) + s);
-            }
-            bad |= PCM_U(v) + half;
-            x[i] = v;
-            h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = v;
+        /* One sample with the history in H1..H8 (newest first) and D5..D8 (double copies of
+           H5..H8 for TRICK); the new value goes into H8 and (double)H4 into D8, so the next
+           sample's history is the same names rotated by one: unrolled by eight below, the
+           rotation costs no register moves. */
+        #define PCM_STEP(H1, H2, H3, H4, H5, H6, H7, H8, D5, D6, D7, D8) do { \
+            int64_t v = x[i]; \
+            if (FIXED) { \
+                if (M == 1) s = PCM_U(H1); \
+                else if (M == 2) s = 2 * PCM_U(H1) - PCM_U(H2); \
+                else if (M == 3) s = 3 * (PCM_U(H1) - PCM_U(H2)) + PCM_U(H3); \
+                else s = 4 * (PCM_U(H1) + PCM_U(H3)) - 6 * PCM_U(H2) - PCM_U(H4); \
+                v = (int64_t)(PCM_U(v) + s); \
+            } else if (TRICK) { \
+                s = PCM_U(v) << sh; \
+                if (M >= 5) { \
+                    double fs = f5 * D5; \
+                    if (M >= 6) fs += f6 * D6; \
+                    if (M >= 7) fs += f7 * D7; \
+                    if (M >= 8) fs += f8 * D8; \
+                    double bv = fs + PCM_BIAS; \
+                    int64_t bi; memcpy(&bi, &bv, 8); \
+                    s += PCM_U(bi - PCM_BIAS_BITS); \
+                    D8 = (double)H4; \
+                } \
+                if (M >= 4) s += c4 * PCM_U(H4); \
+                if (M >= 3) s += c3 * PCM_U(H3); \
+                if (M >= 2) s += c2 * PCM_U(H2); \
+                __asm__("" : "+r"(s)); \
+                v = ((int64_t)(s + c1 * PCM_U(H1))) >> sh; \
+            } else { \
+                s = 0; \
+                if (M >= 8) s += c8 * PCM_U(H8); \
+                if (M >= 7) s += c7 * PCM_U(H7); \
+                if (M >= 6) s += c6 * PCM_U(H6); \
+                if (M >= 5) s += c5 * PCM_U(H5); \
+                if (M >= 4) s += c4 * PCM_U(H4); \
+                if (M >= 3) s += c3 * PCM_U(H3); \
+                if (M >= 2) s += c2 * PCM_U(H2); \
+                s += c1 * PCM_U(H1); \
+                s = PCM_U(((int64_t)s) >> sh); \
+                v = (int64_t)(PCM_U(v) + s); \
+            } \
+            bad |= PCM_U(v) + half; \
+            x[i++] = v; \
+            H8 = v; \
+        } while (0)
+        /* (TRICK: everything but the newest tap is summed before it arrives, which keeps the
+           history chain at multiply, add, shift) */
+        i = M;
+        for (; i + 8 <= n;) {
+            PCM_STEP(h1, h2, h3, h4, h5, h6, h7, h8, d5, d6, d7, d8);
+            PCM_STEP(h8, h1, h2, h3, h4, h5, h6, h7, d8, d5, d6, d7);
+            PCM_STEP(h7, h8, h1, h2, h3, h4, h5, h6, d7, d8, d5, d6);
+            PCM_STEP(h6, h7, h8, h1, h2, h3, h4, h5, d6, d7, d8, d5);
+            PCM_STEP(h5, h6, h7, h8, h1, h2, h3, h4, d5, d6, d7, d8);
+            PCM_STEP(h4, h5, h6, h7, h8, h1, h2, h3, d8, d5, d6, d7);
+            PCM_STEP(h3, h4, h5, h6, h7, h8, h1, h2, d7, d8, d5, d6);
+            PCM_STEP(h2, h3, h4, h5, h6, h7, h8, h1, d6, d7, d8, d5);
         }
+        for (; i < n;) {
+            int64_t t8 = h8;
+            double e8 = d8;
+            PCM_STEP(h1, h2, h3, h4, h5, h6, h7, t8, d5, d6, d7, e8);
+            h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = t8;
+            d8 = d7; d7 = d6; d6 = d5; d5 = e8;
+        }
+        #undef PCM_STEP
         for (i = 0; i < M; i++) bad |= PCM_U(x[i]) + half;  /* warm-up samples */
         return (bad >> bits) != 0 ? -1 : 0;
     }
@@ -599,12 +633,22 @@ cdef extern from *:
             default: return -2;
         }
     }
+    /* y = 2 * zigzag(r) + 1 (as pass 1 stores it) back to r, in place. */
+    static inline __attribute__((always_inline)) void pcm_unzigzag_body(int64_t* x, int n) {
+        int i;
+        for (i = 0; i < n; i++) {
+            uint64_t y = (uint64_t)x[i];
+            x[i] = (int64_t)((y >> 2) ^ (0 - ((y >> 1) & 1)));
+        }
+    }
+    PCM_DISPATCH(void, pcm_unzigzag, (int64_t* x, int n), (x, n))
     /* 0 ok, -1 corrupt, -2 order not handled. */
     static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                     int n, int P, const int32_t* q, int order, int sh, int bits,
                                     int fixed) {
         if ((fixed && order > 4) || (!fixed && (order < 1 || order > 8))) return -2;
         if (pcm_read_residuals(buf, ppos, nbits, x, n, P, order)) return -1;
+        pcm_unzigzag(x + order, n - order);
         return pcm_restore_any(x, n, q, order, sh, bits, fixed);
     }
     """
