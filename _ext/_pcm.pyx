@@ -403,29 +403,43 @@ cdef extern from *:
        sentinel bit above the buffer keeps the count of trailing zeros below 64 without a
        branch: a code reaching it is longer than cnt. */
     #define PCM_SENT ((uint64_t)1 << 63)
+    /* BMI clone: tzcnt (64 for 0, so no sentinel) and bzhi, as asm so that neither is UB */
+    #if defined(__GNUC__) && defined(__x86_64__)
+    static inline __attribute__((always_inline)) uint64_t pcm_tzcnt(uint64_t v) {
+        uint64_t t; __asm__("tzcnt %1, %0" : "=r"(t) : "r"(v) : "cc"); return t;
+    }
+    static inline __attribute__((always_inline)) uint64_t pcm_bzhi(uint64_t v, uint64_t k) {
+        uint64_t r; __asm__("bzhi %2, %1, %0" : "=r"(r) : "r"(v), "r"(k) : "cc"); return r;
+    }
+    #define PCM_TZ(v) (BMI ? pcm_tzcnt(v) : (uint64_t)pcm_ctz64((v) | PCM_SENT))
+    #define PCM_LOW(v) (BMI ? pcm_bzhi(v, k1) : ((v) & mk1))
+    #else
+    #define PCM_TZ(v) ((uint64_t)pcm_ctz64((v) | PCM_SENT))
+    #define PCM_LOW(v) ((v) & mk1)
+    #endif
     #define PCM_RICE_FAST() do { \
-            t = pcm_ctz64(bb | PCM_SENT); \
-            bs = bb >> t; \
-            *xp++ = (int64_t)(((uint64_t)t << k1) + (bs & mk1)); \
+            t = PCM_TZ(bb); \
+            bs = bb >> (t & 63); \
+            *xp++ = (int64_t)((t << k1) + PCM_LOW(bs)); \
             bb = bs >> k1; \
-            cnt -= t + k1; \
+            cnt -= (int64_t)(t + k1); \
         } while (0)
     #define PCM_RICE_ONE() do { \
-            t = pcm_ctz64(bb | PCM_SENT); \
-            len = t + k1; \
+            t = PCM_TZ(bb); \
+            len = (int64_t)(t + k1); \
             if (__builtin_expect(len <= cnt, 1)) { \
                 bs = bb >> t; \
-                *xp++ = (int64_t)(((uint64_t)t << k1) + (bs & mk1)); \
+                *xp++ = (int64_t)((t << k1) + PCM_LOW(bs)); \
                 bb = bs >> k1; \
                 cnt -= len; \
             } else { \
-                r.bb = bb; r.cnt = cnt; r.p = p; \
+                r.bb = bb; r.cnt = (int)cnt; r.p = p; \
                 if (pcm_br_rice(&r, buf, nbits, k, mk1 >> 1, &u)) return -1; \
                 bb = r.bb; cnt = r.cnt; p = r.p; \
                 *xp++ = (int64_t)((u << 1) | 1); \
             } \
         } while (0)
-    #define PCM_REFILL_LOCAL() do { bb |= pcm_ld64(p) << cnt; p += (63 - cnt) >> 3; cnt |= 56; } while (0)
+    #define PCM_REFILL_LOCAL() do { bb |= pcm_ld64(p) << cnt; p += (cnt ^ 63) >> 3; cnt |= 56; } while (0)
     #define PCM_RICE_GROUP(G) do { \
             PCM_REFILL_LOCAL(); \
             bb1 = bb; cnt1 = cnt; \
@@ -436,12 +450,15 @@ cdef extern from *:
             } \
             if (p > pend) return -1; \
         } while (0)
+    /* groups: G codes of k + 1 bits and their unary parts usually fit in 56 bits */
+    #define PCM_RICE_LOOPS(G) while (xe - xp >= G) PCM_RICE_GROUP(G)
     static inline __attribute__((always_inline))
     int pcm_read_residuals_body(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
-                                int n, int P, int order) {
-        int j, k, k1, t, len, g, cnt, cnt1, nparts = 1 << P, ps = n >> P;
+                                int n, int P, int order, const int BMI) {
+        int j, k, g, nparts = 1 << P, ps = n >> P;
+        int64_t cnt, cnt1, len;
         const uint8_t* pend = buf + (nbits >> 3) + 8;
-        uint64_t mk1, u, bb, bb1, bs;
+        uint64_t mk1, u, bb, bb1, bs, t, k1;
         const uint8_t* p;
         int64_t* xp;
         int64_t* xe;
@@ -453,24 +470,23 @@ cdef extern from *:
             r.bb >>= 6;
             r.cnt -= 6;
             if (k > 56 || r.p > pend) return -1;
-            k1 = k + 1;
+            k1 = (uint64_t)k + 1;
             mk1 = (((uint64_t)2) << k) - 1;
             xp = x + (j ? j * ps : order);
             xe = x + (j + 1) * ps;
             bb = r.bb; cnt = r.cnt; p = r.p;
-            if (k <= 9) {
-                while (xe - xp >= 4) PCM_RICE_GROUP(4);
-            } else if (k <= 13) {
-                while (xe - xp >= 3) PCM_RICE_GROUP(3);
-            } else if (k <= 22) {
-                while (xe - xp >= 2) PCM_RICE_GROUP(2);
-            }
+            if (k <= 4) PCM_RICE_LOOPS(8);
+            else if (k <= 6) PCM_RICE_LOOPS(6);
+            else if (k <= 8) PCM_RICE_LOOPS(5);
+            else if (k <= 10) PCM_RICE_LOOPS(4);
+            else if (k <= 14) PCM_RICE_LOOPS(3);
+            else if (k <= 22) PCM_RICE_LOOPS(2);
             while (xp < xe) {
                 PCM_REFILL_LOCAL();
                 PCM_RICE_ONE();
                 if (p > pend) return -1;
             }
-            r.bb = bb; r.cnt = cnt; r.p = p;
+            r.bb = bb; r.cnt = (int)cnt; r.p = p;
         }
         *ppos = pcm_br_pos(&r, buf);
         return *ppos > nbits ? -1 : 0;
@@ -478,12 +494,12 @@ cdef extern from *:
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     static __attribute__((target("bmi,bmi2"))) int pcm_read_residuals_bmi2(
             const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P, int order) {
-        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order);
+        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order, 1);
     }
     #endif
     static int pcm_read_residuals_base(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                        int n, int P, int order) {
-        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order);
+        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order, 0);
     }
     static int pcm_read_residuals(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                   int n, int P, int order) {
@@ -534,8 +550,8 @@ cdef extern from *:
            H5..H8 for TRICK); the new value goes into H8 and (double)H4 into D8, so the next
            sample's history is the same names rotated by one: unrolled by eight below, the
            rotation costs no register moves. */
-        #define PCM_STEP(H1, H2, H3, H4, H5, H6, H7, H8, D5, D6, D7, D8) do { \
-            int64_t v = x[i]; \
+        #define PCM_STEP(O, H1, H2, H3, H4, H5, H6, H7, H8, D5, D6, D7, D8) do { \
+            int64_t v = xp[O]; \
             if (FIXED) { \
                 if (M == 1) s = PCM_U(H1); \
                 else if (M == 2) s = 2 * PCM_U(H1) - PCM_U(H2); \
@@ -573,26 +589,27 @@ cdef extern from *:
                 v = (int64_t)(PCM_U(v) + s); \
             } \
             bad |= PCM_U(v) + half; \
-            x[i++] = v; \
+            xp[O] = v; \
             H8 = v; \
         } while (0)
         /* (TRICK: everything but the newest tap is summed before it arrives, which keeps the
            history chain at multiply, add, shift) */
-        i = M;
-        for (; i + 8 <= n;) {
-            PCM_STEP(h1, h2, h3, h4, h5, h6, h7, h8, d5, d6, d7, d8);
-            PCM_STEP(h8, h1, h2, h3, h4, h5, h6, h7, d8, d5, d6, d7);
-            PCM_STEP(h7, h8, h1, h2, h3, h4, h5, h6, d7, d8, d5, d6);
-            PCM_STEP(h6, h7, h8, h1, h2, h3, h4, h5, d6, d7, d8, d5);
-            PCM_STEP(h5, h6, h7, h8, h1, h2, h3, h4, d5, d6, d7, d8);
-            PCM_STEP(h4, h5, h6, h7, h8, h1, h2, h3, d8, d5, d6, d7);
-            PCM_STEP(h3, h4, h5, h6, h7, h8, h1, h2, d7, d8, d5, d6);
-            PCM_STEP(h2, h3, h4, h5, h6, h7, h8, h1, d6, d7, d8, d5);
+        int64_t* xp = x + M;
+        int64_t* const xe = x + n;
+        for (; xe - xp >= 8; xp += 8) {
+            PCM_STEP(0, h1, h2, h3, h4, h5, h6, h7, h8, d5, d6, d7, d8);
+            PCM_STEP(1, h8, h1, h2, h3, h4, h5, h6, h7, d8, d5, d6, d7);
+            PCM_STEP(2, h7, h8, h1, h2, h3, h4, h5, h6, d7, d8, d5, d6);
+            PCM_STEP(3, h6, h7, h8, h1, h2, h3, h4, h5, d6, d7, d8, d5);
+            PCM_STEP(4, h5, h6, h7, h8, h1, h2, h3, h4, d5, d6, d7, d8);
+            PCM_STEP(5, h4, h5, h6, h7, h8, h1, h2, h3, d8, d5, d6, d7);
+            PCM_STEP(6, h3, h4, h5, h6, h7, h8, h1, h2, d7, d8, d5, d6);
+            PCM_STEP(7, h2, h3, h4, h5, h6, h7, h8, h1, d6, d7, d8, d5);
         }
-        for (; i < n;) {
+        for (; xp < xe; xp++) {
             int64_t t8 = h8;
             double e8 = d8;
-            PCM_STEP(h1, h2, h3, h4, h5, h6, h7, t8, d5, d6, d7, e8);
+            PCM_STEP(0, h1, h2, h3, h4, h5, h6, h7, t8, d5, d6, d7, e8);
             h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = t8;
             d8 = d7; d7 = d6; d6 = d5; d5 = e8;
         }
@@ -600,38 +617,51 @@ cdef extern from *:
         for (i = 0; i < M; i++) bad |= PCM_U(x[i]) + half;  /* warm-up samples */
         return (bad >> bits) != 0 ? -1 : 0;
     }
+    /* Each order is a function of its own (its own register allocation), compiled for the
+       baseline and for AVX2 + BMI2 (three-operand VEX double arithmetic, shlx/sarx). */
+    typedef int (*pcm_restore_fn)(int64_t* x, int n, const int32_t* q, int sh, int bits);
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #define PCM_RESTORE_FN(NAME, M, FIXED, TRICK) \
+        static __attribute__((noinline)) int NAME##_base(int64_t* x, int n, const int32_t* q, int sh, int bits) \
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK); } \
+        static __attribute__((noinline, target("avx2,bmi,bmi2"))) int NAME##_bmi2(int64_t* x, int n, const int32_t* q, int sh, int bits) \
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK); }
+    #else
+    #define PCM_RESTORE_FN(NAME, M, FIXED, TRICK) \
+        static int NAME##_base(int64_t* x, int n, const int32_t* q, int sh, int bits) \
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK); } \
+        static int NAME##_bmi2(int64_t* x, int n, const int32_t* q, int sh, int bits) \
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK); }
+    #endif
+    PCM_RESTORE_FN(pcm_rs_f0, 0, 1, 0) PCM_RESTORE_FN(pcm_rs_f1, 1, 1, 0)
+    PCM_RESTORE_FN(pcm_rs_f2, 2, 1, 0) PCM_RESTORE_FN(pcm_rs_f3, 3, 1, 0)
+    PCM_RESTORE_FN(pcm_rs_f4, 4, 1, 0)
+    PCM_RESTORE_FN(pcm_rs_t1, 1, 0, 1) PCM_RESTORE_FN(pcm_rs_t2, 2, 0, 1)
+    PCM_RESTORE_FN(pcm_rs_t3, 3, 0, 1) PCM_RESTORE_FN(pcm_rs_t4, 4, 0, 1)
+    PCM_RESTORE_FN(pcm_rs_t5, 5, 0, 1) PCM_RESTORE_FN(pcm_rs_t6, 6, 0, 1)
+    PCM_RESTORE_FN(pcm_rs_t7, 7, 0, 1) PCM_RESTORE_FN(pcm_rs_t8, 8, 0, 1)
+    PCM_RESTORE_FN(pcm_rs_l1, 1, 0, 0) PCM_RESTORE_FN(pcm_rs_l2, 2, 0, 0)
+    PCM_RESTORE_FN(pcm_rs_l3, 3, 0, 0) PCM_RESTORE_FN(pcm_rs_l4, 4, 0, 0)
+    PCM_RESTORE_FN(pcm_rs_l5, 5, 0, 0) PCM_RESTORE_FN(pcm_rs_l6, 6, 0, 0)
+    PCM_RESTORE_FN(pcm_rs_l7, 7, 0, 0) PCM_RESTORE_FN(pcm_rs_l8, 8, 0, 0)
+    #define PCM_RS_ROW(C) { \
+        pcm_rs_f0_##C, pcm_rs_f1_##C, pcm_rs_f2_##C, pcm_rs_f3_##C, pcm_rs_f4_##C, \
+        pcm_rs_t1_##C, pcm_rs_t2_##C, pcm_rs_t3_##C, pcm_rs_t4_##C, \
+        pcm_rs_t5_##C, pcm_rs_t6_##C, pcm_rs_t7_##C, pcm_rs_t8_##C, \
+        pcm_rs_l1_##C, pcm_rs_l2_##C, pcm_rs_l3_##C, pcm_rs_l4_##C, \
+        pcm_rs_l5_##C, pcm_rs_l6_##C, pcm_rs_l7_##C, pcm_rs_l8_##C }
+    static const pcm_restore_fn pcm_rs_table[2][21] = {PCM_RS_ROW(base), PCM_RS_ROW(bmi2)};
     static int pcm_restore_any(int64_t* x, int n, const int32_t* q, int order, int sh, int bits,
                                int fixed) {
-        if (fixed) switch (order) {
-            case 0: return pcm_restore(x, n, q, sh, bits, 0, 1, 0);
-            case 1: return pcm_restore(x, n, q, sh, bits, 1, 1, 0);
-            case 2: return pcm_restore(x, n, q, sh, bits, 2, 1, 0);
-            case 3: return pcm_restore(x, n, q, sh, bits, 3, 1, 0);
-            case 4: return pcm_restore(x, n, q, sh, bits, 4, 1, 0);
-            default: return -2;
+        int v;
+        if (fixed) {
+            if (order > 4) return -2;
+            v = order;
+        } else {
+            if (order < 1 || order > 8) return -2;
+            v = (bits + sh <= 62 ? 4 : 12) + order;
         }
-        if (bits + sh <= 62) switch (order) {
-            case 1: return pcm_restore(x, n, q, sh, bits, 1, 0, 1);
-            case 2: return pcm_restore(x, n, q, sh, bits, 2, 0, 1);
-            case 3: return pcm_restore(x, n, q, sh, bits, 3, 0, 1);
-            case 4: return pcm_restore(x, n, q, sh, bits, 4, 0, 1);
-            case 5: return pcm_restore(x, n, q, sh, bits, 5, 0, 1);
-            case 6: return pcm_restore(x, n, q, sh, bits, 6, 0, 1);
-            case 7: return pcm_restore(x, n, q, sh, bits, 7, 0, 1);
-            case 8: return pcm_restore(x, n, q, sh, bits, 8, 0, 1);
-            default: return -2;
-        }
-        switch (order) {
-            case 1: return pcm_restore(x, n, q, sh, bits, 1, 0, 0);
-            case 2: return pcm_restore(x, n, q, sh, bits, 2, 0, 0);
-            case 3: return pcm_restore(x, n, q, sh, bits, 3, 0, 0);
-            case 4: return pcm_restore(x, n, q, sh, bits, 4, 0, 0);
-            case 5: return pcm_restore(x, n, q, sh, bits, 5, 0, 0);
-            case 6: return pcm_restore(x, n, q, sh, bits, 6, 0, 0);
-            case 7: return pcm_restore(x, n, q, sh, bits, 7, 0, 0);
-            case 8: return pcm_restore(x, n, q, sh, bits, 8, 0, 0);
-            default: return -2;
-        }
+        return pcm_rs_table[pcm_avx2 && pcm_bmi2 ? 1 : 0][v](x, n, q, sh, bits);
     }
     /* y = 2 * zigzag(r) + 1 (as pass 1 stores it) back to r, in place. */
     static inline __attribute__((always_inline)) void pcm_unzigzag_body(int64_t* x, int n) {
