@@ -260,13 +260,14 @@ cdef extern from *:
        AVX2, and picked at run time (pcm_cpu_init at import). Same arithmetic in the same order
        either way (no FMA: every lane does what the scalar code does), so the encoded bytes do
        not depend on the machine. */
-    static int pcm_avx2 = 0, pcm_bmi2 = 0, pcm_has_avx2 = 0, pcm_has_bmi2 = 0;
+    static int pcm_avx2 = 0, pcm_bmi2 = 0, pcm_has_avx2 = 0, pcm_has_bmi2 = 0, pcm_has_fma = 0;
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #define PCM_AVX2 __attribute__((target("avx2")))
     static void pcm_cpu_init(void) {
         __builtin_cpu_init();
         pcm_has_avx2 = pcm_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
         pcm_has_bmi2 = pcm_bmi2 = __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") ? 1 : 0;
+        pcm_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
     }
     #else
     #define PCM_AVX2
@@ -518,14 +519,17 @@ cdef extern from *:
        bits-bit range. */
     static inline __attribute__((always_inline))
     int pcm_restore(int64_t* x, int n, const int32_t* q, int sh, int bits, const int M,
-                    const int FIXED, const int TRICK) {
+                    const int FIXED, const int TRICK, const int FMA) {
         uint64_t half = (uint64_t)1 << (bits - 1), bad = 0, s;
         int i;
         int64_t h1 = M >= 1 ? x[M - 1] : 0, h2 = M >= 2 ? x[M - 2] : 0, h3 = M >= 3 ? x[M - 3] : 0,
                 h4 = M >= 4 ? x[M - 4] : 0, h5 = M >= 5 ? x[M - 5] : 0, h6 = M >= 6 ? x[M - 6] : 0,
                 h7 = M >= 7 ? x[M - 7] : 0, h8 = M >= 8 ? x[M - 8] : 0;
         uint64_t c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0, c8 = 0;
-        double f5 = 0, f6 = 0, f7 = 0, f8 = 0, d5 = 0, d6 = 0, d7 = 0, d8 = 0;
+        double f4 = 0, f5 = 0, f6 = 0, f7 = 0, f8 = 0;
+        double d1 = 0, d2 = 0, d3 = 0, d4 = 0, d5 = 0, d6 = 0, d7 = 0, d8 = 0;
+        /* TRICK with M >= 5: taps FT..M in double precision */
+        const int FP = TRICK && M >= 5, FT = 4;
         if (!FIXED) {
             c1 = PCM_U((int64_t)q[0]);
             if (M >= 2) c2 = PCM_U((int64_t)q[1]);
@@ -535,22 +539,25 @@ cdef extern from *:
             if (M >= 6) c6 = PCM_U((int64_t)q[5]);
             if (M >= 7) c7 = PCM_U((int64_t)q[6]);
             if (M >= 8) c8 = PCM_U((int64_t)q[7]);
-            if (TRICK && M >= 5) {
-                f5 = (double)q[4]; d5 = (double)h5;
-                if (M >= 6) { f6 = (double)q[5]; d6 = (double)h6; }
-                if (M >= 7) { f7 = (double)q[6]; d7 = (double)h7; }
-                if (M >= 8) { f8 = (double)q[7]; d8 = (double)h8; }
+            if (FP) {
+                f4 = (double)q[3]; f5 = (double)q[4];
+                if (M >= 6) f6 = (double)q[5];
+                if (M >= 7) f7 = (double)q[6];
+                if (M >= 8) f8 = (double)q[7];
+                d1 = (double)h1; d2 = (double)h2; d3 = (double)h3; d4 = (double)h4; d5 = (double)h5;
+                d6 = (double)h6; d7 = (double)h7; d8 = (double)h8;
             }
         }
         if (FIXED && M == 0) {
             for (i = 0; i < n; i++) bad |= PCM_U(x[i]) + half;
             return (bad >> bits) != 0 ? -1 : 0;
         }
-        /* One sample with the history in H1..H8 (newest first) and D5..D8 (double copies of
-           H5..H8 for TRICK); the new value goes into H8 and (double)H4 into D8, so the next
-           sample's history is the same names rotated by one: unrolled by eight below, the
-           rotation costs no register moves. */
-        #define PCM_STEP(O, H1, H2, H3, H4, H5, H6, H7, H8, D5, D6, D7, D8) do { \
+        /* One sample with the history in H1..H8 (newest first; D1..D8: the same as doubles);
+           the new value goes into H8 and D8, so the next sample's history is the same names
+           rotated by one: unrolled by eight below, the rotation costs no register moves. */
+        #define PCM_FTAP(J, F, D) if (M >= J && J >= FT) { if (FMA) bv = __builtin_fma(F, D, bv); else fs += F * D; }
+        #define PCM_ITAP(J, C, H) if (M >= J && !(FP && J >= FT)) s += C * PCM_U(H);
+        #define PCM_STEP(O, H1, H2, H3, H4, H5, H6, H7, H8, D1, D2, D3, D4, D5, D6, D7, D8) do { \
             int64_t v = xp[O]; \
             if (FIXED) { \
                 if (M == 1) s = PCM_U(H1); \
@@ -560,19 +567,15 @@ cdef extern from *:
                 v = (int64_t)(PCM_U(v) + s); \
             } else if (TRICK) { \
                 s = PCM_U(v) << sh; \
-                if (M >= 5) { \
-                    double fs = f5 * D5; \
-                    if (M >= 6) fs += f6 * D6; \
-                    if (M >= 7) fs += f7 * D7; \
-                    if (M >= 8) fs += f8 * D8; \
-                    double bv = fs + PCM_BIAS; \
+                if (FP) { \
+                    double bv = PCM_BIAS, fs = 0.0; \
+                    PCM_FTAP(8, f8, D8) PCM_FTAP(7, f7, D7) PCM_FTAP(6, f6, D6) \
+                    PCM_FTAP(5, f5, D5) PCM_FTAP(4, f4, D4) \
+                    if (!FMA) bv = fs + PCM_BIAS; \
                     int64_t bi; memcpy(&bi, &bv, 8); \
                     s += PCM_U(bi - PCM_BIAS_BITS); \
-                    D8 = (double)H4; \
                 } \
-                if (M >= 4) s += c4 * PCM_U(H4); \
-                if (M >= 3) s += c3 * PCM_U(H3); \
-                if (M >= 2) s += c2 * PCM_U(H2); \
+                PCM_ITAP(4, c4, H4) PCM_ITAP(3, c3, H3) PCM_ITAP(2, c2, H2) \
                 __asm__("" : "+r"(s)); \
                 v = ((int64_t)(s + c1 * PCM_U(H1))) >> sh; \
             } else { \
@@ -591,28 +594,31 @@ cdef extern from *:
             bad |= PCM_U(v) + half; \
             xp[O] = v; \
             H8 = v; \
+            if (FP) D8 = (double)v; \
         } while (0)
         /* (TRICK: everything but the newest tap is summed before it arrives, which keeps the
            history chain at multiply, add, shift) */
         int64_t* xp = x + M;
         int64_t* const xe = x + n;
         for (; xe - xp >= 8; xp += 8) {
-            PCM_STEP(0, h1, h2, h3, h4, h5, h6, h7, h8, d5, d6, d7, d8);
-            PCM_STEP(1, h8, h1, h2, h3, h4, h5, h6, h7, d8, d5, d6, d7);
-            PCM_STEP(2, h7, h8, h1, h2, h3, h4, h5, h6, d7, d8, d5, d6);
-            PCM_STEP(3, h6, h7, h8, h1, h2, h3, h4, h5, d6, d7, d8, d5);
-            PCM_STEP(4, h5, h6, h7, h8, h1, h2, h3, h4, d5, d6, d7, d8);
-            PCM_STEP(5, h4, h5, h6, h7, h8, h1, h2, h3, d8, d5, d6, d7);
-            PCM_STEP(6, h3, h4, h5, h6, h7, h8, h1, h2, d7, d8, d5, d6);
-            PCM_STEP(7, h2, h3, h4, h5, h6, h7, h8, h1, d6, d7, d8, d5);
+            PCM_STEP(0, h1, h2, h3, h4, h5, h6, h7, h8, d1, d2, d3, d4, d5, d6, d7, d8);
+            PCM_STEP(1, h8, h1, h2, h3, h4, h5, h6, h7, d8, d1, d2, d3, d4, d5, d6, d7);
+            PCM_STEP(2, h7, h8, h1, h2, h3, h4, h5, h6, d7, d8, d1, d2, d3, d4, d5, d6);
+            PCM_STEP(3, h6, h7, h8, h1, h2, h3, h4, h5, d6, d7, d8, d1, d2, d3, d4, d5);
+            PCM_STEP(4, h5, h6, h7, h8, h1, h2, h3, h4, d5, d6, d7, d8, d1, d2, d3, d4);
+            PCM_STEP(5, h4, h5, h6, h7, h8, h1, h2, h3, d4, d5, d6, d7, d8, d1, d2, d3);
+            PCM_STEP(6, h3, h4, h5, h6, h7, h8, h1, h2, d3, d4, d5, d6, d7, d8, d1, d2);
+            PCM_STEP(7, h2, h3, h4, h5, h6, h7, h8, h1, d2, d3, d4, d5, d6, d7, d8, d1);
         }
         for (; xp < xe; xp++) {
             int64_t t8 = h8;
             double e8 = d8;
-            PCM_STEP(0, h1, h2, h3, h4, h5, h6, h7, t8, d5, d6, d7, e8);
+            PCM_STEP(0, h1, h2, h3, h4, h5, h6, h7, t8, d1, d2, d3, d4, d5, d6, d7, e8);
             h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = t8;
-            d8 = d7; d7 = d6; d6 = d5; d5 = e8;
+            d8 = d7; d7 = d6; d6 = d5; d5 = d4; d4 = d3; d3 = d2; d2 = d1; d1 = e8;
         }
+        #undef PCM_FTAP
+        #undef PCM_ITAP
         #undef PCM_STEP
         for (i = 0; i < M; i++) bad |= PCM_U(x[i]) + half;  /* warm-up samples */
         return (bad >> bits) != 0 ? -1 : 0;
@@ -623,15 +629,15 @@ cdef extern from *:
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #define PCM_RESTORE_FN(NAME, M, FIXED, TRICK) \
         static __attribute__((noinline)) int NAME##_base(int64_t* x, int n, const int32_t* q, int sh, int bits) \
-            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK); } \
-        static __attribute__((noinline, target("avx2,bmi,bmi2"))) int NAME##_bmi2(int64_t* x, int n, const int32_t* q, int sh, int bits) \
-            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK); }
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK, 0); } \
+        static __attribute__((noinline, target("avx2,fma,bmi,bmi2"))) int NAME##_bmi2(int64_t* x, int n, const int32_t* q, int sh, int bits) \
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK, 1); }
     #else
     #define PCM_RESTORE_FN(NAME, M, FIXED, TRICK) \
         static int NAME##_base(int64_t* x, int n, const int32_t* q, int sh, int bits) \
-            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK); } \
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK, 0); } \
         static int NAME##_bmi2(int64_t* x, int n, const int32_t* q, int sh, int bits) \
-            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK); }
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK, 0); }
     #endif
     PCM_RESTORE_FN(pcm_rs_f0, 0, 1, 0) PCM_RESTORE_FN(pcm_rs_f1, 1, 1, 0)
     PCM_RESTORE_FN(pcm_rs_f2, 2, 1, 0) PCM_RESTORE_FN(pcm_rs_f3, 3, 1, 0)
@@ -661,7 +667,7 @@ cdef extern from *:
             if (order < 1 || order > 8) return -2;
             v = (bits + sh <= 62 ? 4 : 12) + order;
         }
-        return pcm_rs_table[pcm_avx2 && pcm_bmi2 ? 1 : 0][v](x, n, q, sh, bits);
+        return pcm_rs_table[pcm_avx2 && pcm_bmi2 && pcm_has_fma ? 1 : 0][v](x, n, q, sh, bits);
     }
     /* y = 2 * zigzag(r) + 1 (as pass 1 stores it) back to r, in place. */
     static inline __attribute__((always_inline)) void pcm_unzigzag_body(int64_t* x, int n) {
