@@ -310,26 +310,68 @@ cdef extern from *:
     #endif
         return -1;
     }
+    /* AVX2: four frames per step, the low bytes of L[i] and R[i] gathered with byte
+       shuffles (only whole steps that end >= 8 bytes before the end of the output; the rest
+       is left to the scalar loop). Returns the number of frames written. */
+    #if defined(__GNUC__) && defined(__x86_64__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    #include <immintrin.h>
+    #define PCM_HAVE_STEREO_AVX2 1
+    static __attribute__((target("avx2"))) int pcm_store_stereo_avx2(uint8_t* p, int n, int bits,
+                                                                    const int64_t* L, const int64_t* R) {
+        int i = 0;
+        if (bits == 24) {
+            const __m256i s0 = _mm256_setr_epi8(0, 1, 2, 8, 9, 10, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                0, 1, 2, 8, 9, 10, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+            const __m256i s1 = _mm256_setr_epi8(-1, -1, -1, -1, -1, -1, 0, 1, 2, 8, 9, 10, -1, -1, -1, -1,
+                                                -1, -1, -1, -1, -1, -1, 0, 1, 2, 8, 9, 10, -1, -1, -1, -1);
+            const __m256i pm = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7);
+            for (; i + 6 <= n; i += 4) {
+                __m256i l = _mm256_loadu_si256((const __m256i*)(L + i));
+                __m256i r = _mm256_loadu_si256((const __m256i*)(R + i));
+                __m256i v = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_unpacklo_epi64(l, r), s0),
+                                            _mm256_shuffle_epi8(_mm256_unpackhi_epi64(l, r), s1));
+                _mm256_storeu_si256((__m256i*)(p + 6 * (size_t)i), _mm256_permutevar8x32_epi32(v, pm));
+            }
+        } else if (bits == 16) {
+            const __m256i s0 = _mm256_setr_epi8(0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+            const __m256i s1 = _mm256_setr_epi8(-1, -1, -1, -1, 0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                -1, -1, -1, -1, 0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1);
+            const __m256i pm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+            for (; i + 4 <= n; i += 4) {
+                __m256i l = _mm256_loadu_si256((const __m256i*)(L + i));
+                __m256i r = _mm256_loadu_si256((const __m256i*)(R + i));
+                __m256i v = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_unpacklo_epi64(l, r), s0),
+                                            _mm256_shuffle_epi8(_mm256_unpackhi_epi64(l, r), s1));
+                _mm_storeu_si128((__m128i*)(p + 4 * (size_t)i),
+                                 _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, pm)));
+            }
+        }
+        return i;
+    }
+    #endif
     static int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) {
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        int i;
+        int i = 0;
         if (n <= 0) return 0;
+        if (bits != 16 && bits != 24) return -1;
+    #ifdef PCM_HAVE_STEREO_AVX2
+        if (pcm_avx2) i = pcm_store_stereo_avx2(p, n, bits, L, R);
+    #endif
         if (bits == 16) {
-            for (i = 0; i < n; i++) {
+            for (; i < n; i++) {
                 uint32_t v = (uint32_t)(uint16_t)L[i] | ((uint32_t)(uint16_t)R[i] << 16);
                 memcpy(p + 4 * (size_t)i, &v, 4);
             }
             return 0;
         }
-        if (bits == 24) {
-            for (i = 0; i < n - 1; i++) {
-                uint64_t v = ((uint64_t)L[i] & 0xFFFFFF) | (((uint64_t)R[i] & 0xFFFFFF) << 24);
-                memcpy(p + 6 * (size_t)i, &v, 8);
-            }
-            uint64_t v = ((uint64_t)L[n - 1] & 0xFFFFFF) | (((uint64_t)R[n - 1] & 0xFFFFFF) << 24);
-            memcpy(p + 6 * (size_t)(n - 1), &v, 6);
-            return 0;
+        for (; i < n - 1; i++) {
+            uint64_t v = ((uint64_t)L[i] & 0xFFFFFF) | (((uint64_t)R[i] & 0xFFFFFF) << 24);
+            memcpy(p + 6 * (size_t)i, &v, 8);
         }
+        uint64_t v = ((uint64_t)L[n - 1] & 0xFFFFFF) | (((uint64_t)R[n - 1] & 0xFFFFFF) << 24);
+        memcpy(p + 6 * (size_t)(n - 1), &v, 6);
+        return 0;
     #endif
         return -1;
     }
@@ -678,6 +720,42 @@ cdef extern from *:
         }
     }
     PCM_DISPATCH(void, pcm_unzigzag, (int64_t* x, int n), (x, n))
+    /* Float mode 2: the raw mantissa bits below trunc(v) for the n samples of a channel, from
+       bit *ppos, written as 32-bit floats at p (stride bytes apart). The bit position depends
+       only on the decoded integers, so this is a loop without a chain through the bits. */
+    static int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits,
+                                const int64_t* x, int n, double scale, uint8_t* p, int stride,
+                                int be) {
+        uint64_t pos = *ppos;
+        double inv[24];
+        int i;
+        for (i = 0; i < 24; i++) inv[i] = 1.0 / (double)((uint64_t)1 << i);
+        for (i = 0; i < n; i++) {
+            int64_t iv = x[i];
+            uint64_t w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
+            uint32_t f;
+            if (iv == 0) {
+                if (w & 1) { f = (uint32_t)(w >> 1); pos += 33; }
+                else { f = 0; pos += 1; }
+            } else {
+                uint64_t a = iv < 0 ? (uint64_t)0 - (uint64_t)iv : (uint64_t)iv;
+                int ne = 24 - pcm_bitlen(a);
+                if (ne < 0) return -1;
+                pos += (uint64_t)ne;
+                double dv = (double)((a << ne) | (w & ((((uint64_t)1) << ne) - 1))) * scale * inv[ne];
+                f = pcm_f2u((float)(iv < 0 ? -dv : dv));
+            }
+            if (pos > nbits) return -1;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            if (!be) f = __builtin_bswap32(f);
+    #else
+            if (be) f = __builtin_bswap32(f);
+    #endif
+            memcpy(p + (size_t)i * stride, &f, 4);
+        }
+        *ppos = pos;
+        return 0;
+    }
     /* 0 ok, -1 corrupt, -2 order not handled. */
     static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                     int n, int P, const int32_t* q, int order, int sh, int bits,
@@ -710,6 +788,8 @@ cdef extern from *:
     void pcm_fixed_residual(const int64_t* x, int64_t* r, int n, int order) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
+    int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x,
+                         int n, double scale, uint8_t* p, int stride, int be) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                              int n, int P, const int32_t* q, int order, int sh, int bits,
                              int fixed) nogil
@@ -1535,33 +1615,9 @@ cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
     return 0
 
 
-cdef int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, int stride,
-                           bint be) noexcept nogil:
-    cdef int i, k, ne
-    cdef int64_t iv
-    cdef uint64_t a, F
-    cdef uint32_t f
-    cdef double dv, scale = ldexp(1.0, -E)
-    cdef double inv[24]
-    for i in range(24):
-        inv[i] = 1.0 / <double>((<uint64_t>1) << i)
-    for i in range(n):
-        iv = x[i]
-        if iv == 0:
-            f = <uint32_t>getb(d, 32) if getb(d, 1) else 0
-        else:
-            a = <uint64_t>(-iv) if iv < 0 else <uint64_t>iv
-            k = pcm_bitlen(a) - 1
-            if k > 23:
-                return -1
-            ne = 23 - k
-            F = getb(d, ne)
-            dv = <double>((a << ne) | F) * scale * inv[ne]
-            f = pcm_f2u(<float>(-dv if iv < 0 else dv))
-        if d.pos > d.nbits:
-            return -1
-        store_sample(p + <Py_ssize_t>i * stride, f, 32, be)
-    return 0
+cdef inline int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, int stride,
+                                  bint be) noexcept nogil:
+    return pcm_float_extras(d.buf, &d.pos, d.nbits, x, n, ldexp(1.0, -E), p, stride, be)
 
 
 cdef int store_channel(Dec* d, const int64_t* L, int n, uint8_t* p, int align, int bits, bint be,
