@@ -756,6 +756,19 @@ cdef extern from *:
         *ppos = pos;
         return 0;
     }
+    /* Stereo decorrelation of a block (mode 1 L/S, 2 S/R, 3 M/S), vectorised. */
+    static inline __attribute__((always_inline))
+    void pcm_decorrelate_body(int64_t* L, int64_t* R, int n, int mode) {
+        int i;
+        if (mode == 1) for (i = 0; i < n; i++) R[i] = (int64_t)(PCM_U(L[i]) - PCM_U(R[i]));
+        else if (mode == 2) for (i = 0; i < n; i++) L[i] = (int64_t)(PCM_U(L[i]) + PCM_U(R[i]));
+        else if (mode == 3) for (i = 0; i < n; i++) {
+            int64_t s = R[i], m2 = (int64_t)(PCM_U(L[i]) << 1) | (s & 1);
+            L[i] = ((int64_t)(PCM_U(m2) + PCM_U(s))) >> 1;
+            R[i] = ((int64_t)(PCM_U(m2) - PCM_U(s))) >> 1;
+        }
+    }
+    PCM_DISPATCH(void, pcm_decorrelate, (int64_t* L, int64_t* R, int n, int mode), (L, R, n, mode))
     /* 0 ok, -1 corrupt, -2 order not handled. */
     static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                     int n, int P, const int32_t* q, int order, int sh, int bits,
@@ -790,6 +803,7 @@ cdef extern from *:
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x,
                          int n, double scale, uint8_t* p, int stride, int be) nogil
+    void pcm_decorrelate(int64_t* L, int64_t* R, int n, int mode) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                              int n, int P, const int32_t* q, int order, int sh, int bits,
                              int fixed) nogil
@@ -1647,15 +1661,11 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
     """Decode every block into dst; or, with ref, each block into dst (one block of room) and
     compare it with the same bytes of ref (-3 at the first difference)."""
     cdef int64_t start = 0
-    cdef int n, c, i, mode, fmode = 0, E = 0, bpsamp = bits // 8, align = channels * (bits // 8)
+    cdef int n, c, mode, fmode = 0, E = 0, bpsamp = bits // 8, align = channels * (bits // 8)
     cdef int sb
     cdef int64_t* L
     cdef int64_t* R
-    cdef int64_t m2, s, v
     cdef uint8_t* p
-    cdef uint32_t fu
-    cdef float fv
-    cdef double dv
     while start < frames:
         n = bsize if frames - start > bsize else <int>(frames - start)
         sb = bits
@@ -1677,18 +1687,7 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
                 return -1
             if dec_subframe(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0)) < 0:
                 return -1
-            if mode == 1:
-                for i in range(n):
-                    R[i] = <int64_t>(<uint64_t>L[i] - <uint64_t>R[i])
-            elif mode == 2:
-                for i in range(n):
-                    L[i] = <int64_t>(<uint64_t>L[i] + <uint64_t>R[i])
-            elif mode == 3:
-                for i in range(n):
-                    s = R[i]
-                    m2 = <int64_t>(<uint64_t>L[i] << 1) | (s & 1)
-                    L[i] = (<int64_t>(<uint64_t>m2 + <uint64_t>s)) >> 1
-                    R[i] = (<int64_t>(<uint64_t>m2 - <uint64_t>s)) >> 1
+            pcm_decorrelate(L, R, n, mode)
             p = dst if ref != NULL else dst + start * align
             if flt or be or pcm_store_stereo_le(p, n, bits, L, R) != 0:
                 for c in range(2):
