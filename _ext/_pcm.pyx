@@ -292,30 +292,12 @@ cdef extern from *:
        stores (a 24-bit frame is written with one 4- or 8-byte store whose extra bytes the next
        frame overwrites; the last frame is written byte by byte). Return -1 when not handled
        (the caller then uses pcm_store). */
-    static int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) {
-    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        int i;
-        if (n <= 0) return 0;
-        if (bits == 16) {
-            for (i = 0; i < n; i++) { uint16_t v = (uint16_t)x[i]; memcpy(p + 2 * (size_t)i, &v, 2); }
-            return 0;
-        }
-        if (bits == 24) {
-            for (i = 0; i < n - 1; i++) { uint32_t v = (uint32_t)x[i]; memcpy(p + 3 * (size_t)i, &v, 4); }
-            uint32_t u = (uint32_t)x[n - 1];
-            uint8_t* q = p + 3 * (size_t)(n - 1);
-            q[0] = (uint8_t)u; q[1] = (uint8_t)(u >> 8); q[2] = (uint8_t)(u >> 16);
-            return 0;
-        }
-    #endif
-        return -1;
-    }
     /* AVX2: four frames per step, the low bytes of L[i] and R[i] gathered with byte
        shuffles (only whole steps that end >= 8 bytes before the end of the output; the rest
        is left to the scalar loop). Returns the number of frames written. */
     #if defined(__GNUC__) && defined(__x86_64__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     #include <immintrin.h>
-    #define PCM_HAVE_STEREO_AVX2 1
+    #define PCM_HAVE_STORE_AVX2 1
     static __attribute__((target("avx2"))) int pcm_store_stereo_avx2(uint8_t* p, int n, int bits,
                                                                     const int64_t* L, const int64_t* R) {
         int i = 0;
@@ -349,13 +331,57 @@ cdef extern from *:
         }
         return i;
     }
+    static __attribute__((target("avx2"))) int pcm_store_mono_avx2(uint8_t* p, int n, int bits,
+                                                                  const int64_t* x) {
+        int i = 0;
+        if (bits == 24) {
+            const __m128i s0 = _mm_setr_epi8(0, 1, 2, 8, 9, 10, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+            const __m128i s1 = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 0, 1, 2, 8, 9, 10, -1, -1, -1, -1);
+            for (; i + 6 <= n; i += 4) {
+                __m256i v = _mm256_loadu_si256((const __m256i*)(x + i));
+                __m128i w = _mm_or_si128(_mm_shuffle_epi8(_mm256_castsi256_si128(v), s0),
+                                         _mm_shuffle_epi8(_mm256_extracti128_si256(v, 1), s1));
+                _mm_storeu_si128((__m128i*)(p + 3 * (size_t)i), w);
+            }
+        } else if (bits == 16) {
+            const __m256i s0 = _mm256_setr_epi8(0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+            const __m256i pm = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+            for (; i + 4 <= n; i += 4) {
+                __m256i v = _mm256_permutevar8x32_epi32(
+                    _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i*)(x + i)), s0), pm);
+                _mm_storel_epi64((__m128i*)(p + 2 * (size_t)i), _mm256_castsi256_si128(v));
+            }
+        }
+        return i;
+    }
     #endif
+    static int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        int i = 0;
+        if (n <= 0) return 0;
+        if (bits != 16 && bits != 24) return -1;
+    #ifdef PCM_HAVE_STORE_AVX2
+        if (pcm_avx2) i = pcm_store_mono_avx2(p, n, bits, x);
+    #endif
+        if (bits == 16) {
+            for (; i < n; i++) { uint16_t v = (uint16_t)x[i]; memcpy(p + 2 * (size_t)i, &v, 2); }
+            return 0;
+        }
+        for (; i < n - 1; i++) { uint32_t v = (uint32_t)x[i]; memcpy(p + 3 * (size_t)i, &v, 4); }
+        uint32_t u = (uint32_t)x[n - 1];
+        uint8_t* q = p + 3 * (size_t)(n - 1);
+        q[0] = (uint8_t)u; q[1] = (uint8_t)(u >> 8); q[2] = (uint8_t)(u >> 16);
+        return 0;
+    #endif
+        return -1;
+    }
     static int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) {
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         int i = 0;
         if (n <= 0) return 0;
         if (bits != 16 && bits != 24) return -1;
-    #ifdef PCM_HAVE_STEREO_AVX2
+    #ifdef PCM_HAVE_STORE_AVX2
         if (pcm_avx2) i = pcm_store_stereo_avx2(p, n, bits, L, R);
     #endif
         if (bits == 16) {
