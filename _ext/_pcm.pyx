@@ -37,10 +37,16 @@ int64 scratch (<= 256 KiB), whatever the header says; verify() allocates one blo
 instead of plain_len.
 
 Implementation notes (none of this is format): the decoder reads each subframe's residuals
-with a 64-bit register bit reader (refilled once per group of 1-4 codes), then runs the
-predictor over them in a second pass; the encoder's vector loops and the residual reader are
-compiled twice (baseline x86-64 and AVX2 / BMI2 clones, picked at import) with the same
-arithmetic, so a payload does not depend on the CPU that wrote it (tests/test_pcm.py checks).
+with a 64-bit register bit reader, refilled once per group of 1-8 codes (by k) which is decoded
+without per-code checks and redone with them when it did not fit, into 2 * zigzag + 1 (a
+vector pass turns that into the residuals); then the predictor runs over them in a second
+pass, one function per order, unrolled by eight with the history in registers (LPC orders
+5..8: taps 4..8 in double precision, exact). Both passes are bound by a serial chain each
+(bit position; predictor history), and interleaving them (in groups, or in one loop) measured
+slower. The encoder's vector loops, the residual reader, the predictor and the interleaving
+stores are compiled twice (baseline x86-64 and AVX2 / BMI2 / FMA clones, picked at import)
+with the same integer results, so a payload does not depend on the CPU that wrote it and
+decodes the same everywhere (tests/test_pcm.py checks).
 
 8-bit samples with big_endian=False are unsigned (WAV); with big_endian=True signed (AIFF).
 """
@@ -402,9 +408,7 @@ cdef extern from *:
         return -1;
     }
     #define PCM_U(v) ((uint64_t)(v))
-    /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
-       chain and the predictor-history chain overlap. Orders are compile-time constants at each
-       call site (FIXED: polynomial order M 0..4; else LPC order M 1..8). */
+    /* One Rice code bit by bit from *ppos (for unary parts longer than the bit buffer). */
     static int pcm_slow_rice(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int k, uint64_t* out) {
         uint64_t pos = *ppos, q = 0, w;
         for (;;) {
@@ -419,7 +423,7 @@ cdef extern from *:
         *ppos = pos + k;
         return 0;
     }
-    /* Bit reader for the fused decoder: the bits not yet consumed are the low `cnt` bits of
+    /* Bit reader of the residual decoder: the bits not yet consumed are the low `cnt` bits of
        `bb`; `p` points at the first byte not yet loaded (bits above `cnt` in `bb` are zero or
        copies of the stream bits at `p`, so OR-ing a reload in is harmless). A refill tops it
        up to >= 56 bits; its load address was fixed at the previous refill, so the load is not
@@ -581,10 +585,10 @@ cdef extern from *:
        Orders are compile-time constants at each call site (FIXED: polynomial order M 0..4;
        else LPC order M 1..8). TRICK (LPC, bits + sh <= 62): x = ((r << sh) + sum q*h) >> sh,
        which equals r + (sum >> sh) whenever the result fits in bits, so only
-       multiply-add-shift sits on the history chain; taps 5..8 then run in double precision
-       (exact: that partial sum is an integer below 2**51 in a valid stream) on the FP units,
-       which leaves four integer multiplies per sample. Returns -1 when a value leaves the
-       bits-bit range. */
+       multiply-add-shift sits on the history chain; for orders 5..8 taps 4..8 then run in
+       double precision (exact: that partial sum is an integer below 2**51 in a valid stream, so
+       FMA or not, and the summation order, make no difference) on the FP units, which leaves
+       three integer multiplies per sample. Returns -1 when a value leaves the bits-bit range. */
     static inline __attribute__((always_inline))
     int pcm_restore(int64_t* x, int n, const int32_t* q, int sh, int bits, const int M,
                     const int FIXED, const int TRICK, const int FMA) {
@@ -1591,7 +1595,7 @@ cdef inline int64_t sext(uint64_t v, int bits) noexcept nogil:
 
 cdef int predicted(Dec* d, int64_t* x, int n, int order, const int32_t* qc, int sh, int eff,
                    bint fixed) noexcept nogil:
-    """Residual + prediction in one fused loop (fixed orders 0..4, LPC orders 1..8)."""
+    """Residual, then prediction (fixed orders 0..4, LPC orders 1..8)."""
     cdef int P = <int>getb(d, 4)
     if P > 8 or n % (1 << P) != 0 or (n >> P) < order or d.pos > d.nbits:
         return -1
