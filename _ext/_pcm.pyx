@@ -294,13 +294,9 @@ cdef extern from *:
     PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
     PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
     PCM_DISPATCH(void, pcm_fixed_residual, (const int64_t* x, int64_t* r, int n, int order), (x, r, n, order))
-    /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
-       stores (a 24-bit frame is written with one 4- or 8-byte store whose extra bytes the next
-       frame overwrites; the last frame is written byte by byte). Return -1 when not handled
-       (the caller then uses pcm_store). */
-    /* AVX2: four frames per step, the low bytes of L[i] and R[i] gathered with byte
-       shuffles (only whole steps that end >= 8 bytes before the end of the output; the rest
-       is left to the scalar loop). Returns the number of frames written. */
+    /* AVX2: four frames per step, the low bytes of the int64 samples gathered with byte
+       shuffles (only whole steps whose vector store stays inside the output; the rest is left
+       to the scalar loop). Return the number of frames written. */
     #if defined(__GNUC__) && defined(__x86_64__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     #include <immintrin.h>
     #define PCM_HAVE_STORE_AVX2 1
@@ -362,6 +358,10 @@ cdef extern from *:
         return i;
     }
     #endif
+    /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
+       stores (a 24-bit frame is written with one 4- or 8-byte store whose extra bytes the next
+       frame overwrites; the last frame is written byte by byte). Return -1 when not handled
+       (the caller then uses pcm_store). */
     static int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) {
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         int i = 0;
