@@ -37,10 +37,16 @@ int64 scratch (<= 256 KiB), whatever the header says; verify() allocates one blo
 instead of plain_len.
 
 Implementation notes (none of this is format): the decoder reads each subframe's residuals
-with a 64-bit register bit reader (refilled once per group of 1-4 codes), then runs the
-predictor over them in a second pass; the encoder's vector loops and the residual reader are
-compiled twice (baseline x86-64 and AVX2 / BMI2 clones, picked at import) with the same
-arithmetic, so a payload does not depend on the CPU that wrote it (tests/test_pcm.py checks).
+with a 64-bit register bit reader, refilled once per group of 1-8 codes (by k) which is decoded
+without per-code checks and redone with them when it did not fit, into 2 * zigzag + 1 (a
+vector pass turns that into the residuals); then the predictor runs over them in a second
+pass, one function per order, unrolled by eight with the history in registers (LPC orders
+5..8: taps 4..8 in double precision, exact). Both passes are bound by a serial chain each
+(bit position; predictor history), and interleaving them (in groups, or in one loop) measured
+slower. The encoder's vector loops, the residual reader, the predictor and the interleaving
+stores are compiled twice (baseline x86-64 and AVX2 / BMI2 / FMA clones, picked at import)
+with the same integer results, so a payload does not depend on the CPU that wrote it and
+decodes the same everywhere (tests/test_pcm.py checks).
 
 8-bit samples with big_endian=False are unsigned (WAV); with big_endian=True signed (AIFF).
 """
@@ -260,13 +266,14 @@ cdef extern from *:
        AVX2, and picked at run time (pcm_cpu_init at import). Same arithmetic in the same order
        either way (no FMA: every lane does what the scalar code does), so the encoded bytes do
        not depend on the machine. */
-    static int pcm_avx2 = 0, pcm_bmi2 = 0, pcm_has_avx2 = 0, pcm_has_bmi2 = 0;
+    static int pcm_avx2 = 0, pcm_bmi2 = 0, pcm_has_avx2 = 0, pcm_has_bmi2 = 0, pcm_has_fma = 0;
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #define PCM_AVX2 __attribute__((target("avx2")))
     static void pcm_cpu_init(void) {
         __builtin_cpu_init();
         pcm_has_avx2 = pcm_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
         pcm_has_bmi2 = pcm_bmi2 = __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") ? 1 : 0;
+        pcm_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
     }
     #else
     #define PCM_AVX2
@@ -287,55 +294,121 @@ cdef extern from *:
     PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
     PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
     PCM_DISPATCH(void, pcm_fixed_residual, (const int64_t* x, int64_t* r, int n, int order), (x, r, n, order))
+    /* AVX2: four frames per step, the low bytes of the int64 samples gathered with byte
+       shuffles (only whole steps whose vector store stays inside the output; the rest is left
+       to the scalar loop). Return the number of frames written. */
+    #if defined(__GNUC__) && defined(__x86_64__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    #include <immintrin.h>
+    #define PCM_HAVE_STORE_AVX2 1
+    static __attribute__((target("avx2"))) int pcm_store_stereo_avx2(uint8_t* p, int n, int bits,
+                                                                    const int64_t* L, const int64_t* R) {
+        int i = 0;
+        if (bits == 24) {
+            const __m256i s0 = _mm256_setr_epi8(0, 1, 2, 8, 9, 10, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                0, 1, 2, 8, 9, 10, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+            const __m256i s1 = _mm256_setr_epi8(-1, -1, -1, -1, -1, -1, 0, 1, 2, 8, 9, 10, -1, -1, -1, -1,
+                                                -1, -1, -1, -1, -1, -1, 0, 1, 2, 8, 9, 10, -1, -1, -1, -1);
+            const __m256i pm = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7);
+            for (; i + 6 <= n; i += 4) {
+                __m256i l = _mm256_loadu_si256((const __m256i*)(L + i));
+                __m256i r = _mm256_loadu_si256((const __m256i*)(R + i));
+                __m256i v = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_unpacklo_epi64(l, r), s0),
+                                            _mm256_shuffle_epi8(_mm256_unpackhi_epi64(l, r), s1));
+                _mm256_storeu_si256((__m256i*)(p + 6 * (size_t)i), _mm256_permutevar8x32_epi32(v, pm));
+            }
+        } else if (bits == 16) {
+            const __m256i s0 = _mm256_setr_epi8(0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+            const __m256i s1 = _mm256_setr_epi8(-1, -1, -1, -1, 0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                -1, -1, -1, -1, 0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1);
+            const __m256i pm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+            for (; i + 4 <= n; i += 4) {
+                __m256i l = _mm256_loadu_si256((const __m256i*)(L + i));
+                __m256i r = _mm256_loadu_si256((const __m256i*)(R + i));
+                __m256i v = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_unpacklo_epi64(l, r), s0),
+                                            _mm256_shuffle_epi8(_mm256_unpackhi_epi64(l, r), s1));
+                _mm_storeu_si128((__m128i*)(p + 4 * (size_t)i),
+                                 _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, pm)));
+            }
+        }
+        return i;
+    }
+    static __attribute__((target("avx2"))) int pcm_store_mono_avx2(uint8_t* p, int n, int bits,
+                                                                  const int64_t* x) {
+        int i = 0;
+        if (bits == 24) {
+            const __m128i s0 = _mm_setr_epi8(0, 1, 2, 8, 9, 10, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+            const __m128i s1 = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 0, 1, 2, 8, 9, 10, -1, -1, -1, -1);
+            for (; i + 6 <= n; i += 4) {
+                __m256i v = _mm256_loadu_si256((const __m256i*)(x + i));
+                __m128i w = _mm_or_si128(_mm_shuffle_epi8(_mm256_castsi256_si128(v), s0),
+                                         _mm_shuffle_epi8(_mm256_extracti128_si256(v, 1), s1));
+                _mm_storeu_si128((__m128i*)(p + 3 * (size_t)i), w);
+            }
+        } else if (bits == 16) {
+            const __m256i s0 = _mm256_setr_epi8(0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                0, 1, 8, 9, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+            const __m256i pm = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+            for (; i + 4 <= n; i += 4) {
+                __m256i v = _mm256_permutevar8x32_epi32(
+                    _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i*)(x + i)), s0), pm);
+                _mm_storel_epi64((__m128i*)(p + 2 * (size_t)i), _mm256_castsi256_si128(v));
+            }
+        }
+        return i;
+    }
+    #endif
     /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
        stores (a 24-bit frame is written with one 4- or 8-byte store whose extra bytes the next
        frame overwrites; the last frame is written byte by byte). Return -1 when not handled
        (the caller then uses pcm_store). */
     static int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) {
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        int i;
+        int i = 0;
         if (n <= 0) return 0;
+        if (bits != 16 && bits != 24) return -1;
+    #ifdef PCM_HAVE_STORE_AVX2
+        if (pcm_avx2) i = pcm_store_mono_avx2(p, n, bits, x);
+    #endif
         if (bits == 16) {
-            for (i = 0; i < n; i++) { uint16_t v = (uint16_t)x[i]; memcpy(p + 2 * (size_t)i, &v, 2); }
+            for (; i < n; i++) { uint16_t v = (uint16_t)x[i]; memcpy(p + 2 * (size_t)i, &v, 2); }
             return 0;
         }
-        if (bits == 24) {
-            for (i = 0; i < n - 1; i++) { uint32_t v = (uint32_t)x[i]; memcpy(p + 3 * (size_t)i, &v, 4); }
-            uint32_t u = (uint32_t)x[n - 1];
-            uint8_t* q = p + 3 * (size_t)(n - 1);
-            q[0] = (uint8_t)u; q[1] = (uint8_t)(u >> 8); q[2] = (uint8_t)(u >> 16);
-            return 0;
-        }
+        for (; i < n - 1; i++) { uint32_t v = (uint32_t)x[i]; memcpy(p + 3 * (size_t)i, &v, 4); }
+        uint32_t u = (uint32_t)x[n - 1];
+        uint8_t* q = p + 3 * (size_t)(n - 1);
+        q[0] = (uint8_t)u; q[1] = (uint8_t)(u >> 8); q[2] = (uint8_t)(u >> 16);
+        return 0;
     #endif
         return -1;
     }
     static int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) {
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        int i;
+        int i = 0;
         if (n <= 0) return 0;
+        if (bits != 16 && bits != 24) return -1;
+    #ifdef PCM_HAVE_STORE_AVX2
+        if (pcm_avx2) i = pcm_store_stereo_avx2(p, n, bits, L, R);
+    #endif
         if (bits == 16) {
-            for (i = 0; i < n; i++) {
+            for (; i < n; i++) {
                 uint32_t v = (uint32_t)(uint16_t)L[i] | ((uint32_t)(uint16_t)R[i] << 16);
                 memcpy(p + 4 * (size_t)i, &v, 4);
             }
             return 0;
         }
-        if (bits == 24) {
-            for (i = 0; i < n - 1; i++) {
-                uint64_t v = ((uint64_t)L[i] & 0xFFFFFF) | (((uint64_t)R[i] & 0xFFFFFF) << 24);
-                memcpy(p + 6 * (size_t)i, &v, 8);
-            }
-            uint64_t v = ((uint64_t)L[n - 1] & 0xFFFFFF) | (((uint64_t)R[n - 1] & 0xFFFFFF) << 24);
-            memcpy(p + 6 * (size_t)(n - 1), &v, 6);
-            return 0;
+        for (; i < n - 1; i++) {
+            uint64_t v = ((uint64_t)L[i] & 0xFFFFFF) | (((uint64_t)R[i] & 0xFFFFFF) << 24);
+            memcpy(p + 6 * (size_t)i, &v, 8);
         }
+        uint64_t v = ((uint64_t)L[n - 1] & 0xFFFFFF) | (((uint64_t)R[n - 1] & 0xFFFFFF) << 24);
+        memcpy(p + 6 * (size_t)(n - 1), &v, 6);
+        return 0;
     #endif
         return -1;
     }
     #define PCM_U(v) ((uint64_t)(v))
-    /* Rice-decode a residual and run the predictor in the same loop, so the bit-position
-       chain and the predictor-history chain overlap. Orders are compile-time constants at each
-       call site (FIXED: polynomial order M 0..4; else LPC order M 1..8). */
+    /* One Rice code bit by bit from *ppos (for unary parts longer than the bit buffer). */
     static int pcm_slow_rice(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int k, uint64_t* out) {
         uint64_t pos = *ppos, q = 0, w;
         for (;;) {
@@ -350,7 +423,7 @@ cdef extern from *:
         *ppos = pos + k;
         return 0;
     }
-    /* Bit reader for the fused decoder: the bits not yet consumed are the low `cnt` bits of
+    /* Bit reader of the residual decoder: the bits not yet consumed are the low `cnt` bits of
        `bb`; `p` points at the first byte not yet loaded (bits above `cnt` in `bb` are zero or
        copies of the stream bits at `p`, so OR-ing a reload in is harmless). A refill tops it
        up to >= 56 bits; its load address was fixed at the previous refill, so the load is not
@@ -395,34 +468,73 @@ cdef extern from *:
         return 0;
     }
     /* Pass 1 of a predicted subframe: Rice-decode the residuals of all 2**P partitions into
-       x[order..n), as int64. Each refill is followed by a group of G codes, G chosen from k so
-       that a group usually fits in the >= 56 buffered bits (a code that does not fit takes one
-       more refill, or the slow path). A sentinel bit above the buffer keeps the count of
-       trailing zeros defined without a branch: a code reaching it is longer than cnt. */
+       x[order..n) as y = 2 * zigzag(residual) + 1, which pcm_unzigzag then turns into the
+       residuals (vectorised). Each refill (to >= 56 bits) is followed by a group of G codes,
+       G chosen from k so that a group usually fits: the group is decoded without checks, and
+       when it did not fit (cnt went negative) it is decoded again from the saved buffer with
+       a check per code (a code that does not fit takes one more refill, or the slow path). A
+       sentinel bit above the buffer keeps the count of trailing zeros below 64 without a
+       branch: a code reaching it is longer than cnt. */
     #define PCM_SENT ((uint64_t)1 << 63)
+    /* BMI clone: tzcnt (64 for 0, so no sentinel) and bzhi, as asm so that neither is UB */
+    #if defined(__GNUC__) && defined(__x86_64__)
+    static inline __attribute__((always_inline)) uint64_t pcm_tzcnt(uint64_t v) {
+        uint64_t t; __asm__("tzcnt %1, %0" : "=r"(t) : "r"(v) : "cc"); return t;
+    }
+    static inline __attribute__((always_inline)) uint64_t pcm_bzhi(uint64_t v, uint64_t k) {
+        uint64_t r; __asm__("bzhi %2, %1, %0" : "=r"(r) : "r"(v), "r"(k) : "cc"); return r;
+    }
+    #define PCM_TZ(v) (BMI ? pcm_tzcnt(v) : (uint64_t)pcm_ctz64((v) | PCM_SENT))
+    #define PCM_LOW(v) (BMI ? pcm_bzhi(v, k1) : ((v) & mk1))
+    #else
+    #define PCM_TZ(v) ((uint64_t)pcm_ctz64((v) | PCM_SENT))
+    #define PCM_LOW(v) ((v) & mk1)
+    #endif
+    #define PCM_RICE_FAST() do { \
+            t = PCM_TZ(bb); \
+            bs = bb >> (t & 63); \
+            *xp++ = (int64_t)((t << k1) + PCM_LOW(bs)); \
+            bb = bs >> k1; \
+            cnt -= (int64_t)(t + k1); \
+        } while (0)
     #define PCM_RICE_ONE() do { \
-            t = pcm_ctz64(bb | PCM_SENT); \
-            len = t + 1 + k; \
+            t = PCM_TZ(bb); \
+            len = (int64_t)(t + k1); \
             if (__builtin_expect(len <= cnt, 1)) { \
-                u = ((bb >> (t + 1)) & mk) | ((uint64_t)t << k); \
-                bb >>= len; \
+                bs = bb >> t; \
+                *xp++ = (int64_t)((t << k1) + PCM_LOW(bs)); \
+                bb = bs >> k1; \
                 cnt -= len; \
             } else { \
-                r.bb = bb; r.cnt = cnt; r.p = p; \
-                if (pcm_br_rice(&r, buf, nbits, k, mk, &u)) return -1; \
+                r.bb = bb; r.cnt = (int)cnt; r.p = p; \
+                if (pcm_br_rice(&r, buf, nbits, k, mk1 >> 1, &u)) return -1; \
                 bb = r.bb; cnt = r.cnt; p = r.p; \
+                *xp++ = (int64_t)((u << 1) | 1); \
             } \
-            x[i++] = (int64_t)((u >> 1) ^ (0 - (u & 1))); \
         } while (0)
-    #define PCM_REFILL_LOCAL() do { bb |= pcm_ld64(p) << cnt; p += (63 - cnt) >> 3; cnt |= 56; } while (0)
+    #define PCM_REFILL_LOCAL() do { bb |= pcm_ld64(p) << cnt; p += (cnt ^ 63) >> 3; cnt |= 56; } while (0)
+    #define PCM_RICE_GROUP(G) do { \
+            PCM_REFILL_LOCAL(); \
+            bb1 = bb; cnt1 = cnt; \
+            for (g = 0; g < G; g++) PCM_RICE_FAST(); \
+            if (__builtin_expect(cnt < 0, 0)) { \
+                bb = bb1; cnt = cnt1; xp -= G; \
+                for (g = 0; g < G; g++) PCM_RICE_ONE(); \
+            } \
+            if (p > pend) return -1; \
+        } while (0)
+    /* groups: G codes of k + 1 bits and their unary parts usually fit in 56 bits */
+    #define PCM_RICE_LOOPS(G) while (xe - xp >= G) PCM_RICE_GROUP(G)
     static inline __attribute__((always_inline))
     int pcm_read_residuals_body(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
-                                int n, int P, int order) {
-        int j, i, e, k, t, len, nparts = 1 << P, ps = n >> P;
+                                int n, int P, int order, const int BMI) {
+        int j, k, g, nparts = 1 << P, ps = n >> P;
+        int64_t cnt, cnt1, len;
         const uint8_t* pend = buf + (nbits >> 3) + 8;
-        uint64_t mk, u, bb;
+        uint64_t mk1, u, bb, bb1, bs, t, k1;
         const uint8_t* p;
-        int cnt;
+        int64_t* xp;
+        int64_t* xe;
         pcm_br r;
         pcm_br_seek(&r, buf, *ppos);
         for (j = 0; j < nparts; j++) {
@@ -431,35 +543,23 @@ cdef extern from *:
             r.bb >>= 6;
             r.cnt -= 6;
             if (k > 56 || r.p > pend) return -1;
-            mk = (((uint64_t)1) << k) - 1;
-            i = j ? j * ps : order;
-            e = (j + 1) * ps;
+            k1 = (uint64_t)k + 1;
+            mk1 = (((uint64_t)2) << k) - 1;
+            xp = x + (j ? j * ps : order);
+            xe = x + (j + 1) * ps;
             bb = r.bb; cnt = r.cnt; p = r.p;
-            if (k <= 9) {
-                while (i + 4 <= e) {
-                    PCM_REFILL_LOCAL();
-                    PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE();
-                    if (p > pend) return -1;
-                }
-            } else if (k <= 13) {
-                while (i + 3 <= e) {
-                    PCM_REFILL_LOCAL();
-                    PCM_RICE_ONE(); PCM_RICE_ONE(); PCM_RICE_ONE();
-                    if (p > pend) return -1;
-                }
-            } else if (k <= 22) {
-                while (i + 2 <= e) {
-                    PCM_REFILL_LOCAL();
-                    PCM_RICE_ONE(); PCM_RICE_ONE();
-                    if (p > pend) return -1;
-                }
-            }
-            while (i < e) {
+            if (k <= 4) PCM_RICE_LOOPS(8);
+            else if (k <= 6) PCM_RICE_LOOPS(6);
+            else if (k <= 8) PCM_RICE_LOOPS(5);
+            else if (k <= 10) PCM_RICE_LOOPS(4);
+            else if (k <= 14) PCM_RICE_LOOPS(3);
+            else if (k <= 22) PCM_RICE_LOOPS(2);
+            while (xp < xe) {
                 PCM_REFILL_LOCAL();
                 PCM_RICE_ONE();
                 if (p > pend) return -1;
             }
-            r.bb = bb; r.cnt = cnt; r.p = p;
+            r.bb = bb; r.cnt = (int)cnt; r.p = p;
         }
         *ppos = pcm_br_pos(&r, buf);
         return *ppos > nbits ? -1 : 0;
@@ -467,12 +567,12 @@ cdef extern from *:
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     static __attribute__((target("bmi,bmi2"))) int pcm_read_residuals_bmi2(
             const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P, int order) {
-        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order);
+        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order, 1);
     }
     #endif
     static int pcm_read_residuals_base(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                        int n, int P, int order) {
-        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order);
+        return pcm_read_residuals_body(buf, ppos, nbits, x, n, P, order, 0);
     }
     static int pcm_read_residuals(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                   int n, int P, int order) {
@@ -485,20 +585,23 @@ cdef extern from *:
        Orders are compile-time constants at each call site (FIXED: polynomial order M 0..4;
        else LPC order M 1..8). TRICK (LPC, bits + sh <= 62): x = ((r << sh) + sum q*h) >> sh,
        which equals r + (sum >> sh) whenever the result fits in bits, so only
-       multiply-add-shift sits on the history chain; taps 5..8 then run in double precision
-       (exact: that partial sum is an integer below 2**51 in a valid stream) on the FP units,
-       which leaves four integer multiplies per sample. Returns -1 when a value leaves the
-       bits-bit range. */
+       multiply-add-shift sits on the history chain; for orders 5..8 taps 4..8 then run in
+       double precision (exact: that partial sum is an integer below 2**51 in a valid stream, so
+       FMA or not, and the summation order, make no difference) on the FP units, which leaves
+       three integer multiplies per sample. Returns -1 when a value leaves the bits-bit range. */
     static inline __attribute__((always_inline))
     int pcm_restore(int64_t* x, int n, const int32_t* q, int sh, int bits, const int M,
-                    const int FIXED, const int TRICK) {
+                    const int FIXED, const int TRICK, const int FMA) {
         uint64_t half = (uint64_t)1 << (bits - 1), bad = 0, s;
         int i;
         int64_t h1 = M >= 1 ? x[M - 1] : 0, h2 = M >= 2 ? x[M - 2] : 0, h3 = M >= 3 ? x[M - 3] : 0,
                 h4 = M >= 4 ? x[M - 4] : 0, h5 = M >= 5 ? x[M - 5] : 0, h6 = M >= 6 ? x[M - 6] : 0,
                 h7 = M >= 7 ? x[M - 7] : 0, h8 = M >= 8 ? x[M - 8] : 0;
         uint64_t c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0, c8 = 0;
-        double f5 = 0, f6 = 0, f7 = 0, f8 = 0, d5 = 0, d6 = 0, d7 = 0, d8 = 0;
+        double f4 = 0, f5 = 0, f6 = 0, f7 = 0, f8 = 0;
+        double d1 = 0, d2 = 0, d3 = 0, d4 = 0, d5 = 0, d6 = 0, d7 = 0, d8 = 0;
+        /* TRICK with M >= 5: taps FT..M in double precision */
+        const int FP = TRICK && M >= 5, FT = 4;
         if (!FIXED) {
             c1 = PCM_U((int64_t)q[0]);
             if (M >= 2) c2 = PCM_U((int64_t)q[1]);
@@ -508,103 +611,201 @@ cdef extern from *:
             if (M >= 6) c6 = PCM_U((int64_t)q[5]);
             if (M >= 7) c7 = PCM_U((int64_t)q[6]);
             if (M >= 8) c8 = PCM_U((int64_t)q[7]);
-            if (TRICK && M >= 5) {
-                f5 = (double)q[4]; d5 = (double)h5;
-                if (M >= 6) { f6 = (double)q[5]; d6 = (double)h6; }
-                if (M >= 7) { f7 = (double)q[6]; d7 = (double)h7; }
-                if (M >= 8) { f8 = (double)q[7]; d8 = (double)h8; }
+            if (FP) {
+                f4 = (double)q[3]; f5 = (double)q[4];
+                if (M >= 6) f6 = (double)q[5];
+                if (M >= 7) f7 = (double)q[6];
+                if (M >= 8) f8 = (double)q[7];
+                d1 = (double)h1; d2 = (double)h2; d3 = (double)h3; d4 = (double)h4; d5 = (double)h5;
+                d6 = (double)h6; d7 = (double)h7; d8 = (double)h8;
             }
         }
         if (FIXED && M == 0) {
             for (i = 0; i < n; i++) bad |= PCM_U(x[i]) + half;
             return (bad >> bits) != 0 ? -1 : 0;
         }
-        for (i = M; i < n; i++) {
-            int64_t v = x[i];
-            if (FIXED) {
-                if (M == 1) s = PCM_U(h1);
-                else if (M == 2) s = 2 * PCM_U(h1) - PCM_U(h2);
-                else if (M == 3) s = 3 * (PCM_U(h1) - PCM_U(h2)) + PCM_U(h3);
-                else s = 4 * (PCM_U(h1) + PCM_U(h3)) - 6 * PCM_U(h2) - PCM_U(h4);
-                v = (int64_t)(PCM_U(v) + s);
-            } else if (TRICK) {
-                s = PCM_U(v) << sh;
-                if (M >= 5) {
-                    double fs = f5 * d5;
-                    if (M >= 6) fs += f6 * d6;
-                    if (M >= 7) fs += f7 * d7;
-                    if (M >= 8) fs += f8 * d8;
-                    double bv = fs + PCM_BIAS;
-                    int64_t bi; memcpy(&bi, &bv, 8);
-                    s += PCM_U(bi - PCM_BIAS_BITS);
-                    d8 = d7; d7 = d6; d6 = d5; d5 = (double)h4;
-                }
-                if (M >= 4) s += c4 * PCM_U(h4);
-                if (M >= 3) s += c3 * PCM_U(h3);
-                if (M >= 2) s += c2 * PCM_U(h2);
-                /* everything but the newest tap is summed before it arrives: keeps the
-                   history chain at multiply, add, shift */
-                __asm__("" : "+r"(s));
-                v = ((int64_t)(s + c1 * PCM_U(h1))) >> sh;
-            } else {
-                s = 0;
-                if (M >= 8) s += c8 * PCM_U(h8);
-                if (M >= 7) s += c7 * PCM_U(h7);
-                if (M >= 6) s += c6 * PCM_U(h6);
-                if (M >= 5) s += c5 * PCM_U(h5);
-                if (M >= 4) s += c4 * PCM_U(h4);
-                if (M >= 3) s += c3 * PCM_U(h3);
-                if (M >= 2) s += c2 * PCM_U(h2);
-                s += c1 * PCM_U(h1);
-                s = PCM_U(((int64_t)s) >> sh);
-                v = (int64_t)(PCM_U(v) + s);
-            }
-            bad |= PCM_U(v) + half;
-            x[i] = v;
-            h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = v;
+        /* One sample with the history in H1..H8 (newest first; D1..D8: the same as doubles);
+           the new value goes into H8 and D8, so the next sample's history is the same names
+           rotated by one: unrolled by eight below, the rotation costs no register moves. */
+        #define PCM_FTAP(J, F, D) if (M >= J && J >= FT) { if (FMA) bv = __builtin_fma(F, D, bv); else fs += F * D; }
+        #define PCM_ITAP(J, C, H) if (M >= J && !(FP && J >= FT)) s += C * PCM_U(H);
+        #define PCM_STEP(O, H1, H2, H3, H4, H5, H6, H7, H8, D1, D2, D3, D4, D5, D6, D7, D8) do { \
+            int64_t v = xp[O]; \
+            if (FIXED) { \
+                if (M == 1) s = PCM_U(H1); \
+                else if (M == 2) s = 2 * PCM_U(H1) - PCM_U(H2); \
+                else if (M == 3) s = 3 * (PCM_U(H1) - PCM_U(H2)) + PCM_U(H3); \
+                else s = 4 * (PCM_U(H1) + PCM_U(H3)) - 6 * PCM_U(H2) - PCM_U(H4); \
+                v = (int64_t)(PCM_U(v) + s); \
+            } else if (TRICK) { \
+                s = PCM_U(v) << sh; \
+                if (FP) { \
+                    double bv = PCM_BIAS, fs = 0.0; \
+                    PCM_FTAP(8, f8, D8) PCM_FTAP(7, f7, D7) PCM_FTAP(6, f6, D6) \
+                    PCM_FTAP(5, f5, D5) PCM_FTAP(4, f4, D4) \
+                    if (!FMA) bv = fs + PCM_BIAS; \
+                    int64_t bi; memcpy(&bi, &bv, 8); \
+                    s += PCM_U(bi - PCM_BIAS_BITS); \
+                } \
+                PCM_ITAP(4, c4, H4) PCM_ITAP(3, c3, H3) PCM_ITAP(2, c2, H2) \
+                __asm__("" : "+r"(s)); \
+                v = ((int64_t)(s + c1 * PCM_U(H1))) >> sh; \
+            } else { \
+                s = 0; \
+                if (M >= 8) s += c8 * PCM_U(H8); \
+                if (M >= 7) s += c7 * PCM_U(H7); \
+                if (M >= 6) s += c6 * PCM_U(H6); \
+                if (M >= 5) s += c5 * PCM_U(H5); \
+                if (M >= 4) s += c4 * PCM_U(H4); \
+                if (M >= 3) s += c3 * PCM_U(H3); \
+                if (M >= 2) s += c2 * PCM_U(H2); \
+                s += c1 * PCM_U(H1); \
+                s = PCM_U(((int64_t)s) >> sh); \
+                v = (int64_t)(PCM_U(v) + s); \
+            } \
+            bad |= PCM_U(v) + half; \
+            xp[O] = v; \
+            H8 = v; \
+            if (FP) D8 = (double)v; \
+        } while (0)
+        /* (TRICK: everything but the newest tap is summed before it arrives, which keeps the
+           history chain at multiply, add, shift) */
+        int64_t* xp = x + M;
+        int64_t* const xe = x + n;
+        for (; xe - xp >= 8; xp += 8) {
+            PCM_STEP(0, h1, h2, h3, h4, h5, h6, h7, h8, d1, d2, d3, d4, d5, d6, d7, d8);
+            PCM_STEP(1, h8, h1, h2, h3, h4, h5, h6, h7, d8, d1, d2, d3, d4, d5, d6, d7);
+            PCM_STEP(2, h7, h8, h1, h2, h3, h4, h5, h6, d7, d8, d1, d2, d3, d4, d5, d6);
+            PCM_STEP(3, h6, h7, h8, h1, h2, h3, h4, h5, d6, d7, d8, d1, d2, d3, d4, d5);
+            PCM_STEP(4, h5, h6, h7, h8, h1, h2, h3, h4, d5, d6, d7, d8, d1, d2, d3, d4);
+            PCM_STEP(5, h4, h5, h6, h7, h8, h1, h2, h3, d4, d5, d6, d7, d8, d1, d2, d3);
+            PCM_STEP(6, h3, h4, h5, h6, h7, h8, h1, h2, d3, d4, d5, d6, d7, d8, d1, d2);
+            PCM_STEP(7, h2, h3, h4, h5, h6, h7, h8, h1, d2, d3, d4, d5, d6, d7, d8, d1);
         }
+        for (; xp < xe; xp++) {
+            int64_t t8 = h8;
+            double e8 = d8;
+            PCM_STEP(0, h1, h2, h3, h4, h5, h6, h7, t8, d1, d2, d3, d4, d5, d6, d7, e8);
+            h8 = h7; h7 = h6; h6 = h5; h5 = h4; h4 = h3; h3 = h2; h2 = h1; h1 = t8;
+            d8 = d7; d7 = d6; d6 = d5; d5 = d4; d4 = d3; d3 = d2; d2 = d1; d1 = e8;
+        }
+        #undef PCM_FTAP
+        #undef PCM_ITAP
+        #undef PCM_STEP
         for (i = 0; i < M; i++) bad |= PCM_U(x[i]) + half;  /* warm-up samples */
         return (bad >> bits) != 0 ? -1 : 0;
     }
+    /* Each order is a function of its own (its own register allocation), compiled for the
+       baseline and for AVX2 + BMI2 (three-operand VEX double arithmetic, shlx/sarx). */
+    typedef int (*pcm_restore_fn)(int64_t* x, int n, const int32_t* q, int sh, int bits);
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #define PCM_RESTORE_FN(NAME, M, FIXED, TRICK) \
+        static __attribute__((noinline)) int NAME##_base(int64_t* x, int n, const int32_t* q, int sh, int bits) \
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK, 0); } \
+        static __attribute__((noinline, target("avx2,fma,bmi,bmi2"))) int NAME##_bmi2(int64_t* x, int n, const int32_t* q, int sh, int bits) \
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK, 1); }
+    #else
+    #define PCM_RESTORE_FN(NAME, M, FIXED, TRICK) \
+        static int NAME##_base(int64_t* x, int n, const int32_t* q, int sh, int bits) \
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK, 0); } \
+        static int NAME##_bmi2(int64_t* x, int n, const int32_t* q, int sh, int bits) \
+            { return pcm_restore(x, n, q, sh, bits, M, FIXED, TRICK, 0); }
+    #endif
+    PCM_RESTORE_FN(pcm_rs_f0, 0, 1, 0) PCM_RESTORE_FN(pcm_rs_f1, 1, 1, 0)
+    PCM_RESTORE_FN(pcm_rs_f2, 2, 1, 0) PCM_RESTORE_FN(pcm_rs_f3, 3, 1, 0)
+    PCM_RESTORE_FN(pcm_rs_f4, 4, 1, 0)
+    PCM_RESTORE_FN(pcm_rs_t1, 1, 0, 1) PCM_RESTORE_FN(pcm_rs_t2, 2, 0, 1)
+    PCM_RESTORE_FN(pcm_rs_t3, 3, 0, 1) PCM_RESTORE_FN(pcm_rs_t4, 4, 0, 1)
+    PCM_RESTORE_FN(pcm_rs_t5, 5, 0, 1) PCM_RESTORE_FN(pcm_rs_t6, 6, 0, 1)
+    PCM_RESTORE_FN(pcm_rs_t7, 7, 0, 1) PCM_RESTORE_FN(pcm_rs_t8, 8, 0, 1)
+    PCM_RESTORE_FN(pcm_rs_l1, 1, 0, 0) PCM_RESTORE_FN(pcm_rs_l2, 2, 0, 0)
+    PCM_RESTORE_FN(pcm_rs_l3, 3, 0, 0) PCM_RESTORE_FN(pcm_rs_l4, 4, 0, 0)
+    PCM_RESTORE_FN(pcm_rs_l5, 5, 0, 0) PCM_RESTORE_FN(pcm_rs_l6, 6, 0, 0)
+    PCM_RESTORE_FN(pcm_rs_l7, 7, 0, 0) PCM_RESTORE_FN(pcm_rs_l8, 8, 0, 0)
+    #define PCM_RS_ROW(C) { \
+        pcm_rs_f0_##C, pcm_rs_f1_##C, pcm_rs_f2_##C, pcm_rs_f3_##C, pcm_rs_f4_##C, \
+        pcm_rs_t1_##C, pcm_rs_t2_##C, pcm_rs_t3_##C, pcm_rs_t4_##C, \
+        pcm_rs_t5_##C, pcm_rs_t6_##C, pcm_rs_t7_##C, pcm_rs_t8_##C, \
+        pcm_rs_l1_##C, pcm_rs_l2_##C, pcm_rs_l3_##C, pcm_rs_l4_##C, \
+        pcm_rs_l5_##C, pcm_rs_l6_##C, pcm_rs_l7_##C, pcm_rs_l8_##C }
+    static const pcm_restore_fn pcm_rs_table[2][21] = {PCM_RS_ROW(base), PCM_RS_ROW(bmi2)};
     static int pcm_restore_any(int64_t* x, int n, const int32_t* q, int order, int sh, int bits,
                                int fixed) {
-        if (fixed) switch (order) {
-            case 0: return pcm_restore(x, n, q, sh, bits, 0, 1, 0);
-            case 1: return pcm_restore(x, n, q, sh, bits, 1, 1, 0);
-            case 2: return pcm_restore(x, n, q, sh, bits, 2, 1, 0);
-            case 3: return pcm_restore(x, n, q, sh, bits, 3, 1, 0);
-            case 4: return pcm_restore(x, n, q, sh, bits, 4, 1, 0);
-            default: return -2;
+        int v;
+        if (fixed) {
+            if (order > 4) return -2;
+            v = order;
+        } else {
+            if (order < 1 || order > 8) return -2;
+            v = (bits + sh <= 62 ? 4 : 12) + order;
         }
-        if (bits + sh <= 62) switch (order) {
-            case 1: return pcm_restore(x, n, q, sh, bits, 1, 0, 1);
-            case 2: return pcm_restore(x, n, q, sh, bits, 2, 0, 1);
-            case 3: return pcm_restore(x, n, q, sh, bits, 3, 0, 1);
-            case 4: return pcm_restore(x, n, q, sh, bits, 4, 0, 1);
-            case 5: return pcm_restore(x, n, q, sh, bits, 5, 0, 1);
-            case 6: return pcm_restore(x, n, q, sh, bits, 6, 0, 1);
-            case 7: return pcm_restore(x, n, q, sh, bits, 7, 0, 1);
-            case 8: return pcm_restore(x, n, q, sh, bits, 8, 0, 1);
-            default: return -2;
-        }
-        switch (order) {
-            case 1: return pcm_restore(x, n, q, sh, bits, 1, 0, 0);
-            case 2: return pcm_restore(x, n, q, sh, bits, 2, 0, 0);
-            case 3: return pcm_restore(x, n, q, sh, bits, 3, 0, 0);
-            case 4: return pcm_restore(x, n, q, sh, bits, 4, 0, 0);
-            case 5: return pcm_restore(x, n, q, sh, bits, 5, 0, 0);
-            case 6: return pcm_restore(x, n, q, sh, bits, 6, 0, 0);
-            case 7: return pcm_restore(x, n, q, sh, bits, 7, 0, 0);
-            case 8: return pcm_restore(x, n, q, sh, bits, 8, 0, 0);
-            default: return -2;
+        return pcm_rs_table[pcm_avx2 && pcm_bmi2 && pcm_has_fma ? 1 : 0][v](x, n, q, sh, bits);
+    }
+    /* y = 2 * zigzag(r) + 1 (as pass 1 stores it) back to r, in place. */
+    static inline __attribute__((always_inline)) void pcm_unzigzag_body(int64_t* x, int n) {
+        int i;
+        for (i = 0; i < n; i++) {
+            uint64_t y = (uint64_t)x[i];
+            x[i] = (int64_t)((y >> 2) ^ (0 - ((y >> 1) & 1)));
         }
     }
+    PCM_DISPATCH(void, pcm_unzigzag, (int64_t* x, int n), (x, n))
+    /* Float mode 2: the raw mantissa bits below trunc(v) for the n samples of a channel, from
+       bit *ppos, written as 32-bit floats at p (stride bytes apart). The bit position depends
+       only on the decoded integers, so this is a loop without a chain through the bits. */
+    static int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits,
+                                const int64_t* x, int n, double scale, uint8_t* p, int stride,
+                                int be) {
+        uint64_t pos = *ppos;
+        double inv[24];
+        int i;
+        for (i = 0; i < 24; i++) inv[i] = 1.0 / (double)((uint64_t)1 << i);
+        for (i = 0; i < n; i++) {
+            int64_t iv = x[i];
+            uint64_t w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
+            uint32_t f;
+            if (iv == 0) {
+                if (w & 1) { f = (uint32_t)(w >> 1); pos += 33; }
+                else { f = 0; pos += 1; }
+            } else {
+                uint64_t a = iv < 0 ? (uint64_t)0 - (uint64_t)iv : (uint64_t)iv;
+                int ne = 24 - pcm_bitlen(a);
+                if (ne < 0) return -1;
+                pos += (uint64_t)ne;
+                double dv = (double)((a << ne) | (w & ((((uint64_t)1) << ne) - 1))) * scale * inv[ne];
+                f = pcm_f2u((float)(iv < 0 ? -dv : dv));
+            }
+            if (pos > nbits) return -1;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            if (!be) f = __builtin_bswap32(f);
+    #else
+            if (be) f = __builtin_bswap32(f);
+    #endif
+            memcpy(p + (size_t)i * stride, &f, 4);
+        }
+        *ppos = pos;
+        return 0;
+    }
+    /* Stereo decorrelation of a block (mode 1 L/S, 2 S/R, 3 M/S), vectorised. */
+    static inline __attribute__((always_inline))
+    void pcm_decorrelate_body(int64_t* L, int64_t* R, int n, int mode) {
+        int i;
+        if (mode == 1) for (i = 0; i < n; i++) R[i] = (int64_t)(PCM_U(L[i]) - PCM_U(R[i]));
+        else if (mode == 2) for (i = 0; i < n; i++) L[i] = (int64_t)(PCM_U(L[i]) + PCM_U(R[i]));
+        else if (mode == 3) for (i = 0; i < n; i++) {
+            int64_t s = R[i], m2 = (int64_t)(PCM_U(L[i]) << 1) | (s & 1);
+            L[i] = ((int64_t)(PCM_U(m2) + PCM_U(s))) >> 1;
+            R[i] = ((int64_t)(PCM_U(m2) - PCM_U(s))) >> 1;
+        }
+    }
+    PCM_DISPATCH(void, pcm_decorrelate, (int64_t* L, int64_t* R, int n, int mode), (L, R, n, mode))
     /* 0 ok, -1 corrupt, -2 order not handled. */
     static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                     int n, int P, const int32_t* q, int order, int sh, int bits,
                                     int fixed) {
         if ((fixed && order > 4) || (!fixed && (order < 1 || order > 8))) return -2;
         if (pcm_read_residuals(buf, ppos, nbits, x, n, P, order)) return -1;
+        pcm_unzigzag(x + order, n - order);
         return pcm_restore_any(x, n, q, order, sh, bits, fixed);
     }
     """
@@ -630,6 +831,9 @@ cdef extern from *:
     void pcm_fixed_residual(const int64_t* x, int64_t* r, int n, int order) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
+    int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x,
+                         int n, double scale, uint8_t* p, int stride, int be) nogil
+    void pcm_decorrelate(int64_t* L, int64_t* R, int n, int mode) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                              int n, int P, const int32_t* q, int order, int sh, int bits,
                              int fixed) nogil
@@ -1391,7 +1595,7 @@ cdef inline int64_t sext(uint64_t v, int bits) noexcept nogil:
 
 cdef int predicted(Dec* d, int64_t* x, int n, int order, const int32_t* qc, int sh, int eff,
                    bint fixed) noexcept nogil:
-    """Residual + prediction in one fused loop (fixed orders 0..4, LPC orders 1..8)."""
+    """Residual, then prediction (fixed orders 0..4, LPC orders 1..8)."""
     cdef int P = <int>getb(d, 4)
     if P > 8 or n % (1 << P) != 0 or (n >> P) < order or d.pos > d.nbits:
         return -1
@@ -1455,33 +1659,9 @@ cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
     return 0
 
 
-cdef int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, int stride,
-                           bint be) noexcept nogil:
-    cdef int i, k, ne
-    cdef int64_t iv
-    cdef uint64_t a, F
-    cdef uint32_t f
-    cdef double dv, scale = ldexp(1.0, -E)
-    cdef double inv[24]
-    for i in range(24):
-        inv[i] = 1.0 / <double>((<uint64_t>1) << i)
-    for i in range(n):
-        iv = x[i]
-        if iv == 0:
-            f = <uint32_t>getb(d, 32) if getb(d, 1) else 0
-        else:
-            a = <uint64_t>(-iv) if iv < 0 else <uint64_t>iv
-            k = pcm_bitlen(a) - 1
-            if k > 23:
-                return -1
-            ne = 23 - k
-            F = getb(d, ne)
-            dv = <double>((a << ne) | F) * scale * inv[ne]
-            f = pcm_f2u(<float>(-dv if iv < 0 else dv))
-        if d.pos > d.nbits:
-            return -1
-        store_sample(p + <Py_ssize_t>i * stride, f, 32, be)
-    return 0
+cdef inline int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, int stride,
+                                  bint be) noexcept nogil:
+    return pcm_float_extras(d.buf, &d.pos, d.nbits, x, n, ldexp(1.0, -E), p, stride, be)
 
 
 cdef int store_channel(Dec* d, const int64_t* L, int n, uint8_t* p, int align, int bits, bint be,
@@ -1511,15 +1691,11 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
     """Decode every block into dst; or, with ref, each block into dst (one block of room) and
     compare it with the same bytes of ref (-3 at the first difference)."""
     cdef int64_t start = 0
-    cdef int n, c, i, mode, fmode = 0, E = 0, bpsamp = bits // 8, align = channels * (bits // 8)
+    cdef int n, c, mode, fmode = 0, E = 0, bpsamp = bits // 8, align = channels * (bits // 8)
     cdef int sb
     cdef int64_t* L
     cdef int64_t* R
-    cdef int64_t m2, s, v
     cdef uint8_t* p
-    cdef uint32_t fu
-    cdef float fv
-    cdef double dv
     while start < frames:
         n = bsize if frames - start > bsize else <int>(frames - start)
         sb = bits
@@ -1541,18 +1717,7 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
                 return -1
             if dec_subframe(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0)) < 0:
                 return -1
-            if mode == 1:
-                for i in range(n):
-                    R[i] = <int64_t>(<uint64_t>L[i] - <uint64_t>R[i])
-            elif mode == 2:
-                for i in range(n):
-                    L[i] = <int64_t>(<uint64_t>L[i] + <uint64_t>R[i])
-            elif mode == 3:
-                for i in range(n):
-                    s = R[i]
-                    m2 = <int64_t>(<uint64_t>L[i] << 1) | (s & 1)
-                    L[i] = (<int64_t>(<uint64_t>m2 + <uint64_t>s)) >> 1
-                    R[i] = (<int64_t>(<uint64_t>m2 - <uint64_t>s)) >> 1
+            pcm_decorrelate(L, R, n, mode)
             p = dst if ref != NULL else dst + start * align
             if flt or be or pcm_store_stereo_le(p, n, bits, L, R) != 0:
                 for c in range(2):

@@ -400,3 +400,163 @@ def test_golden_payloads_still_decode():
                 assert _pcm.verify(p, out) is True
     finally:
         _pcm._cpu_features(*saved)
+
+
+# ------------------------------------------------------------------------------------------
+# Hand-built payloads against a reference decoder written in Python: every predictor order
+# (fixed 0..4, LPC 1..8 with any precision and shift, so both predictor formulas and the
+# double-precision taps), Rice parameters from the smallest that keeps codes short to large,
+# partitions, wasted bits; under every run-time clone.
+
+FEATURE_SETS = [(False, False), (True, False), (False, True), (True, True)]
+
+
+class _Bits:
+    def __init__(self) -> None:
+        self.v = 0
+        self.n = 0
+
+    def put(self, val: int, k: int) -> None:
+        self.v |= (val & ((1 << k) - 1)) << self.n
+        self.n += k
+
+    def rice(self, r: int, k: int) -> None:
+        u = 2 * r if r >= 0 else -2 * r - 1
+        self.put(0, u >> k)
+        self.put(1, 1)
+        self.put(u, k)
+
+    def tobytes(self) -> bytes:
+        return self.v.to_bytes((self.n + 7) // 8, "little")
+
+
+def _predict(x: list[int], i: int, fixed: bool, q: list[int], sh: int) -> int:
+    """Prediction of x[i]: fixed polynomial of order len(q) (q unused), or LPC."""
+    h = [x[i - 1 - j] for j in range(len(q))]
+    if fixed:
+        return [0, h[0] if h else 0, 2 * h[0] - h[1] if len(h) > 1 else 0,
+                3 * h[0] - 3 * h[1] + h[2] if len(h) > 2 else 0,
+                4 * h[0] - 6 * h[1] + 4 * h[2] - h[3] if len(h) > 3 else 0][len(h)]
+    return sum(c * v for c, v in zip(q, h)) >> sh
+
+
+@st.composite
+def predicted_block(draw):
+    """(payload, plain bytes or None when a value leaves the sample range): one mono block of
+    one predicted subframe, residuals chosen so that the output is a drawn signal (or, when
+    spoiled, leaves the range at a drawn place)."""
+    bits = draw(st.sampled_from([16, 24, 32]))
+    w = draw(st.sampled_from([0, 0, 0, 1, 5]))
+    eff = bits - w
+    lo, hi = -(1 << (eff - 1)), (1 << (eff - 1)) - 1
+    fixed = draw(st.booleans())
+    order = draw(st.integers(0, 4)) if fixed else draw(st.integers(1, 8))
+    P = draw(st.integers(0, 4))
+    n = (1 << P) * draw(st.integers(max(1, order), 40))
+    if fixed:
+        q, prec, sh = [0] * order, 0, 0
+    else:
+        prec = draw(st.integers(1, 16))
+        sh = draw(st.integers(0, 31) | st.just(31))  # 31 with 32 bits: the plain formula
+        q = draw(st.lists(st.integers(-(1 << (prec - 1)), (1 << (prec - 1)) - 1),
+                          min_size=order, max_size=order))
+    kind = draw(st.sampled_from(["noise", "walk", "quiet", "edge"]))
+    rnd = random.Random(draw(st.integers(0, 2 ** 32)))
+    if kind == "noise":
+        x = [rnd.randint(lo, hi) for _ in range(n)]
+    elif kind == "walk":
+        x, v = [], 0
+        for _ in range(n):
+            v = min(hi, max(lo, v + rnd.randint(-(1 << (eff // 2)), 1 << (eff // 2))))
+            x.append(v)
+    elif kind == "quiet":
+        x = [rnd.randint(-2, 2) for _ in range(n)]
+    else:
+        x = [rnd.choice([lo, hi, 0, -1]) for _ in range(n)]
+    r = [0] * n
+    for i in range(order, n):
+        r[i] = x[i] - _predict(x, i, fixed, q, sh)
+    spoil = draw(st.booleans()) and n > order
+    if spoil:  # push one sample just out of range, then carry on with the same residuals
+        i0 = draw(st.integers(order, n - 1))
+        r[i0] += (hi - x[i0] + 1) if draw(st.booleans()) else (lo - x[i0] - 1)
+        y = x[:order] + [0] * (n - order)
+        for i in range(order, n):
+            y[i] = r[i] + _predict(y, i, fixed, q, sh)
+        assert not all(lo <= v <= hi for v in y)
+    b = _Bits()
+    b.put((2 if fixed else 3) | (w << 2), 8)
+    if fixed:
+        b.put(order, 3)
+    else:
+        b.put(order - 1, 5)
+        b.put(prec - 1, 4)
+        b.put(sh, 5)
+        for c in q:
+            b.put(c, prec)
+    for i in range(order):
+        b.put(x[i], eff)
+    b.put(P, 4)
+    ps = n >> P
+    for j in range(1 << P):
+        part = r[max(j * ps, order):(j + 1) * ps]
+        umax = max([2 * v if v >= 0 else -2 * v - 1 for v in part], default=0)
+        kmin = max(0, umax.bit_length() - draw(st.sampled_from([0, 2, 6, 12])))
+        k = min(56, kmin + draw(st.integers(0, 4)))
+        b.put(k, 6)
+        for v in part:
+            b.rice(v, k)
+    payload = bytes([1, bits // 8 - 1, 1]) + n.to_bytes(2, "little") + n.to_bytes(8, "little")
+    payload += b.tobytes()
+    plain = None if spoil else pcm_bytes(np.array(x, dtype=np.int64)[:, None] << w, bits)
+    return payload, n * (bits // 8), plain
+
+
+@FAST
+@given(predicted_block())
+def test_hypothesis_reference_decoder(blk):
+    payload, n, plain = blk
+    saved = _pcm._cpu_features()
+    try:
+        for feats in FEATURE_SETS:
+            _pcm._cpu_features(*feats)
+            if plain is None:
+                with pytest.raises(ValueError):
+                    _pcm.decode(payload, n)
+            else:
+                assert _pcm.decode(payload, n) == plain
+                assert _pcm.verify(payload, plain) is True
+    finally:
+        _pcm._cpu_features(*saved)
+
+
+def _outcome(p: bytes, n: int):
+    try:
+        return _pcm.decode(p, n)
+    except ValueError:
+        return ValueError
+
+
+@FAST
+@given(predicted_block(), st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 7)),
+                                   min_size=1, max_size=4), st.integers(0, 10 ** 6))
+def test_hypothesis_damaged_blocks_agree(blk, flips, cut):
+    """Flipped bits and truncation: every clone gives the same bytes or ValueError, never a
+    crash; verify() is False, never raises."""
+    payload, n, plain = blk
+    b = bytearray(payload)
+    for i, bit in flips:
+        b[13 + i % (len(b) - 13)] ^= 1 << bit
+    for p in (bytes(b), payload[:13 + cut % (len(payload) - 12)]):
+        saved = _pcm._cpu_features()
+        try:
+            outs = []
+            for feats in FEATURE_SETS:
+                _pcm._cpu_features(*feats)
+                outs.append(_outcome(p, n))
+                if plain is not None and p != payload:
+                    assert _pcm.verify(p, plain) in (True, False)
+        finally:
+            _pcm._cpu_features(*saved)
+        assert all(o == outs[0] for o in outs)
+        assert outs[0] is ValueError or len(outs[0]) == n
