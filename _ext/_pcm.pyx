@@ -198,13 +198,52 @@ cdef extern from *:
         }
         return 0;
     }
-    /* Sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n), in 32-bit
-       lanes (twice as many per SSE2 register): exact when |x| < 2**26, as then every residual
-       is below 2**30 in magnitude and its zigzag below 2**31. */
-    static inline __attribute__((always_inline)) void pcm_fixed_sums32_body(const int64_t* x, int n, uint64_t* S) {
+    /* Sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n), for x of
+       sbits <= 26 bits: in 32-bit lanes, exact as every residual of order j is then below
+       2**(sbits-1+j) in magnitude and its zigzag below 2**(sbits+j) <= 2**30. The samples are
+       first narrowed to int32 (so the shifted views are plain loads); each lane of the 8-wide
+       uint32 accumulators takes at most 2**(28-sbits) zigzags (each < 2**(sbits+4)) before it
+       is added into 64-bit lanes, so no lane wraps. Integer sums: the result does not depend
+       on the order of addition. */
+    typedef int32_t pcm_v8i __attribute__((vector_size(32)));
+    typedef uint32_t pcm_v8u __attribute__((vector_size(32)));
+    typedef uint64_t pcm_v4q __attribute__((vector_size(32)));
+    #define PCM_FS_MAX 4096
+    static inline __attribute__((always_inline)) void pcm_fixed_sums32_body(const int64_t* x, int n, int sbits, uint64_t* S) {
+        int32_t y[PCM_FS_MAX];
         uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0;
-        int i;
-        for (i = 4; i < n; i++) {
+        int i = 4, j;
+        if (n <= PCM_FS_MAX) {
+            const pcm_v4q lo32 = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
+            pcm_v4q t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0}, t4 = {0};
+            const int F = sbits >= 19 ? 8 << (28 - sbits) : PCM_FS_MAX;  /* samples per flush */
+            for (j = 0; j < n; j++) y[j] = (int32_t)x[j];
+            while (i + 8 <= n) {
+                pcm_v8u a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0};
+                int lim = n - i > F ? i + F : n;
+                for (; i + 8 <= lim; i += 8) {
+                    pcm_v8u a, b, c, d, f;
+                    memcpy(&a, y + i, 32); memcpy(&b, y + i - 1, 32); memcpy(&c, y + i - 2, 32);
+                    memcpy(&d, y + i - 3, 32); memcpy(&f, y + i - 4, 32);
+                    pcm_v8u d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
+                    pcm_v8u d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
+                    pcm_v8u d3 = d2 - e2, e3 = e2 - g2;
+                    pcm_v8u d4 = d3 - e3;
+                    a0 += (a << 1) ^ (pcm_v8u)((pcm_v8i)a >> 31);
+                    a1 += (d1 << 1) ^ (pcm_v8u)((pcm_v8i)d1 >> 31);
+                    a2 += (d2 << 1) ^ (pcm_v8u)((pcm_v8i)d2 >> 31);
+                    a3 += (d3 << 1) ^ (pcm_v8u)((pcm_v8i)d3 >> 31);
+                    a4 += (d4 << 1) ^ (pcm_v8u)((pcm_v8i)d4 >> 31);
+                }
+                t0 += ((pcm_v4q)a0 & lo32) + ((pcm_v4q)a0 >> 32);
+                t1 += ((pcm_v4q)a1 & lo32) + ((pcm_v4q)a1 >> 32);
+                t2 += ((pcm_v4q)a2 & lo32) + ((pcm_v4q)a2 >> 32);
+                t3 += ((pcm_v4q)a3 & lo32) + ((pcm_v4q)a3 >> 32);
+                t4 += ((pcm_v4q)a4 & lo32) + ((pcm_v4q)a4 >> 32);
+            }
+            for (j = 0; j < 4; j++) { s0 += t0[j]; s1 += t1[j]; s2 += t2[j]; s3 += t3[j]; s4 += t4[j]; }
+        }
+        for (; i < n; i++) {
             int32_t a = (int32_t)x[i], b = (int32_t)x[i - 1], c = (int32_t)x[i - 2],
                     d = (int32_t)x[i - 3], f = (int32_t)x[i - 4];
             int32_t d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
@@ -283,10 +322,94 @@ cdef extern from *:
         static ret name params { return pcm_avx2 ? name##_avx2 args : name##_base args; }
     PCM_DISPATCH(void, pcm_autocorr10, (const double* x, int n, double* R), (x, n, R))
     PCM_DISPATCH(int, pcm_lpc_residual_d, (const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh), (xd, x, r, n, q, m, sh))
-    PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, uint64_t* S), (x, n, S))
+    PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, int sbits, uint64_t* S), (x, n, sbits, S))
     PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
     PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
     PCM_DISPATCH(void, pcm_fixed_residual, (const int64_t* x, int64_t* r, int n, int order), (x, r, n, order))
+    /* Encoder bit writer: the low nb (< 8) bits of acc are pending, written (with zeros
+       above) at out[pos]; a put stores 8 bytes there and advances by whole bytes. */
+    typedef struct { uint8_t* out; size_t pos; uint64_t acc; int nb; } pcm_bw;
+    static inline __attribute__((always_inline)) void pcm_put(pcm_bw* w, uint64_t v, int k) {
+        w->acc |= v << w->nb;
+        w->nb += k;
+        pcm_st64(w->out + w->pos, w->acc);
+        w->pos += (size_t)(w->nb >> 3);
+        w->acc >>= (w->nb & ~7);
+        w->nb &= 7;
+    }
+    static inline __attribute__((always_inline)) void pcm_put_rice1(pcm_bw* w, uint64_t u, int k) {
+        uint64_t q = u >> k;
+        if (q + 1 + k <= 56) {
+            pcm_put(w, (((u & ((((uint64_t)1) << k) - 1)) << 1) | 1) << q, (int)(q + 1 + k));
+        } else {
+            while (q >= 56) { pcm_put(w, 0, 56); q -= 56; }
+            pcm_put(w, ((uint64_t)1) << q, (int)q + 1);
+            pcm_put(w, u & ((((uint64_t)1) << k) - 1), k);
+        }
+    }
+    /* Rice codes (parameter k) of zigzag(r[i]), i in [i, end): G consecutive codes (G from k,
+       so that a group usually fits) are joined into one put when together they are at most
+       56 bits long; the bitstream is the same as one put per code. */
+    #define PCM_ZZ(v) (((uint64_t)(v) << 1) ^ (uint64_t)((int64_t)(v) >> 63))
+    #define PCM_RC(j) uint64_t u##j = PCM_ZZ(r[i + j]), q##j = u##j >> k, \
+                      c##j = (((u##j & mk) << 1) | 1)
+    static inline __attribute__((always_inline))
+    void pcm_rice_codes_body(pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+        pcm_bw w = *bw;  /* in locals: stores through out could alias *bw */
+        const uint64_t mk = (((uint64_t)1) << k) - 1;
+        const uint64_t k1 = (uint64_t)k + 1;
+        if (k <= 10) {
+            for (; i + 4 <= end; i += 4) {
+                PCM_RC(0); PCM_RC(1); PCM_RC(2); PCM_RC(3);
+                uint64_t l0 = q0 + k1, l1 = q1 + k1, l2 = q2 + k1, l3 = q3 + k1;
+                if (((q0 | q1 | q2 | q3) < 64) & (l0 + l1 + l2 + l3 <= 56)) {
+                    uint64_t a = l0 + l1;
+                    pcm_put(&w, (c0 << q0) | (c1 << (q1 + l0)) | (c2 << (q2 + a)) | (c3 << (q3 + a + l2)),
+                            (int)(a + l2 + l3));
+                } else {
+                    pcm_put_rice1(&w, u0, k); pcm_put_rice1(&w, u1, k);
+                    pcm_put_rice1(&w, u2, k); pcm_put_rice1(&w, u3, k);
+                }
+            }
+        } else if (k <= 14) {
+            for (; i + 3 <= end; i += 3) {
+                PCM_RC(0); PCM_RC(1); PCM_RC(2);
+                uint64_t l0 = q0 + k1, l1 = q1 + k1, l2 = q2 + k1;
+                if (((q0 | q1 | q2) < 64) & (l0 + l1 + l2 <= 56)) {
+                    pcm_put(&w, (c0 << q0) | (c1 << (q1 + l0)) | (c2 << (q2 + l0 + l1)), (int)(l0 + l1 + l2));
+                } else {
+                    pcm_put_rice1(&w, u0, k); pcm_put_rice1(&w, u1, k); pcm_put_rice1(&w, u2, k);
+                }
+            }
+        } else if (k <= 26) {
+            for (; i + 2 <= end; i += 2) {
+                PCM_RC(0); PCM_RC(1);
+                uint64_t l0 = q0 + k1, l1 = q1 + k1;
+                if (((q0 | q1) < 64) & (l0 + l1 <= 56)) {
+                    pcm_put(&w, (c0 << q0) | (c1 << (q1 + l0)), (int)(l0 + l1));
+                } else {
+                    pcm_put_rice1(&w, u0, k); pcm_put_rice1(&w, u1, k);
+                }
+            }
+        }
+        for (; i < end; i++) pcm_put_rice1(&w, PCM_ZZ(r[i]), k);
+        *bw = w;
+    }
+    static void pcm_rice_codes_base(pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+        pcm_rice_codes_body(bw, r, i, end, k);
+    }
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static __attribute__((target("bmi,bmi2"))) void pcm_rice_codes_bmi2(
+            pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+        pcm_rice_codes_body(bw, r, i, end, k);
+    }
+    #endif
+    static void pcm_rice_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_bmi2) { pcm_rice_codes_bmi2(bw, r, i, end, k); return; }
+    #endif
+        pcm_rice_codes_base(bw, r, i, end, k);
+    }
     /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
        stores (a 24-bit frame is written with one 4- or 8-byte store whose extra bytes the next
        frame overwrites; the last frame is written byte by byte). Return -1 when not handled
@@ -618,7 +741,7 @@ cdef extern from *:
     void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) nogil
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
-    void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) nogil
+    void pcm_fixed_sums32(const int64_t* x, int n, int sbits, uint64_t* S) nogil
     void pcm_cpu_init()
     void pcm_set_features(int avx2, int bmi2)
     int pcm_avx2
@@ -629,6 +752,12 @@ cdef extern from *:
     void pcm_zz_sums(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
     void pcm_fixed_residual(const int64_t* x, int64_t* r, int n, int order) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
+    ctypedef struct pcm_bw:
+        uint8_t* out
+        size_t pos
+        uint64_t acc
+        int nb
+    void pcm_rice_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                              int n, int P, const int32_t* q, int order, int sh, int bits,
@@ -701,18 +830,6 @@ cdef inline uint64_t mask(int k) noexcept nogil:
 
 cdef inline uint64_t zz(int64_t r) noexcept nogil:
     return (<uint64_t>r << 1) ^ <uint64_t>(r >> 63)
-
-
-cdef inline void put_rice(Enc* e, uint64_t u, int k) noexcept nogil:
-    cdef uint64_t q = u >> k
-    if q + 1 + k <= 56:
-        put(e, (((u & mask(k)) << 1) | 1) << q, <int>(q + 1 + k))
-    else:
-        while q >= 56:
-            put(e, 0, 56)
-            q -= 56
-        put(e, (<uint64_t>1) << q, <int>q + 1)
-        put(e, u & mask(k), k)
 
 
 cdef inline bint ensure(Enc* e, size_t extra) noexcept nogil:
@@ -798,26 +915,17 @@ cdef int64_t rice_plan(const int64_t* r, int n, int order, int* p_out, uint8_t* 
 
 cdef void write_residual(Enc* e, const int64_t* r, int n, int order, int P,
                          const uint8_t* ks) noexcept nogil:
-    cdef int j, i, start, end, k, nparts = 1 << P, ps = n >> P
-    cdef Enc w  # the bit writer in locals: stores through e.out could alias *e
-    cdef uint64_t u, q
+    cdef int j, k, nparts = 1 << P, ps = n >> P
+    cdef pcm_bw w
     put(e, <uint64_t>P, 4)
     for j in range(nparts):
         k = ks[j]
         put(e, <uint64_t>k, 6)
-        start = order if j == 0 else j * ps
-        end = (j + 1) * ps
         w.out = e.out
         w.pos = e.pos
         w.acc = e.acc
         w.nb = e.nb
-        for i in range(start, end):
-            u = zz(r[i])
-            q = u >> k
-            if q + 1 + k <= 56:
-                put(&w, (((u & mask(k)) << 1) | 1) << q, <int>(q + 1 + k))
-            else:
-                put_rice(&w, u, k)
+        pcm_rice_codes(&w, r, order if j == 0 else j * ps, (j + 1) * ps, k)
         e.pos = w.pos
         e.acc = w.acc
         e.nb = w.nb
@@ -831,7 +939,7 @@ cdef uint64_t fixed_sums(const int64_t* x, int n, int* order, int sbits) noexcep
     cdef int64_t d0, d1, d2, d3, d4
     cdef int i, o = 0
     if sbits <= 26:
-        pcm_fixed_sums32(x, n, S)
+        pcm_fixed_sums32(x, n, sbits, S)
         s0 = S[0]
         s1 = S[1]
         s2 = S[2]
