@@ -326,6 +326,52 @@ cdef extern from *:
     PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
     PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
     PCM_DISPATCH(void, pcm_fixed_residual, (const int64_t* x, int64_t* r, int n, int order), (x, r, n, order))
+    /* Load one block of little-endian 24-bit mono or stereo frames into per-channel int64
+       (x0, x1): 8 (mono) or 4 (stereo) frames per step from two 16-byte loads that stay
+       inside the n frames; returns the number of frames done, the caller loads the rest. */
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #include <immintrin.h>
+    static PCM_AVX2 int pcm_load24_avx2(const uint8_t* p, int n, int ch, int64_t* x0, int64_t* x1) {
+        int i = 0;
+        if (ch == 1) {
+            const __m256i m = _mm256_setr_epi8(-1, 0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11,
+                                               -1, 0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11);
+            for (; 3 * (size_t)i + 28 <= 3 * (size_t)n; i += 8) {
+                __m128i lo = _mm_loadu_si128((const __m128i*)(p + 3 * (size_t)i));
+                __m128i hi = _mm_loadu_si128((const __m128i*)(p + 3 * (size_t)i + 12));
+                __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+                v = _mm256_srai_epi32(_mm256_shuffle_epi8(v, m), 8);
+                _mm256_storeu_si256((__m256i*)(x0 + i), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+                _mm256_storeu_si256((__m256i*)(x0 + i + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+            }
+        } else if (ch == 2) {
+            /* per 128-bit lane: two frames -> L, L', R, R' */
+            const __m256i m = _mm256_setr_epi8(-1, 0, 1, 2, -1, 6, 7, 8, -1, 3, 4, 5, -1, 9, 10, 11,
+                                               -1, 0, 1, 2, -1, 6, 7, 8, -1, 3, 4, 5, -1, 9, 10, 11);
+            for (; 6 * (size_t)i + 28 <= 6 * (size_t)n; i += 4) {
+                __m128i lo = _mm_loadu_si128((const __m128i*)(p + 6 * (size_t)i));
+                __m128i hi = _mm_loadu_si128((const __m128i*)(p + 6 * (size_t)i + 12));
+                __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+                v = _mm256_srai_epi32(_mm256_shuffle_epi8(v, m), 8);
+                v = _mm256_permute4x64_epi64(v, 0xD8);  /* L0 L1 L2 L3 R0 R1 R2 R3 */
+                _mm256_storeu_si256((__m256i*)(x0 + i), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+                _mm256_storeu_si256((__m256i*)(x1 + i), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+            }
+        }
+        return i;
+    }
+    #endif
+    /* De-interleave a block of n frames into channel c at x + c * cstride. */
+    static void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride) {
+        int c, i0 = 0, bps = bits / 8, align = ch * (bits / 8);
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && \
+        defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (pcm_avx2 && bits == 24 && !be && (ch == 1 || ch == 2))
+            i0 = pcm_load24_avx2(p, n, ch, x, x + cstride);
+    #endif
+        for (c = 0; c < ch; c++)
+            pcm_load(p + (size_t)i0 * align + c * bps, align, n - i0, bits, be, x + (size_t)c * cstride + i0);
+    }
     /* Encoder bit writer: the low nb (< 8) bits of acc are pending, written (with zeros
        above) at out[pos]; a put stores 8 bytes there and advances by whole bytes. */
     typedef struct { uint8_t* out; size_t pos; uint64_t acc; int nb; } pcm_bw;
@@ -739,6 +785,7 @@ cdef extern from *:
     float pcm_u2f(uint32_t u) nogil
     void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) nogil
     void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) nogil
+    void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride) nogil
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_fixed_sums32(const int64_t* x, int n, int sbits, uint64_t* S) nogil
@@ -1304,7 +1351,7 @@ cdef void write_float_extras(Enc* e, const uint32_t* fbuf, int n, int stride, in
 cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int channels, bint be,
                     bint flt, int64_t* chbuf) noexcept nogil:
     cdef int64_t start
-    cdef int n, c, i, bpsamp = bits // 8, align = channels * (bits // 8), sbits, mode, E = 0
+    cdef int n, c, i, align = channels * (bits // 8), sbits, mode, E = 0
     cdef int fmode = 0
     cdef const uint8_t* p
     cdef int64_t* L
@@ -1322,8 +1369,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
         n = BLOCK if frames - start > BLOCK else <int>(frames - start)
         p = src + start * align
         if not flt:
-            for c in range(channels):
-                pcm_load(p + c * bpsamp, align, n, bits, be, chbuf + c * BLOCK)
+            pcm_load_block(p, n, bits, be, channels, chbuf, BLOCK)
         else:
             pcm_load_u32(p, n * channels, be, fbuf)
             fmode = float_scale(fbuf, <Py_ssize_t>n * channels, &E)
