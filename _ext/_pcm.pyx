@@ -284,6 +284,24 @@ cdef extern from *:
             ors[j] = o;
         }
     }
+    /* OR of x[0..n) and OR of x[i] ^ x[0] (wasted low bits; constant block). */
+    static inline __attribute__((always_inline))
+    void pcm_or_diff_body(const int64_t* x, int n, uint64_t* orv, uint64_t* diff) {
+        uint64_t o = 0, d = 0, v0 = (uint64_t)x[0];
+        int i;
+        for (i = 0; i < n; i++) { o |= (uint64_t)x[i]; d |= (uint64_t)x[i] ^ v0; }
+        *orv = o;
+        *diff = d;
+    }
+    /* pcm_bitlen(s / c) for c > 0 without a division: with b = bitlen(s) - bitlen(c) the
+       quotient q satisfies 2**(b-1) <= q < 2**(b+1) (s >= c), so its bit length is b + 1 when
+       q >= 2**b, i.e. when s >> b >= c, and b otherwise. */
+    static inline int pcm_bitlen_div(uint64_t s, uint64_t c) {
+        int b;
+        if (s < c) return 0;
+        b = pcm_bitlen(s) - pcm_bitlen(c);
+        return (s >> b) >= c ? b + 1 : b;
+    }
     static inline __attribute__((always_inline))
     void pcm_fixed_residual_body(const int64_t* x, int64_t* r, int n, int order) {
         int i;
@@ -325,6 +343,7 @@ cdef extern from *:
     PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, int sbits, uint64_t* S), (x, n, sbits, S))
     PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
     PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
+    PCM_DISPATCH(void, pcm_or_diff, (const int64_t* x, int n, uint64_t* orv, uint64_t* diff), (x, n, orv, diff))
     PCM_DISPATCH(void, pcm_fixed_residual, (const int64_t* x, int64_t* r, int n, int order), (x, r, n, order))
     /* Load one block of little-endian 24-bit mono or stereo frames into per-channel int64
        (x0, x1): 8 (mono) or 4 (stereo) frames per step from two 16-byte loads that stay
@@ -798,6 +817,8 @@ cdef extern from *:
     void pcm_window(const int64_t* x, int n, const double* win, double* xd, double* xw) nogil
     void pcm_zz_sums(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
     void pcm_fixed_residual(const int64_t* x, int64_t* r, int n, int order) nogil
+    void pcm_or_diff(const int64_t* x, int n, uint64_t* orv, uint64_t* diff) nogil
+    int pcm_bitlen_div(uint64_t s, uint64_t c) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     ctypedef struct pcm_bw:
         uint8_t* out
@@ -903,7 +924,7 @@ cdef inline int choose_k(uint64_t s, int64_t cnt, uint64_t mx, int64_t* cost) no
     if cnt <= 0:
         cost[0] = 0
         return 0
-    k0 = pcm_bitlen(s // <uint64_t>cnt) - 1
+    k0 = pcm_bitlen_div(s, <uint64_t>cnt) - 1
     if k0 < 0:
         k0 = 0
     kmin = pcm_bitlen(mx) - 6  # keeps every quotient below 64
@@ -1150,9 +1171,7 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo,
     cdef int save_nb
     if not ensure(e, <size_t>n * 16 + 1024):
         return
-    for i in range(n):
-        orv |= <uint64_t>x[i]
-        diff |= <uint64_t>(x[i] ^ v0)
+    pcm_or_diff(x, n, &orv, &diff)
     if diff == 0:
         put(e, 0, 8)
         put(e, <uint64_t>v0 & mask(sbits), sbits)
