@@ -209,43 +209,38 @@ cdef extern from *:
     typedef uint32_t pcm_v8u __attribute__((vector_size(32)));
     typedef uint64_t pcm_v4q __attribute__((vector_size(32)));
     #define PCM_FS_MAX 4096
-    static inline __attribute__((always_inline)) void pcm_fixed_sums32_body(const int64_t* x, int n, int sbits, uint64_t* S) {
-        int32_t y[PCM_FS_MAX];
+    static inline __attribute__((always_inline)) void pcm_fixed_sums_i32(const int32_t* y, int n, int sbits, uint64_t* S) {
+        const pcm_v4q lo32 = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
+        const int F = sbits >= 19 ? 8 << (28 - sbits) : PCM_FS_MAX;  /* samples per flush */
+        pcm_v4q t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0}, t4 = {0};
         uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0;
         int i = 4, j;
-        if (n <= PCM_FS_MAX) {
-            const pcm_v4q lo32 = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
-            pcm_v4q t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0}, t4 = {0};
-            const int F = sbits >= 19 ? 8 << (28 - sbits) : PCM_FS_MAX;  /* samples per flush */
-            for (j = 0; j < n; j++) y[j] = (int32_t)x[j];
-            while (i + 8 <= n) {
-                pcm_v8u a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0};
-                int lim = n - i > F ? i + F : n;
-                for (; i + 8 <= lim; i += 8) {
-                    pcm_v8u a, b, c, d, f;
-                    memcpy(&a, y + i, 32); memcpy(&b, y + i - 1, 32); memcpy(&c, y + i - 2, 32);
-                    memcpy(&d, y + i - 3, 32); memcpy(&f, y + i - 4, 32);
-                    pcm_v8u d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
-                    pcm_v8u d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
-                    pcm_v8u d3 = d2 - e2, e3 = e2 - g2;
-                    pcm_v8u d4 = d3 - e3;
-                    a0 += (a << 1) ^ (pcm_v8u)((pcm_v8i)a >> 31);
-                    a1 += (d1 << 1) ^ (pcm_v8u)((pcm_v8i)d1 >> 31);
-                    a2 += (d2 << 1) ^ (pcm_v8u)((pcm_v8i)d2 >> 31);
-                    a3 += (d3 << 1) ^ (pcm_v8u)((pcm_v8i)d3 >> 31);
-                    a4 += (d4 << 1) ^ (pcm_v8u)((pcm_v8i)d4 >> 31);
-                }
-                t0 += ((pcm_v4q)a0 & lo32) + ((pcm_v4q)a0 >> 32);
-                t1 += ((pcm_v4q)a1 & lo32) + ((pcm_v4q)a1 >> 32);
-                t2 += ((pcm_v4q)a2 & lo32) + ((pcm_v4q)a2 >> 32);
-                t3 += ((pcm_v4q)a3 & lo32) + ((pcm_v4q)a3 >> 32);
-                t4 += ((pcm_v4q)a4 & lo32) + ((pcm_v4q)a4 >> 32);
+        while (i + 8 <= n) {
+            pcm_v8u a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0};
+            int lim = n - i > F ? i + F : n;
+            for (; i + 8 <= lim; i += 8) {
+                pcm_v8u a, b, c, d, f;
+                memcpy(&a, y + i, 32); memcpy(&b, y + i - 1, 32); memcpy(&c, y + i - 2, 32);
+                memcpy(&d, y + i - 3, 32); memcpy(&f, y + i - 4, 32);
+                pcm_v8u d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
+                pcm_v8u d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
+                pcm_v8u d3 = d2 - e2, e3 = e2 - g2;
+                pcm_v8u d4 = d3 - e3;
+                a0 += (a << 1) ^ (pcm_v8u)((pcm_v8i)a >> 31);
+                a1 += (d1 << 1) ^ (pcm_v8u)((pcm_v8i)d1 >> 31);
+                a2 += (d2 << 1) ^ (pcm_v8u)((pcm_v8i)d2 >> 31);
+                a3 += (d3 << 1) ^ (pcm_v8u)((pcm_v8i)d3 >> 31);
+                a4 += (d4 << 1) ^ (pcm_v8u)((pcm_v8i)d4 >> 31);
             }
-            for (j = 0; j < 4; j++) { s0 += t0[j]; s1 += t1[j]; s2 += t2[j]; s3 += t3[j]; s4 += t4[j]; }
+            t0 += ((pcm_v4q)a0 & lo32) + ((pcm_v4q)a0 >> 32);
+            t1 += ((pcm_v4q)a1 & lo32) + ((pcm_v4q)a1 >> 32);
+            t2 += ((pcm_v4q)a2 & lo32) + ((pcm_v4q)a2 >> 32);
+            t3 += ((pcm_v4q)a3 & lo32) + ((pcm_v4q)a3 >> 32);
+            t4 += ((pcm_v4q)a4 & lo32) + ((pcm_v4q)a4 >> 32);
         }
+        for (j = 0; j < 4; j++) { s0 += t0[j]; s1 += t1[j]; s2 += t2[j]; s3 += t3[j]; s4 += t4[j]; }
         for (; i < n; i++) {
-            int32_t a = (int32_t)x[i], b = (int32_t)x[i - 1], c = (int32_t)x[i - 2],
-                    d = (int32_t)x[i - 3], f = (int32_t)x[i - 4];
+            int32_t a = y[i], b = y[i - 1], c = y[i - 2], d = y[i - 3], f = y[i - 4];
             int32_t d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
             int32_t d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
             int32_t d3 = d2 - e2, e3 = e2 - g2;
@@ -257,6 +252,28 @@ cdef extern from *:
             s4 += (uint32_t)((uint32_t)d4 << 1 ^ (uint32_t)(d4 >> 31));
         }
         S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3; S[4] = s4;
+    }
+    static inline __attribute__((always_inline)) void pcm_fixed_sums32_body(const int64_t* x, int n, int sbits, uint64_t* S) {
+        int32_t y[PCM_FS_MAX];
+        int i;
+        if (n > PCM_FS_MAX) n = 0;  /* not used (blocks are smaller): all sums 0 */
+        for (i = 0; i < n; i++) y[i] = (int32_t)x[i];
+        pcm_fixed_sums_i32(y, n, sbits, S);
+    }
+    /* The sums of L, R, S = L - R and M = (L + R) >> 1 (S[0..4], S[5..9], ...) for a stereo
+       block of sbits <= 25 bits, where L + R and L - R are exact in int32; -1 if n is too
+       large (the caller then works them out one by one). */
+    static inline __attribute__((always_inline)) int pcm_stereo_sums_body(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) {
+        int32_t yl[PCM_FS_MAX], yr[PCM_FS_MAX];
+        int i;
+        if (n > PCM_FS_MAX || sbits > 25) return -1;
+        for (i = 0; i < n; i++) { yl[i] = (int32_t)L[i]; yr[i] = (int32_t)R[i]; }
+        pcm_fixed_sums_i32(yl, n, sbits, S);
+        pcm_fixed_sums_i32(yr, n, sbits, S + 5);
+        for (i = 0; i < n; i++) { int32_t l = yl[i], r = yr[i]; yl[i] = (l + r) >> 1; yr[i] = l - r; }
+        pcm_fixed_sums_i32(yr, n, sbits + 1, S + 10);
+        pcm_fixed_sums_i32(yl, n, sbits, S + 15);
+        return 0;
     }
     /* Window a block for LPC analysis: xd = (double)x (x must fit in int32), xw = xd * win. */
     static inline __attribute__((always_inline))
@@ -341,6 +358,7 @@ cdef extern from *:
     PCM_DISPATCH(void, pcm_autocorr10, (const double* x, int n, double* R), (x, n, R))
     PCM_DISPATCH(int, pcm_lpc_residual_d, (const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh), (xd, x, r, n, q, m, sh))
     PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, int sbits, uint64_t* S), (x, n, sbits, S))
+    PCM_DISPATCH(int, pcm_stereo_sums, (const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S), (L, R, n, sbits, S))
     PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
     PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
     PCM_DISPATCH(void, pcm_or_diff, (const int64_t* x, int n, uint64_t* orv, uint64_t* diff), (x, n, orv, diff))
@@ -808,6 +826,7 @@ cdef extern from *:
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_fixed_sums32(const int64_t* x, int n, int sbits, uint64_t* S) nogil
+    int pcm_stereo_sums(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) nogil
     void pcm_cpu_init()
     void pcm_set_features(int avx2, int bmi2)
     int pcm_avx2
@@ -999,47 +1018,41 @@ cdef void write_residual(Enc* e, const int64_t* r, int n, int order, int P,
         e.nb = w.nb
 
 
+cdef inline uint64_t best_fixed(const uint64_t* S, int* order) noexcept nogil:
+    """The smallest of the sums S[0..4] of the fixed predictors of orders 0..4, and its order
+    (the lowest order on ties)."""
+    cdef uint64_t b = S[0]
+    cdef int j, o = 0
+    for j in range(1, 5):
+        if S[j] < b:
+            b = S[j]
+            o = j
+    order[0] = o
+    return b
+
+
 cdef uint64_t fixed_sums(const int64_t* x, int n, int* order, int sbits) noexcept nogil:
     """Sum of zigzag residuals of the best fixed predictor (order 0..4) and that order; x holds
     sbits-bit signed values."""
-    cdef uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, b
     cdef uint64_t S[5]
     cdef int64_t d0, d1, d2, d3, d4
-    cdef int i, o = 0
+    cdef int i
     if sbits <= 26:
         pcm_fixed_sums32(x, n, sbits, S)
-        s0 = S[0]
-        s1 = S[1]
-        s2 = S[2]
-        s3 = S[3]
-        s4 = S[4]
-        n = 0  # skips the 64-bit loop
+        return best_fixed(S, order)
+    S[0] = S[1] = S[2] = S[3] = S[4] = 0
     for i in range(4, n):
         d0 = x[i]
         d1 = d0 - x[i - 1]
         d2 = d1 - (x[i - 1] - x[i - 2])
         d3 = d2 - (x[i - 1] - 2 * x[i - 2] + x[i - 3])
         d4 = d3 - (x[i - 1] - 3 * x[i - 2] + 3 * x[i - 3] - x[i - 4])
-        s0 += zz(d0)
-        s1 += zz(d1)
-        s2 += zz(d2)
-        s3 += zz(d3)
-        s4 += zz(d4)
-    b = s0
-    if s1 < b:
-        b = s1
-        o = 1
-    if s2 < b:
-        b = s2
-        o = 2
-    if s3 < b:
-        b = s3
-        o = 3
-    if s4 < b:
-        b = s4
-        o = 4
-    order[0] = o
-    return b
+        S[0] += zz(d0)
+        S[1] += zz(d1)
+        S[2] += zz(d2)
+        S[3] += zz(d3)
+        S[4] += zz(d4)
+    return best_fixed(S, order)
 
 
 cdef inline int64_t rice_estimate(uint64_t s, int64_t cnt) noexcept nogil:
@@ -1377,6 +1390,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
     cdef int64_t* R
     cdef int64_t l, r, sd
     cdef uint64_t sL, sR, sS, sM, best
+    cdef uint64_t fsums[20]
     cdef int64_t cL, cR, cS, cM, bestc
     cdef int oL, oR, oS, oM
     cdef int64_t* S
@@ -1412,15 +1426,21 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
         if channels == 2:
             L = chbuf
             R = chbuf + BLOCK
-            S = e.sbuf
-            for i in range(n):
-                S[i] = L[i] - R[i]
-                e.mbuf[i] = (L[i] + R[i]) >> 1
             # estimated bits of each candidate: Rice cost of its best fixed-predictor residual
-            cL = rice_estimate(fixed_sums(L, n, &oL, sbits), n - 4)
-            cR = rice_estimate(fixed_sums(R, n, &oR, sbits), n - 4)
-            cS = rice_estimate(fixed_sums(S, n, &oS, sbits + 1), n - 4)
-            cM = rice_estimate(fixed_sums(e.mbuf, n, &oM, sbits), n - 4)
+            if pcm_stereo_sums(L, R, n, sbits, fsums) == 0:
+                cL = rice_estimate(best_fixed(fsums, &oL), n - 4)
+                cR = rice_estimate(best_fixed(fsums + 5, &oR), n - 4)
+                cS = rice_estimate(best_fixed(fsums + 10, &oS), n - 4)
+                cM = rice_estimate(best_fixed(fsums + 15, &oM), n - 4)
+            else:
+                S = e.sbuf
+                for i in range(n):
+                    S[i] = L[i] - R[i]
+                    e.mbuf[i] = (L[i] + R[i]) >> 1
+                cL = rice_estimate(fixed_sums(L, n, &oL, sbits), n - 4)
+                cR = rice_estimate(fixed_sums(R, n, &oR, sbits), n - 4)
+                cS = rice_estimate(fixed_sums(S, n, &oS, sbits + 1), n - 4)
+                cM = rice_estimate(fixed_sums(e.mbuf, n, &oM, sbits), n - 4)
             mode = 0
             bestc = cL + cR
             if cL + cS < bestc:
