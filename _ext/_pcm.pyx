@@ -355,7 +355,6 @@ cdef extern from *:
         static PCM_AVX2 ret name##_avx2 params { return name##_body args; } \
         static ret name##_base params { return name##_body args; } \
         static ret name params { return pcm_avx2 ? name##_avx2 args : name##_base args; }
-    PCM_DISPATCH(void, pcm_autocorr10, (const double* x, int n, double* R), (x, n, R))
     PCM_DISPATCH(int, pcm_lpc_residual_d, (const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh), (xd, x, r, n, q, m, sh))
     PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, int sbits, uint64_t* S), (x, n, sbits, S))
     PCM_DISPATCH(int, pcm_stereo_sums, (const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S), (L, R, n, sbits, S))
@@ -397,6 +396,53 @@ cdef extern from *:
         }
         return i;
     }
+    /* pcm_autocorr10 for AVX2: the same 20 accumulators a[0..9] (even i) and b[0..9] (odd i)
+       fed the same products in the same order, so the same R; they are packed into five
+       vectors (a0-3, a4-7, a8 a9 b0 b1, b2-5, b6-9) instead of six. */
+    static PCM_AVX2 void pcm_autocorr10_avx2(const double* x, int n, double* R) {
+        double a[10] = {0}, b[10] = {0};
+        int i, j;
+        for (i = 0; i < n && i < 9; i++)
+            for (j = 0; j <= i; j++) a[9 - j] += x[i] * x[i - j];
+        if (i + 1 < n) {
+            __m256d A0 = _mm256_loadu_pd(a), A1 = _mm256_loadu_pd(a + 4),
+                    AB = _mm256_setr_pd(a[8], a[9], 0.0, 0.0),
+                    B1 = _mm256_setzero_pd(), B2 = _mm256_setzero_pd();
+            double t[4];
+            for (; i + 1 < n; i += 2) {
+                const double* p = x + i - 9;
+                const double* q = x + i - 8;
+                __m256d xi = _mm256_broadcast_sd(x + i), xk = _mm256_broadcast_sd(x + i + 1);
+                __m256d xik = _mm256_permute_pd(_mm256_broadcast_pd((const __m128d*)(x + i)), 0xC);
+                __m256d pq = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(p + 8)), _mm_loadu_pd(q), 1);
+                A0 = _mm256_add_pd(A0, _mm256_mul_pd(xi, _mm256_loadu_pd(p)));
+                A1 = _mm256_add_pd(A1, _mm256_mul_pd(xi, _mm256_loadu_pd(p + 4)));
+                AB = _mm256_add_pd(AB, _mm256_mul_pd(xik, pq));
+                B1 = _mm256_add_pd(B1, _mm256_mul_pd(xk, _mm256_loadu_pd(q + 2)));
+                B2 = _mm256_add_pd(B2, _mm256_mul_pd(xk, _mm256_loadu_pd(q + 6)));
+            }
+            _mm256_storeu_pd(a, A0);
+            _mm256_storeu_pd(a + 4, A1);
+            _mm256_storeu_pd(t, AB);
+            a[8] = t[0]; a[9] = t[1]; b[0] = t[2]; b[1] = t[3];
+            _mm256_storeu_pd(b + 2, B1);
+            _mm256_storeu_pd(b + 6, B2);
+        }
+        for (; i < n; i++) {
+            const double* p = x + i - 9;
+            for (j = 0; j < 10; j++) a[j] += x[i] * p[j];
+        }
+        for (j = 0; j < 10; j++) R[9 - j] = a[j] + b[j];
+    }
+    #endif
+    static void pcm_autocorr10_base(const double* x, int n, double* R) { pcm_autocorr10_body(x, n, R); }
+    static void pcm_autocorr10(const double* x, int n, double* R) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_avx2) { pcm_autocorr10_avx2(x, n, R); return; }
+    #endif
+        pcm_autocorr10_base(x, n, R);
+    }
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #endif
     /* De-interleave a block of n frames into channel c at x + c * cstride. */
     static void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride) {
