@@ -399,9 +399,25 @@ cdef extern from *:
     /* pcm_autocorr10 for AVX2: the same 20 accumulators a[0..9] (even i) and b[0..9] (odd i)
        fed the same products in the same order, so the same R; they are packed into five
        vectors (a0-3, a4-7, a8 a9 b0 b1, b2-5, b6-9) instead of six. */
-    static PCM_AVX2 void pcm_autocorr10_avx2(const double* x, int n, double* R) {
+    static inline __attribute__((always_inline)) PCM_AVX2 void pcm_window2_avx2(
+            const int64_t* x, const double* win, double* xd, double* xw, int i) {
+        __m128d v = _mm_cvtepi32_pd(_mm_shuffle_epi32(_mm_loadu_si128((const __m128i*)(x + i)), 0x08));
+        _mm_storeu_pd(xd + i, v);
+        _mm_storeu_pd(xw + i, _mm_mul_pd(v, _mm_loadu_pd(win + i)));
+    }
+    /* pcm_window then pcm_autocorr10 of xw, with the window worked out PCM_WIN_AHEAD samples
+       ahead of the products inside their loop (which waits on its add latency anyway). */
+    #define PCM_WIN_AHEAD 24
+    static PCM_AVX2 void pcm_autocorr10_avx2(const double* x, int n, double* R) { pcm_autocorr10_body(x, n, R); }
+    static PCM_AVX2 void pcm_window_autocorr10_avx2(const int64_t* xi64, int n, const double* win,
+                                                    double* xd, double* x, double* R) {
         double a[10] = {0}, b[10] = {0};
-        int i, j;
+        int i, j, D = n < PCM_WIN_AHEAD ? n : PCM_WIN_AHEAD;
+        for (j = 0; j < D; j++) {
+            double v = (double)(int32_t)xi64[j];
+            xd[j] = v;
+            x[j] = v * win[j];
+        }
         for (i = 0; i < n && i < 9; i++)
             for (j = 0; j <= i; j++) a[9 - j] += x[i] * x[i - j];
         if (i + 1 < n) {
@@ -412,6 +428,15 @@ cdef extern from *:
             for (; i + 1 < n; i += 2) {
                 const double* p = x + i - 9;
                 const double* q = x + i - 8;
+                if (D + 2 <= n) {
+                    pcm_window2_avx2(xi64, win, xd, x, D);
+                    D += 2;
+                } else if (D < n) {
+                    double v = (double)(int32_t)xi64[D];
+                    xd[D] = v;
+                    x[D] = v * win[D];
+                    D++;
+                }
                 __m256d xi = _mm256_broadcast_sd(x + i), xk = _mm256_broadcast_sd(x + i + 1);
                 __m256d xik = _mm256_permute_pd(_mm256_broadcast_pd((const __m128d*)(x + i)), 0xC);
                 __m256d pq = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(p + 8)), _mm_loadu_pd(q), 1);
@@ -428,6 +453,11 @@ cdef extern from *:
             _mm256_storeu_pd(b + 2, B1);
             _mm256_storeu_pd(b + 6, B2);
         }
+        for (; D < n; D++) {
+            double v = (double)(int32_t)xi64[D];
+            xd[D] = v;
+            x[D] = v * win[D];
+        }
         for (; i < n; i++) {
             const double* p = x + i - 9;
             for (j = 0; j < 10; j++) a[j] += x[i] * p[j];
@@ -441,6 +471,15 @@ cdef extern from *:
         if (pcm_avx2) { pcm_autocorr10_avx2(x, n, R); return; }
     #endif
         pcm_autocorr10_base(x, n, R);
+    }
+    /* xd = (double)x (x must fit in int32), xw = xd * win, and R = autocorrelation of xw */
+    static void pcm_window_autocorr10(const int64_t* x, int n, const double* win, double* xd,
+                                      double* xw, double* R) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_avx2) { pcm_window_autocorr10_avx2(x, n, win, xd, xw, R); return; }
+    #endif
+        pcm_window(x, n, win, xd, xw);
+        pcm_autocorr10_base(xw, n, R);
     }
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #endif
@@ -952,6 +991,7 @@ cdef extern from *:
     void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride) nogil
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
+    void pcm_window_autocorr10(const int64_t* x, int n, const double* win, double* xd, double* xw, double* R) nogil
     void pcm_fixed_sums32(const int64_t* x, int n, int sbits, uint64_t* S) nogil
     int pcm_stereo_sums(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) nogil
     void pcm_cpu_init()
@@ -1221,11 +1261,11 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
     win = e.win
     wsum2 = e.win_sum2
     if bits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
-        pcm_window(x, n, win, e.xd, xw)
+        pcm_window_autocorr10(x, n, win, e.xd, xw, R)
     else:
         for i in range(n):
             xw[i] = <double>x[i] * win[i]
-    pcm_autocorr10(xw, n, R)
+        pcm_autocorr10(xw, n, R)
     if R[0] <= 0.0:
         return 0
     R[0] *= 1.0 + 1e-9  # a little regularisation
