@@ -438,7 +438,7 @@ cdef extern from *:
                     D++;
                 }
                 __m256d xi = _mm256_broadcast_sd(x + i), xk = _mm256_broadcast_sd(x + i + 1);
-                __m256d xik = _mm256_permute_pd(_mm256_broadcast_pd((const __m128d*)(x + i)), 0xC);
+                __m256d xik = _mm256_blend_pd(xi, xk, 0xC);
                 __m256d pq = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(p + 8)), _mm_loadu_pd(q), 1);
                 A0 = _mm256_add_pd(A0, _mm256_mul_pd(xi, _mm256_loadu_pd(p)));
                 A1 = _mm256_add_pd(A1, _mm256_mul_pd(xi, _mm256_loadu_pd(p + 4)));
