@@ -573,48 +573,50 @@ cdef extern from *:
     }
     #endif
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    /* AVX2: the codes of 4 residuals at ptr, joined in pairs: lanes 0 and 2 of PC hold codes
-       0|1 and 2|3, of PL their lengths, or 255 when a pair is longer than 56 bits (or has a
-       quotient of 64 or more, where the vector shifts give 0). */
-    #define PCM_PAIRS4(ptr, PC, PL) do { \
-            __m256i rv_ = _mm256_loadu_si256((const __m256i*)(ptr)); \
-            __m256i u_ = _mm256_xor_si256(_mm256_add_epi64(rv_, rv_), _mm256_cmpgt_epi64(zero, rv_)); \
+    /* AVX2: the codes of the 4 zigzag residuals in u_ (every quotient below 64), joined in
+       pairs: lanes 0 and 2 of PC hold codes 0|1 and 2|3, of PL their lengths. */
+    #define PCM_PAIRS4(u_, PC, PL) do { \
             __m256i q_ = _mm256_srl_epi64(u_, kc); \
             __m256i c_ = _mm256_sllv_epi64(_mm256_or_si256(_mm256_slli_epi64(_mm256_and_si256(u_, mkv), 1), one), q_); \
             __m256i l_ = _mm256_add_epi64(q_, k1v); \
-            __m256i l2_ = _mm256_add_epi64(l_, _mm256_shuffle_epi32(l_, 0x4E)); \
-            __m256i qo_ = _mm256_or_si256(q_, _mm256_shuffle_epi32(q_, 0x4E)); \
-            __m256i ok_ = _mm256_and_si256(_mm256_cmpeq_epi64(_mm256_srli_epi64(qo_, 6), zero), \
-                                           _mm256_cmpgt_epi64(lim, l2_)); \
             PC = _mm256_or_si256(c_, _mm256_sllv_epi64(_mm256_shuffle_epi32(c_, 0x4E), l_)); \
-            PL = _mm256_blendv_epi8(ff, l2_, ok_); \
+            PL = _mm256_add_epi64(l_, _mm256_shuffle_epi32(l_, 0x4E)); \
         } while (0)
+    #define PCM_ZZ4(ptr) ({ __m256i rv_ = _mm256_loadu_si256((const __m256i*)(ptr)); \
+                            _mm256_xor_si256(_mm256_add_epi64(rv_, rv_), _mm256_cmpgt_epi64(zero, rv_)); })
     /* Codes of 16 residuals at a time are worked out 4 per vector and joined in pairs; the
-       pairs are then written one put each (a pair that does not fit: one code at a time). */
+       pairs are then written one put each (a pair longer than 56 bits: one code at a time;
+       16 residuals with a quotient of 64 or more: the scalar writer). */
     static __attribute__((target("avx2,bmi,bmi2"))) void pcm_rice_codes_avx2(
             pcm_bw* bw, const int64_t* r, int i, int end, int k) {
         const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi64x(1),
                       mkv = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1)),
-                      k1v = _mm256_set1_epi64x(k + 1), lim = _mm256_set1_epi64x(57),
-                      ff = _mm256_set1_epi64x(255);
-        const __m128i kc = _mm_cvtsi32_si128(k);
+                      k1v = _mm256_set1_epi64x(k + 1), c56 = _mm256_set1_epi64x(56);
+        const __m128i kc = _mm_cvtsi32_si128(k), kc6 = _mm_cvtsi32_si128(k + 6);
         uint64_t pc[8] __attribute__((aligned(32))), pl[8] __attribute__((aligned(32)));
         uint64_t qc[4] __attribute__((aligned(32))), ql[4] __attribute__((aligned(32)));
         pcm_bw w = *bw;
         int h, j;
         for (; i + 16 <= end; i += 16) {
-            __m256i big = zero, cv[2], lv[2];
+            __m256i big = zero, cv[2], lv[2], u[4];
+            u[0] = PCM_ZZ4(r + i); u[1] = PCM_ZZ4(r + i + 4);
+            u[2] = PCM_ZZ4(r + i + 8); u[3] = PCM_ZZ4(r + i + 12);
+            __m256i uo = _mm256_srl_epi64(_mm256_or_si256(_mm256_or_si256(u[0], u[1]), _mm256_or_si256(u[2], u[3])), kc6);
+            if (__builtin_expect(!_mm256_testz_si256(uo, uo), 0)) {
+                pcm_rice_codes_body(&w, r, i, i + 16, k);
+                continue;
+            }
             for (h = 0; h < 2; h++) {
                 __m256i ca, la, cb, lb;
-                PCM_PAIRS4(r + i + 8 * h, ca, la);
-                PCM_PAIRS4(r + i + 8 * h + 4, cb, lb);
+                PCM_PAIRS4(u[2 * h], ca, la);
+                PCM_PAIRS4(u[2 * h + 1], cb, lb);
                 cv[h] = _mm256_permute4x64_epi64(_mm256_unpacklo_epi64(ca, cb), 0xD8);
                 lv[h] = _mm256_permute4x64_epi64(_mm256_unpacklo_epi64(la, lb), 0xD8);
-                big = _mm256_or_si256(big, _mm256_cmpgt_epi64(lv[h], lim));
+                big = _mm256_or_si256(big, _mm256_cmpgt_epi64(lv[h], c56));
                 _mm256_store_si256((__m256i*)(pc + 4 * h), cv[h]);
                 _mm256_store_si256((__m256i*)(pl + 4 * h), lv[h]);
             }
-            if (__builtin_expect(_mm256_testz_si256(big, big), 1)) {  /* no pair flagged 255 */
+            if (__builtin_expect(_mm256_testz_si256(big, big), 1)) {  /* every pair fits */
                 if (k <= 11) {  /* short codes: pairs of pairs, where they fit in 56 bits */
                     __m256i qv[2], qlv[2];
                     for (h = 0; h < 2; h++) {
@@ -625,7 +627,7 @@ cdef extern from *:
                     __m256i l4 = _mm256_permute4x64_epi64(_mm256_unpacklo_epi64(qlv[0], qlv[1]), 0xD8);
                     _mm256_store_si256((__m256i*)qc, q4);
                     _mm256_store_si256((__m256i*)ql, l4);
-                    __m256i long4 = _mm256_cmpgt_epi64(l4, _mm256_set1_epi64x(56));
+                    __m256i long4 = _mm256_cmpgt_epi64(l4, c56);
                     if (_mm256_testz_si256(long4, long4)) {
                         for (j = 0; j < 4; j++) pcm_put(&w, qc[j], (int)ql[j]);
                     } else {
