@@ -272,6 +272,21 @@ def test_simd_clones_agree_24bit_load_edges(ch):
         assert all(o == outs[0] for o in outs), n
 
 
+@FAST
+@given(st.integers(1, 2), st.integers(0, 9000), st.integers(0, 2 ** 32 - 1),
+       st.sampled_from([1, 8, 300, 20000, 1 << 22]), st.floats(0.0, 0.05))
+def test_hypothesis_24bit_clones_agree(ch, frames, seed, step, spikes):
+    """24-bit little-endian mono and stereo (the vector loader, fused stereo sums, windowed
+    autocorrelation and vector Rice writer): every clone writes the same bytes."""
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.integers(-step, step + 1, size=(frames, ch)), axis=0)
+    hit = rng.random(x.shape) < spikes
+    x[hit] = rng.integers(-(1 << 23), 1 << 23, size=int(hit.sum()))
+    x = np.clip(x, -(1 << 23), (1 << 23) - 1)
+    outs = _clone_payloads(_ints(x, 24, False), 24, ch, False)
+    assert all(o == outs[0] for o in outs)
+
+
 @pytest.mark.parametrize("bits", [8, 16, 24, 32])
 def test_simd_clones_agree_rice_edges(bits):
     """Rice codes of every length: quiet partitions (small k, codes joined 2-4 per write) with
