@@ -483,6 +483,11 @@ cdef extern from *:
     }
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #endif
+    /* Ask for the next block's input while this one is being encoded. */
+    static void pcm_prefetch(const uint8_t* p, size_t len) {
+        size_t off;
+        for (off = 0; off < len; off += 64) __builtin_prefetch(p + off, 0, 3);
+    }
     /* De-interleave a block of n frames into channel c at x + c * cstride. */
     static void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride) {
         int c, i0 = 0, bps = bits / 8, align = ch * (bits / 8);
@@ -991,6 +996,7 @@ cdef extern from *:
     void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) nogil
     void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) nogil
     void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride) nogil
+    void pcm_prefetch(const uint8_t* p, size_t len) nogil
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_window_autocorr10(const int64_t* x, int n, const double* win, double* xd, double* xw, double* R) nogil
@@ -1572,6 +1578,9 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
         p = src + start * align
         if not flt:
             pcm_load_block(p, n, bits, be, channels, chbuf, BLOCK)
+            if start + n < frames:
+                pcm_prefetch(p + <size_t>n * align, <size_t>(
+                    min(frames - start - n, <int64_t>BLOCK) * align))
         else:
             pcm_load_u32(p, n * channels, be, fbuf)
             fmode = float_scale(fbuf, <Py_ssize_t>n * channels, &E)
