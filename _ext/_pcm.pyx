@@ -301,12 +301,18 @@ cdef extern from *:
             ors[j] = o;
         }
     }
-    /* OR of x[0..n) and OR of x[i] ^ x[0] (wasted low bits; constant block). */
+    /* OR of x[0..n) and OR of x[i] ^ x[0], for the wasted low bits (ctz of the first) and a
+       constant block (second == 0): both are settled once the first is odd and the second
+       non-zero, so the scan stops there (at a 64-sample boundary) with partial ORs. */
     static inline __attribute__((always_inline))
     void pcm_or_diff_body(const int64_t* x, int n, uint64_t* orv, uint64_t* diff) {
         uint64_t o = 0, d = 0, v0 = (uint64_t)x[0];
-        int i;
-        for (i = 0; i < n; i++) { o |= (uint64_t)x[i]; d |= (uint64_t)x[i] ^ v0; }
+        int i = 0, e;
+        while (i < n) {
+            e = n - i > 64 ? i + 64 : n;
+            for (; i < e; i++) { o |= (uint64_t)x[i]; d |= (uint64_t)x[i] ^ v0; }
+            if ((o & 1) && d) break;
+        }
         *orv = o;
         *diff = d;
     }
