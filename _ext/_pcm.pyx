@@ -41,9 +41,10 @@ with a 64-bit register bit reader, refilled once per group of 1-8 codes (by k) w
 without per-code checks and redone with them when it did not fit, into 2 * zigzag + 1 (a
 vector pass turns that into the residuals); then the predictor runs over them in a second
 pass, one function per order, unrolled by eight with the history in registers (LPC orders
-5..8: taps 4..8 in double precision, exact). Both passes are bound by a serial chain each
-(bit position; predictor history), and interleaving them (in groups, or in one loop) measured
-slower. The encoder's vector loops, the residual reader, the predictor and the interleaving
+5..8: taps 4..8 in double precision, exact). Each pass is bound by the instructions it issues
+more than by its serial chain (bit position; predictor history), so interleaving the two (in
+groups, or in one loop) measured slower. The encoder writes 2-4 Rice codes per store when they
+fit in 56 bits (16 residuals a step in the AVX2 clone). The encoder's vector loops, the residual reader, the predictor and the interleaving
 stores are compiled twice (baseline x86-64 and AVX2 / BMI2 / FMA clones, picked at import)
 with the same integer results, so a payload does not depend on the CPU that wrote it and
 decodes the same everywhere (tests/test_pcm.py checks).
@@ -204,15 +205,49 @@ cdef extern from *:
         }
         return 0;
     }
-    /* Sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n), in 32-bit
-       lanes (twice as many per SSE2 register): exact when |x| < 2**26, as then every residual
-       is below 2**30 in magnitude and its zigzag below 2**31. */
-    static inline __attribute__((always_inline)) void pcm_fixed_sums32_body(const int64_t* x, int n, uint64_t* S) {
+    /* Sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n), for x of
+       sbits <= 26 bits: in 32-bit lanes, exact as every residual of order j is then below
+       2**(sbits-1+j) in magnitude and its zigzag below 2**(sbits+j) <= 2**30. The samples are
+       first narrowed to int32 (so the shifted views are plain loads); each lane of the 8-wide
+       uint32 accumulators takes at most 2**(28-sbits) zigzags (each < 2**(sbits+4)) before it
+       is added into 64-bit lanes, so no lane wraps. Integer sums: the result does not depend
+       on the order of addition. */
+    typedef int32_t pcm_v8i __attribute__((vector_size(32)));
+    typedef uint32_t pcm_v8u __attribute__((vector_size(32)));
+    typedef uint64_t pcm_v4q __attribute__((vector_size(32)));
+    #define PCM_FS_MAX 4096
+    static inline __attribute__((always_inline)) void pcm_fixed_sums_i32(const int32_t* y, int n, int sbits, uint64_t* S) {
+        const pcm_v4q lo32 = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
+        const int F = sbits >= 19 ? 8 << (28 - sbits) : PCM_FS_MAX;  /* samples per flush */
+        pcm_v4q t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0}, t4 = {0};
         uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0;
-        int i;
-        for (i = 4; i < n; i++) {
-            int32_t a = (int32_t)x[i], b = (int32_t)x[i - 1], c = (int32_t)x[i - 2],
-                    d = (int32_t)x[i - 3], f = (int32_t)x[i - 4];
+        int i = 4, j;
+        while (i + 8 <= n) {
+            pcm_v8u a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0};
+            int lim = n - i > F ? i + F : n;
+            for (; i + 8 <= lim; i += 8) {
+                pcm_v8u a, b, c, d, f;
+                memcpy(&a, y + i, 32); memcpy(&b, y + i - 1, 32); memcpy(&c, y + i - 2, 32);
+                memcpy(&d, y + i - 3, 32); memcpy(&f, y + i - 4, 32);
+                pcm_v8u d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
+                pcm_v8u d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
+                pcm_v8u d3 = d2 - e2, e3 = e2 - g2;
+                pcm_v8u d4 = d3 - e3;
+                a0 += (a << 1) ^ (pcm_v8u)((pcm_v8i)a >> 31);
+                a1 += (d1 << 1) ^ (pcm_v8u)((pcm_v8i)d1 >> 31);
+                a2 += (d2 << 1) ^ (pcm_v8u)((pcm_v8i)d2 >> 31);
+                a3 += (d3 << 1) ^ (pcm_v8u)((pcm_v8i)d3 >> 31);
+                a4 += (d4 << 1) ^ (pcm_v8u)((pcm_v8i)d4 >> 31);
+            }
+            t0 += ((pcm_v4q)a0 & lo32) + ((pcm_v4q)a0 >> 32);
+            t1 += ((pcm_v4q)a1 & lo32) + ((pcm_v4q)a1 >> 32);
+            t2 += ((pcm_v4q)a2 & lo32) + ((pcm_v4q)a2 >> 32);
+            t3 += ((pcm_v4q)a3 & lo32) + ((pcm_v4q)a3 >> 32);
+            t4 += ((pcm_v4q)a4 & lo32) + ((pcm_v4q)a4 >> 32);
+        }
+        for (j = 0; j < 4; j++) { s0 += t0[j]; s1 += t1[j]; s2 += t2[j]; s3 += t3[j]; s4 += t4[j]; }
+        for (; i < n; i++) {
+            int32_t a = y[i], b = y[i - 1], c = y[i - 2], d = y[i - 3], f = y[i - 4];
             int32_t d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
             int32_t d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
             int32_t d3 = d2 - e2, e3 = e2 - g2;
@@ -224,6 +259,28 @@ cdef extern from *:
             s4 += (uint32_t)((uint32_t)d4 << 1 ^ (uint32_t)(d4 >> 31));
         }
         S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3; S[4] = s4;
+    }
+    static inline __attribute__((always_inline)) void pcm_fixed_sums32_body(const int64_t* x, int n, int sbits, uint64_t* S) {
+        int32_t y[PCM_FS_MAX];
+        int i;
+        if (n > PCM_FS_MAX) n = 0;  /* not used (blocks are smaller): all sums 0 */
+        for (i = 0; i < n; i++) y[i] = (int32_t)x[i];
+        pcm_fixed_sums_i32(y, n, sbits, S);
+    }
+    /* The sums of L, R, S = L - R and M = (L + R) >> 1 (S[0..4], S[5..9], ...) for a stereo
+       block of sbits <= 25 bits, where L + R and L - R are exact in int32; -1 if n is too
+       large (the caller then works them out one by one). */
+    static inline __attribute__((always_inline)) int pcm_stereo_sums_body(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) {
+        int32_t yl[PCM_FS_MAX], yr[PCM_FS_MAX];
+        int i;
+        if (n > PCM_FS_MAX || sbits > 25) return -1;
+        for (i = 0; i < n; i++) { yl[i] = (int32_t)L[i]; yr[i] = (int32_t)R[i]; }
+        pcm_fixed_sums_i32(yl, n, sbits, S);
+        pcm_fixed_sums_i32(yr, n, sbits, S + 5);
+        for (i = 0; i < n; i++) { int32_t l = yl[i], r = yr[i]; yl[i] = (l + r) >> 1; yr[i] = l - r; }
+        pcm_fixed_sums_i32(yr, n, sbits + 1, S + 10);
+        pcm_fixed_sums_i32(yl, n, sbits, S + 15);
+        return 0;
     }
     /* Window a block for LPC analysis: xd = (double)x (x must fit in int32), xw = xd * win. */
     static inline __attribute__((always_inline))
@@ -250,6 +307,30 @@ cdef extern from *:
             sums[j] = s;
             ors[j] = o;
         }
+    }
+    /* OR of x[0..n) and OR of x[i] ^ x[0], for the wasted low bits (ctz of the first) and a
+       constant block (second == 0): both are settled once the first is odd and the second
+       non-zero, so the scan stops there (at a 64-sample boundary) with partial ORs. */
+    static inline __attribute__((always_inline))
+    void pcm_or_diff_body(const int64_t* x, int n, uint64_t* orv, uint64_t* diff) {
+        uint64_t o = 0, d = 0, v0 = (uint64_t)x[0];
+        int i = 0, e;
+        while (i < n) {
+            e = n - i > 64 ? i + 64 : n;
+            for (; i < e; i++) { o |= (uint64_t)x[i]; d |= (uint64_t)x[i] ^ v0; }
+            if ((o & 1) && d) break;
+        }
+        *orv = o;
+        *diff = d;
+    }
+    /* pcm_bitlen(s / c) for c > 0 without a division: with b = bitlen(s) - bitlen(c) the
+       quotient q satisfies 2**(b-1) <= q < 2**(b+1) (s >= c), so its bit length is b + 1 when
+       q >= 2**b, i.e. when s >> b >= c, and b otherwise. */
+    static inline int pcm_bitlen_div(uint64_t s, uint64_t c) {
+        int b;
+        if (s < c) return 0;
+        b = pcm_bitlen(s) - pcm_bitlen(c);
+        return (s >> b) >= c ? b + 1 : b;
     }
     static inline __attribute__((always_inline))
     void pcm_fixed_residual_body(const int64_t* x, int64_t* r, int n, int order) {
@@ -288,11 +369,12 @@ cdef extern from *:
         static PCM_AVX2 ret name##_avx2 params { return name##_body args; } \
         static ret name##_base params { return name##_body args; } \
         static ret name params { return pcm_avx2 ? name##_avx2 args : name##_base args; }
-    PCM_DISPATCH(void, pcm_autocorr10, (const double* x, int n, double* R), (x, n, R))
     PCM_DISPATCH(int, pcm_lpc_residual_d, (const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh), (xd, x, r, n, q, m, sh))
-    PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, uint64_t* S), (x, n, S))
+    PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, int sbits, uint64_t* S), (x, n, sbits, S))
+    PCM_DISPATCH(int, pcm_stereo_sums, (const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S), (L, R, n, sbits, S))
     PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
     PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
+    PCM_DISPATCH(void, pcm_or_diff, (const int64_t* x, int n, uint64_t* orv, uint64_t* diff), (x, n, orv, diff))
     PCM_DISPATCH(void, pcm_fixed_residual, (const int64_t* x, int64_t* r, int n, int order), (x, r, n, order))
     /* AVX2: four frames per step, the low bytes of the int64 samples gathered with byte
        shuffles (only whole steps whose vector store stays inside the output; the rest is left
@@ -358,6 +440,310 @@ cdef extern from *:
         return i;
     }
     #endif
+    /* Load one block of little-endian 24-bit mono or stereo frames into per-channel int64
+       (x0, x1): 8 (mono) or 4 (stereo) frames per step from two 16-byte loads that stay
+       inside the n frames; returns the number of frames done, the caller loads the rest. */
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #include <immintrin.h>
+    static PCM_AVX2 int pcm_load24_avx2(const uint8_t* p, int n, int ch, int64_t* x0, int64_t* x1) {
+        int i = 0;
+        if (ch == 1) {
+            const __m256i m = _mm256_setr_epi8(-1, 0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11,
+                                               -1, 0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11);
+            for (; 3 * (size_t)i + 28 <= 3 * (size_t)n; i += 8) {
+                __m128i lo = _mm_loadu_si128((const __m128i*)(p + 3 * (size_t)i));
+                __m128i hi = _mm_loadu_si128((const __m128i*)(p + 3 * (size_t)i + 12));
+                __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+                v = _mm256_srai_epi32(_mm256_shuffle_epi8(v, m), 8);
+                _mm256_storeu_si256((__m256i*)(x0 + i), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+                _mm256_storeu_si256((__m256i*)(x0 + i + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+            }
+        } else if (ch == 2) {
+            /* per 128-bit lane: two frames -> L, L', R, R' */
+            const __m256i m = _mm256_setr_epi8(-1, 0, 1, 2, -1, 6, 7, 8, -1, 3, 4, 5, -1, 9, 10, 11,
+                                               -1, 0, 1, 2, -1, 6, 7, 8, -1, 3, 4, 5, -1, 9, 10, 11);
+            for (; 6 * (size_t)i + 28 <= 6 * (size_t)n; i += 4) {
+                __m128i lo = _mm_loadu_si128((const __m128i*)(p + 6 * (size_t)i));
+                __m128i hi = _mm_loadu_si128((const __m128i*)(p + 6 * (size_t)i + 12));
+                __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+                v = _mm256_srai_epi32(_mm256_shuffle_epi8(v, m), 8);
+                v = _mm256_permute4x64_epi64(v, 0xD8);  /* L0 L1 L2 L3 R0 R1 R2 R3 */
+                _mm256_storeu_si256((__m256i*)(x0 + i), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+                _mm256_storeu_si256((__m256i*)(x1 + i), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+            }
+        }
+        return i;
+    }
+    /* pcm_autocorr10 for AVX2: the same 20 accumulators a[0..9] (even i) and b[0..9] (odd i)
+       fed the same products in the same order, so the same R; they are packed into five
+       vectors (a0-3, a4-7, a8 a9 b0 b1, b2-5, b6-9) instead of six. */
+    static inline __attribute__((always_inline)) PCM_AVX2 void pcm_window2_avx2(
+            const int64_t* x, const double* win, double* xd, double* xw, int i) {
+        __m128d v = _mm_cvtepi32_pd(_mm_shuffle_epi32(_mm_loadu_si128((const __m128i*)(x + i)), 0x08));
+        _mm_storeu_pd(xd + i, v);
+        _mm_storeu_pd(xw + i, _mm_mul_pd(v, _mm_loadu_pd(win + i)));
+    }
+    /* pcm_window then pcm_autocorr10 of xw, with the window worked out PCM_WIN_AHEAD samples
+       ahead of the products inside their loop (which waits on its add latency anyway). */
+    #define PCM_WIN_AHEAD 24
+    static PCM_AVX2 void pcm_autocorr10_avx2(const double* x, int n, double* R) { pcm_autocorr10_body(x, n, R); }
+    static PCM_AVX2 void pcm_window_autocorr10_avx2(const int64_t* xi64, int n, const double* win,
+                                                    double* xd, double* x, double* R) {
+        double a[10] = {0}, b[10] = {0};
+        int i, j, D = n < PCM_WIN_AHEAD ? n : PCM_WIN_AHEAD;
+        for (j = 0; j < D; j++) {
+            double v = (double)(int32_t)xi64[j];
+            xd[j] = v;
+            x[j] = v * win[j];
+        }
+        for (i = 0; i < n && i < 9; i++)
+            for (j = 0; j <= i; j++) a[9 - j] += x[i] * x[i - j];
+        if (i + 1 < n) {
+            __m256d A0 = _mm256_loadu_pd(a), A1 = _mm256_loadu_pd(a + 4),
+                    AB = _mm256_setr_pd(a[8], a[9], 0.0, 0.0),
+                    B1 = _mm256_setzero_pd(), B2 = _mm256_setzero_pd();
+            double t[4];
+            for (; i + 1 < n; i += 2) {
+                const double* p = x + i - 9;
+                const double* q = x + i - 8;
+                if (D + 2 <= n) {
+                    pcm_window2_avx2(xi64, win, xd, x, D);
+                    D += 2;
+                } else if (D < n) {
+                    double v = (double)(int32_t)xi64[D];
+                    xd[D] = v;
+                    x[D] = v * win[D];
+                    D++;
+                }
+                __m256d xi = _mm256_broadcast_sd(x + i), xk = _mm256_broadcast_sd(x + i + 1);
+                __m256d xik = _mm256_blend_pd(xi, xk, 0xC);
+                __m256d pq = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(p + 8)), _mm_loadu_pd(q), 1);
+                A0 = _mm256_add_pd(A0, _mm256_mul_pd(xi, _mm256_loadu_pd(p)));
+                A1 = _mm256_add_pd(A1, _mm256_mul_pd(xi, _mm256_loadu_pd(p + 4)));
+                AB = _mm256_add_pd(AB, _mm256_mul_pd(xik, pq));
+                B1 = _mm256_add_pd(B1, _mm256_mul_pd(xk, _mm256_loadu_pd(q + 2)));
+                B2 = _mm256_add_pd(B2, _mm256_mul_pd(xk, _mm256_loadu_pd(q + 6)));
+            }
+            _mm256_storeu_pd(a, A0);
+            _mm256_storeu_pd(a + 4, A1);
+            _mm256_storeu_pd(t, AB);
+            a[8] = t[0]; a[9] = t[1]; b[0] = t[2]; b[1] = t[3];
+            _mm256_storeu_pd(b + 2, B1);
+            _mm256_storeu_pd(b + 6, B2);
+        }
+        for (; D < n; D++) {
+            double v = (double)(int32_t)xi64[D];
+            xd[D] = v;
+            x[D] = v * win[D];
+        }
+        for (; i < n; i++) {
+            const double* p = x + i - 9;
+            for (j = 0; j < 10; j++) a[j] += x[i] * p[j];
+        }
+        for (j = 0; j < 10; j++) R[9 - j] = a[j] + b[j];
+    }
+    #endif
+    static void pcm_autocorr10_base(const double* x, int n, double* R) { pcm_autocorr10_body(x, n, R); }
+    static void pcm_autocorr10(const double* x, int n, double* R) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_avx2) { pcm_autocorr10_avx2(x, n, R); return; }
+    #endif
+        pcm_autocorr10_base(x, n, R);
+    }
+    /* xd = (double)x (x must fit in int32), xw = xd * win, and R = autocorrelation of xw */
+    static void pcm_window_autocorr10(const int64_t* x, int n, const double* win, double* xd,
+                                      double* xw, double* R) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_avx2) { pcm_window_autocorr10_avx2(x, n, win, xd, xw, R); return; }
+    #endif
+        pcm_window(x, n, win, xd, xw);
+        pcm_autocorr10_base(xw, n, R);
+    }
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #endif
+    /* Ask for the next block's input while this one is being encoded. */
+    static void pcm_prefetch(const uint8_t* p, size_t len) {
+        size_t off;
+        for (off = 0; off < len; off += 64) __builtin_prefetch(p + off, 0, 3);
+    }
+    /* De-interleave a block of n frames into channel c at x + c * cstride. */
+    static void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride) {
+        int c, i0 = 0, bps = bits / 8, align = ch * (bits / 8);
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && \
+        defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (pcm_avx2 && bits == 24 && !be && (ch == 1 || ch == 2))
+            i0 = pcm_load24_avx2(p, n, ch, x, x + cstride);
+    #endif
+        for (c = 0; c < ch; c++)
+            pcm_load(p + (size_t)i0 * align + c * bps, align, n - i0, bits, be, x + (size_t)c * cstride + i0);
+    }
+    /* Encoder bit writer: the low nb (< 8) bits of acc are pending, written (with zeros
+       above) at out[pos]; a put stores 8 bytes there and advances by whole bytes. */
+    typedef struct { uint8_t* out; size_t pos; uint64_t acc; int nb; } pcm_bw;
+    static inline __attribute__((always_inline)) void pcm_put(pcm_bw* w, uint64_t v, int k) {
+        w->acc |= v << w->nb;
+        w->nb += k;
+        pcm_st64(w->out + w->pos, w->acc);
+        w->pos += (size_t)(w->nb >> 3);
+        w->acc >>= (w->nb & ~7);
+        w->nb &= 7;
+    }
+    static inline __attribute__((always_inline)) void pcm_put_rice1(pcm_bw* w, uint64_t u, int k) {
+        uint64_t q = u >> k;
+        if (q + 1 + k <= 56) {
+            pcm_put(w, (((u & ((((uint64_t)1) << k) - 1)) << 1) | 1) << q, (int)(q + 1 + k));
+        } else {
+            while (q >= 56) { pcm_put(w, 0, 56); q -= 56; }
+            pcm_put(w, ((uint64_t)1) << q, (int)q + 1);
+            pcm_put(w, u & ((((uint64_t)1) << k) - 1), k);
+        }
+    }
+    /* Rice codes (parameter k) of zigzag(r[i]), i in [i, end): G consecutive codes (G from k,
+       so that a group usually fits) are joined into one put when together they are at most
+       56 bits long; the bitstream is the same as one put per code. */
+    #define PCM_ZZ(v) (((uint64_t)(v) << 1) ^ (uint64_t)((int64_t)(v) >> 63))
+    #define PCM_RC(j) uint64_t u##j = PCM_ZZ(r[i + j]), q##j = u##j >> k, \
+                      c##j = (((u##j & mk) << 1) | 1)
+    static inline __attribute__((always_inline))
+    void pcm_rice_codes_body(pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+        pcm_bw w = *bw;  /* in locals: stores through out could alias *bw */
+        const uint64_t mk = (((uint64_t)1) << k) - 1;
+        const uint64_t k1 = (uint64_t)k + 1;
+        if (k <= 10) {
+            for (; i + 4 <= end; i += 4) {
+                PCM_RC(0); PCM_RC(1); PCM_RC(2); PCM_RC(3);
+                uint64_t l0 = q0 + k1, l1 = q1 + k1, l2 = q2 + k1, l3 = q3 + k1;
+                if (((q0 | q1 | q2 | q3) < 64) & (l0 + l1 + l2 + l3 <= 56)) {
+                    uint64_t a = l0 + l1;
+                    pcm_put(&w, (c0 << q0) | (c1 << (q1 + l0)) | (c2 << (q2 + a)) | (c3 << (q3 + a + l2)),
+                            (int)(a + l2 + l3));
+                } else {
+                    pcm_put_rice1(&w, u0, k); pcm_put_rice1(&w, u1, k);
+                    pcm_put_rice1(&w, u2, k); pcm_put_rice1(&w, u3, k);
+                }
+            }
+        } else if (k <= 14) {
+            for (; i + 3 <= end; i += 3) {
+                PCM_RC(0); PCM_RC(1); PCM_RC(2);
+                uint64_t l0 = q0 + k1, l1 = q1 + k1, l2 = q2 + k1;
+                if (((q0 | q1 | q2) < 64) & (l0 + l1 + l2 <= 56)) {
+                    pcm_put(&w, (c0 << q0) | (c1 << (q1 + l0)) | (c2 << (q2 + l0 + l1)), (int)(l0 + l1 + l2));
+                } else {
+                    pcm_put_rice1(&w, u0, k); pcm_put_rice1(&w, u1, k); pcm_put_rice1(&w, u2, k);
+                }
+            }
+        } else if (k <= 26) {
+            for (; i + 2 <= end; i += 2) {
+                PCM_RC(0); PCM_RC(1);
+                uint64_t l0 = q0 + k1, l1 = q1 + k1;
+                if (((q0 | q1) < 64) & (l0 + l1 <= 56)) {
+                    pcm_put(&w, (c0 << q0) | (c1 << (q1 + l0)), (int)(l0 + l1));
+                } else {
+                    pcm_put_rice1(&w, u0, k); pcm_put_rice1(&w, u1, k);
+                }
+            }
+        }
+        for (; i < end; i++) pcm_put_rice1(&w, PCM_ZZ(r[i]), k);
+        *bw = w;
+    }
+    static void pcm_rice_codes_base(pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+        pcm_rice_codes_body(bw, r, i, end, k);
+    }
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static __attribute__((target("bmi,bmi2"))) void pcm_rice_codes_bmi2(
+            pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+        pcm_rice_codes_body(bw, r, i, end, k);
+    }
+    #endif
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    /* AVX2: the codes of the 4 zigzag residuals in u_ (every quotient below 64), joined in
+       pairs: lanes 0 and 2 of PC hold codes 0|1 and 2|3, of PL their lengths. */
+    #define PCM_PAIRS4(u_, PC, PL) do { \
+            __m256i q_ = _mm256_srl_epi64(u_, kc); \
+            __m256i c_ = _mm256_sllv_epi64(_mm256_or_si256(_mm256_slli_epi64(_mm256_and_si256(u_, mkv), 1), one), q_); \
+            __m256i l_ = _mm256_add_epi64(q_, k1v); \
+            PC = _mm256_or_si256(c_, _mm256_sllv_epi64(_mm256_shuffle_epi32(c_, 0x4E), l_)); \
+            PL = _mm256_add_epi64(l_, _mm256_shuffle_epi32(l_, 0x4E)); \
+        } while (0)
+    #define PCM_ZZ4(ptr) ({ __m256i rv_ = _mm256_loadu_si256((const __m256i*)(ptr)); \
+                            _mm256_xor_si256(_mm256_add_epi64(rv_, rv_), _mm256_cmpgt_epi64(zero, rv_)); })
+    /* Codes of 16 residuals at a time are worked out 4 per vector and joined in pairs; the
+       pairs are then written one put each (a pair longer than 56 bits: one code at a time;
+       16 residuals with a quotient of 64 or more: the scalar writer). */
+    static __attribute__((target("avx2,bmi,bmi2"))) void pcm_rice_codes_avx2(
+            pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+        const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi64x(1),
+                      mkv = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1)),
+                      k1v = _mm256_set1_epi64x(k + 1), c56 = _mm256_set1_epi64x(56);
+        const __m128i kc = _mm_cvtsi32_si128(k), kc6 = _mm_cvtsi32_si128(k + 6);
+        uint64_t pc[8] __attribute__((aligned(32))), pl[8] __attribute__((aligned(32)));
+        uint64_t qc[4] __attribute__((aligned(32))), ql[4] __attribute__((aligned(32)));
+        pcm_bw w = *bw;
+        int h, j;
+        for (; i + 16 <= end; i += 16) {
+            __m256i big = zero, cv[2], lv[2], u[4];
+            u[0] = PCM_ZZ4(r + i); u[1] = PCM_ZZ4(r + i + 4);
+            u[2] = PCM_ZZ4(r + i + 8); u[3] = PCM_ZZ4(r + i + 12);
+            __m256i uo = _mm256_srl_epi64(_mm256_or_si256(_mm256_or_si256(u[0], u[1]), _mm256_or_si256(u[2], u[3])), kc6);
+            if (__builtin_expect(!_mm256_testz_si256(uo, uo), 0)) {
+                pcm_rice_codes_body(&w, r, i, i + 16, k);
+                continue;
+            }
+            for (h = 0; h < 2; h++) {
+                __m256i ca, la, cb, lb;
+                PCM_PAIRS4(u[2 * h], ca, la);
+                PCM_PAIRS4(u[2 * h + 1], cb, lb);
+                cv[h] = _mm256_permute4x64_epi64(_mm256_unpacklo_epi64(ca, cb), 0xD8);
+                lv[h] = _mm256_permute4x64_epi64(_mm256_unpacklo_epi64(la, lb), 0xD8);
+                big = _mm256_or_si256(big, _mm256_cmpgt_epi64(lv[h], c56));
+                _mm256_store_si256((__m256i*)(pc + 4 * h), cv[h]);
+                _mm256_store_si256((__m256i*)(pl + 4 * h), lv[h]);
+            }
+            if (__builtin_expect(_mm256_testz_si256(big, big), 1)) {  /* every pair fits */
+                if (k <= 11) {  /* short codes: pairs of pairs, where they fit in 56 bits */
+                    __m256i qv[2], qlv[2];
+                    for (h = 0; h < 2; h++) {
+                        qv[h] = _mm256_or_si256(cv[h], _mm256_sllv_epi64(_mm256_shuffle_epi32(cv[h], 0x4E), lv[h]));
+                        qlv[h] = _mm256_add_epi64(lv[h], _mm256_shuffle_epi32(lv[h], 0x4E));
+                    }
+                    __m256i q4 = _mm256_permute4x64_epi64(_mm256_unpacklo_epi64(qv[0], qv[1]), 0xD8);
+                    __m256i l4 = _mm256_permute4x64_epi64(_mm256_unpacklo_epi64(qlv[0], qlv[1]), 0xD8);
+                    _mm256_store_si256((__m256i*)qc, q4);
+                    _mm256_store_si256((__m256i*)ql, l4);
+                    __m256i long4 = _mm256_cmpgt_epi64(l4, c56);
+                    if (_mm256_testz_si256(long4, long4)) {
+                        for (j = 0; j < 4; j++) pcm_put(&w, qc[j], (int)ql[j]);
+                    } else {
+                        for (j = 0; j < 4; j++) {
+                            if (ql[j] <= 56) pcm_put(&w, qc[j], (int)ql[j]);
+                            else { pcm_put(&w, pc[2 * j], (int)pl[2 * j]); pcm_put(&w, pc[2 * j + 1], (int)pl[2 * j + 1]); }
+                        }
+                    }
+                    continue;
+                }
+                for (j = 0; j < 8; j++) pcm_put(&w, pc[j], (int)pl[j]);
+                continue;
+            }
+            for (j = 0; j < 8; j++) {
+                if (pl[j] <= 56) {
+                    pcm_put(&w, pc[j], (int)pl[j]);
+                } else {
+                    pcm_put_rice1(&w, PCM_ZZ(r[i + 2 * j]), k);
+                    pcm_put_rice1(&w, PCM_ZZ(r[i + 2 * j + 1]), k);
+                }
+            }
+        }
+        *bw = w;
+        pcm_rice_codes_body(bw, r, i, end, k);
+    }
+    #endif
+    static void pcm_rice_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_avx2 && pcm_bmi2) { pcm_rice_codes_avx2(bw, r, i, end, k); return; }
+        if (pcm_bmi2) { pcm_rice_codes_bmi2(bw, r, i, end, k); return; }
+    #endif
+        pcm_rice_codes_base(bw, r, i, end, k);
+    }
     /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
        stores (a 24-bit frame is written with one 4- or 8-byte store whose extra bytes the next
        frame overwrites; the last frame is written byte by byte). Return -1 when not handled
@@ -817,9 +1203,13 @@ cdef extern from *:
     float pcm_u2f(uint32_t u) nogil
     void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) nogil
     void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) nogil
+    void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride) nogil
+    void pcm_prefetch(const uint8_t* p, size_t len) nogil
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
-    void pcm_fixed_sums32(const int64_t* x, int n, uint64_t* S) nogil
+    void pcm_window_autocorr10(const int64_t* x, int n, const double* win, double* xd, double* xw, double* R) nogil
+    void pcm_fixed_sums32(const int64_t* x, int n, int sbits, uint64_t* S) nogil
+    int pcm_stereo_sums(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) nogil
     void pcm_cpu_init()
     void pcm_set_features(int avx2, int bmi2)
     int pcm_avx2
@@ -829,7 +1219,15 @@ cdef extern from *:
     void pcm_window(const int64_t* x, int n, const double* win, double* xd, double* xw) nogil
     void pcm_zz_sums(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
     void pcm_fixed_residual(const int64_t* x, int64_t* r, int n, int order) nogil
+    void pcm_or_diff(const int64_t* x, int n, uint64_t* orv, uint64_t* diff) nogil
+    int pcm_bitlen_div(uint64_t s, uint64_t c) nogil
     void pcm_lpc_residual(const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
+    ctypedef struct pcm_bw:
+        uint8_t* out
+        size_t pos
+        uint64_t acc
+        int nb
+    void pcm_rice_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x,
                          int n, double scale, uint8_t* p, int stride, int be) nogil
@@ -907,18 +1305,6 @@ cdef inline uint64_t zz(int64_t r) noexcept nogil:
     return (<uint64_t>r << 1) ^ <uint64_t>(r >> 63)
 
 
-cdef inline void put_rice(Enc* e, uint64_t u, int k) noexcept nogil:
-    cdef uint64_t q = u >> k
-    if q + 1 + k <= 56:
-        put(e, (((u & mask(k)) << 1) | 1) << q, <int>(q + 1 + k))
-    else:
-        while q >= 56:
-            put(e, 0, 56)
-            q -= 56
-        put(e, (<uint64_t>1) << q, <int>q + 1)
-        put(e, u & mask(k), k)
-
-
 cdef inline bint ensure(Enc* e, size_t extra) noexcept nogil:
     cdef size_t need = e.pos + extra + PAD
     cdef size_t ncap
@@ -943,7 +1329,7 @@ cdef inline int choose_k(uint64_t s, int64_t cnt, uint64_t mx, int64_t* cost) no
     if cnt <= 0:
         cost[0] = 0
         return 0
-    k0 = pcm_bitlen(s // <uint64_t>cnt) - 1
+    k0 = pcm_bitlen_div(s, <uint64_t>cnt) - 1
     if k0 < 0:
         k0 = 0
     kmin = pcm_bitlen(mx) - 6  # keeps every quotient below 64
@@ -1002,72 +1388,57 @@ cdef int64_t rice_plan(const int64_t* r, int n, int order, int* p_out, uint8_t* 
 
 cdef void write_residual(Enc* e, const int64_t* r, int n, int order, int P,
                          const uint8_t* ks) noexcept nogil:
-    cdef int j, i, start, end, k, nparts = 1 << P, ps = n >> P
-    cdef Enc w  # the bit writer in locals: stores through e.out could alias *e
-    cdef uint64_t u, q
+    cdef int j, k, nparts = 1 << P, ps = n >> P
+    cdef pcm_bw w
     put(e, <uint64_t>P, 4)
     for j in range(nparts):
         k = ks[j]
         put(e, <uint64_t>k, 6)
-        start = order if j == 0 else j * ps
-        end = (j + 1) * ps
         w.out = e.out
         w.pos = e.pos
         w.acc = e.acc
         w.nb = e.nb
-        for i in range(start, end):
-            u = zz(r[i])
-            q = u >> k
-            if q + 1 + k <= 56:
-                put(&w, (((u & mask(k)) << 1) | 1) << q, <int>(q + 1 + k))
-            else:
-                put_rice(&w, u, k)
+        pcm_rice_codes(&w, r, order if j == 0 else j * ps, (j + 1) * ps, k)
         e.pos = w.pos
         e.acc = w.acc
         e.nb = w.nb
 
 
+cdef inline uint64_t best_fixed(const uint64_t* S, int* order) noexcept nogil:
+    """The smallest of the sums S[0..4] of the fixed predictors of orders 0..4, and its order
+    (the lowest order on ties)."""
+    cdef uint64_t b = S[0]
+    cdef int j, o = 0
+    for j in range(1, 5):
+        if S[j] < b:
+            b = S[j]
+            o = j
+    order[0] = o
+    return b
+
+
 cdef uint64_t fixed_sums(const int64_t* x, int n, int* order, int sbits) noexcept nogil:
     """Sum of zigzag residuals of the best fixed predictor (order 0..4) and that order; x holds
     sbits-bit signed values."""
-    cdef uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, b
     cdef uint64_t S[5]
     cdef int64_t d0, d1, d2, d3, d4
-    cdef int i, o = 0
+    cdef int i
     if sbits <= 26:
-        pcm_fixed_sums32(x, n, S)
-        s0 = S[0]
-        s1 = S[1]
-        s2 = S[2]
-        s3 = S[3]
-        s4 = S[4]
-        n = 0  # skips the 64-bit loop
+        pcm_fixed_sums32(x, n, sbits, S)
+        return best_fixed(S, order)
+    S[0] = S[1] = S[2] = S[3] = S[4] = 0
     for i in range(4, n):
         d0 = x[i]
         d1 = d0 - x[i - 1]
         d2 = d1 - (x[i - 1] - x[i - 2])
         d3 = d2 - (x[i - 1] - 2 * x[i - 2] + x[i - 3])
         d4 = d3 - (x[i - 1] - 3 * x[i - 2] + 3 * x[i - 3] - x[i - 4])
-        s0 += zz(d0)
-        s1 += zz(d1)
-        s2 += zz(d2)
-        s3 += zz(d3)
-        s4 += zz(d4)
-    b = s0
-    if s1 < b:
-        b = s1
-        o = 1
-    if s2 < b:
-        b = s2
-        o = 2
-    if s3 < b:
-        b = s3
-        o = 3
-    if s4 < b:
-        b = s4
-        o = 4
-    order[0] = o
-    return b
+        S[0] += zz(d0)
+        S[1] += zz(d1)
+        S[2] += zz(d2)
+        S[3] += zz(d3)
+        S[4] += zz(d4)
+    return best_fixed(S, order)
 
 
 cdef inline int64_t rice_estimate(uint64_t s, int64_t cnt) noexcept nogil:
@@ -1109,11 +1480,11 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
     win = e.win
     wsum2 = e.win_sum2
     if bits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
-        pcm_window(x, n, win, e.xd, xw)
+        pcm_window_autocorr10(x, n, win, e.xd, xw, R)
     else:
         for i in range(n):
             xw[i] = <double>x[i] * win[i]
-    pcm_autocorr10(xw, n, R)
+        pcm_autocorr10(xw, n, R)
     if R[0] <= 0.0:
         return 0
     R[0] *= 1.0 + 1e-9  # a little regularisation
@@ -1199,9 +1570,7 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo,
     cdef int save_nb
     if not ensure(e, <size_t>n * 16 + 1024):
         return
-    for i in range(n):
-        orv |= <uint64_t>x[i]
-        diff |= <uint64_t>(x[i] ^ v0)
+    pcm_or_diff(x, n, &orv, &diff)
     if diff == 0:
         put(e, 0, 8)
         put(e, <uint64_t>v0 & mask(sbits), sbits)
@@ -1400,13 +1769,14 @@ cdef void write_float_extras(Enc* e, const uint32_t* fbuf, int n, int stride, in
 cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int channels, bint be,
                     bint flt, int64_t* chbuf) noexcept nogil:
     cdef int64_t start
-    cdef int n, c, i, bpsamp = bits // 8, align = channels * (bits // 8), sbits, mode, E = 0
+    cdef int n, c, i, align = channels * (bits // 8), sbits, mode, E = 0
     cdef int fmode = 0
     cdef const uint8_t* p
     cdef int64_t* L
     cdef int64_t* R
     cdef int64_t l, r, sd
     cdef uint64_t sL, sR, sS, sM, best
+    cdef uint64_t fsums[20]
     cdef int64_t cL, cR, cS, cM, bestc
     cdef int oL, oR, oS, oM
     cdef int64_t* S
@@ -1418,8 +1788,10 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
         n = BLOCK if frames - start > BLOCK else <int>(frames - start)
         p = src + start * align
         if not flt:
-            for c in range(channels):
-                pcm_load(p + c * bpsamp, align, n, bits, be, chbuf + c * BLOCK)
+            pcm_load_block(p, n, bits, be, channels, chbuf, BLOCK)
+            if start + n < frames:
+                pcm_prefetch(p + <size_t>n * align, <size_t>(
+                    min(frames - start - n, <int64_t>BLOCK) * align))
         else:
             pcm_load_u32(p, n * channels, be, fbuf)
             fmode = float_scale(fbuf, <Py_ssize_t>n * channels, &E)
@@ -1443,15 +1815,21 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
         if channels == 2:
             L = chbuf
             R = chbuf + BLOCK
-            S = e.sbuf
-            for i in range(n):
-                S[i] = L[i] - R[i]
-                e.mbuf[i] = (L[i] + R[i]) >> 1
             # estimated bits of each candidate: Rice cost of its best fixed-predictor residual
-            cL = rice_estimate(fixed_sums(L, n, &oL, sbits), n - 4)
-            cR = rice_estimate(fixed_sums(R, n, &oR, sbits), n - 4)
-            cS = rice_estimate(fixed_sums(S, n, &oS, sbits + 1), n - 4)
-            cM = rice_estimate(fixed_sums(e.mbuf, n, &oM, sbits), n - 4)
+            if pcm_stereo_sums(L, R, n, sbits, fsums) == 0:
+                cL = rice_estimate(best_fixed(fsums, &oL), n - 4)
+                cR = rice_estimate(best_fixed(fsums + 5, &oR), n - 4)
+                cS = rice_estimate(best_fixed(fsums + 10, &oS), n - 4)
+                cM = rice_estimate(best_fixed(fsums + 15, &oM), n - 4)
+            else:
+                S = e.sbuf
+                for i in range(n):
+                    S[i] = L[i] - R[i]
+                    e.mbuf[i] = (L[i] + R[i]) >> 1
+                cL = rice_estimate(fixed_sums(L, n, &oL, sbits), n - 4)
+                cR = rice_estimate(fixed_sums(R, n, &oR, sbits), n - 4)
+                cS = rice_estimate(fixed_sums(S, n, &oS, sbits + 1), n - 4)
+                cM = rice_estimate(fixed_sums(e.mbuf, n, &oM, sbits), n - 4)
             mode = 0
             bestc = cL + cR
             if cL + cS < bestc:

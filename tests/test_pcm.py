@@ -246,6 +246,64 @@ def test_simd_clones_agree_on_music(bits, ch):
     assert all(o == outs[0] for o in outs)
 
 
+def _clone_payloads(data: bytes, bits: int, ch: int, be: bool, flt: bool = False) -> list[bytes]:
+    saved = _pcm._cpu_features()
+    outs = []
+    try:
+        for feats in [(False, False), (True, False), (False, True), (True, True)]:
+            _pcm._cpu_features(*feats)
+            p = _pcm.encode(data, bits, ch, be, flt)
+            assert _pcm.decode(p, len(data)) == data
+            outs.append(p)
+    finally:
+        _pcm._cpu_features(*saved)
+    return outs
+
+
+@pytest.mark.parametrize("ch", [1, 2])
+def test_simd_clones_agree_24bit_load_edges(ch):
+    """The vector loader of little-endian 24-bit mono/stereo hands over to the scalar one at
+    every offset: every frame count near a block start and end."""
+    rng = np.random.default_rng(ch)
+    for n in list(range(0, 70)) + list(range(4086, 4106)) + [8192 + 13]:
+        x = np.cumsum(rng.integers(-3000, 3001, size=(n, ch)), axis=0)
+        x = np.clip(x, -(1 << 23), (1 << 23) - 1)
+        outs = _clone_payloads(_ints(x, 24, False), 24, ch, False)
+        assert all(o == outs[0] for o in outs), n
+
+
+@FAST
+@given(st.integers(1, 2), st.integers(0, 9000), st.integers(0, 2 ** 32 - 1),
+       st.sampled_from([1, 8, 300, 20000, 1 << 22]), st.floats(0.0, 0.05))
+def test_hypothesis_24bit_clones_agree(ch, frames, seed, step, spikes):
+    """24-bit little-endian mono and stereo (the vector loader, fused stereo sums, windowed
+    autocorrelation and vector Rice writer): every clone writes the same bytes."""
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.integers(-step, step + 1, size=(frames, ch)), axis=0)
+    hit = rng.random(x.shape) < spikes
+    x[hit] = rng.integers(-(1 << 23), 1 << 23, size=int(hit.sum()))
+    x = np.clip(x, -(1 << 23), (1 << 23) - 1)
+    outs = _clone_payloads(_ints(x, 24, False), 24, ch, False)
+    assert all(o == outs[0] for o in outs)
+
+
+@pytest.mark.parametrize("bits", [8, 16, 24, 32])
+def test_simd_clones_agree_rice_edges(bits):
+    """Rice codes of every length: quiet partitions (small k, codes joined 2-4 per write) with
+    rare spikes (long quotients, codes that do not fit a joined write)."""
+    rng = np.random.default_rng(bits)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    for scale in (1, 4, 64, 1 << (bits // 2), 1 << (bits - 3)):
+        x = rng.integers(-scale, scale + 1, size=(3 * 4096 + 5, 2))
+        spikes = rng.random(x.shape) < rng.choice([0.0005, 0.01, 0.1])
+        x[spikes] = rng.integers(lo, hi + 1, size=int(spikes.sum()))
+        x = np.clip(x, lo, hi)
+        for ch in (1, 2):
+            d = _ints(x[:, :ch], bits, False)
+            outs = _clone_payloads(d, bits, ch, False)
+            assert all(o == outs[0] for o in outs), scale
+
+
 def test_verify():
     for bits, ch, be in [(16, 2, False), (24, 1, False), (24, 2, True), (8, 3, False)]:
         for n in (1, 4095, 4097, 9000):
