@@ -120,3 +120,93 @@ def test_invalid_params():
 def test_kernel_rejects_bad_ranges():
     with pytest.raises(ValueError):
         find_cuts(b"abc", 0, 10, True, SMALL)
+
+
+# The kernel scans in rounds of four adjacent segments (64 KiB rounds, then 256-byte ones, then
+# byte by byte): these parameters put segment, round and tier boundaries at known offsets.
+TINY = ChunkParams(40, 512, 2048)        # [40, 296) one small round, serial to 512; 6 rounds
+MID = ChunkParams(1000, 131072, 524288)  # [1000, 66536) one big round, 252 small, 24 serial
+KW = 16384
+
+
+def _background(params: ChunkParams) -> bytes:
+    """A constant fill in which no cut is found before max (so planted cuts are the first)."""
+    for v in range(256):
+        fill = bytes([v]) * (params.max + 100)
+        if reference_cuts(fill, params)[0] == params.max:
+            return fill
+    raise AssertionError("no quiet fill byte")
+
+
+def _plant(buf: bytearray, params: ChunkParams, t: int) -> None:
+    """Rewrite buf[t-2:t+1] so that the hash at t is below its threshold (h at t-3 is kept)."""
+    th_small, th_large = params.thresholds
+    th = th_small if t < params.avg else th_large
+    h = 0
+    for i in range(max(params.min, t - 66), t - 2):
+        h = ((h << 1) + GEAR[buf[i]]) & ((1 << 64) - 1)
+    g = np.frombuffer(bytes(GEAR), dtype=np.uint64)
+    base = np.uint64((h << 3) & ((1 << 64) - 1))
+    bc = (g[:, None] << np.uint64(1)) + g[None, :]
+    for a in range(256):
+        hit = np.flatnonzero(base + (g[a] << np.uint64(2)) + bc < np.uint64(th))
+        if len(hit):
+            b, c = divmod(int(hit[0]), 256)
+            buf[t - 2:t + 1] = bytes([a, b, c])
+            return
+    raise AssertionError("nothing to plant")
+
+
+def _planted_case(params: ChunkParams, hits: list[int], align: int = 1) -> None:
+    buf = bytearray(_background(params))
+    for t in hits:
+        _plant(buf, params, t)
+    expect = reference_cuts(bytes(buf), params, align)
+    if align == 1:
+        assert expect[0] == min(hits) + 1
+    assert find_cuts(buf, 0, len(buf), True, params, align)[0] == expect
+
+
+@pytest.mark.parametrize("t", [40 + 2, 40 + 63, 40 + 64, 40 + 127, 40 + 128, 40 + 191, 40 + 192,
+                               295, 296, 297, 511, 512, 513, 512 + 255, 512 + 256, 2047 - 256,
+                               2047])
+def test_cut_at_tiny_boundaries(t):
+    _planted_case(TINY, [t])
+    _planted_case(TINY, [t], align=6)
+
+
+@pytest.mark.parametrize("t", [1002, 1000 + KW - 1, 1000 + KW, 1000 + 2 * KW - 1, 1000 + 2 * KW,
+                               1000 + 3 * KW, 66535, 66536, 66536 + 63, 66536 + 64, 66536 + 256,
+                               131072 - 24, 131071, 131072, 131072 + KW - 1, 131072 + KW,
+                               131072 + 4 * KW - 1, 131072 + 4 * KW, 524287])
+def test_cut_at_mid_boundaries(t):
+    _planted_case(MID, [t])
+
+
+@pytest.mark.parametrize("hits", [[1000 + 100, 1000 + KW + 5], [1000 + KW + 900, 1000 + 3 * KW + 7],
+                                  [1000 + 3 * KW - 3, 1000 + 3 * KW + 2], [40 + 50, 40 + 64 + 3],
+                                  [131072 + 2 * KW + 70, 131072 + 3 * KW + 1]])
+def test_earlier_segment_hits_after_later_one(hits):
+    """A later segment hits first in scan order, yet the cut is the earlier segment's later hit."""
+    params = TINY if max(hits) < 2048 else MID
+    _planted_case(params, hits)
+
+
+@given(st.binary(max_size=12000), st.sampled_from([SMALL, TINY, ChunkParams(1, 128, 4096)]),
+       st.sampled_from([1, 4, 6]))
+def test_kernel_matches_reference_small_rounds(data, params, align):
+    lengths, stop = find_cuts(data, 0, len(data), True, params, align)
+    assert lengths == reference_cuts(data, params, align)
+    assert stop == len(data)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_kernel_matches_reference_big_rounds(seed):
+    rng = np.random.default_rng(seed)
+    parts = [rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes(), bytes(600000),
+             bytes(rng.integers(0, 4, 300000, dtype=np.uint8)), b"take" * 100000,
+             rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()]
+    data = b"".join(parts)
+    for align in (1, 6):
+        assert find_cuts(data, 0, len(data), True, MID, align)[0] == \
+            reference_cuts(data, MID, align)
