@@ -349,6 +349,7 @@ cdef extern from *:
        not depend on the machine. */
     static int pcm_avx2 = 0, pcm_bmi2 = 0, pcm_has_avx2 = 0, pcm_has_bmi2 = 0, pcm_has_fma = 0;
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #include <immintrin.h>
     #define PCM_AVX2 __attribute__((target("avx2")))
     static void pcm_cpu_init(void) {
         __builtin_cpu_init();
@@ -380,7 +381,6 @@ cdef extern from *:
        shuffles (only whole steps whose vector store stays inside the output; the rest is left
        to the scalar loop). Return the number of frames written. */
     #if defined(__GNUC__) && defined(__x86_64__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    #include <immintrin.h>
     #define PCM_HAVE_STORE_AVX2 1
     static __attribute__((target("avx2"))) int pcm_store_stereo_avx2(uint8_t* p, int n, int bits,
                                                                     const int64_t* L, const int64_t* R) {
@@ -444,7 +444,6 @@ cdef extern from *:
        (x0, x1): 8 (mono) or 4 (stereo) frames per step from two 16-byte loads that stay
        inside the n frames; returns the number of frames done, the caller loads the rest. */
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    #include <immintrin.h>
     static PCM_AVX2 int pcm_load24_avx2(const uint8_t* p, int n, int ch, int64_t* x0, int64_t* x1) {
         int i = 0;
         if (ch == 1) {
@@ -559,8 +558,6 @@ cdef extern from *:
         pcm_window(x, n, win, xd, xw);
         pcm_autocorr10_base(xw, n, R);
     }
-    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    #endif
     /* Ask for the next block's input while this one is being encoded. */
     static void pcm_prefetch(const uint8_t* p, size_t len) {
         size_t off;

@@ -232,17 +232,7 @@ def test_hypothesis_simd_clones_agree(inp):
 @pytest.mark.parametrize("bits,ch", [(16, 1), (16, 2), (24, 1), (24, 2), (32, 2)])
 def test_simd_clones_agree_on_music(bits, ch):
     x = quantize(music(1.0, ch, seed=bits * ch), bits)
-    d = _ints(x, bits, False)
-    saved = _pcm._cpu_features()
-    try:
-        outs = []
-        for feats in [(False, False), (True, False), (False, True), (True, True)]:
-            _pcm._cpu_features(*feats)
-            p = _pcm.encode(d, bits, ch, False, False)
-            assert _pcm.decode(p, len(d)) == d
-            outs.append(p)
-    finally:
-        _pcm._cpu_features(*saved)
+    outs = _clone_payloads(_ints(x, bits, False), bits, ch, False)
     assert all(o == outs[0] for o in outs)
 
 
