@@ -19,9 +19,8 @@ from . import codecs, hashing
 from .backend import LocalBackend, leftover_temps
 from .errors import DamageError, FormatError
 from .index import key_of
-from .packs import (BLOB_HEADER, BLOB_MAGIC, FOOTER_ENTRY, KIND_DATA, PACK_HEADER, TRAILER,
-                    BlobRef, blob_crc, check_pack_header, pack_object_name, read_footer,
-                    scan_blobs)
+from .packs import (FOOTER_ENTRY, KIND_DATA, PACK_HEADER, TRAILER, BlobRef, check_pack_header,
+                    pack_object_name, parse_blob, read_footer, scan_blobs)
 from .store import Store
 
 
@@ -333,33 +332,20 @@ class Checker:
         """Verify the blob the footer entry `ent` describes, at data[pos:pos + ent.size]."""
         # The CRC covers every stored byte, including bits a decoder never reads (padding at the
         # end of a Rice bitstream, where a flip still decodes to the right bytes) and the CRC
-        # field itself; decoding and hashing then prove the plain bytes. Checks and messages
-        # follow packs.parse_blob, in its order.
-        avail = min(ent.size, len(data) - pos)
-        if avail < BLOB_HEADER.size:
-            return "blob truncated"
-        magic, kind, codec, flags, plain_len, stored_len, bid, _crc = \
-            BLOB_HEADER.unpack_from(data, pos)
-        if magic != BLOB_MAGIC:
-            return "bad blob magic"
-        if flags != 0:
-            return "unknown blob flags"
-        if avail < BLOB_HEADER.size + stored_len:
-            return "blob truncated"
-        stored_crc, crc = blob_crc(data, pos, stored_len)
-        if crc != stored_crc:
-            return "blob checksum mismatch"
-        if bid != ent.id:
-            return "blob id differs from the index"
+        # field itself; decoding and hashing then prove the plain bytes.
+        try:
+            kind, codec, plain_len, _bid, stored = parse_blob(data, ent.id, True, pos,
+                                                              pos + ent.size)
+        except FormatError as e:
+            return str(e)
         if (kind, codec, plain_len) != (ent.kind, ent.codec, ent.plain_len):
             return "blob header differs from the pack footer"
-        stored = memoryview(data)[pos + BLOB_HEADER.size:pos + BLOB_HEADER.size + stored_len]
         try:
-            plain = stored if codec == codecs.RAW and stored_len == plain_len else \
+            plain = stored if codec == codecs.RAW and len(stored) == plain_len else \
                 codecs.decode(codec, stored, plain_len)
         except FormatError as e:
             return str(e)
-        if hashing.chunk_id(plain) == bid:
+        if hashing.chunk_id(plain) == ent.id:
             return None
         return "hash mismatch after decoding"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -77,22 +76,26 @@ def blob_header(kind: int, codec: int, plain_len: int, stored, blob_id: bytes) -
     return head + struct.pack("<I", crc)
 
 
-def parse_blob(raw, expect_id: bytes | None = None, check_crc: bool = True):
-    """Split a blob read from a pack into (kind, codec, plain_len, id, stored view).
+def parse_blob(raw, expect_id: bytes | None = None, check_crc: bool = True, pos: int = 0,
+               end: int | None = None):
+    """Split the blob at raw[pos:end] (a blob read from a pack, or one inside a larger read)
+    into (kind, codec, plain_len, id, stored view).
 
     Raises FormatError when the header or CRC does not hold.
     """
-    if len(raw) < BLOB_HEADER.size:
+    avail = (len(raw) if end is None else min(end, len(raw))) - pos
+    if avail < BLOB_HEADER.size:
         raise FormatError("blob truncated")
-    magic, kind, codec, flags, plain_len, stored_len, blob_id, crc = BLOB_HEADER.unpack_from(raw)
+    magic, kind, codec, flags, plain_len, stored_len, blob_id, crc = \
+        BLOB_HEADER.unpack_from(raw, pos)
     if magic != BLOB_MAGIC:
         raise FormatError("bad blob magic")
     if flags != 0:
         raise FormatError("unknown blob flags")
-    if len(raw) < BLOB_HEADER.size + stored_len:
+    if avail < BLOB_HEADER.size + stored_len:
         raise FormatError("blob truncated")
-    stored = memoryview(raw)[BLOB_HEADER.size:BLOB_HEADER.size + stored_len]
-    if check_crc and blob_crc(raw, 0, stored_len)[1] != crc:
+    stored = memoryview(raw)[pos + BLOB_HEADER.size:pos + BLOB_HEADER.size + stored_len]
+    if check_crc and blob_crc(raw, pos, stored_len)[1] != crc:
         raise FormatError("blob checksum mismatch")
     if expect_id is not None and blob_id != expect_id:
         raise FormatError("blob id differs from the index")

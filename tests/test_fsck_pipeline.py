@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from archivestore import Store, check, codecs, hashing
+from archivestore import Store, check, codecs, hashing, packs
 from archivestore.errors import FormatError
 from archivestore.packs import KIND_DATA, pack_object_name, parse_blob, read_footer
 
@@ -153,7 +153,7 @@ def test_same_verdicts_without_the_crc_extension_and_through_backend_get(damaged
         return (int.from_bytes(view[start + 48:start + 52], "little"),
                 zlib.crc32(view[start + 52:start + 52 + stored_len], zlib.crc32(view[start:start + 48])))
 
-    monkeypatch.setattr(check, "blob_crc", zlib_blob_crc)
+    monkeypatch.setattr(packs, "blob_crc", zlib_blob_crc)  # what parse_blob checks with
     assert _verdicts(damaged) == want
     monkeypatch.setattr(check, "LocalBackend", type("NotLocal", (), {}))  # every read via get()
     assert _verdicts(damaged) == want
