@@ -280,7 +280,7 @@ class Store:
             return cls._shared(backend, config, local, url)
         st = cls(local, config, local / "index", backend, url, fresh_index=fresh_index)
         if getattr(backend, "unlocked", True) and not fresh_index:
-            st.sync_index(only_if_empty=True)
+            st.catch_up()  # an encrypted one catches up once unlocked (cli.copies.unlock_store)
         return st
 
     def close(self) -> None:
