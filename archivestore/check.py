@@ -83,6 +83,9 @@ class Checker:
         t0 = time.monotonic()
         res = CheckResult()
         self._leftovers(res, repair)
+        for msg in self.store.index.check_table():
+            res.problems.append(Problem("damaged_index", f"{msg}; rebuild the index from the "
+                                        "packs with: archive fsck --rebuild-index"))
         # keyed by `key_of(id)`: the index knows only that much of a chunk's id (a pack that is
         # missing is known only from the index); `_trees` names the full ids from the manifests
         bad_chunks: dict[bytes, Problem] = {}
@@ -207,8 +210,8 @@ class Checker:
         return name, size, problems, 0, 0
 
     def _compare_index(self, name: str, entries, problems: list[Problem]) -> None:
-        for e in entries:
-            loc = self.store.index.lookup(e.id)
+        entries = list(entries)
+        for e, loc in zip(entries, self.store.index.lookup_many([e.id for e in entries])):
             if loc is None:
                 problems.append(Problem("unindexed_blob", "blob in pack is not in the index",
                                         pack=name, chunk=e.id.hex(), offset=e.offset))

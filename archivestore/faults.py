@@ -8,7 +8,8 @@ about to be appended to a pack), `pack_fsync` (a pack is complete, before fsync)
 `pack_publish` (fsync'd, before the rename into packs/), `index_commit` (pack renamed, before its
 index transaction), `index_txn` (inside that transaction, before it commits), `commit_index`
 (the pack holding the snapshot record is published, commit lock held, before it is indexed),
-`snapshot` (the commit lock is held, before the snapshot record is written).
+`snapshot` (the commit lock is held, before the snapshot record is written), `run_written` (a
+merged chunk-table run is renamed into place, before the index transaction naming it commits).
 When the variable is unset `hit` is a dictionary lookup and a return.
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _parse(spec: str) -> tuple[str, int, str] | None:
 
 _TARGET = _parse(_SPEC)
 POINTS = ("chunk", "pack_write", "pack_fsync", "pack_publish", "index_commit", "index_txn",
-          "commit_index", "snapshot")
+          "commit_index", "snapshot", "run_written")
 
 
 def hit(point: str) -> None:

@@ -6,10 +6,10 @@ section 5): deleting it loses nothing, `Store.rebuild_index` refills it from the
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import shutil
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -17,13 +17,16 @@ from typing import Iterable, Iterator
 import lmdb
 
 from . import faults, findindex
+from . import _runs
+from .chunktable import ENTRY, ChunkTable, StaleRuns
 from .errors import FormatError
 from .packs import BlobRef
 
-# 4: records keyed by the first KEY_LEN (24) bytes of the id, not all 32 (docs/FORMAT.md section
-# 5); 3: compact records in a DUPSORT|DUPFIXED `chunks` table, wide ones in `wide`; 2 kept every
+# 5: compact records in the chunk table (sorted run files + an LMDB delta, archivestore.chunktable)
+# instead of a B-tree; 4: records keyed by the first KEY_LEN (24) bytes of the id, not all 32
+# (docs/FORMAT.md section 5); 3: compact records in a DUPSORT|DUPFIXED `chunks` table, wide ones in `wide`; 2 kept every
 # record in a plain `chunks` table; 1 stored `<IIIIBB` for every chunk
-INDEX_FORMAT = b"4"
+INDEX_FORMAT = b"5"
 CHUNK_VALUE = struct.Struct("<IIIIBB")  # the wide chunk record, for fields the compact one can't hold
 # The compact chunk record: one 96-bit little-endian integer, low bits first:
 # pack number 23 | blob offset 25 | plain length - 1 22 | stored length - 1 22 | kind 2 | codec 2
@@ -33,14 +36,6 @@ COMPACT_LEN = 12
 # returns wrong bytes; two chunks sharing a key (n^2/2^193, 3e-44 at 20M chunks) would only make
 # ingest take the second for stored (docs/FORMAT.md section 5, docs/DESIGN.md).
 KEY_LEN = 24
-# `chunks` (format 4): key = the first PREFIX_LEN bytes of the id, each item (a DUPFIXED
-# duplicate) = the rest of the id's key (bytes PREFIX_LEN..KEY_LEN) + the compact record.
-# Measured at 5M chunks (format 3): 1 byte gives 256 sub-trees and 63.4 bytes per chunk; 2 bytes
-# gives 65,536 sub-trees of a few pages each and 88.8 (each sub-tree's own root page);
-# docs/DESIGN.md.
-PREFIX_LEN = 1
-REST_LEN = KEY_LEN - PREFIX_LEN
-ITEM_LEN = REST_LEN + COMPACT_LEN
 PACK_VALUE = struct.Struct("<16sQI")
 U32BE = struct.Struct(">I")
 U64 = struct.Struct("<Q")
@@ -169,8 +164,8 @@ class Index:
                     f"the index at {self.path} has format {fmt.decode('ascii', 'replace')}, "
                     f"this version uses {INDEX_FORMAT.decode()}; rebuild it from the packs "
                     f"with: archive fsck --rebuild-index")
-            # compact records; `wide` holds the records the compact layout can't (section 5)
-            self.chunks = self.env.open_db(b"chunks", dupsort=True, dupfixed=True)
+            # compact records live in the chunk table, `wide` holds those the compact layout
+            # can't (section 5)
             self.wide = self.env.open_db(b"wide")
             self.packs = self.env.open_db(b"packs")
             self.packnames = self.env.open_db(b"packnames")
@@ -187,6 +182,7 @@ class Index:
         #: True when this open created the index (it was missing or empty).
         self.created = fmt is None
         self._pack_names: dict[int, str] = {}
+        self.table = ChunkTable(self.path / "runs", self.meta)
 
     def close(self) -> None:
         self.env.close()
@@ -196,8 +192,33 @@ class Index:
         shutil.rmtree(path, ignore_errors=True)
 
     # -- writes ---------------------------------------------------------------------------
+    @contextmanager
     def _write(self):
-        return self.env.begin(write=True)
+        """A write transaction; the chunk table learns whether it committed."""
+        try:
+            with self.env.begin(write=True) as txn:
+                yield txn
+        except BaseException:
+            self.table.aborted()
+            raise
+        self.table.committed()
+
+    def _reading(self, fn):
+        """fn(read transaction), again with a new transaction if a merge deleted a run the
+        first one names (docs/FORMAT.md section 5.2)."""
+        for _attempt in range(3):
+            # buffers: values are read in place, not copied (the delta is up to 576 KiB); fn
+            # must not keep one past the transaction
+            with self.env.begin(buffers=True) as txn:
+                try:
+                    return fn(txn)
+                except StaleRuns:
+                    continue
+        raise self._missing_run()
+
+    def _missing_run(self) -> FormatError:
+        return FormatError(f"the index at {self.path} names a chunk run file that is missing; "
+                           f"rebuild it from the packs with: archive fsck --rebuild-index")
 
     def _grow_on_full(self, fn, *args) -> None:
         """Run a write; if the map is full, double map_size and run it once more."""
@@ -266,25 +287,28 @@ class Index:
         txn.put(U32BE.pack(num), PACK_VALUE.pack(raw, size, len(entries)), db=self.packs)
         txn.put(raw, U32BE.pack(num), db=self.packnames)
         new_chunks = new_bytes = 0
-        cur = txn.cursor(self.chunks)
-        find, item, put = cur.set_range_dup, cur.value, cur.put
+        keys = [bytes(e.id[:KEY_LEN]).ljust(KEY_LEN, b"\0") for e in entries]
+        found = self.table.find(txn, b"".join(keys))[0]
         wide = txn.cursor(self.wide)
-        for e in entries:
+        has_wide = txn.stat(self.wide)["entries"] > 0
+        new: dict[bytes, bytes] = {}
+        for e, key, hit in zip(entries, keys, found):
             # one record per id, the first pack indexed keeps it (a repoint moves it)
-            key = e.id[:KEY_LEN]
-            rest = key[PREFIX_LEN:]
-            if find(key[:PREFIX_LEN], rest) and item()[:REST_LEN] == rest:
+            if hit or key in new:
                 continue
             rec = pack_chunk(num, e.offset, e.plain_len, e.stored_len, e.kind, e.codec)
             if len(rec) == COMPACT_LEN:
-                if wide.set_key(key):
+                if has_wide and wide.set_key(key):
                     continue
-                put(key[:PREFIX_LEN], rest + rec)
+                new[key] = rec
             elif not wide.put(key, rec, overwrite=False):
                 continue
+            else:
+                has_wide = True
             if e.kind == 0:
                 new_chunks += 1
                 new_bytes += e.plain_len
+        self.table.put(txn, list(new.items()))
         self._bump(txn, chunks=new_chunks, bytes_unique=new_bytes, bytes_stored=size)
         if version is not None:
             self._put_version(txn, *version)
@@ -349,18 +373,18 @@ class Index:
             if num is None:
                 raise FormatError(f"pack {name} is not indexed")
             num = U32BE.unpack(num)[0]
-            cur = txn.cursor(self.chunks)
+            compact: dict[bytes, bytes] = {}
             for e in entries:
-                key = e.id[:KEY_LEN]
-                rest = key[PREFIX_LEN:]
-                if cur.set_range_dup(key[:PREFIX_LEN], rest) and cur.value()[:REST_LEN] == rest:
-                    cur.delete()  # this item only: the key's other items stay
-                txn.delete(key, db=self.wide)
+                key = bytes(e.id[:KEY_LEN])
                 rec = pack_chunk(num, e.offset, e.plain_len, e.stored_len, e.kind, e.codec)
+                # a `wide` record overrides the chunk table's (whose old record may stay)
+                txn.delete(key, db=self.wide)
                 if len(rec) == COMPACT_LEN:
-                    cur.put(key[:PREFIX_LEN], rest + rec)
+                    compact[key] = rec
                 else:
+                    compact.pop(key, None)
                     txn.put(key, rec, db=self.wide)
+            self.table.put(txn, list(compact.items()))
 
     def get_version(self, project: str, version: int) -> dict | None:
         with self.env.begin() as txn:
@@ -387,16 +411,37 @@ class Index:
             self._pack_names[num] = name
         return name
 
-    def _record_in(self, txn, cur, key: bytes):
-        """The chunk record (12 or 18 bytes) under the KEY_LEN-byte `key`, or None."""
-        rest = key[PREFIX_LEN:]
-        if cur.set_range_dup(key[:PREFIX_LEN], rest):
-            v = cur.value()
-            if v[:REST_LEN] == rest:
-                if len(v) != ITEM_LEN:
-                    raise _garbled(f"a {len(v)}-byte item")
-                return v[REST_LEN:]
-        return txn.get(key, db=self.wide)
+    def _records(self, txn, keys: bytes, stride: int) -> list:
+        """The chunk record (12 or 18 bytes) of each key in `keys` (`stride` bytes apart, each
+        by its first KEY_LEN bytes), or None. A `wide` record overrides the chunk table's (a
+        repoint to a wide record leaves the old one)."""
+        found, records = self.table.find(txn, keys, stride)
+        out = [records[12 * i:12 * i + 12] if f else None for i, f in enumerate(found)]
+        if txn.stat(self.wide)["entries"]:
+            for i in range(len(out)):
+                v = txn.get(keys[i * stride:i * stride + KEY_LEN], db=self.wide)
+                if v is not None:
+                    out[i] = v
+        return out
+
+    def lookup_many(self, ids: list[bytes]) -> list[Location | None]:
+        """`lookup` of many full 32-byte ids in one transaction and one table search."""
+        if not ids:
+            return []
+        if set(map(len, ids)) != {32}:
+            good = [c for c in ids if len(c) == 32]
+            answers = iter(self.lookup_many(good))
+            return [next(answers) if len(c) == 32 else None for c in ids]
+        joined = b"".join(ids)
+
+        def read(txn):
+            return [None if v is None else self._location(txn, v)
+                    for v in self._records(txn, joined, 32)]
+        return self._reading(read)
+
+    def _location(self, txn, rec) -> Location:
+        num, off, plain, stored, kind, codec = unpack_chunk(rec)
+        return Location(self._pack_name(txn, num), off, plain, stored, kind, codec)
 
     def lookup(self, chunk_id: bytes) -> Location | None:
         """Where the chunk of this full 32-byte id is (found by its key), or None."""
@@ -409,35 +454,31 @@ class Index:
         chunk, e.g. a chunk of a missing pack."""
         if len(key) != KEY_LEN:
             return None
-        with self.env.begin() as txn:
-            v = self._record_in(txn, txn.cursor(self.chunks), bytes(key))
-            if v is None:
-                return None
-            num, off, plain, stored, kind, codec = unpack_chunk(v)
-            return Location(self._pack_name(txn, num), off, plain, stored, kind, codec)
+
+        def read(txn):
+            v = self._records(txn, bytes(key), KEY_LEN)[0]
+            return None if v is None else self._location(txn, v)
+        return self._reading(read)
 
     def contains_many(self, ids: list[bytes]) -> list[bool]:
-        """Membership test in one read transaction, without decoding locations (ingest's dedup
-        check per chunk, fsck's per file)."""
-        # The B-tree walk is the cost, not Python (docs/DESIGN.md "The index at 20 million
-        # chunks"); the loop stays plain. Copying the 35-byte item beats slicing a buffer.
-        with self.env.begin() as txn:
-            cur = txn.cursor(self.chunks)
-            find, item = cur.set_range_dup, cur.value
-            get, wide = txn.get, self.wide
-            # `wide` is empty in a store of the default chunker and pack size: skip it then
-            has_wide = txn.stat(wide)["entries"] > 0
-            out = []
-            for cid in ids:
-                if len(cid) != 32:
-                    out.append(False)
-                    continue
-                rest = cid[PREFIX_LEN:KEY_LEN]
-                if find(cid[:PREFIX_LEN], rest) and item()[:REST_LEN] == rest:
-                    out.append(True)
-                else:
-                    out.append(has_wide and get(cid[:KEY_LEN], db=wide) is not None)
-            return out
+        """Membership test of many ids in one read transaction and one search of the chunk
+        table (GIL released), without decoding locations (ingest's dedup check, fsck's)."""
+        if not ids:
+            return []
+        if set(map(len, ids)) != {32}:  # ids that are not 32 bytes are never present
+            good = [c for c in ids if len(c) == 32]
+            answers = iter(self.contains_many(good))
+            return [len(c) == 32 and next(answers) for c in ids]
+        joined = b"".join(ids)
+
+        def read(txn):
+            found = self.table.find(txn, joined, 32)[0]
+            if txn.stat(self.wide)["entries"]:  # empty with the default chunker and packs
+                get, wide = txn.get, self.wide
+                return [bool(f) or get(c[:KEY_LEN], db=wide) is not None
+                        for f, c in zip(found, ids)]
+            return list(map(bool, found))
+        return self._reading(read)
 
     def has_snapshot(self, snap_id: bytes) -> bool:
         with self.env.begin() as txn:
@@ -454,22 +495,48 @@ class Index:
                 raw, size, count = PACK_VALUE.unpack(v)
                 yield raw.hex(), size, count
 
-    def _iter_compact(self, txn) -> Iterator[tuple[bytes, bytes]]:
-        for k, v in txn.cursor(self.chunks):
-            if len(k) != PREFIX_LEN or len(v) != ITEM_LEN:
-                raise _garbled(f"a {len(k)}-byte key, a {len(v)}-byte item")
-            yield k + v[:REST_LEN], v[REST_LEN:]
-
     def iter_chunks(self) -> Iterator[tuple[bytes, Location]]:
         """Every (key, location), in id order. The key is the id's first KEY_LEN bytes (the
         index keeps no more): compare with `key_of(id)`, name the full id where a pack footer
         or a manifest gives it."""
-        with self.env.begin() as txn:
-            records = heapq.merge(self._iter_compact(txn), txn.cursor(self.wide),
-                                  key=lambda kv: kv[0])
-            for k, v in records:
-                num, off, plain, stored, kind, codec = unpack_chunk(v)
-                yield k, Location(self._pack_name(txn, num), off, plain, stored, kind, codec)
+        txn = compact = None
+        for _attempt in range(3):
+            txn = self.env.begin()
+            try:
+                compact = self.table.iterate(txn)
+                break
+            except StaleRuns:  # a merge replaced a run since this transaction began
+                txn.abort()
+        if compact is None:
+            raise self._missing_run()
+        try:
+            wide = iter(txn.cursor(self.wide))
+            w = next(wide, None)
+            for k, v in compact:
+                while w is not None and w[0] < k:
+                    yield self._located(txn, *w)
+                    w = next(wide, None)
+                if w is not None and w[0] == k:  # a wide record overrides the table's
+                    continue
+                yield self._located(txn, k, v)
+            while w is not None:
+                yield self._located(txn, *w)
+                w = next(wide, None)
+        finally:
+            txn.abort()
+
+    def check_table(self) -> list[str]:
+        """What is wrong with the chunk table's files and delta (fsck reads every byte)."""
+        def read(txn):
+            problems = [p for r in self.table.runs(txn) if (p := r.verify())]
+            delta = self.table.delta(txn)
+            if _runs.check(delta, len(delta) // ENTRY, None, 0) != -1:
+                problems.append("the delta is out of key order")
+            return problems
+        return self._reading(read)
+
+    def _located(self, txn, key: bytes, rec: bytes) -> tuple[bytes, Location]:
+        return bytes(key), self._location(txn, rec)
 
     def list_projects(self) -> list[str]:
         seen: list[str] = []

@@ -171,22 +171,28 @@ def main() -> None:
     add_versions(store, a.projects, a.versions, a.files)
     store.index.env.sync(True)
     data = d / "index" / "data.mdb"
-    size = data.stat().st_blocks * 512
+    runs_bytes = store.index.table.file_bytes()
+    size = data.stat().st_blocks * 512 + runs_bytes
     env = store.index.env
     ix = store.index
-    tables = {"chunks": ix.chunks, "wide": ix.wide, "packs": ix.packs, "packnames": ix.packnames,
+    tables = {"wide": ix.wide, "packs": ix.packs, "packnames": ix.packnames,
               "versions": ix.versions, "snapids": ix.snapids, "meta": ix.meta, "files": ix.files,
               "find_names": ix.find_names, "find_text": ix.find_text, "find_out": ix.find_out}
     with env.begin() as txn:
-        st = txn.stat(ix.chunks)
+        psize = txn.stat(ix.meta)["psize"]
         per_table = {name: sum(txn.stat(db)[k] for k in ("branch_pages", "leaf_pages",
-                                                         "overflow_pages")) * st["psize"]
+                                                         "overflow_pages")) * psize
                      for name, db in tables.items()}
+        runs = ix.table.run_list(txn)
+        delta = len(ix.table.delta(txn)) // 36
+    per_table["chunk runs (files)"] = runs_bytes
     live = sum(per_table.values())
-    out = {"chunks": a.chunks, "packs_per_txn": a.packs_per_txn, "index_bytes": size, "bytes_per_chunk": round(size / a.chunks, 1),
-           # pages the B-trees use (the rest of the file is LMDB's free list, reused by later writes)
+    out = {"chunks": a.chunks, "packs_per_txn": a.packs_per_txn, "index_bytes": size,
+           "bytes_per_chunk": round(size / a.chunks, 1),
+           # data.mdb's used pages plus the run files (the rest of data.mdb is LMDB's free list)
            "live_bytes_per_chunk": round(live / a.chunks, 1),
-           "chunks_tree_bytes_per_chunk": round((st["branch_pages"] + st["leaf_pages"]) * st["psize"] / a.chunks, 1),
+           "chunk_table_bytes_per_chunk": round(runs_bytes / a.chunks, 1),
+           "chunk_runs": [n for _g, n in runs], "chunk_delta": delta,
            "table_bytes_per_chunk": {k: round(v / a.chunks, 2) for k, v in per_table.items()},
            "insert_per_s": round(a.chunks / t_fill), "insert_seconds": round(t_fill, 1)}
     # read from a cold-ish page cache state is not forced: the index file fits in RAM here

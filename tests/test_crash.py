@@ -24,6 +24,11 @@ from .conftest import make_tracks, run_cli, run_json
 from .faultlib import (cli_subprocess, fsck, make_session, make_store, restore_equals, versions)
 
 
+# The v2 ingests run with a 4-entry chunk-table delta: their index commits merge runs, so a
+# kill can land in a merge too (`run_written`: the new run renamed, its transaction not committed).
+MERGES = {"ARCHIVESTORE_DELTA_MAX": "4"}
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """v1 committed in a small-chunk store; the v2 source; a clean reference ingest of v2."""
@@ -41,16 +46,17 @@ def base(tmp_path_factory):
     shutil.copytree(store, ref_store)
     t0 = time.monotonic()
     ref = json.loads(cli_subprocess("ingest", src2, "--store", ref_store, "--project", "Song",
-                                    "--json", "-q").stdout)
+                                    "--json", "-q", env=MERGES).stdout)
     duration = time.monotonic() - t0
     with Store.open(ref_store) as st:
         ref_stats = st.stats()
+        merges = st.index.counter("chunkgen") - 1  # run generations start at 1
     packs = ref_stats["packs"] - base_stats["packs"]
     # how often each fault point is passed during the v2 ingest
     hits = {"chunk": ref["chunks"], "pack_write": ref["chunks_new"] + 2, "pack_fsync": packs,
             "pack_publish": packs, "index_commit": packs, "index_txn": packs,
-            "commit_index": 1, "snapshot": 1}
-    assert packs >= 5 and ref["chunks"] >= 100, (packs, ref)
+            "commit_index": 1, "snapshot": 1, "run_written": merges}
+    assert packs >= 5 and ref["chunks"] >= 100 and merges >= 2, (packs, ref, merges)
     return {"dir": d, "src1": src1, "src2": src2, "store": store, "ref": ref, "hits": hits,
             "base_stats": base_stats, "duration": duration}
 
@@ -74,6 +80,7 @@ def _trial(base: dict, tmp: Path, seed: int, mode: str) -> dict:
     if mode == "timed":
         env = dict(__import__("os").environ, PYTHONPATH=str(Path(__file__).parent.parent))
         env.pop("ARCHIVESTORE_FAULT", None)
+        env.update(MERGES)
         p = subprocess.Popen([sys.executable, "-m", "archivestore", *map(str, args)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 0.9) * base["duration"])  # startup is ~0.3 of it
@@ -83,7 +90,7 @@ def _trial(base: dict, tmp: Path, seed: int, mode: str) -> dict:
     else:
         n = rng.randint(1, base["hits"][mode])
         fault = f"{mode}:{n}"
-        rc = cli_subprocess(*args, env={"ARCHIVESTORE_FAULT": fault}).returncode
+        rc = cli_subprocess(*args, env={"ARCHIVESTORE_FAULT": fault, **MERGES}).returncode
     killed = rc == -signal.SIGKILL
     assert killed or rc == 0, (fault, rc)
 

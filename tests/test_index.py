@@ -1,6 +1,7 @@
-"""The index's chunk records (format 4): compact and wide layouts, the DUPFIXED `chunks` table
-and the `wide` one, keyed by the first 24 bytes of the id, lookups through the Index API, bulk
-loads split into bounded transactions, and refusal of an index of another format."""
+"""The index's chunk records (format 5): compact and wide layouts, the chunk table (runs and
+delta, archivestore.chunktable; its own tests are tests/test_chunktable.py) and the `wide` table,
+keyed by the first 24 bytes of the id, lookups through the Index API, bulk loads split into
+bounded transactions, and refusal of an index of another format."""
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from archivestore import Store
 from archivestore import index as index_mod
 from archivestore.errors import DamageError, FormatError
-from archivestore.index import (CHUNK_VALUE, COMPACT_LEN, INDEX_FORMAT, ITEM_LEN, KEY_LEN, Index,
+from archivestore.index import (CHUNK_VALUE, COMPACT_LEN, INDEX_FORMAT, KEY_LEN, Index,
                                 Location, key_of, pack_chunk, unpack_chunk)
 from archivestore.packs import BlobRef, pack_object_name, read_footer
 
@@ -84,13 +85,11 @@ def test_index_round_trip_compact_and_wide(tmp_path):
     assert idx.counter("chunks") == 3
     assert idx.counter("bytes_unique") == (1 << 20) + 100 + (5 << 20)
     with idx.env.begin() as txn:
-        compact = list(txn.cursor(idx.chunks))
+        compact = list(idx.table.iterate(txn))
         wide = list(txn.cursor(idx.wide))
-    # compact records: key = the id's first byte, item = its bytes 1..23 + the record
-    assert sorted(compact) == sorted((i[:1], i[1:24] + pack_chunk(0, r.offset, r.plain_len,
-                                                                   r.stored_len, r.kind, r.codec))
-                                     for i, r in zip(ids[:2], refs[:2]))
-    assert {len(v) for _k, v in compact} == {ITEM_LEN} and ITEM_LEN == 35
+    # compact records in the chunk table: the id's first 24 bytes → the 12-byte record
+    assert compact == sorted((i[:24], pack_chunk(0, r.offset, r.plain_len, r.stored_len, r.kind,
+                                                 r.codec)) for i, r in zip(ids[:2], refs[:2]))
     assert sorted(wide) == sorted((r.id[:24], CHUNK_VALUE.pack(0, r.offset, r.plain_len, r.stored_len,
                                                           r.kind, r.codec)) for r in refs[2:])
     # a second pack holding the same id does not move it; a repoint does (wide → compact)
@@ -105,7 +104,9 @@ def test_index_round_trip_compact_and_wide(tmp_path):
     idx.repoint(other, [BlobRef(ids[0], 1 << 26, 100, 90, 0, 2)])
     assert idx.lookup(ids[0]) == Location(other, 1 << 26, 100, 90, 0, 2)
     with idx.env.begin() as txn:
-        assert txn.stat(idx.chunks)["entries"] == 2 and txn.stat(idx.wide)["entries"] == 3
+        # ids[0]'s old compact record stays in the table, overridden by its wide one
+        assert [k for k, _r in idx.table.iterate(txn)] == sorted(i[:24] for i in ids[:3])
+        assert txn.stat(idx.wide)["entries"] == 3
     assert sorted(k for k, _ in idx.iter_chunks()) == sorted(i[:24] for i in ids[:5])
     assert idx.counter("chunks") == 3
     idx.close()
@@ -175,27 +176,34 @@ def test_bulk_load_splits_transactions_and_loses_nothing(tmp_path, monkeypatch):
 
 
 def _make_old_format(store: Path, fmt: bytes) -> None:
-    """Turn a store's index into what an older format wrote, keyed by the full 32-byte ids (from
-    the pack footers): a plain `chunks` table (no `wide`) of id → record, 18-byte records in
-    format 1, 12 or 18 bytes in format 2; in format 3 the layout of format 4 with 31 id bytes
-    in each item and 32-byte `wide` keys."""
+    """Turn a store's index into what an older format wrote: a DUPSORT|DUPFIXED `chunks` table
+    (key = the id's first byte, items = its bytes 1..23 + the compact record) and `wide` in
+    format 4; keyed by the full 32-byte ids (from the pack footers) in formats 1–3: a plain
+    `chunks` table (no `wide`) of id → record, 18-byte records in format 1, 12 or 18 bytes in
+    format 2; in format 3 the layout of format 4 with 31 id bytes in each item and 32-byte
+    `wide` keys."""
     with Store.open(store) as st:
         full = {e.id[:24]: e.id for name, size in st.list_pack_files()
                 for e in read_footer(st.backend, pack_object_name(name), size)}
     idx = Index(store / "index")
     with idx.env.begin(write=True) as txn:
-        records = [(full[k + v[:23]], v[23:]) for k, v in txn.cursor(idx.chunks)]
+        records = [(full[k], v) for k, v in idx.table.iterate(txn)]
         records += [(full[bytes(k)], v) for k, v in txn.cursor(idx.wide)]
-        txn.drop(idx.chunks, delete=True)
+        for key in (b"chunkdelta", b"chunkruns", b"chunkgen"):
+            txn.delete(key, db=idx.meta)
         txn.drop(idx.wide, delete=True)
-    if fmt == b"3":
+    for run in (store / "index" / "runs").glob("*.run"):
+        run.unlink()
+    if fmt in (b"3", b"4"):
         chunks = idx.env.open_db(b"chunks", dupsort=True, dupfixed=True)
         wide = idx.env.open_db(b"wide")
     else:
         chunks = wide = idx.env.open_db(b"chunks")
     with idx.env.begin(write=True) as txn:
         for k, v in records:
-            if fmt == b"3" and len(v) == COMPACT_LEN:
+            if fmt == b"4":
+                k = k[:24]
+            if fmt in (b"3", b"4") and len(v) == COMPACT_LEN:
                 txn.put(k[:1], k[1:] + v, db=chunks)
             else:
                 txn.put(k, CHUNK_VALUE.pack(*unpack_chunk(v)) if fmt == b"1" else v, db=wide)
@@ -203,7 +211,7 @@ def _make_old_format(store: Path, fmt: bytes) -> None:
     idx.close()
 
 
-@pytest.mark.parametrize("old", [b"1", b"2", b"3"])
+@pytest.mark.parametrize("old", [b"1", b"2", b"3", b"4"])
 def test_old_format_index_is_refused_then_rebuilt(tmp_path, session, old):
     store = tmp_path / "store"
     run_cli("init", "--store", store)
@@ -212,9 +220,9 @@ def test_old_format_index_is_refused_then_rebuilt(tmp_path, session, old):
     before = (store / "index" / "data.mdb").read_bytes()
     with pytest.raises(FormatError) as e:
         Index(store / "index")
-    assert INDEX_FORMAT == b"4"
+    assert INDEX_FORMAT == b"5"
     assert str(e.value) == (f"the index at {store / 'index'} has format {old.decode()}, this "
-                            f"version uses 4; rebuild it from the packs with: archive "
+                            f"version uses 5; rebuild it from the packs with: archive "
                             f"fsck --rebuild-index")
     for args in (("stats",), ("versions", "Paper Boats"),
                  ("restore", "Paper Boats", "--to", tmp_path / "x")):
@@ -227,7 +235,7 @@ def test_old_format_index_is_refused_then_rebuilt(tmp_path, session, old):
     with Store.open(store) as st:
         assert st.index.get_meta(b"format") == INDEX_FORMAT
         with st.index.env.begin() as txn:
-            assert {len(v) for _k, v in txn.cursor(st.index.chunks)} == {ITEM_LEN}
+            assert {len(v) for _k, v in st.index.table.iterate(txn)} == {COMPACT_LEN}
             assert txn.stat(st.index.wide)["entries"] == 0
     run_cli("restore", "Paper Boats", "--to", tmp_path / "out", "--store", store)
     assert_same_tree(session, tmp_path / "out")
@@ -253,14 +261,15 @@ def test_an_id_sharing_a_key_never_reads_the_other_chunk(tmp_path, session):
             st.read_blob(twin)
 
 
-def test_garbled_compact_item_is_a_format_error(tmp_path):
+def test_garbled_delta_is_a_format_error(tmp_path):
     idx = Index(tmp_path / "index")
     cid = bytes([5]) + os.urandom(31)
-    with idx.env.begin(write=True) as txn:  # a 41-byte item: 23 id bytes + 18, not 35
-        txn.put(cid[:1], cid[1:24] + CHUNK_VALUE.pack(0, 16, 100, 90, 0, 1), db=idx.chunks)
-    idx.add_pack(os.urandom(16).hex(), 1 << 20, [])
-    with pytest.raises(FormatError, match="garbled chunk record .*rebuild-index"):
+    with idx.env.begin(write=True) as txn:  # a 41-byte entry: 23 id bytes + 18, not 36
+        txn.put(b"chunkdelta", cid[:23] + CHUNK_VALUE.pack(0, 16, 100, 90, 0, 1), db=idx.meta)
+    with pytest.raises(FormatError, match="chunk table is damaged .*rebuild-index"):
         idx.lookup(cid)
-    with pytest.raises(FormatError, match="garbled chunk record .*rebuild-index"):
+    with pytest.raises(FormatError, match="chunk table is damaged .*rebuild-index"):
         list(idx.iter_chunks())
+    with pytest.raises(FormatError, match="chunk table is damaged .*rebuild-index"):
+        idx.add_pack(os.urandom(16).hex(), 1 << 20, [BlobRef(cid, 16, 100, 90, 0, 1)])
     idx.close()

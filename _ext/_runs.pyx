@@ -1,0 +1,287 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Sorted tables of chunk entries: batched exact lookups, k-way merges and checks, GIL released.
+
+An entry is 36 bytes: a 24-byte key (compared as unsigned big-endian bytes) and a 12-byte
+record. A *table* is an array of entries in strictly increasing key order. It may have a
+*fence*: for `bits` = b, fence[i] (u32 little-endian) is the index of the first entry whose
+key's top b bits are >= i, for i in 0 … 2^b, so fence[2^b] = n. A lookup then searches only
+the entries of its key's bucket (docs/FORMAT.md section 5.2).
+
+Tables are given newest first: where several hold a key, the first one's record is the key's
+record (a newer table overrides an older one).
+"""
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from libc.string cimport memcmp, memcpy
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+
+    static inline uint64_t rt_top(const uint8_t* k) {
+        uint64_t v;
+        memcpy(&v, k, 8);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        v = __builtin_bswap64(v);
+    #endif
+        return v;
+    }
+
+    static inline uint32_t rt_le32(const uint8_t* p) {
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    }
+
+    /* -1, 0, 1 as a < b, a == b, a > b, for 24-byte keys. */
+    static inline int rt_cmp(const uint8_t* a, const uint8_t* b) {
+        uint64_t x = rt_top(a), y = rt_top(b);
+        if (x != y) return x < y ? -1 : 1;
+        int c = memcmp(a + 8, b + 8, 16);
+        return (c > 0) - (c < 0);
+    }
+
+    /* Index of `key` among entries [lo, hi) of a sorted table, or -1. */
+    static inline int64_t rt_search(const uint8_t* e, uint64_t lo, uint64_t hi,
+                                    const uint8_t* key) {
+        uint64_t kt = rt_top(key);
+        while (lo < hi) {
+            uint64_t mid = lo + ((hi - lo) >> 1);
+            const uint8_t* m = e + mid * 36;
+            uint64_t mt = rt_top(m);
+            int c = mt < kt ? -1 : mt > kt ? 1 : memcmp(m + 8, key + 8, 16);
+            if (c < 0) lo = mid + 1;
+            else if (c > 0) hi = mid;
+            else return (int64_t)mid;
+        }
+        return -1;
+    }
+    """
+    uint64_t rt_top(const uint8_t* k) nogil
+    uint32_t rt_le32(const uint8_t* p) nogil
+    int rt_cmp(const uint8_t* a, const uint8_t* b) nogil
+    int64_t rt_search(const uint8_t* e, uint64_t lo, uint64_t hi, const uint8_t* key) nogil
+
+cdef enum:
+    KEY = 24
+    REC = 12
+    ENTRY = 36
+    MAX_TABLES = 64
+
+KEY_LEN = KEY
+RECORD_LEN = REC
+ENTRY_LEN = ENTRY
+
+
+cdef struct Table:
+    const uint8_t* e
+    uint64_t n
+    const uint8_t* fence   # NULL: search all n entries
+    int bits
+
+
+cdef list _tables(list tables, Table* out):
+    """Fill `out` from (entries, n, fence or None, bits) tuples; returns the buffers to keep alive."""
+    cdef const uint8_t[::1] ev
+    cdef const uint8_t[::1] fv
+    cdef Py_ssize_t t
+    keep = []
+    if len(tables) > MAX_TABLES:
+        raise ValueError(f"at most {MAX_TABLES} tables")
+    for t in range(len(tables)):
+        entries, n, fence, bits = tables[t]
+        if n < 0 or not 0 <= bits <= 31:
+            raise ValueError("bad table")
+        out[t].n = n
+        out[t].bits = bits
+        out[t].e = NULL
+        out[t].fence = NULL
+        if n:
+            ev = entries
+            if <uint64_t>ev.shape[0] < <uint64_t>n * ENTRY:
+                raise ValueError("table shorter than its entries")
+            out[t].e = &ev[0]
+            keep.append(ev)
+        if fence is not None:
+            fv = fence
+            if <uint64_t>fv.shape[0] < ((<uint64_t>1 << bits) + 1) * 4:
+                raise ValueError("fence shorter than its buckets")
+            out[t].fence = &fv[0]
+            keep.append(fv)
+    return keep
+
+
+cdef inline int64_t table_find(const Table* t, const uint8_t* key) noexcept nogil:
+    cdef uint64_t lo = 0, hi = t.n, b
+    if t.n == 0:
+        return -1
+    if t.fence != NULL:
+        b = rt_top(key) >> (64 - t.bits) if t.bits else 0
+        lo = rt_le32(t.fence + 4 * b)
+        hi = rt_le32(t.fence + 4 * (b + 1))
+        # a damaged fence must not read outside the table (`check` reports it)
+        if hi > t.n:
+            hi = t.n
+        if lo > hi:
+            lo = hi
+    return rt_search(t.e, lo, hi, key)
+
+
+cdef int _acquire(object obj, Py_buffer* view, uint64_t need, const uint8_t** out) except -1:
+    """A read-only simple buffer of at least `need` bytes (released by the caller)."""
+    PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
+    if <uint64_t>view.len < need:
+        PyBuffer_Release(view)
+        raise ValueError("buffer shorter than its entries or buckets")
+    out[0] = <const uint8_t*>view.buf
+    return 0
+
+
+def find(keys, list tables, uint8_t[::1] found, uint8_t[::1] records, Py_ssize_t stride=KEY):
+    """For each key in `keys` (n keys `stride` bytes apart, each taken by its first 24 bytes:
+    full 32-byte ids joined work as they are): found[i] = 1 + the index of the first table
+    holding it, or 0 when none does; records[12 i : 12 i + 12] = its record from that table
+    (left as it was when not found). Tables are (entries, n, fence or None, bits). Returns the
+    number found."""
+    cdef Py_buffer views[2 * MAX_TABLES + 1]
+    cdef int held = 0
+    cdef Table tab[MAX_TABLES]
+    cdef const uint8_t* kp
+    cdef Py_ssize_t n, i, hits = 0
+    cdef int t, nt = len(tables)
+    cdef int64_t pos
+    cdef uint64_t tn
+    cdef int bits
+    if nt > MAX_TABLES:
+        raise ValueError(f"at most {MAX_TABLES} tables")
+    try:
+        _acquire(keys, &views[0], 0, &kp)
+        held = 1
+        if stride < KEY or views[0].len % stride:
+            raise ValueError("keys must be `stride` >= 24 bytes each")
+        n = views[0].len // stride
+        if found.shape[0] < n or records.shape[0] < n * REC:
+            raise ValueError("output buffers too short")
+        for t in range(nt):
+            entries, tn, fence, bits = tables[t]
+            if not 0 <= bits <= 31:
+                raise ValueError("bad table")
+            tab[t].n = tn
+            tab[t].bits = bits
+            tab[t].e = NULL
+            tab[t].fence = NULL
+            if tn:
+                _acquire(entries, &views[held], tn * ENTRY, &tab[t].e)
+                held += 1
+            if fence is not None:
+                _acquire(fence, &views[held], ((<uint64_t>1 << bits) + 1) * 4, &tab[t].fence)
+                held += 1
+        with nogil:
+            for i in range(n):
+                found[i] = 0
+                for t in range(nt):
+                    pos = table_find(&tab[t], kp + i * stride)
+                    if pos >= 0:
+                        found[i] = <uint8_t>(t + 1)
+                        memcpy(&records[i * REC], tab[t].e + pos * ENTRY + KEY, REC)
+                        hits += 1
+                        break
+    finally:
+        for t in range(held):
+            PyBuffer_Release(&views[t])
+    return hits
+
+
+def check(entries, uint64_t n, fence, int bits):
+    """The index of the first entry out of strictly increasing key order, or of the first fence
+    slot that disagrees with the entries (as -2 - slot); -1 when the table is sound."""
+    cdef Table tab[1]
+    keep = _tables([(entries, n, fence, bits)], tab)
+    cdef uint64_t i, b, nb = (<uint64_t>1 << bits) if fence is not None else 0
+    cdef uint64_t want = 0
+    cdef int64_t bad = -1
+    with nogil:
+        for i in range(1, n):
+            if rt_cmp(tab[0].e + (i - 1) * ENTRY, tab[0].e + i * ENTRY) >= 0:
+                bad = <int64_t>i
+                break
+        if bad == -1 and tab[0].fence != NULL:
+            # fence[b] must be the first entry of bucket >= b
+            for b in range(nb + 1):
+                while want < n and (rt_top(tab[0].e + want * ENTRY) >> (64 - bits) if bits else 0) < b:
+                    want += 1
+                if rt_le32(tab[0].fence + 4 * b) != (want if b < nb else n):
+                    bad = -2 - <int64_t>b
+                    break
+    return bad
+
+
+cdef class Merger:
+    """Merges tables (newest first) into one, in key order, one key once (the newest table's
+    record), a buffer at a time: `fill(out)` writes whole entries and returns how many."""
+
+    cdef Table tab[MAX_TABLES]
+    cdef uint64_t pos[MAX_TABLES]
+    cdef int nt
+    cdef list keep
+    cdef uint8_t last[KEY]
+    cdef bint started
+    cdef public uint64_t written
+
+    def __init__(self, list tables):
+        self.keep = _tables([(e, n, None, 0) for e, n in tables], self.tab)
+        self.nt = len(tables)
+        for t in range(self.nt):
+            self.pos[t] = 0
+        self.started = False
+        self.written = 0
+
+    def position(self, int t) -> int:
+        """Entries of table t consumed so far."""
+        if not 0 <= t < self.nt:
+            raise IndexError(t)
+        return self.pos[t]
+
+    def fill(self, uint8_t[::1] out, counts=None, int bits=0):
+        """Write up to len(out) // 36 entries into `out`; with `counts` (a writable buffer of
+        2^bits u32), count each written key in its bucket. Returns the entries written (0 once
+        every table is consumed); raises ValueError on a table out of key order."""
+        cdef uint32_t[::1] cv
+        cdef uint32_t* cp = NULL
+        cdef Py_ssize_t cap = out.shape[0] // ENTRY, w = 0
+        cdef int t, best, c, bad = 0
+        cdef const uint8_t* k
+        cdef const uint8_t* bk
+        if counts is not None:
+            cv = counts
+            if not 0 <= bits <= 31 or <uint64_t>cv.shape[0] < (<uint64_t>1 << bits):
+                raise ValueError("counts shorter than 2^bits")
+            cp = &cv[0]
+        with nogil:
+            while w < cap:
+                best = -1
+                bk = NULL
+                for t in range(self.nt):
+                    if self.pos[t] < self.tab[t].n:
+                        k = self.tab[t].e + self.pos[t] * ENTRY
+                        if best < 0 or rt_cmp(k, bk) < 0:  # ties: the newer (earlier) table
+                            best = t
+                            bk = k
+                if best < 0:
+                    break
+                if self.started and rt_cmp(bk, self.last) <= 0:
+                    bad = 1
+                    break
+                memcpy(&out[w * ENTRY], bk, ENTRY)
+                memcpy(self.last, bk, KEY)
+                self.started = True
+                if cp != NULL:
+                    cp[rt_top(bk) >> (64 - bits) if bits else 0] += 1
+                w += 1
+                for t in range(self.nt):  # every table's entry of this key is used up
+                    if self.pos[t] < self.tab[t].n and \
+                            rt_cmp(self.tab[t].e + self.pos[t] * ENTRY, self.last) == 0:
+                        self.pos[t] += 1
+        self.written += w
+        if bad:
+            raise ValueError("a table is out of key order")
+        return w

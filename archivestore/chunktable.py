@@ -1,0 +1,350 @@
+"""The chunk table: chunk key → compact record, as sorted run files plus a small delta in LMDB.
+
+Ingest asks "which of these ids are stored?" for every chunk; a 20 TB store holds 20 M of them.
+In an LMDB B-tree each answer is a descent through pages plus a Python call per id (≈ 0.4 M/s at
+20 M entries, docs/DESIGN.md). Here the bulk of the table is a few immutable files of sorted
+36-byte entries (24-byte key, 12-byte record) with a fence of bucket offsets, searched by
+`_runs.find` for a whole batch with the GIL released; the entries indexed since the last merge
+sit sorted in one LMDB value (the *delta*), so every insert is still part of the LMDB
+transaction that indexes its pack. When the delta reaches `DELTA_MAX` entries it is merged,
+with the newest runs while they are not much larger, into a new run file, inside the same
+write transaction: the file is written, fsync'd and renamed before the transaction that names
+it commits, and the runs it replaces are deleted only after (docs/FORMAT.md section 5.2).
+
+Readers hold an LMDB read transaction while they use the runs it names. A run is never changed
+once written; a reader whose run was deleted under it (its transaction predates the merge)
+retries with a fresh transaction (`StaleRuns`).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import _runs, faults
+from ._verify import crc32
+from .backend import fsync_dir
+from .errors import FormatError
+
+KEY_LEN = _runs.KEY_LEN          # 24
+RECORD_LEN = _runs.RECORD_LEN    # 12
+ENTRY = _runs.ENTRY_LEN          # 36
+# Entries kept in the LMDB delta before they are merged into a run file. Every pack's index
+# transaction rewrites the delta value (≤ 576 KiB, ~2 % of a 32 MiB pack's bytes); a lookup
+# searches it in memory like a run. ARCHIVESTORE_DELTA_MAX sets it for tests (merges every few
+# packs, e.g. under the crash tests' faults).
+DELTA_MAX = int(os.environ.get("ARCHIVESTORE_DELTA_MAX") or 16384)
+# A merge takes in the newest run while that run holds at most RATIO× the entries merged so far:
+# run sizes then grow geometrically (at most ≈ log4(n / DELTA_MAX) + 1 runs; 6 at 20 M entries)
+# and an entry is rewritten a few times over the store's life, not once per merge.
+RATIO = 4
+MAGIC = b"ASRUN001"
+# magic, entries, fence bits, CRC-32 of entries + fence; then the CRC-32 of those 24 bytes
+HEAD = struct.Struct("<8sQB3xI")
+HEADER_LEN = 32
+RUN_LIST = struct.Struct("<QQ")  # one per run in meta `chunkruns`: generation, entries
+U64 = struct.Struct("<Q")
+META_DELTA, META_RUNS, META_GEN = b"chunkdelta", b"chunkruns", b"chunkgen"
+# Lookups into a run map its pages into this process; after this many probes the mapping is
+# dropped (MADV_DONTNEED: the page cache keeps the data) so a long ingest's RSS stays flat.
+TRIM_PROBES = 16384
+MERGE_BUFFER = 65536             # entries per write of a merge (2.3 MiB)
+
+
+class StaleRuns(Exception):
+    """A run named by this read transaction was deleted by a later merge: start a new one."""
+
+
+def _damaged(what: str) -> FormatError:
+    return FormatError(f"the index's chunk table is damaged ({what}); rebuild it from the "
+                       f"packs with: archive fsck --rebuild-index")
+
+
+def run_name(gen: int) -> str:
+    return f"{gen:016x}.run"
+
+
+def fence_bits(entries: int) -> int:
+    """Bucket bits of a run of about `entries`: 8–16 entries per bucket, ≤ 0.5 byte per entry."""
+    return min(31, max(0, (entries // 8).bit_length() - 1))
+
+
+class Run:
+    """One run file, mapped read-only."""
+
+    def __init__(self, path: Path, gen: int, n: int) -> None:
+        self.gen, self.n, self.path = gen, n, path
+        fd = os.open(path, os.O_RDONLY)  # FileNotFoundError → the caller's StaleRuns
+        try:
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, HEADER_LEN, 0)
+            if len(head) < HEADER_LEN:
+                raise _damaged(f"{path.name} is truncated")
+            magic, count, bits, body_crc = HEAD.unpack_from(head)
+            (head_crc,) = struct.unpack_from("<I", head, HEAD.size)
+            if magic != MAGIC or crc32(head[:HEAD.size]) != head_crc:
+                raise _damaged(f"{path.name} has a bad header")
+            if count != n or bits > 31:
+                raise _damaged(f"{path.name} holds {count} entries, the index names {n}")
+            fence_len = 4 * ((1 << bits) + 1)
+            if size != HEADER_LEN + ENTRY * n + fence_len:
+                raise _damaged(f"{path.name} is {size} bytes, not "
+                               f"{HEADER_LEN + ENTRY * n + fence_len}")
+            self.bits, self.body_crc = bits, body_crc
+            self.map = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
+        mv = memoryview(self.map)
+        self.entries = mv[HEADER_LEN:HEADER_LEN + ENTRY * n]
+        self.fence = mv[HEADER_LEN + ENTRY * n:]
+        f = np.frombuffer(self.fence, dtype="<u4")
+        # a fence that skips entries would answer "absent" for stored chunks: check it whole
+        # (≈ 1 ms per million buckets); the entries' order is checked by fsck (`check`)
+        if f[0] != 0 or f[-1] != n or (f.size > 1 and bool(np.any(f[1:] < f[:-1]))):
+            raise _damaged(f"{path.name} has a bad fence")
+        self.probes = 0
+
+    @property
+    def table(self) -> tuple:
+        return (self.entries, self.n, self.fence, self.bits)
+
+    def probed(self, count: int) -> None:
+        self.probes += count
+        if self.probes >= TRIM_PROBES:
+            self.probes = 0
+            self.trim()
+
+    def trim(self, end: int | None = None) -> None:
+        """Drop this process's mapped pages (of the first `end` bytes of entries, or all)."""
+        length = len(self.map) if end is None else (HEADER_LEN + end) // mmap.PAGESIZE * mmap.PAGESIZE
+        if length > 0:
+            self.map.madvise(mmap.MADV_DONTNEED, 0, length)
+
+    def verify(self) -> str | None:
+        """What is wrong with this run's bytes (CRC, key order, fence), or None."""
+        if crc32(self.fence, crc32(self.entries)) != self.body_crc:
+            return f"{self.path.name} fails its CRC"
+        bad = _runs.check(self.entries, self.n, self.fence, self.bits)
+        self.trim()
+        if bad >= 0:
+            return f"{self.path.name} is out of key order at entry {bad}"
+        if bad < -1:
+            return f"{self.path.name} has a wrong fence slot {-2 - bad}"
+        return None
+
+
+class ChunkTable:
+    """The chunk table of one index directory. Every method takes the caller's LMDB transaction
+    (and `meta` database), so table changes commit or vanish with the rest of the index."""
+
+    def __init__(self, directory: Path, meta) -> None:
+        self.dir = Path(directory)
+        self.meta = meta
+        self._runs: dict[int, Run] = {}
+        self._lock = threading.Lock()
+        self._superseded: list[int] = []
+        self._cached: tuple[bytes, list[Run], list[tuple]] = (b"\xff", [], [])
+
+    # -- reading ----------------------------------------------------------------------------
+    def run_list(self, txn) -> list[tuple[int, int]]:
+        raw = txn.get(META_RUNS, db=self.meta) or b""
+        if len(raw) % RUN_LIST.size:
+            raise _damaged("a garbled run list")
+        return [RUN_LIST.unpack_from(raw, i) for i in range(0, len(raw), RUN_LIST.size)]
+
+    def delta(self, txn):
+        """The delta's entries (a buffer valid during `txn` when it was begun with buffers)."""
+        raw = txn.get(META_DELTA, db=self.meta)
+        if raw is None:
+            return b""
+        if len(raw) % ENTRY:
+            raise _damaged(f"a {len(raw)}-byte delta")
+        return raw
+
+    def _run(self, gen: int, n: int) -> Run:
+        run = self._runs.get(gen)
+        if run is None:
+            with self._lock:
+                run = self._runs.get(gen)
+                if run is None:
+                    try:
+                        run = Run(self.dir / run_name(gen), gen, n)
+                    except FileNotFoundError:
+                        raise StaleRuns() from None
+                    self._runs[gen] = run
+        return run
+
+    def runs(self, txn) -> list[Run]:
+        """The runs this transaction names, oldest first (mapped once per process)."""
+        return self._named(txn)[0]
+
+    def _named(self, txn) -> tuple[list[Run], list[tuple]]:
+        """(runs oldest first, their `_runs.find` tables newest first), parsed once per list."""
+        raw = txn.get(META_RUNS, db=self.meta)
+        raw = bytes(raw) if raw is not None else b""
+        cached = self._cached
+        if cached[0] == raw:
+            return cached[1], cached[2]
+        runs = [self._run(gen, n) for gen, n in self.run_list(txn)]
+        live = {r.gen for r in runs}
+        with self._lock:  # forget merged runs; a lookup still using one keeps it alive
+            for gen in [g for g in self._runs if g not in live]:
+                del self._runs[gen]
+        tables = [r.table for r in reversed(runs)]
+        self._cached = (raw, runs, tables)
+        return runs, tables
+
+    def tables(self, txn) -> tuple[list[tuple], list[Run]]:
+        """(`_runs.find` tables newest first: the delta, then the runs; the runs)."""
+        delta = self.delta(txn)
+        runs, tables = self._named(txn)
+        return [(delta, len(delta) // ENTRY, None, 0)] + tables, runs
+
+    def find(self, txn, keys: bytes, stride: int = KEY_LEN) -> tuple[bytearray, bytearray]:
+        """(found, records) for keys `stride` bytes apart (each by its first 24 bytes):
+        found[i] != 0 when key i is in the table, records[12 i : 12 i + 12] its record then."""
+        n = len(keys) // stride
+        found, records = bytearray(n), bytearray(n * RECORD_LEN)
+        if n:
+            tables, runs = self.tables(txn)
+            _runs.find(keys, tables, found, records, stride)
+            for r in runs:
+                r.probed(n)
+        return found, records
+
+    def iterate(self, txn) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, record) in key order. The runs are taken now (a StaleRuns is raised
+        here, not while iterating); the iteration does not need `txn` to stay open."""
+        tables, runs = self.tables(txn)
+        return self._iterate(tables, runs)
+
+    def _iterate(self, tables: list[tuple], runs: list[Run]) -> Iterator[tuple[bytes, bytes]]:
+        merger = _runs.Merger([(t[0], t[1]) for t in tables])
+        buf = bytearray(ENTRY * 4096)
+        while True:
+            try:
+                w = merger.fill(buf)
+            except ValueError:
+                raise _damaged("a run is out of key order") from None
+            if not w:
+                break
+            raw = bytes(buf[:w * ENTRY])
+            for i in range(0, w * ENTRY, ENTRY):
+                yield raw[i:i + KEY_LEN], raw[i + KEY_LEN:i + ENTRY]
+        for r in runs:
+            r.trim()
+
+    def entries(self, txn) -> int:
+        """Entries in the runs and the delta (a key in several counts once per place)."""
+        return sum(n for _g, n in self.run_list(txn)) + len(self.delta(txn)) // ENTRY
+
+    def file_bytes(self) -> int:
+        return sum(p.stat().st_blocks * 512 for p in self.dir.glob("*.run"))
+
+    # -- writing (inside the caller's write transaction) -----------------------------------
+    def put(self, txn, items: list[tuple[bytes, bytes]]) -> None:
+        """Set records: `items` are (24-byte key, 12-byte record), each key once; they override
+        what the table holds for those keys. Merges into a run when the delta is full."""
+        if not items:
+            return
+        items.sort()
+        new = b"".join(k + r for k, r in items)
+        delta = self.delta(txn)
+        out = bytearray(len(new) + len(delta))
+        w = _runs.Merger([(new, len(items)), (delta, len(delta) // ENTRY)]).fill(out)
+        if w * ENTRY < len(out):
+            del out[w * ENTRY:]
+        if w >= DELTA_MAX:
+            self._merge(txn, bytes(out))
+        else:
+            txn.put(META_DELTA, bytes(out), db=self.meta)
+
+    def _merge(self, txn, delta: bytes) -> None:
+        """Write the delta and the newest runs as one run; name it in this transaction."""
+        runs = self.run_list(txn)
+        self._remove_orphans({g for g, _n in runs})
+        total, i = len(delta) // ENTRY, len(runs)
+        while i > 0 and runs[i - 1][1] <= RATIO * total:
+            i -= 1
+            total += runs[i][1]
+        merged = [self._run(g, n) for g, n in reversed(runs[i:])]
+        gen = U64.unpack(txn.get(META_GEN, db=self.meta) or U64.pack(1))[0]
+        n = self._write_run(gen, [(delta, len(delta) // ENTRY)] + [(r.entries, r.n) for r in merged],
+                            total, merged)
+        faults.hit("run_written")  # killed here, the index still names the old runs
+        txn.put(META_RUNS, b"".join(RUN_LIST.pack(g, c) for g, c in runs[:i] + [(gen, n)]),
+                db=self.meta)
+        txn.put(META_DELTA, b"", db=self.meta)
+        txn.put(META_GEN, U64.pack(gen + 1), db=self.meta)
+        self._superseded += [r.gen for r in merged]
+
+    def _write_run(self, gen: int, sources: list[tuple], upper: int, maps: list[Run]) -> int:
+        """Merge `sources` (newest first) into run file `gen`: write, fsync, rename."""
+        bits = fence_bits(upper)
+        counts = np.zeros(1 << bits, dtype=np.uint32)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".{run_name(gen)}.tmp"
+        merger = _runs.Merger(sources)
+        buf = bytearray(ENTRY * MERGE_BUFFER)
+        crc = 0
+        with open(tmp, "wb") as f:
+            f.write(bytes(HEADER_LEN))
+            while True:
+                try:
+                    w = merger.fill(buf, counts, bits)
+                except ValueError:
+                    raise _damaged("a run is out of key order") from None
+                if not w:
+                    break
+                piece = memoryview(buf)[:w * ENTRY]
+                crc = crc32(piece, crc)
+                f.write(piece)
+                for t, r in enumerate(maps, start=1):  # keep the merge's RSS flat
+                    r.trim(merger.position(t) * ENTRY)
+            n = merger.written
+            fence = np.empty((1 << bits) + 1, dtype="<u4")
+            fence[0] = 0
+            np.cumsum(counts, out=fence[1:])
+            crc = crc32(fence.tobytes(), crc)
+            f.write(fence.tobytes())
+            head = HEAD.pack(MAGIC, n, bits, crc)
+            f.seek(0)
+            f.write(head + struct.pack("<I", crc32(head)) + bytes(HEADER_LEN - HEAD.size - 4))
+            f.flush()
+            os.fsync(f.fileno())
+        for r in maps:
+            r.trim()
+        os.replace(tmp, self.dir / run_name(gen))
+        fsync_dir(self.dir)
+        return n
+
+    def _remove_orphans(self, live: set[int]) -> None:
+        """Delete run files no committed list names (a merge killed before its commit, runs a
+        killed process superseded). Only under the write transaction: no merge is running."""
+        if not self.dir.is_dir():
+            return
+        for p in self.dir.iterdir():
+            if p.name.startswith(".") and p.name.endswith(".tmp"):
+                p.unlink(missing_ok=True)
+            elif p.name.endswith(".run"):
+                try:
+                    gen = int(p.name[:-4], 16)
+                except ValueError:
+                    continue
+                if gen not in live:
+                    p.unlink(missing_ok=True)
+
+    def committed(self) -> None:
+        """After the write transaction committed: delete the runs it replaced."""
+        for gen in self._superseded:
+            (self.dir / run_name(gen)).unlink(missing_ok=True)
+        self._superseded = []
+
+    def aborted(self) -> None:
+        """After the write transaction was dropped: its new run is an orphan, its old ones stay."""
+        self._superseded = []
