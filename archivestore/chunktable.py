@@ -285,28 +285,41 @@ class ChunkTable:
 
     def _write_run(self, gen: int, sources: list[tuple], upper: int, maps: list[Run]) -> int:
         """Merge `sources` (newest first) into run file `gen`: write, fsync, rename."""
+        merger = _runs.Merger(sources)
+
+        def trim() -> None:  # keep the merge's RSS flat
+            for t, r in enumerate(maps, start=1):
+                r.trim(merger.position(t) * ENTRY)
+        n = self._write_file(gen, [merger], upper, trim)
+        for r in maps:
+            r.trim()
+        return n
+
+    def _write_file(self, gen: int, mergers: Iterator, upper: int, step=None) -> int:
+        """Write run file `gen` from `mergers` (each `_runs.Merger` in turn, their keys in
+        increasing order across them): header, entries, fence; fsync; rename into place."""
         bits = fence_bits(upper)
         counts = np.zeros(1 << bits, dtype=np.uint32)
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{run_name(gen)}.tmp"
-        merger = _runs.Merger(sources)
         buf = bytearray(ENTRY * MERGE_BUFFER)
-        crc = 0
+        crc = n = 0
         with open(tmp, "wb") as f:
             f.write(bytes(HEADER_LEN))
-            while True:
-                try:
-                    w = merger.fill(buf, counts, bits)
-                except ValueError:
-                    raise _damaged("a run is out of key order") from None
-                if not w:
-                    break
-                piece = memoryview(buf)[:w * ENTRY]
-                crc = crc32(piece, crc)
-                f.write(piece)
-                for t, r in enumerate(maps, start=1):  # keep the merge's RSS flat
-                    r.trim(merger.position(t) * ENTRY)
-            n = merger.written
+            for merger in mergers:
+                while True:
+                    try:
+                        w = merger.fill(buf, counts, bits)
+                    except ValueError:
+                        raise _damaged("a run is out of key order") from None
+                    if not w:
+                        break
+                    piece = memoryview(buf)[:w * ENTRY]
+                    crc = crc32(piece, crc)
+                    f.write(piece)
+                    n += w
+                    if step is not None:
+                        step()
             fence = np.empty((1 << bits) + 1, dtype="<u4")
             fence[0] = 0
             np.cumsum(counts, out=fence[1:])
@@ -317,10 +330,29 @@ class ChunkTable:
             f.write(head + struct.pack("<I", crc32(head)) + bytes(HEADER_LEN - HEAD.size - 4))
             f.flush()
             os.fsync(f.fileno())
-        for r in maps:
-            r.trim()
         os.replace(tmp, self.dir / run_name(gen))
         fsync_dir(self.dir)
+        return n
+
+    def load_sorted(self, txn, batches: Iterator[bytes], upper: int) -> int:
+        """Replace the table with one run of `batches` (entries in strictly increasing key
+        order across all of them, about `upper` in all), named in this transaction: an index
+        upgrade writes its old table this way. Returns the entries written."""
+        self._remove_orphans(set())
+        last = [b""]
+
+        def mergers():
+            for batch in batches:
+                if batch:
+                    if batch[:KEY_LEN] <= last[0]:
+                        raise _damaged("the old chunk table is out of key order")
+                    last[0] = bytes(batch[-ENTRY:-RECORD_LEN])
+                    yield _runs.Merger([(batch, len(batch) // ENTRY)])
+        gen = U64.unpack(txn.get(META_GEN, db=self.meta) or U64.pack(1))[0]
+        n = self._write_file(gen, mergers(), upper)
+        txn.put(META_RUNS, RUN_LIST.pack(gen, n), db=self.meta)
+        txn.put(META_DELTA, b"", db=self.meta)
+        txn.put(META_GEN, U64.pack(gen + 1), db=self.meta)
         return n
 
     def _remove_orphans(self, live: set[int]) -> None:

@@ -157,6 +157,10 @@ class Index:
                     txn.put(b"format", INDEX_FORMAT, db=self.meta)
                     findindex.mark_new(txn, self.meta)  # no records: its blocks are complete
                 self.rebuilding = txn.get(b"rebuilding", db=self.meta) is not None
+            self.table = ChunkTable(self.path / "runs", self.meta)
+            if fmt == b"4":
+                self._upgrade_from_4()
+                fmt = INDEX_FORMAT
             if fmt is not None and fmt != INDEX_FORMAT:
                 # an index is a cache of the packs: never read records of another layout
                 self.env.close()
@@ -182,7 +186,31 @@ class Index:
         #: True when this open created the index (it was missing or empty).
         self.created = fmt is None
         self._pack_names: dict[int, str] = {}
-        self.table = ChunkTable(self.path / "runs", self.meta)
+
+    def _upgrade_from_4(self) -> None:
+        """Format 4 → 5 in one transaction: format 4's DUPSORT `chunks` table (key = the id's
+        first byte, 35-byte items = its bytes 1..23 + the compact record) becomes one run of
+        the same entries in the same order, then is dropped; `wide` and every other table are
+        the same in both. Killed midway, the index is still format 4 and the next open upgrades
+        it again (a 20 M-chunk table takes seconds; a rebuild would read every pack footer)."""
+        old = self.env.open_db(b"chunks", dupsort=True, dupfixed=True)
+
+        def upgrade():
+            with self._write() as txn:
+                def batches():
+                    items = []
+                    for k, v in txn.cursor(old):
+                        if len(k) != 1 or len(v) != 35:
+                            raise _garbled(f"a {len(k)}-byte key, a {len(v)}-byte item")
+                        items.append(k + v)  # 1 + 23 key bytes + the record: one entry
+                        if len(items) == 65536:
+                            yield b"".join(items)
+                            items = []
+                    yield b"".join(items)
+                self.table.load_sorted(txn, batches(), txn.stat(old)["entries"])
+                txn.drop(old, delete=True)
+                txn.put(b"format", INDEX_FORMAT, db=self.meta)
+        self._grow_on_full(upgrade)
 
     def close(self) -> None:
         self.env.close()

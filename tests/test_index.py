@@ -211,7 +211,7 @@ def _make_old_format(store: Path, fmt: bytes) -> None:
     idx.close()
 
 
-@pytest.mark.parametrize("old", [b"1", b"2", b"3", b"4"])
+@pytest.mark.parametrize("old", [b"1", b"2", b"3"])
 def test_old_format_index_is_refused_then_rebuilt(tmp_path, session, old):
     store = tmp_path / "store"
     run_cli("init", "--store", store)
@@ -237,6 +237,26 @@ def test_old_format_index_is_refused_then_rebuilt(tmp_path, session, old):
         with st.index.env.begin() as txn:
             assert {len(v) for _k, v in st.index.table.iterate(txn)} == {COMPACT_LEN}
             assert txn.stat(st.index.wide)["entries"] == 0
+    run_cli("restore", "Paper Boats", "--to", tmp_path / "out", "--store", store)
+    assert_same_tree(session, tmp_path / "out")
+
+
+def test_format_4_index_is_upgraded_in_place(tmp_path, session):
+    store = tmp_path / "store"
+    run_cli("init", "--store", store)
+    run_json("ingest", session, "--store", store)
+    with Store.open(store) as st:
+        before = list(st.index.iter_chunks())
+        stats = st.stats()
+    _make_old_format(store, b"4")
+    assert not list((store / "index" / "runs").glob("*.run"))
+    with Store.open(store) as st:
+        assert st.index.get_meta(b"format") == INDEX_FORMAT == b"5"
+        assert list(st.index.iter_chunks()) == before and st.stats() == stats
+        with st.index.env.begin() as txn:
+            assert [n for _g, n in st.index.table.run_list(txn)] == [len(before)]
+            assert b"chunks" not in [k for k, _v in txn.cursor()]  # the old table is dropped
+    assert run_json("fsck", "--read-data", "--store", store)["ok"] is True
     run_cli("restore", "Paper Boats", "--to", tmp_path / "out", "--store", store)
     assert_same_tree(session, tmp_path / "out")
 
