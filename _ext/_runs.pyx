@@ -5,13 +5,18 @@ An entry is 36 bytes: a 24-byte key (compared as unsigned big-endian bytes) and 
 record. A *table* is an array of entries in strictly increasing key order. It may have a
 *fence*: for `bits` = b, fence[i] (u32 little-endian) is the index of the first entry whose
 key's top b bits are >= i, for i in 0 … 2^b, so fence[2^b] = n. A lookup then searches only
-the entries of its key's bucket (docs/FORMAT.md section 5.2).
+the entries of its key's bucket (docs/FORMAT.md section 5.2). A table with a fence may also
+have *fingerprints*: byte 8 of each entry's key, one per entry, in memory; a lookup then reads
+only the bucket's entries whose fingerprint matches (none for most absent keys, one for a
+present key) instead of binary-searching the bucket.
 
 Tables are given newest first: where several hold a key, the first one's record is the key's
 record (a newer table overrides an older one).
 """
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcmp, memcpy
+from posix.unistd cimport pread
+from posix.types cimport off_t
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 
 cdef extern from *:
@@ -60,6 +65,7 @@ cdef extern from *:
     uint32_t rt_le32(const uint8_t* p) nogil
     int rt_cmp(const uint8_t* a, const uint8_t* b) nogil
     int64_t rt_search(const uint8_t* e, uint64_t lo, uint64_t hi, const uint8_t* key) nogil
+    void __builtin_prefetch(const void* p) nogil
 
 cdef enum:
     KEY = 24
@@ -73,10 +79,13 @@ ENTRY_LEN = ENTRY
 
 
 cdef struct Table:
-    const uint8_t* e
+    const uint8_t* e       # NULL with n > 0: read the entries from fd at offset base
     uint64_t n
     const uint8_t* fence   # NULL: search all n entries
     int bits
+    int fd
+    uint64_t base
+    const uint8_t* fp      # NULL: no fingerprints
 
 
 cdef list _tables(list tables, Table* out):
@@ -88,13 +97,19 @@ cdef list _tables(list tables, Table* out):
     if len(tables) > MAX_TABLES:
         raise ValueError(f"at most {MAX_TABLES} tables")
     for t in range(len(tables)):
-        entries, n, fence, bits = tables[t]
+        spec = tuple(tables[t])
+        if len(spec) != 4:
+            raise ValueError("a table is (entries, n, fence, bits)")
+        entries, n, fence, bits = spec
         if n < 0 or not 0 <= bits <= 31:
             raise ValueError("bad table")
         out[t].n = n
         out[t].bits = bits
         out[t].e = NULL
         out[t].fence = NULL
+        out[t].fd = -1
+        out[t].base = 0
+        out[t].fp = NULL
         if n:
             ev = entries
             if <uint64_t>ev.shape[0] < <uint64_t>n * ENTRY:
@@ -110,10 +125,19 @@ cdef list _tables(list tables, Table* out):
     return keep
 
 
-cdef inline int64_t table_find(const Table* t, const uint8_t* key) noexcept nogil:
-    cdef uint64_t lo = 0, hi = t.n, b
+cdef enum:
+    BUCKET_MAX = 256       # entries read at once by a file search (9 KiB)
+    FP_BYTE = 8            # the key byte that is an entry's fingerprint
+
+
+cdef int table_find(const Table* t, const uint8_t* key, uint8_t* rec, uint8_t* buf) noexcept nogil:
+    """1 and the key's record in `rec` if table t holds `key`, 0 if not, -1 on a short read
+    (a file search; `buf` holds BUCKET_MAX entries)."""
+    cdef uint64_t lo = 0, hi = t.n, b, mid
+    cdef int64_t pos
+    cdef int c
     if t.n == 0:
-        return -1
+        return 0
     if t.fence != NULL:
         b = rt_top(key) >> (64 - t.bits) if t.bits else 0
         lo = rt_le32(t.fence + 4 * b)
@@ -123,7 +147,74 @@ cdef inline int64_t table_find(const Table* t, const uint8_t* key) noexcept nogi
             hi = t.n
         if lo > hi:
             lo = hi
-    return rt_search(t.e, lo, hi, key)
+    if t.fp != NULL:
+        for mid in range(lo, hi):
+            if t.fp[mid] != key[FP_BYTE]:
+                continue
+            if t.e != NULL:
+                if memcmp(t.e + mid * ENTRY, key, KEY) == 0:
+                    memcpy(rec, t.e + mid * ENTRY + KEY, REC)
+                    return 1
+            else:
+                if pread(t.fd, buf, ENTRY, <off_t>(t.base + mid * ENTRY)) != ENTRY:
+                    return -1
+                if memcmp(buf, key, KEY) == 0:
+                    memcpy(rec, buf + KEY, REC)
+                    return 1
+        return 0
+    if t.e != NULL:
+        pos = rt_search(t.e, lo, hi, key)
+        if pos < 0:
+            return 0
+        memcpy(rec, t.e + pos * ENTRY + KEY, REC)
+        return 1
+    # from the file: halve a large range an entry at a time, then read the rest at once
+    while hi - lo > BUCKET_MAX:
+        mid = lo + ((hi - lo) >> 1)
+        if pread(t.fd, buf, ENTRY, <off_t>(t.base + mid * ENTRY)) != ENTRY:
+            return -1
+        c = rt_cmp(buf, key)
+        if c == 0:
+            memcpy(rec, buf + KEY, REC)
+            return 1
+        if c < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    if hi == lo:
+        return 0
+    if pread(t.fd, buf, (hi - lo) * ENTRY, <off_t>(t.base + lo * ENTRY)) != <ssize_t>((hi - lo) * ENTRY):
+        return -1
+    pos = rt_search(buf, 0, hi - lo, key)
+    if pos < 0:
+        return 0
+    memcpy(rec, buf + pos * ENTRY + KEY, REC)
+    return 1
+
+
+cdef enum:
+    PREFETCH = 16          # keys ahead whose fence slot is fetched; their bucket at half that
+    PREFETCH_MIN = 4096    # entries: a smaller table stays in the CPU caches
+
+
+cdef inline void prefetch(const Table* t, const uint8_t* kp, Py_ssize_t stride, Py_ssize_t n,
+                          Py_ssize_t i, const uint8_t* found) noexcept nogil:
+    """Start loading what the searches of keys i + PREFETCH (fence slot) and i + PREFETCH / 2
+    (its bucket's fingerprints and first entry) will read."""
+    cdef Py_ssize_t j = i + PREFETCH
+    cdef uint64_t b, lo
+    if j < n and not found[j]:
+        b = rt_top(kp + j * stride) >> (64 - t.bits) if t.bits else 0
+        __builtin_prefetch(t.fence + 4 * b)
+    j = i + PREFETCH // 2
+    if j < n and not found[j]:
+        b = rt_top(kp + j * stride) >> (64 - t.bits) if t.bits else 0
+        lo = rt_le32(t.fence + 4 * b)
+        if lo < t.n:  # a damaged fence: no prefetch (the search clamps it)
+            if t.fp != NULL:
+                __builtin_prefetch(t.fp + lo)
+            if t.e != NULL:
+                __builtin_prefetch(t.e + lo * ENTRY)
 
 
 cdef int _acquire(object obj, Py_buffer* view, uint64_t need, const uint8_t** out) except -1:
@@ -140,17 +231,21 @@ def find(keys, list tables, uint8_t[::1] found, uint8_t[::1] records, Py_ssize_t
     """For each key in `keys` (n keys `stride` bytes apart, each taken by its first 24 bytes:
     full 32-byte ids joined work as they are): found[i] = 1 + the index of the first table
     holding it, or 0 when none does; records[12 i : 12 i + 12] = its record from that table
-    (left as it was when not found). Tables are (entries, n, fence or None, bits). Returns the
-    number found."""
+    (left as it was when not found). Tables are (entries, n, fence or None, bits[, fps]), or
+    (None, n, fence or None, bits, fps, fd, offset) to read the entries from a file with pread
+    (no mapping: a search of a few keys then maps nothing into the process); fps (n bytes, or
+    None) are the fingerprints, used only with a fence. Returns the number found; raises
+    OSError if a file is shorter than its entries."""
     cdef Py_buffer views[2 * MAX_TABLES + 1]
     cdef int held = 0
     cdef Table tab[MAX_TABLES]
     cdef const uint8_t* kp
     cdef Py_ssize_t n, i, hits = 0
     cdef int t, nt = len(tables)
-    cdef int64_t pos
+    cdef int r, short = 0
     cdef uint64_t tn
     cdef int bits
+    cdef uint8_t buf[BUCKET_MAX * ENTRY]
     if nt > MAX_TABLES:
         raise ValueError(f"at most {MAX_TABLES} tables")
     try:
@@ -162,15 +257,30 @@ def find(keys, list tables, uint8_t[::1] found, uint8_t[::1] records, Py_ssize_t
         if found.shape[0] < n or records.shape[0] < n * REC:
             raise ValueError("output buffers too short")
         for t in range(nt):
-            entries, tn, fence, bits = tables[t]
+            spec = tuple(tables[t])  # lengths checked: this module indexes without bounds checks
+            if len(spec) not in (4, 5, 7) or (len(spec) == 7) != (spec[0] is None):
+                raise ValueError("a table is (entries, n, fence, bits[, fps]) or "
+                                 "(None, n, fence, bits, fps, fd, offset)")
+            entries, tn, fence, bits = spec[0], spec[1], spec[2], spec[3]
             if not 0 <= bits <= 31:
                 raise ValueError("bad table")
             tab[t].n = tn
             tab[t].bits = bits
             tab[t].e = NULL
             tab[t].fence = NULL
-            if tn:
+            tab[t].fd = -1
+            tab[t].base = 0
+            tab[t].fp = NULL
+            fps = spec[4] if len(spec) > 4 else None
+            if entries is None:
+                tab[t].fd, tab[t].base = spec[5], spec[6]
+                if tab[t].fd < 0:
+                    raise ValueError("bad file")
+            elif tn:
                 _acquire(entries, &views[held], tn * ENTRY, &tab[t].e)
+                held += 1
+            if fps is not None and fence is not None and tn:
+                _acquire(fps, &views[held], tn, &tab[t].fp)
                 held += 1
             if fence is not None:
                 _acquire(fence, &views[held], ((<uint64_t>1 << bits) + 1) * 4, &tab[t].fence)
@@ -178,24 +288,39 @@ def find(keys, list tables, uint8_t[::1] found, uint8_t[::1] records, Py_ssize_t
         with nogil:
             for i in range(n):
                 found[i] = 0
-                for t in range(nt):
-                    pos = table_find(&tab[t], kp + i * stride)
-                    if pos >= 0:
+            # table by table, newest first, over the keys no newer table holds: the same answers
+            # as key by key, and the next keys' fence slots and buckets can be prefetched while
+            # this one is searched (a lookup in a large run is a few cache and TLB misses)
+            for t in range(nt):
+                for i in range(n):
+                    if tab[t].fence != NULL and tab[t].n > PREFETCH_MIN:
+                        prefetch(&tab[t], kp, stride, n, i, &found[0])
+                    if found[i]:
+                        continue
+                    r = table_find(&tab[t], kp + i * stride, &records[i * REC], buf)
+                    if r < 0:
+                        short = 1
+                    elif r:
                         found[i] = <uint8_t>(t + 1)
-                        memcpy(&records[i * REC], tab[t].e + pos * ENTRY + KEY, REC)
                         hits += 1
-                        break
     finally:
         for t in range(held):
             PyBuffer_Release(&views[t])
+    if short:
+        raise OSError("a chunk run file is shorter than its entries")
     return hits
 
 
-def check(entries, uint64_t n, fence, int bits):
-    """The index of the first entry out of strictly increasing key order, or of the first fence
-    slot that disagrees with the entries (as -2 - slot); -1 when the table is sound."""
+def check(entries, uint64_t n, fence, int bits, fps=None):
+    """The index of the first entry out of strictly increasing key order or with a wrong
+    fingerprint, or of the first fence slot that disagrees with the entries (as -2 - slot);
+    -1 when the table is sound."""
     cdef Table tab[1]
+    cdef Py_buffer fview
+    cdef const uint8_t* fp = NULL
     keep = _tables([(entries, n, fence, bits)], tab)
+    if fps is not None:
+        _acquire(fps, &fview, n, &fp)
     cdef uint64_t i, b, nb = (<uint64_t>1 << bits) if fence is not None else 0
     cdef uint64_t want = 0
     cdef int64_t bad = -1
@@ -204,6 +329,11 @@ def check(entries, uint64_t n, fence, int bits):
             if rt_cmp(tab[0].e + (i - 1) * ENTRY, tab[0].e + i * ENTRY) >= 0:
                 bad = <int64_t>i
                 break
+        if bad == -1 and fp != NULL:
+            for i in range(n):
+                if fp[i] != tab[0].e[i * ENTRY + FP_BYTE]:
+                    bad = <int64_t>i
+                    break
         if bad == -1 and tab[0].fence != NULL:
             # fence[b] must be the first entry of bucket >= b
             for b in range(nb + 1):
@@ -212,6 +342,8 @@ def check(entries, uint64_t n, fence, int bits):
                 if rt_le32(tab[0].fence + 4 * b) != (want if b < nb else n):
                     bad = -2 - <int64_t>b
                     break
+    if fp != NULL:
+        PyBuffer_Release(&fview)
     return bad
 
 

@@ -21,6 +21,8 @@ import mmap
 import os
 import struct
 import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Iterator
 
@@ -44,15 +46,24 @@ DELTA_MAX = int(os.environ.get("ARCHIVESTORE_DELTA_MAX") or 16384)
 # and an entry is rewritten a few times over the store's life, not once per merge.
 RATIO = 4
 MAGIC = b"ASRUN001"
-# magic, entries, fence bits, CRC-32 of entries + fence; then the CRC-32 of those 24 bytes
+FP_BYTE = 8  # an entry's fingerprint: this byte of its key (_runs.pyx)
+# magic, entries, fence bits, CRC-32 of entries + fingerprints + fence; then the CRC-32 of those
+# 24 bytes
 HEAD = struct.Struct("<8sQB3xI")
 HEADER_LEN = 32
 RUN_LIST = struct.Struct("<QQ")  # one per run in meta `chunkruns`: generation, entries
 U64 = struct.Struct("<Q")
 META_DELTA, META_RUNS, META_GEN = b"chunkdelta", b"chunkruns", b"chunkgen"
-# Lookups into a run map its pages into this process; after this many probes the mapping is
-# dropped (MADV_DONTNEED: the page cache keeps the data) so a long ingest's RSS stays flat.
-TRIM_PROBES = 16384
+# A search of at most FILE_SEARCH keys (ingest and restore look up one chunk at a time, fsck a
+# pack's) reads each run's bucket with pread: ≈ 0.5 µs, nothing mapped. Through a mapping, the
+# kernel maps a whole page-cache folio per fault (≈ 160 KB, ≈ 10 µs, per random probe measured
+# here), so a few thousand probes map most of a run: bigger searches use the mapping, and drop
+# its pages (MADV_DONTNEED: the page cache keeps the data) once TRIM_PROBES probes and
+# TRIM_SECONDS have passed, so a caller doing millions of lookups a second refaults a run twice a
+# second (≈ 45 ms for a 20 M-entry run), not on every probe, and keeps no run mapped for long.
+FILE_SEARCH = 64
+TRIM_PROBES = 256
+TRIM_SECONDS = 0.5
 MERGE_BUFFER = 65536             # entries per write of a merge (2.3 MiB)
 
 
@@ -75,7 +86,8 @@ def fence_bits(entries: int) -> int:
 
 
 class Run:
-    """One run file, mapped read-only."""
+    """One run file: its fence in memory, its entries read with pread (a search of a few keys)
+    or through a read-only mapping made on first need (batches, merges, checks)."""
 
     def __init__(self, path: Path, gen: int, n: int) -> None:
         self.gen, self.n, self.path = gen, n, path
@@ -92,47 +104,78 @@ class Run:
             if count != n or bits > 31:
                 raise _damaged(f"{path.name} holds {count} entries, the index names {n}")
             fence_len = 4 * ((1 << bits) + 1)
-            if size != HEADER_LEN + ENTRY * n + fence_len:
+            if size != HEADER_LEN + (ENTRY + 1) * n + fence_len:
                 raise _damaged(f"{path.name} is {size} bytes, not "
-                               f"{HEADER_LEN + ENTRY * n + fence_len}")
-            self.bits, self.body_crc = bits, body_crc
-            self.map = mmap.mmap(fd, size, prot=mmap.PROT_READ)
-        finally:
+                               f"{HEADER_LEN + (ENTRY + 1) * n + fence_len}")
+            # in memory: the fingerprints (1 byte per entry) and the fence (≤ 0.5 byte)
+            self.fps = os.pread(fd, n, HEADER_LEN + ENTRY * n)
+            self.fence = os.pread(fd, fence_len, HEADER_LEN + (ENTRY + 1) * n)
+        except BaseException:
             os.close(fd)
-        mv = memoryview(self.map)
-        self.entries = mv[HEADER_LEN:HEADER_LEN + ENTRY * n]
-        self.fence = mv[HEADER_LEN + ENTRY * n:]
+            raise
+        self.fd, self.bits, self.body_crc, self.size = fd, bits, body_crc, size
+        # closed when the run is dropped: a search holds its runs until it returns
+        self._closer = weakref.finalize(self, os.close, fd)
         f = np.frombuffer(self.fence, dtype="<u4")
         # a fence that skips entries would answer "absent" for stored chunks: check it whole
-        # (≈ 1 ms per million buckets); the entries' order is checked by fsck (`check`)
-        if f[0] != 0 or f[-1] != n or (f.size > 1 and bool(np.any(f[1:] < f[:-1]))):
+        # (≈ 1 ms per million buckets); the entries' order is checked by fsck (`verify`)
+        if len(self.fps) != n or len(self.fence) != fence_len or f[0] != 0 or f[-1] != n or (
+                f.size > 1 and bool(np.any(f[1:] < f[:-1]))):
             raise _damaged(f"{path.name} has a bad fence")
+        self._map: mmap.mmap | None = None
+        self._entries: memoryview | None = None
+        self._map_lock = threading.Lock()
         self.probes = 0
+        self.trimmed_at = time.monotonic()
+
+    @property
+    def entries(self) -> memoryview:
+        """The entries, mapped read-only (the mapping is made once, on first use)."""
+        if self._entries is None:
+            with self._map_lock:
+                if self._entries is None:
+                    self._map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
+                    self._entries = memoryview(self._map)[HEADER_LEN:HEADER_LEN + ENTRY * self.n]
+        return self._entries
 
     @property
     def table(self) -> tuple:
-        return (self.entries, self.n, self.fence, self.bits)
+        """A `_runs.find` table over the mapping."""
+        return (self.entries, self.n, self.fence, self.bits, self.fps)
+
+    @property
+    def file_table(self) -> tuple:
+        """A `_runs.find` table that reads the file (maps nothing)."""
+        return (None, self.n, self.fence, self.bits, self.fps, self.fd, HEADER_LEN)
 
     def probed(self, count: int) -> None:
+        """Count lookups through the mapping; drop its pages now and then (`TRIM_PROBES`)."""
         self.probes += count
         if self.probes >= TRIM_PROBES:
-            self.probes = 0
-            self.trim()
+            now = time.monotonic()
+            if now - self.trimmed_at >= TRIM_SECONDS:
+                self.probes = 0
+                self.trimmed_at = now
+                self.trim()
 
     def trim(self, end: int | None = None) -> None:
         """Drop this process's mapped pages (of the first `end` bytes of entries, or all)."""
-        length = len(self.map) if end is None else (HEADER_LEN + end) // mmap.PAGESIZE * mmap.PAGESIZE
+        if self._map is None:
+            return
+        length = self.size if end is None else (HEADER_LEN + end) // mmap.PAGESIZE * mmap.PAGESIZE
         if length > 0:
-            self.map.madvise(mmap.MADV_DONTNEED, 0, length)
+            self._map.madvise(mmap.MADV_DONTNEED, 0, length)
 
     def verify(self) -> str | None:
         """What is wrong with this run's bytes (CRC, key order, fence), or None."""
-        if crc32(self.fence, crc32(self.entries)) != self.body_crc:
-            return f"{self.path.name} fails its CRC"
-        bad = _runs.check(self.entries, self.n, self.fence, self.bits)
-        self.trim()
+        try:
+            if crc32(self.fence, crc32(self.fps, crc32(self.entries))) != self.body_crc:
+                return f"{self.path.name} fails its CRC"
+            bad = _runs.check(self.entries, self.n, self.fence, self.bits, self.fps)
+        finally:
+            self.trim()
         if bad >= 0:
-            return f"{self.path.name} is out of key order at entry {bad}"
+            return f"{self.path.name} is out of key order or has a wrong fingerprint at entry {bad}"
         if bad < -1:
             return f"{self.path.name} has a wrong fence slot {-2 - bad}"
         return None
@@ -148,7 +191,7 @@ class ChunkTable:
         self._runs: dict[int, Run] = {}
         self._lock = threading.Lock()
         self._superseded: list[int] = []
-        self._cached: tuple[bytes, list[Run], list[tuple]] = (b"\xff", [], [])
+        self._cached: tuple[bytes, list[Run]] = (b"\xff", [])
 
     # -- reading ----------------------------------------------------------------------------
     def run_list(self, txn) -> list[tuple[int, int]]:
@@ -180,29 +223,30 @@ class ChunkTable:
         return run
 
     def runs(self, txn) -> list[Run]:
-        """The runs this transaction names, oldest first (mapped once per process)."""
-        return self._named(txn)[0]
+        """The runs this transaction names, oldest first (opened once per process)."""
+        return self._named(txn)
 
-    def _named(self, txn) -> tuple[list[Run], list[tuple]]:
-        """(runs oldest first, their `_runs.find` tables newest first), parsed once per list."""
+    def _named(self, txn) -> list[Run]:
+        """The runs this transaction names, oldest first; the list is parsed once per change."""
         raw = txn.get(META_RUNS, db=self.meta)
         raw = bytes(raw) if raw is not None else b""
         cached = self._cached
         if cached[0] == raw:
-            return cached[1], cached[2]
+            return cached[1]
         runs = [self._run(gen, n) for gen, n in self.run_list(txn)]
         live = {r.gen for r in runs}
-        with self._lock:  # forget merged runs; a lookup still using one keeps it alive
+        with self._lock:  # forget merged runs; a search still using one keeps it alive
             for gen in [g for g in self._runs if g not in live]:
                 del self._runs[gen]
-        tables = [r.table for r in reversed(runs)]
-        self._cached = (raw, runs, tables)
-        return runs, tables
+        self._cached = (raw, runs)
+        return runs
 
-    def tables(self, txn) -> tuple[list[tuple], list[Run]]:
-        """(`_runs.find` tables newest first: the delta, then the runs; the runs)."""
+    def tables(self, txn, mapped: bool = True) -> tuple[list[tuple], list[Run]]:
+        """(`_runs.find` tables newest first: the delta, then the runs; the runs). The runs'
+        tables read their mappings, or (`mapped=False`) their files."""
         delta = self.delta(txn)
-        runs, tables = self._named(txn)
+        runs = self._named(txn)
+        tables = [r.table if mapped else r.file_table for r in reversed(runs)]
         return [(delta, len(delta) // ENTRY, None, 0)] + tables, runs
 
     def find(self, txn, keys: bytes, stride: int = KEY_LEN) -> tuple[bytearray, bytearray]:
@@ -211,10 +255,15 @@ class ChunkTable:
         n = len(keys) // stride
         found, records = bytearray(n), bytearray(n * RECORD_LEN)
         if n:
-            tables, runs = self.tables(txn)
-            _runs.find(keys, tables, found, records, stride)
-            for r in runs:
-                r.probed(n)
+            mapped = n > FILE_SEARCH
+            tables, runs = self.tables(txn, mapped)
+            try:
+                _runs.find(keys, tables, found, records, stride)
+            except OSError:  # a run shorter than its header says: truncated since it was opened
+                raise _damaged("a run file is shorter than its entries") from None
+            if mapped:
+                for r in runs:
+                    r.probed(n)
         return found, records
 
     def iterate(self, txn) -> Iterator[tuple[bytes, bytes]]:
@@ -226,18 +275,23 @@ class ChunkTable:
     def _iterate(self, tables: list[tuple], runs: list[Run]) -> Iterator[tuple[bytes, bytes]]:
         merger = _runs.Merger([(t[0], t[1]) for t in tables])
         buf = bytearray(ENTRY * 4096)
-        while True:
-            try:
-                w = merger.fill(buf)
-            except ValueError:
-                raise _damaged("a run is out of key order") from None
-            if not w:
-                break
-            raw = bytes(buf[:w * ENTRY])
-            for i in range(0, w * ENTRY, ENTRY):
-                yield raw[i:i + KEY_LEN], raw[i + KEY_LEN:i + ENTRY]
-        for r in runs:
-            r.trim()
+        newest_first = list(reversed(runs))
+        try:
+            while True:
+                try:
+                    w = merger.fill(buf)
+                except ValueError:
+                    raise _damaged("a run is out of key order") from None
+                if not w:
+                    break
+                raw = bytes(buf[:w * ENTRY])
+                for i in range(0, w * ENTRY, ENTRY):
+                    yield raw[i:i + KEY_LEN], raw[i + KEY_LEN:i + ENTRY]
+                for t, r in enumerate(newest_first, start=1):  # RSS stays flat on a long walk
+                    r.trim(merger.position(t) * ENTRY)
+        finally:
+            for r in runs:
+                r.trim()
 
     def entries(self, txn) -> int:
         """Entries in the runs and the delta (a key in several counts once per place)."""
@@ -303,6 +357,7 @@ class ChunkTable:
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{run_name(gen)}.tmp"
         buf = bytearray(ENTRY * MERGE_BUFFER)
+        fps = bytearray()  # written after the entries: ≈ 1 byte per entry held until then
         crc = n = 0
         with open(tmp, "wb") as f:
             f.write(bytes(HEADER_LEN))
@@ -317,13 +372,15 @@ class ChunkTable:
                     piece = memoryview(buf)[:w * ENTRY]
                     crc = crc32(piece, crc)
                     f.write(piece)
+                    fps += np.frombuffer(piece, dtype=np.uint8)[FP_BYTE::ENTRY].tobytes()
                     n += w
                     if step is not None:
                         step()
             fence = np.empty((1 << bits) + 1, dtype="<u4")
             fence[0] = 0
             np.cumsum(counts, out=fence[1:])
-            crc = crc32(fence.tobytes(), crc)
+            crc = crc32(fence.tobytes(), crc32(fps, crc))
+            f.write(fps)
             f.write(fence.tobytes())
             head = HEAD.pack(MAGIC, n, bits, crc)
             f.seek(0)

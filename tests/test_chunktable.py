@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,11 @@ def table_bytes(d: dict) -> bytes:
     return b"".join(k + d[k] for k in sorted(d))
 
 
+def fps_of(raw: bytes, n: int) -> bytes:
+    """The fingerprints of a table: byte 8 of each key."""
+    return bytes(raw[i * ENTRY + 8] for i in range(n))
+
+
 def fence_of(raw: bytes, n: int, bits: int) -> bytes:
     counts = np.zeros(1 << bits, dtype=np.int64)
     for i in range(n):
@@ -58,7 +64,8 @@ def test_find_is_the_newest_tables_record(tables, extra, bits):
     for d, b in zip(tables, bits):
         raw = table_bytes(d)
         fence = fence_of(raw, len(d), b) if b < 6 else None  # 6: a table without a fence
-        args.append((raw, len(d), fence, b if fence is not None else 0))
+        fps = fps_of(raw, len(d)) if b % 2 else None  # fingerprints on some tables
+        args.append((raw, len(d), fence, b if fence is not None else 0, fps))
     queries = list(model) + extra
     found, recs = bytearray(len(queries)), bytearray(12 * len(queries))
     hits = _runs.find(b"".join(queries), args, found, recs)
@@ -69,6 +76,23 @@ def test_find_is_the_newest_tables_record(tables, extra, bits):
             assert recs[12 * i:12 * i + 12] == model[q]
         else:
             assert found[i] == 0
+    # the same tables read from files with pread: the same answers
+    with tempfile.TemporaryFile() as f:
+        file_args, pos = [], 0
+        for raw, n, fence, b, _fps in args:
+            f.write(b"x" * 7 + raw)  # entries at an offset, as in a run file
+            file_args.append((None, n, fence, b, fps_of(raw, n), f.fileno(), pos + 7))
+            pos += 7 + len(raw)
+        f.flush()
+        found_f, recs_f = bytearray(len(queries)), bytearray(12 * len(queries))
+        assert _runs.find(b"".join(queries), file_args, found_f, recs_f) == hits
+        assert found_f == found
+        assert all(recs_f[12 * i:12 * i + 12] == recs[12 * i:12 * i + 12]
+                   for i in range(len(queries)) if found[i])
+        if any(a[1] for a in args):  # a file shorter than its entries
+            f.truncate(0)
+            with pytest.raises(OSError):
+                _runs.find(b"".join(queries), file_args, found_f, recs_f)
     # full 32-byte ids, 32 bytes apart, are looked up by their first 24
     ids = b"".join(q + os.urandom(8) for q in queries)
     found32 = bytearray(len(queries))
@@ -111,6 +135,22 @@ def test_check_and_merge_refuse_disorder(d, data):
             pass
 
 
+def test_file_search_of_a_bucket_larger_than_one_read():
+    """A bucket of 1000 entries (keys sharing their top bits) is halved an entry at a time."""
+    d = {bytes(8) + os.urandom(16): os.urandom(12) for _ in range(1000)}
+    raw = table_bytes(d)
+    fence = fence_of(raw, len(d), 3)
+    keys = list(d) + [bytes(8) + os.urandom(16) for _ in range(50)]
+    with tempfile.TemporaryFile() as f:
+        f.write(raw)
+        f.flush()
+        found, recs = bytearray(len(keys)), bytearray(12 * len(keys))
+        assert _runs.find(b"".join(keys), [(None, len(d), fence, 3, None, f.fileno(), 0)],
+                          found, recs) == 1000
+    assert list(found) == [1] * 1000 + [0] * 50
+    assert all(recs[12 * i:12 * i + 12] == d[k] for i, k in enumerate(keys[:1000]))
+
+
 def test_check_finds_a_wrong_fence_slot():
     d = {bytes([i]) * 24: bytes(12) for i in range(0, 256, 16)}
     raw = table_bytes(d)
@@ -118,6 +158,25 @@ def test_check_finds_a_wrong_fence_slot():
     assert _runs.check(raw, len(d), bytes(fence), 4) == -1
     fence[4 * 3] += 1
     assert _runs.check(raw, len(d), bytes(fence), 4) == -2 - 3
+
+
+def test_kernels_refuse_bad_tables():
+    raw = bytes(36)
+    for bad in [(raw, 1, None), (raw, 1, None, 0, None, 3), (raw, 1, None, 0, None, 3, 0),
+                (None, 1, None, 0, None), (raw, 1, None, 40)]:
+        with pytest.raises(ValueError):
+            _runs.find(bytes(24), [bad], bytearray(1), bytearray(12))
+    with pytest.raises(ValueError):
+        _runs.Merger([(raw, 1, None)])
+    d = {bytes([i]) * 24: bytes(12) for i in range(0, 256, 16)}
+    t = table_bytes(d)
+    fps = bytearray(fps_of(t, len(d)))
+    assert _runs.check(t, len(d), None, 0, bytes(fps)) == -1
+    fps[5] ^= 1
+    assert _runs.check(t, len(d), None, 0, bytes(fps)) == 5
+    with pytest.raises(ValueError):
+        _runs.find(bytes(24), [(t, len(d), fence_of(t, len(d), 2), 2, bytes(3))],
+                   bytearray(1), bytearray(12))
 
 
 def test_kernels_refuse_short_buffers():
