@@ -347,6 +347,58 @@ def check(entries, uint64_t n, fence, int bits, fps=None):
     return bad
 
 
+def fence_ok(fence, uint64_t n, int bits):
+    """True when `fence` has 2^bits + 1 slots, starts at 0, never decreases and ends at n."""
+    cdef Py_buffer view
+    cdef const uint8_t* f
+    cdef uint64_t i, slots = (<uint64_t>1 << bits) + 1
+    cdef bint ok = True
+    if not 0 <= bits <= 31:
+        return False
+    _acquire(fence, &view, 0, &f)
+    try:
+        if <uint64_t>view.len != 4 * slots:
+            return False
+        with nogil:
+            if rt_le32(f) != 0 or rt_le32(f + 4 * (slots - 1)) != n:
+                ok = False
+            else:
+                for i in range(1, slots):
+                    if rt_le32(f + 4 * i) < rt_le32(f + 4 * (i - 1)):
+                        ok = False
+                        break
+        return ok
+    finally:
+        PyBuffer_Release(&view)
+
+
+def fence_from_counts(counts, int bits):
+    """The fence (2^bits + 1 u32 LE slots) of a table whose bucket b holds counts[b] entries
+    (`counts`: 2^bits native u32, as `Merger.fill` fills them)."""
+    cdef Py_buffer view
+    cdef const uint8_t* c
+    cdef uint64_t i, nb = <uint64_t>1 << bits
+    cdef uint32_t total = 0, v
+    if not 0 <= bits <= 31:
+        raise ValueError("bits out of range")
+    _acquire(counts, &view, 4 * nb, &c)
+    out = bytearray(4 * (nb + 1))
+    cdef uint8_t* o = out
+    try:
+        with nogil:
+            for i in range(nb + 1):
+                o[4 * i] = total & 0xFF
+                o[4 * i + 1] = (total >> 8) & 0xFF
+                o[4 * i + 2] = (total >> 16) & 0xFF
+                o[4 * i + 3] = total >> 24
+                if i < nb:
+                    memcpy(&v, c + 4 * i, 4)
+                    total += v
+    finally:
+        PyBuffer_Release(&view)
+    return bytes(out)
+
+
 cdef class Merger:
     """Merges tables (newest first) into one, in key order, one key once (the newest table's
     record), a buffer at a time: `fill(out)` writes whole entries and returns how many."""

@@ -17,6 +17,7 @@ retries with a fresh transaction (`StaleRuns`).
 """
 from __future__ import annotations
 
+import array
 import mmap
 import os
 import struct
@@ -25,8 +26,6 @@ import time
 import weakref
 from pathlib import Path
 from typing import Iterator
-
-import numpy as np
 
 from . import _runs, faults
 from ._verify import crc32
@@ -116,11 +115,9 @@ class Run:
         self.fd, self.bits, self.body_crc, self.size = fd, bits, body_crc, size
         # closed when the run is dropped: a search holds its runs until it returns
         self._closer = weakref.finalize(self, os.close, fd)
-        f = np.frombuffer(self.fence, dtype="<u4")
         # a fence that skips entries would answer "absent" for stored chunks: check it whole
         # (≈ 1 ms per million buckets); the entries' order is checked by fsck (`verify`)
-        if len(self.fps) != n or len(self.fence) != fence_len or f[0] != 0 or f[-1] != n or (
-                f.size > 1 and bool(np.any(f[1:] < f[:-1]))):
+        if len(self.fps) != n or not _runs.fence_ok(self.fence, n, bits):
             raise _damaged(f"{path.name} has a bad fence")
         self._map: mmap.mmap | None = None
         self._entries: memoryview | None = None
@@ -366,7 +363,7 @@ class ChunkTable:
         """Write run file `gen` from `mergers` (each `_runs.Merger` in turn, their keys in
         increasing order across them): header, entries, fence; fsync; rename into place."""
         bits = fence_bits(upper)
-        counts = np.zeros(1 << bits, dtype=np.uint32)
+        counts = array.array("I", bytes(4 << bits))  # per bucket, native u32 (`Merger.fill`)
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{run_name(gen)}.tmp"
         buf = bytearray(ENTRY * MERGE_BUFFER)
@@ -385,16 +382,14 @@ class ChunkTable:
                     piece = memoryview(buf)[:w * ENTRY]
                     crc = crc32(piece, crc)
                     f.write(piece)
-                    fps += np.frombuffer(piece, dtype=np.uint8)[FP_BYTE::ENTRY].tobytes()
+                    fps += bytes(piece[FP_BYTE::ENTRY])
                     n += w
                     if step is not None:
                         step()
-            fence = np.empty((1 << bits) + 1, dtype="<u4")
-            fence[0] = 0
-            np.cumsum(counts, out=fence[1:])
-            crc = crc32(fence.tobytes(), crc32(fps, crc))
+            fence = _runs.fence_from_counts(counts, bits)
+            crc = crc32(fence, crc32(fps, crc))
             f.write(fps)
-            f.write(fence.tobytes())
+            f.write(fence)
             head = HEAD.pack(MAGIC, n, bits, crc)
             f.seek(0)
             f.write(head + struct.pack("<I", crc32(head)) + bytes(HEADER_LEN - HEAD.size - 4))

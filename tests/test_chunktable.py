@@ -191,6 +191,30 @@ def test_kernels_refuse_short_buffers():
     assert _runs.find(b"", [], bytearray(), bytearray()) == 0
 
 
+@given(st.lists(st.integers(0, 1000), min_size=1, max_size=64).filter(
+    lambda c: (len(c) & (len(c) - 1)) == 0))
+def test_fence_from_counts_and_fence_ok(counts):
+    bits = len(counts).bit_length() - 1
+    fence = _runs.fence_from_counts(np.array(counts, dtype=np.uint32).tobytes(), bits)
+    want = np.zeros(len(counts) + 1, dtype="<u4")
+    want[1:] = np.cumsum(counts)
+    assert fence == want.tobytes()
+    assert _runs.fence_ok(fence, sum(counts), bits)
+    assert not _runs.fence_ok(fence, sum(counts) + 1, bits)
+    assert not _runs.fence_ok(fence[:-4], sum(counts), bits)
+    if len(counts) >= 2:
+        bad = bytearray(fence)
+        bad[4:8] = (int(want[2]) + 1).to_bytes(4, "little")  # slot 1 past slot 2
+        assert not _runs.fence_ok(bytes(bad), sum(counts), bits)
+
+
+def test_the_cli_does_not_import_numpy():
+    """numpy (and OpenBLAS's threads) cost every command ≈ 0.2 s of start-up; only `demo` and
+    the tests need it."""
+    code = "import sys, archivestore.cli; assert 'numpy' not in sys.modules, 'numpy imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 def test_fence_bits():
     assert [fence_bits(n) for n in (0, 7, 8, 16, 20_000_000)] == [0, 0, 0, 1, 21]
 
