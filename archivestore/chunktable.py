@@ -230,11 +230,8 @@ class ChunkTable:
         return run
 
     def runs(self, txn) -> list[Run]:
-        """The runs this transaction names, oldest first (opened once per process)."""
-        return self._named(txn)
-
-    def _named(self, txn) -> list[Run]:
-        """The runs this transaction names, oldest first; the list is parsed once per change."""
+        """The runs this transaction names, oldest first (opened once per process; the list is
+        parsed again only when it changed)."""
         raw = txn.get(META_RUNS, db=self.meta)
         raw = bytes(raw) if raw is not None else b""
         cached = self._cached
@@ -252,7 +249,7 @@ class ChunkTable:
         """(`_runs.find` tables newest first: the delta, then the runs; the runs). The runs'
         tables read their mappings, or (`mapped=False`) their files."""
         delta = self.delta(txn)
-        runs = self._named(txn)
+        runs = self.runs(txn)
         tables = [r.table if mapped else r.file_table for r in reversed(runs)]
         return [(delta, len(delta) // ENTRY, None, 0)] + tables, runs
 
