@@ -421,3 +421,100 @@ def test_fsck_reports_a_damaged_run_and_rebuild_index_mends_it(tmp_path, session
     assert rb["ok"] is True
     run_cli("restore", "Paper Boats", "--to", tmp_path / "out", "--store", store)
     assert_same_tree(session, tmp_path / "out")
+
+
+READER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from archivestore.index import Index
+idx = Index({path!r})
+ids = [bytes([p, i]) + bytes(30) for p in range({first}) for i in range(8)]
+loops = 0
+t0 = time.monotonic()
+while time.monotonic() - t0 < {seconds}:
+    # ids of packs committed before this process started: always present, merges or not
+    assert all(idx.contains_many(ids)), "a committed chunk was missing (bulk)"
+    assert idx.lookup(ids[loops % len(ids)]) is not None, "a committed chunk was missing"
+    loops += 1
+print(loops)
+"""
+
+
+def test_readers_beside_a_merging_writer(tmp_path):
+    """A writer process commits packs with a 8-entry delta (a merge every pack, runs replaced
+    and deleted) while two reader processes look up committed ids all along: every answer is
+    right (a reader whose run vanished retries with a new transaction)."""
+    path = tmp_path / "index"
+    chunktable.DELTA_MAX, old = 8, chunktable.DELTA_MAX
+    try:
+        idx = Index(path)
+        for p in range(20):
+            idx.add_pack(os.urandom(16).hex(), 1 << 20,
+                         [BlobRef(bytes([p, i]) + bytes(30), 16, 10, 9, 0, 1) for i in range(8)])
+        idx.close()
+    finally:
+        chunktable.DELTA_MAX = old
+    writer = f"""
+import os, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from archivestore.index import Index
+from archivestore.packs import BlobRef
+idx = Index({str(path)!r})
+t0 = time.monotonic()
+p = 20
+while time.monotonic() - t0 < 3 and p < 250:
+    idx.add_pack(os.urandom(16).hex(), 1 << 20,
+                 [BlobRef(bytes([p, i]) + bytes(30), 16, 10, 9, 0, 1) for i in range(8)])
+    p += 1
+print(p)
+"""
+    env = dict(os.environ, ARCHIVESTORE_DELTA_MAX="8")
+    w = subprocess.Popen([sys.executable, "-c", writer], env=env, stdout=subprocess.PIPE, text=True)
+    readers = [subprocess.Popen([sys.executable, "-c", READER.format(
+        root=str(ROOT), path=str(path), first=20, seconds=3)], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    out_w = w.communicate(timeout=60)[0]
+    assert w.returncode == 0
+    for r in readers:
+        out, err = r.communicate(timeout=60)
+        assert r.returncode == 0, err
+        assert int(out) > 10
+    written = int(out_w)
+    assert written > 40  # many merges happened under the readers
+    idx = Index(path)
+    ids = [bytes([p, i]) + bytes(30) for p in range(written) for i in range(8)]
+    assert idx.contains_many(ids) == [True] * len(ids)
+    assert idx.check_table() == []
+    with idx.env.begin() as txn:
+        runs = idx.table.run_list(txn)
+    assert run_files(idx) == sorted(chunktable.run_name(g) for g, _n in runs)
+    idx.close()
+
+
+def test_small_searches_map_nothing(tmp_path):
+    """Single lookups read runs with pread: the process's file-backed RSS does not grow with
+    the number of lookups or the size of the runs."""
+    idx = Index(tmp_path / "index")
+    keys = sorted(os.urandom(24) for _ in range(200_000))
+    batches = (b"".join(k + bytes(12) for k in keys[i:i + 50_000]) for i in range(0, 200_000, 50_000))
+    with idx.env.begin(write=True) as txn:
+        idx.table.load_sorted(txn, batches, len(keys))
+
+    def rss_file_kb() -> int:
+        for line in open("/proc/self/status"):
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+        return 0
+    idx.contains_many([keys[0] + bytes(8)])  # opens the run
+    before = rss_file_kb()
+    for k in keys[::40]:  # 5000 lookups spread over the 7 MB run
+        assert idx.contains_many([k + bytes(8)]) == [True]
+    assert rss_file_kb() - before < 1024
+    # a big batch maps the run, and gives its pages back when told to
+    assert all(idx.contains_many([k + bytes(8) for k in keys[::20]]))
+    assert rss_file_kb() - before > 1024
+    with idx.env.begin() as txn:
+        for r in idx.table.runs(txn):
+            r.trim()
+    assert rss_file_kb() - before < 1024
+    idx.close()
