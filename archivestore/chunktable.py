@@ -417,6 +417,11 @@ class ChunkTable:
         txn.put(META_GEN, U64.pack(gen + 1), db=self.meta)
         return n
 
+    def remove_orphans(self, txn) -> None:
+        """Delete the run files the committed list does not name (inside a write transaction:
+        a killed merge's run, or runs whose replacement committed before its process died)."""
+        self._remove_orphans({g for g, _n in self.run_list(txn)})
+
     def _remove_orphans(self, live: set[int]) -> None:
         """Delete run files no committed list names (a merge killed before its commit, runs a
         killed process superseded). Only under the write transaction: no merge is running."""

@@ -151,13 +151,15 @@ class Index:
         try:
             # the format first: another layout's databases may not even open with our flags
             self.meta = self.env.open_db(b"meta")
+            self.table = ChunkTable(self.path / "runs", self.meta)
             with self.env.begin(write=True) as txn:
                 fmt = txn.get(b"format", db=self.meta)
                 if fmt is None:
                     txn.put(b"format", INDEX_FORMAT, db=self.meta)
                     findindex.mark_new(txn, self.meta)  # no records: its blocks are complete
                 self.rebuilding = txn.get(b"rebuilding", db=self.meta) is not None
-            self.table = ChunkTable(self.path / "runs", self.meta)
+                if fmt == INDEX_FORMAT:  # under the write lock: no merge is under way
+                    self.table.remove_orphans(txn)
             if fmt == b"4":
                 self._upgrade_from_4()
                 fmt = INDEX_FORMAT

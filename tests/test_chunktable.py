@@ -314,7 +314,7 @@ def test_a_reader_whose_run_was_merged_away_retries(tmp_path, small_delta):
 
 def test_a_merge_killed_before_its_commit_loses_nothing(tmp_path):
     """SIGKILL after the new run is renamed into place, before the transaction naming it
-    commits: the index keeps the old runs and delta; the next merge deletes the orphan."""
+    commits: the index keeps the old runs and delta; the next open deletes the orphan."""
     path = tmp_path / "index"
     script = f"""
 import os, sys
@@ -333,11 +333,13 @@ for p in range(6):
     assert r.returncode == -9
     chunktable.DELTA_MAX, old = 8, chunktable.DELTA_MAX
     try:
+        orphan = sorted(p.name for p in (path / "runs").iterdir())
+        assert len(orphan) == 2  # the named run and the killed merge's
         idx = Index(path)
         with idx.env.begin() as txn:
             runs = idx.table.run_list(txn)
         assert len(runs) == 1 and runs[0][1] == 10  # packs 0 and 1; pack 3's merge was killed
-        assert len(run_files(idx)) == 2  # the named run and the orphan
+        assert run_files(idx) == [chunktable.run_name(runs[0][0])]  # opening removed the orphan
         stored = [bytes([p, i]) + bytes(30) for p in range(3) for i in range(5)]
         assert idx.contains_many(stored) == [True] * 15  # packs 0-2 committed
         assert idx.contains_many([bytes([3, 0]) + bytes(30)]) == [False]
