@@ -379,8 +379,10 @@ cdef extern from *:
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #define PCM_RESF_CASE(M) case M: \
         for (; i + 4 <= n; i += 4) { \
-            __m256d s = _mm256_mul_pd(qv[0], _mm256_loadu_pd(xd + i - 1)); \
-            for (j = 1; j < M; j++) s = _mm256_fmadd_pd(qv[j], _mm256_loadu_pd(xd + i - 1 - j), s); \
+            __m256d s = _mm256_mul_pd(qv[0], _mm256_loadu_pd(xd + i - 1)), s2 = _mm256_setzero_pd(); \
+            for (j = 1; j < M; j += 2) s2 = _mm256_fmadd_pd(qv[j], _mm256_loadu_pd(xd + i - 1 - j), s2); \
+            for (j = 2; j < M; j += 2) s = _mm256_fmadd_pd(qv[j], _mm256_loadu_pd(xd + i - 1 - j), s); \
+            s = _mm256_add_pd(s, s2); \
             __m256d d = _mm256_sub_pd(_mm256_loadu_pd(xd + i), \
                                       _mm256_round_pd(s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)); \
             __m256i b = _mm256_castpd_si256(_mm256_add_pd(d, bias)); \
