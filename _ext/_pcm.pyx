@@ -1320,6 +1320,7 @@ DEF MAXLPC_DEC = 8  # the decoder rejects higher orders (the format could hold 3
 DEF LPC_PREC = 14
 DEF MAXPO = 6
 DEF PAD = 64
+DEF TAIL = 65536  # decoding reads the payload in place up to its last TAIL bytes
 DEF FIXED_TRY_NUM = 105  # try the fixed predictor when its estimate < LPC cost * NUM / DEN
 DEF FIXED_TRY_DEN = 100
 DEF INT64_MAX_ = 0x7FFFFFFFFFFFFFFF
@@ -2032,6 +2033,13 @@ cdef struct Dec:
     const uint8_t* buf
     uint64_t pos
     uint64_t nbits
+    # Where buf is: the payload itself (in place) until the blocks near its end, then a padded
+    # copy of the rest (see decode_all); base: bit offset of buf[0] in the payload body.
+    uint64_t base
+    const uint8_t* body
+    size_t blen
+    uint8_t* tail
+    uint64_t switch_at
 
 
 cdef inline uint64_t getb(Dec* d, int k) noexcept nogil:
@@ -2139,56 +2147,100 @@ cdef int store_channel(Dec* d, const int64_t* L, int n, uint8_t* p, int align, i
     return 0
 
 
+cdef int to_tail(Dec* d) noexcept nogil:
+    """Go on from a padded copy of the rest of the payload body (from the byte of d.pos)."""
+    cdef size_t b0 = <size_t>((d.base + d.pos) >> 3)
+    d.tail = <uint8_t*>malloc(d.blen - b0 + PAD)
+    if d.tail == NULL:
+        return -1
+    memcpy(d.tail, d.body + b0, d.blen - b0)
+    memset(d.tail + d.blen - b0, 0, PAD)
+    d.pos = d.base + d.pos - <uint64_t>b0 * 8
+    d.base = <uint64_t>b0 * 8
+    d.buf = d.tail
+    d.nbits = <uint64_t>(d.blen - b0) * 8
+    return 0
+
+
 cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels, bint be,
                     bint flt, int bsize, int64_t* chbuf, const uint8_t* ref) noexcept nogil:
     """Decode every block into dst; or, with ref, each block into dst (one block of room) and
-    compare it with the same bytes of ref (-3 at the first difference)."""
+    compare it with the same bytes of ref (-3 at the first difference); -4: out of memory.
+
+    The readers may load up to PAD bytes past d.nbits / 8 (never further: the bit position
+    is checked against d.nbits at least that often), which the padded copy allows for.
+    Copying the whole payload cost ~4% of decoding, so blocks are read from the payload in
+    place while d.nbits is PAD bytes short of its end, which keeps every load inside it;
+    such a block can only fail or decode exactly as from the copy (every bit it consumes
+    lies below d.nbits, the same bytes). A block that fails there (it runs into the last PAD
+    bytes, or is corrupt) is decoded again from a padded copy of the rest, as is every block
+    that starts in the last TAIL bytes."""
     cdef int64_t start = 0
-    cdef int n, c, mode, fmode = 0, E = 0, bpsamp = bits // 8, align = channels * (bits // 8)
+    cdef int n, rc
+    cdef uint64_t pos0
+    while start < frames:
+        n = bsize if frames - start > bsize else <int>(frames - start)
+        if d.tail == NULL and d.pos >= d.switch_at and to_tail(d) < 0:
+            return -4
+        pos0 = d.pos
+        rc = decode_block(d, dst, start, n, bits, channels, be, flt, bsize, chbuf, ref)
+        if rc == -1 and d.tail == NULL:
+            d.pos = pos0
+            if to_tail(d) < 0:
+                return -4
+            rc = decode_block(d, dst, start, n, bits, channels, be, flt, bsize, chbuf, ref)
+        if rc != 0:
+            return rc
+        start += n
+    return 0
+
+
+cdef int decode_block(Dec* d, uint8_t* dst, int64_t start, int n, int bits, int channels,
+                      bint be, bint flt, int bsize, int64_t* chbuf,
+                      const uint8_t* ref) noexcept nogil:
+    """One block of n frames from d.pos (see decode_all): 0, -1 corrupt, -3 differs from ref."""
+    cdef int c, mode, fmode = 0, E = 0, bpsamp = bits // 8, align = channels * (bits // 8)
     cdef int sb
     cdef int64_t* L
     cdef int64_t* R
     cdef uint8_t* p
-    while start < frames:
-        n = bsize if frames - start > bsize else <int>(frames - start)
-        sb = bits
-        if flt:
-            fmode = <int>getb(d, 2)
-            if fmode == 3:
-                return -1
-            if fmode:
-                E = <int>getb(d, 9) - 256
-            if fmode == 2:
-                sb = 25
-        if channels == 2:
-            mode = <int>getb(d, 2)
-            L = chbuf
-            R = chbuf + bsize
-            if d.pos > d.nbits:
-                return -1
-            if dec_subframe(d, L, n, sb + (1 if mode == 2 else 0)) < 0:
-                return -1
-            if dec_subframe(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0)) < 0:
-                return -1
-            pcm_decorrelate(L, R, n, mode)
-            p = dst if ref != NULL else dst + start * align
-            if flt or be or pcm_store_stereo_le(p, n, bits, L, R) != 0:
-                for c in range(2):
-                    if store_channel(d, chbuf + c * bsize, n, p + c * bpsamp, align, bits, be, flt,
-                                     fmode, E) < 0:
-                        return -1
-        else:
-            if d.pos > d.nbits:
-                return -1
-            p = dst if ref != NULL else dst + start * align
-            for c in range(channels):
-                if dec_subframe(d, chbuf, n, sb) < 0:
+    sb = bits
+    if flt:
+        fmode = <int>getb(d, 2)
+        if fmode == 3:
+            return -1
+        if fmode:
+            E = <int>getb(d, 9) - 256
+        if fmode == 2:
+            sb = 25
+    if channels == 2:
+        mode = <int>getb(d, 2)
+        L = chbuf
+        R = chbuf + bsize
+        if d.pos > d.nbits:
+            return -1
+        if dec_subframe(d, L, n, sb + (1 if mode == 2 else 0)) < 0:
+            return -1
+        if dec_subframe(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0)) < 0:
+            return -1
+        pcm_decorrelate(L, R, n, mode)
+        p = dst if ref != NULL else dst + start * align
+        if flt or be or pcm_store_stereo_le(p, n, bits, L, R) != 0:
+            for c in range(2):
+                if store_channel(d, chbuf + c * bsize, n, p + c * bpsamp, align, bits, be, flt,
+                                 fmode, E) < 0:
                     return -1
-                if store_channel(d, chbuf, n, p + c * bpsamp, align, bits, be, flt, fmode, E) < 0:
-                    return -1
-        if ref != NULL and memcmp(p, ref + start * align, <size_t>n * align) != 0:
-            return -3
-        start += n
+    else:
+        if d.pos > d.nbits:
+            return -1
+        p = dst if ref != NULL else dst + start * align
+        for c in range(channels):
+            if dec_subframe(d, chbuf, n, sb) < 0:
+                return -1
+            if store_channel(d, chbuf, n, p + c * bpsamp, align, bits, be, flt, fmode, E) < 0:
+                return -1
+    if ref != NULL and memcmp(p, ref + start * align, <size_t>n * align) != 0:
+        return -3
     return 0
 
 
@@ -2257,24 +2309,31 @@ cdef object _decode(payload, Py_ssize_t plain_len, const uint8_t* ref):
             out = PyBytes_FromStringAndSize(NULL, plain_len)
             dst = <uint8_t*>PyBytes_AS_STRING(out)
         body = view.len - HDR
-        buf = <uint8_t*>malloc(body + PAD)
         if bsize > <int>frames:
             bsize = <int>frames
         chbuf = <int64_t*>malloc(sizeof(int64_t) * bsize * 2)  # one block of <= 2 channels
-        if buf == NULL or chbuf == NULL:
+        if chbuf == NULL:
             raise MemoryError()
-        d.buf = buf
+        # in place while PAD bytes short of the end, a padded copy for the last TAIL bytes
+        # (all of a payload of less than TAIL + PAD bytes); see decode_all
+        d.body = src + HDR
+        d.blen = <size_t>body
+        d.tail = NULL
+        d.base = 0
         d.pos = 0
-        d.nbits = <uint64_t>body * 8
+        d.buf = d.body
+        d.nbits = <uint64_t>(body - PAD) * 8 if body > TAIL + PAD else 0
+        d.switch_at = <uint64_t>(body - TAIL) * 8 if body > TAIL + PAD else 0
         with nogil:  # the padded copy too: two decoding threads must not queue on it
-            memcpy(buf, src + HDR, body)
-            memset(buf + body, 0, PAD)
             rc = decode_all(&d, dst, frames, bits, channels, be, flt, bsize, chbuf, ref)
+        buf = d.tail
+        if rc == -4:
+            raise MemoryError()
         if rc == -3:
             return False
         if rc != 0 or d.pos > d.nbits:
             raise ValueError("corrupt PCM payload")
-        if (d.pos + 7) // 8 != <uint64_t>body:
+        if (d.base + d.pos + 7) // 8 != <uint64_t>body:
             raise ValueError("trailing bytes in PCM payload")
         return True if ref != NULL else out
     finally:
