@@ -1201,9 +1201,11 @@ cdef extern from *:
                               const int64_t* x, int n, double scale, uint8_t* p, int stride,
                               int be) {
         uint64_t pos = *ppos;
-        double inv[24];
+        double sc[24];
         int i;
-        for (i = 0; i < 24; i++) inv[i] = 1.0 / (double)((uint64_t)1 << i);
+        /* scale is 2**-E with |E| <= 256: sc[ne] = scale / 2**ne is exact, and so is
+           v * sc[ne] (v < 2**24), the same double as v * scale / 2**ne in two steps */
+        for (i = 0; i < 24; i++) sc[i] = scale / (double)((uint64_t)1 << i);
         for (i = 0; i < n; i++) {
             int64_t iv = x[i];
             uint64_t w = pcm_ld64(buf + (pos >> 3)) >> (pos & 7);
@@ -1216,7 +1218,8 @@ cdef extern from *:
                 int ne = 24 - pcm_bitlen(a);
                 if (ne < 0) return -1;
                 pos += (uint64_t)ne;
-                double dv = (double)((a << ne) | (w & ((((uint64_t)1) << ne) - 1))) * scale * inv[ne];
+                /* below 2**24: converted as signed (no branch for the unsigned range) */
+                double dv = (double)(int64_t)((a << ne) | (w & ((((uint64_t)1) << ne) - 1))) * sc[ne];
                 /* the sign as a bit, not a branch (the sign of music is a coin toss): the same
                    bits as (float)(-dv), as rounding to nearest is symmetric and dv > 0 */
                 f = pcm_f2u((float)dv) | ((uint32_t)((uint64_t)iv >> 63) << 31);
