@@ -789,6 +789,50 @@ cdef extern from *:
     #endif
         pcm_rice_codes_base(bw, r, i, end, k);
     }
+    /* Float mode 2 encoder: the mantissa bits below trunc(v) of n samples (stride apart),
+       v = |x| * scale (an exact power of two; |v| < 2**24 by the choice of scale), four
+       samples at a time: their codes are worked out first and written with one put when
+       together they fit in 56 bits (the same bits as one put per code). A sample with
+       trunc(v) == 0 is a flag bit (0: +0.0; 1: followed by the 32-bit pattern: one 33-bit
+       code). */
+    static inline __attribute__((always_inline))
+    uint64_t pcm_fx_code(uint32_t f, double scale, uint64_t* len) {
+        /* |x| with a mask, not a branch on the sign (a coin toss in music); a -0.0 that
+           "if (a < 0) a = -a" kept has iv == 0 either way */
+        double a = __builtin_fabs((double)pcm_u2f(f) * scale);
+        int64_t iv = (int64_t)a;  /* below 2**24 */
+        int ne;
+        if (iv == 0) {
+            *len = f == 0 ? 1 : 33;
+            return f == 0 ? 0 : (((uint64_t)f << 1) | 1);
+        }
+        ne = 24 - pcm_bitlen((uint64_t)iv);
+        *len = (uint64_t)ne;
+        return (uint64_t)(int64_t)((a - (double)iv) * (double)((uint64_t)1 << ne));
+    }
+    static void pcm_float_extras_write(pcm_bw* bw, const uint32_t* fb, int n, int stride,
+                                       double scale) {
+        pcm_bw w = *bw;  /* in locals: stores through out could alias *bw */
+        uint64_t l0, l1, l2, l3;
+        int i;
+        for (i = 0; i + 4 <= n; i += 4) {
+            const uint32_t* q = fb + (size_t)i * stride;
+            uint64_t c0 = pcm_fx_code(q[0], scale, &l0), c1 = pcm_fx_code(q[stride], scale, &l1),
+                     c2 = pcm_fx_code(q[2 * stride], scale, &l2), c3 = pcm_fx_code(q[3 * stride], scale, &l3);
+            uint64_t a01 = l0 + l1;
+            if (a01 + l2 + l3 <= 56) {
+                pcm_put(&w, c0 | (c1 << l0) | (c2 << a01) | (c3 << (a01 + l2)), (int)(a01 + l2 + l3));
+            } else {
+                pcm_put(&w, c0, (int)l0); pcm_put(&w, c1, (int)l1);
+                pcm_put(&w, c2, (int)l2); pcm_put(&w, c3, (int)l3);
+            }
+        }
+        for (; i < n; i++) {
+            uint64_t c = pcm_fx_code(fb[(size_t)i * stride], scale, &l0);
+            pcm_put(&w, c, (int)l0);
+        }
+        *bw = w;
+    }
     /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
        stores (a 24-bit frame is written with one 4- or 8-byte store whose extra bytes the next
        frame overwrites; the last frame is written byte by byte). Return -1 when not handled
@@ -1306,6 +1350,7 @@ cdef extern from *:
         uint64_t acc
         int nb
     void pcm_rice_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) nogil
+    void pcm_float_extras_write(pcm_bw* bw, const uint32_t* fb, int n, int stride, double scale) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x,
                          int n, double scale, uint8_t* p, int stride, int be) nogil
@@ -1789,6 +1834,10 @@ cdef int float_scale(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept n
             emin = e
         if top > topmax:
             topmax = top
+        # topmax only grows and emin only shrinks: once the span is too wide it stays so
+        # (music floats usually get there within the first samples of a block)
+        if (i & 63) == 63 and topmax - emin > 31:
+            return 0
     if emin == 100000:
         E_out[0] = 0
         return 1
@@ -1823,26 +1872,17 @@ cdef int float_split(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept n
 
 
 cdef void write_float_extras(Enc* e, const uint32_t* fbuf, int n, int stride, int E) noexcept nogil:
-    cdef int i, k, ne
-    cdef uint32_t f
-    cdef double a, scale = ldexp(1.0, E)  # exact power of two: products below are exact
-    cdef uint64_t iv
-    for i in range(n):
-        f = fbuf[i * stride]
-        a = <double>pcm_u2f(f) * scale
-        if a < 0:
-            a = -a
-        iv = <uint64_t>a
-        if iv == 0:
-            if f == 0:
-                put(e, 0, 1)
-            else:
-                put(e, 1, 1)
-                put(e, <uint64_t>f, 32)
-        else:
-            k = pcm_bitlen(iv) - 1
-            ne = 23 - k
-            put(e, <uint64_t>((a - <double>iv) * <double>((<uint64_t>1) << ne)), ne)
+    """Float mode 2: the mantissa bits below trunc(v) of one channel (pcm_float_extras_write)."""
+    cdef pcm_bw w
+    w.out = e.out
+    w.pos = e.pos
+    w.acc = e.acc
+    w.nb = e.nb
+    # ldexp(1.0, E): an exact power of two, so the products are exact
+    pcm_float_extras_write(&w, fbuf, n, stride, ldexp(1.0, E))
+    e.pos = w.pos
+    e.acc = w.acc
+    e.nb = w.nb
 
 
 cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int channels, bint be,
