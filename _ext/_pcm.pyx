@@ -833,6 +833,23 @@ cdef extern from *:
         }
         *bw = w;
     }
+    /* Float modes 1 and 2: channel c of n frames (ch channels) as trunc(x * dv), dv an exact
+       power of two with |x * dv| < 2**31 (mode 1) or < 2**24 (mode 2), so the conversion
+       through int32 is exact and the same as through int64 (and vectorises). */
+    static inline __attribute__((always_inline))
+    void pcm_float_to_int_body(const uint32_t* fb, int n, int ch, int c, double dv, int64_t* out) {
+        int i;
+        for (i = 0; i < n; i++) out[i] = (int64_t)(int32_t)((double)pcm_u2f(fb[(size_t)i * ch + c]) * dv);
+    }
+    /* The largest |x| as a bit pattern (sign bit cleared) of count floats. */
+    static inline __attribute__((always_inline)) uint32_t pcm_float_absmax_body(const uint32_t* u, size_t count) {
+        uint32_t mx = 0;
+        size_t i;
+        for (i = 0; i < count; i++) { uint32_t a = u[i] & 0x7FFFFFFF; mx = a > mx ? a : mx; }
+        return mx;
+    }
+    PCM_DISPATCH(void, pcm_float_to_int, (const uint32_t* fb, int n, int ch, int c, double dv, int64_t* out), (fb, n, ch, c, dv, out))
+    PCM_DISPATCH(uint32_t, pcm_float_absmax, (const uint32_t* u, size_t count), (u, count))
     /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
        stores (a 24-bit frame is written with one 4- or 8-byte store whose extra bytes the next
        frame overwrites; the last frame is written byte by byte). Return -1 when not handled
@@ -1351,6 +1368,8 @@ cdef extern from *:
         int nb
     void pcm_rice_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) nogil
     void pcm_float_extras_write(pcm_bw* bw, const uint32_t* fb, int n, int stride, double scale) nogil
+    void pcm_float_to_int(const uint32_t* fb, int n, int ch, int c, double dv, int64_t* out) nogil
+    uint32_t pcm_float_absmax(const uint32_t* u, size_t count) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x,
                          int n, double scale, uint8_t* p, int stride, int be) nogil
@@ -1851,13 +1870,8 @@ cdef int float_scale(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept n
 cdef int float_split(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept nogil:
     """Mode 2 (any finite floats): v = x * 2**E with max |v| in [2**23, 2**24); the integer
     part trunc(v) goes through the predictor, the mantissa bits below it are stored raw."""
-    cdef Py_ssize_t i
-    cdef uint32_t mx = 0, a
+    cdef uint32_t mx = pcm_float_absmax(u, <size_t>count)
     cdef int emax
-    for i in range(count):
-        a = u[i] & 0x7FFFFFFF
-        if a > mx:
-            mx = a
     if mx >= 0x7F800000:  # inf or NaN present
         return 0
     if mx == 0:
@@ -1913,6 +1927,9 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
                     min(frames - start - n, <int64_t>BLOCK) * align))
         else:
             pcm_load_u32(p, n * channels, be, fbuf)
+            if start + n < frames:
+                pcm_prefetch(p + <size_t>n * align, <size_t>(
+                    min(frames - start - n, <int64_t>BLOCK) * align))
             fmode = float_scale(fbuf, <Py_ssize_t>n * channels, &E)
             if not fmode:
                 fmode = 2 * float_split(fbuf, <Py_ssize_t>n * channels, &E)
@@ -1923,9 +1940,8 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
                 put(e, <uint64_t>(E + 256), 9)
                 dv = ldexp(1.0, E)
                 for c in range(channels):
-                    for i in range(n):
-                        # exact (power-of-two scale); the cast truncates toward zero
-                        chbuf[c * BLOCK + i] = <int64_t>(<double>pcm_u2f(fbuf[i * channels + c]) * dv)
+                    # exact (power-of-two scale); the cast truncates toward zero
+                    pcm_float_to_int(fbuf, n, channels, c, dv, chbuf + c * BLOCK)
             else:
                 for c in range(channels):
                     for i in range(n):
