@@ -1428,6 +1428,9 @@ cdef struct Enc:
     uint32_t* fbuf
     int64_t* sbuf
     int64_t* mbuf
+    # the samples of the block being encoded fit in (sbits - vshrink)-bit signed integers
+    # (float mode 1: known from the exponents; else 0): only picks the faster exact paths
+    int vshrink
 
 
 cdef inline void put(Enc* e, uint64_t v, int k) noexcept nogil:
@@ -1602,8 +1605,9 @@ cdef void make_window(double* w, int n) noexcept nogil:
 
 
 cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
-                     int* shift_out) noexcept nogil:
-    """Quantized LPC coefficients for x; returns the order (0 when LPC is not usable)."""
+                     int* shift_out, int vbits) noexcept nogil:
+    """Quantized LPC coefficients for x; returns the order (0 when LPC is not usable). x
+    holds vbits-bit signed values (vbits <= bits)."""
     cdef double R[10]
     cdef double a[MAXLPC]
     cdef double tmp[MAXLPC]
@@ -1622,7 +1626,7 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
             e.win_sum2 += e.win[i] * e.win[i]
     win = e.win
     wsum2 = e.win_sum2
-    if bits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
+    if vbits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
         pcm_window_autocorr10(x, n, win, e.xd, xw, R)
     else:
         for i in range(n):
@@ -1702,7 +1706,7 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo,
     cost pre_est (used if no wasted bits)."""
     cdef int64_t v0 = x[0]
     cdef uint64_t orv = 0, diff = 0, mk
-    cdef int i, w, eff, fo, m = 0, sh = 0, P_f = 0, P_l = 0
+    cdef int i, w, eff, veff, fo, m = 0, sh = 0, P_f = 0, P_l = 0
     cdef int32_t qc[MAXLPC]
     cdef uint8_t ks_f[64]
     cdef uint8_t ks_l[64]
@@ -1722,6 +1726,9 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo,
     if w >= sbits:
         w = sbits - 1
     eff = sbits - w
+    veff = eff - e.vshrink  # the bits the values of s really need (paths only, not format)
+    if veff < 1:
+        veff = 1
     if w > 0:
         for i in range(n):
             e.sig[i] = x[i] >> w
@@ -1739,12 +1746,12 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo,
         fo = pre_fo
         est_f = pre_est
     else:
-        est_f = rice_estimate(fixed_sums(s, n, &fo, eff), n - 4)
+        est_f = rice_estimate(fixed_sums(s, n, &fo, veff), n - 4)
     est_f += fo * eff
     if n >= 32 and eff > 2:
-        m = lpc_analyze(e, s, n, eff, qc, &sh)
+        m = lpc_analyze(e, s, n, eff, qc, &sh, veff)
         if m > 0:
-            if eff > 31 or pcm_lpc_residual_d(e.xd, s, e.resa, n, qc, m, sh) != 0:
+            if veff > 31 or pcm_lpc_residual_d(e.xd, s, e.resa, n, qc, m, sh) != 0:
                 pcm_lpc_residual(s, e.resa, n, qc, m, sh)
             cost_l = rice_plan(e.resa, n, m, &P_l, ks_l) + m * (eff + LPC_PREC) + 14
     # The fixed predictor is only worked out in full when its one-partition estimate comes
@@ -1825,7 +1832,7 @@ cdef inline int64_t float_ordered(uint32_t u) noexcept nogil:
     return s
 
 
-cdef int float_scale(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept nogil:
+cdef int float_scale(const uint32_t* u, Py_ssize_t count, int* E_out, int* R_out) noexcept nogil:
     """If every value is exactly v * 2**-E with integer |v| < 2**31 (no NaN/inf/-0.0), store E
     and return 1."""
     cdef Py_ssize_t i
@@ -1859,11 +1866,13 @@ cdef int float_scale(const uint32_t* u, Py_ssize_t count, int* E_out) noexcept n
             return 0
     if emin == 100000:
         E_out[0] = 0
+        R_out[0] = 31
         return 1
     # v = value * 2**-emin; |v| < 2**(topmax - emin) must be < 2**31
     if topmax - emin > 31 or emin < -255 or emin > 255:
         return 0
     E_out[0] = -emin
+    R_out[0] = topmax - emin  # every |v| < 2**R_out
     return 1
 
 
@@ -1903,7 +1912,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
                     bint flt, int64_t* chbuf) noexcept nogil:
     cdef int64_t start
     cdef int n, c, i, align = channels * (bits // 8), sbits, mode, E = 0
-    cdef int fmode = 0
+    cdef int fmode = 0, Rb = 31
     cdef const uint8_t* p
     cdef int64_t* L
     cdef int64_t* R
@@ -1930,7 +1939,8 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             if start + n < frames:
                 pcm_prefetch(p + <size_t>n * align, <size_t>(
                     min(frames - start - n, <int64_t>BLOCK) * align))
-            fmode = float_scale(fbuf, <Py_ssize_t>n * channels, &E)
+            fmode = float_scale(fbuf, <Py_ssize_t>n * channels, &E, &Rb)
+            e.vshrink = 32 - (Rb + 1) if fmode else 0
             if not fmode:
                 fmode = 2 * float_split(fbuf, <Py_ssize_t>n * channels, &E)
             if not ensure(e, 8):
@@ -1951,7 +1961,7 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             L = chbuf
             R = chbuf + BLOCK
             # estimated bits of each candidate: Rice cost of its best fixed-predictor residual
-            if pcm_stereo_sums(L, R, n, sbits, fsums) == 0:
+            if pcm_stereo_sums(L, R, n, sbits - e.vshrink, fsums) == 0:
                 cL = rice_estimate(best_fixed(fsums, &oL), n - 4)
                 cR = rice_estimate(best_fixed(fsums + 5, &oR), n - 4)
                 cS = rice_estimate(best_fixed(fsums + 10, &oS), n - 4)
@@ -1961,10 +1971,10 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
                 for i in range(n):
                     S[i] = L[i] - R[i]
                     e.mbuf[i] = (L[i] + R[i]) >> 1
-                cL = rice_estimate(fixed_sums(L, n, &oL, sbits), n - 4)
-                cR = rice_estimate(fixed_sums(R, n, &oR, sbits), n - 4)
-                cS = rice_estimate(fixed_sums(S, n, &oS, sbits + 1), n - 4)
-                cM = rice_estimate(fixed_sums(e.mbuf, n, &oM, sbits), n - 4)
+                cL = rice_estimate(fixed_sums(L, n, &oL, sbits - e.vshrink), n - 4)
+                cR = rice_estimate(fixed_sums(R, n, &oR, sbits - e.vshrink), n - 4)
+                cS = rice_estimate(fixed_sums(S, n, &oS, sbits + 1 - e.vshrink), n - 4)
+                cM = rice_estimate(fixed_sums(e.mbuf, n, &oM, sbits - e.vshrink), n - 4)
             mode = 0
             bestc = cL + cR
             if cL + cS < bestc:
