@@ -848,6 +848,70 @@ cdef extern from *:
         for (i = 0; i < count; i++) { uint32_t a = u[i] & 0x7FFFFFFF; mx = a > mx ? a : mx; }
         return mx;
     }
+    /* Float mode 1 test over count floats: the lowest set bit's exponent e and the top
+       (x < 2**top) of every nonzero value, as min(e) and max(top) into *emin and *topmax;
+       returns 1 if a -0.0, inf or NaN is among them. */
+    static int pcm_float_span_base(const uint32_t* u, int count, int* emin, int* topmax) {
+        int i, mn = *emin, mx = *topmax;
+        for (i = 0; i < count; i++) {
+            uint32_t f = u[i], mag = f & 0x7FFFFFFF, ef = mag >> 23, m;
+            int e, top;
+            if (mag == 0) {
+                if (f != 0) return 1;
+                continue;
+            }
+            if (ef == 0xFF) return 1;
+            m = ef ? ((mag & 0x7FFFFF) | 0x800000) : mag;
+            e = (ef ? (int)ef - 150 : -149) + pcm_ctz64(m);
+            top = (ef ? (int)ef - 150 : -149) + pcm_bitlen(m);  /* = e + bitlen(m >> ctz) */
+            mn = e < mn ? e : mn;
+            mx = top > mx ? top : mx;
+        }
+        *emin = mn;
+        *topmax = mx;
+        return 0;
+    }
+    /* AVX2: eight at a time, ctz and bitlen from the exponents of exact int -> float
+       conversions (m < 2**24): the same integers. */
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static PCM_AVX2 int pcm_float_span_avx2(const uint32_t* u, int count, int* emin, int* topmax) {
+        const __m256i z = _mm256_setzero_si256(), m7f = _mm256_set1_epi32(0x7FFFFFFF),
+                      m7ff = _mm256_set1_epi32(0x7FFFFF), imp = _mm256_set1_epi32(0x800000),
+                      neg0 = _mm256_set1_epi32((int)0x80000000u), ff = _mm256_set1_epi32(0xFF),
+                      c150 = _mm256_set1_epi32(150), c149 = _mm256_set1_epi32(-149),
+                      c127 = _mm256_set1_epi32(127), c126 = _mm256_set1_epi32(126);
+        __m256i vmn = _mm256_set1_epi32(*emin), vmx = _mm256_set1_epi32(*topmax), bad = z;
+        int i = 0, t[8], k, mn, mx;
+        for (; i + 8 <= count; i += 8) {
+            __m256i f = _mm256_loadu_si256((const __m256i*)(u + i));
+            __m256i mag = _mm256_and_si256(f, m7f), ef = _mm256_srli_epi32(mag, 23);
+            __m256i isn = _mm256_cmpgt_epi32(ef, z), isz = _mm256_cmpeq_epi32(mag, z);
+            bad = _mm256_or_si256(bad, _mm256_or_si256(_mm256_cmpeq_epi32(f, neg0), _mm256_cmpeq_epi32(ef, ff)));
+            __m256i m = _mm256_blendv_epi8(mag, _mm256_or_si256(_mm256_and_si256(mag, m7ff), imp), isn);
+            __m256i base = _mm256_blendv_epi8(c149, _mm256_sub_epi32(ef, c150), isn);
+            __m256i low = _mm256_and_si256(m, _mm256_sub_epi32(z, m));
+            __m256i fl = _mm256_castps_si256(_mm256_cvtepi32_ps(low)), fm = _mm256_castps_si256(_mm256_cvtepi32_ps(m));
+            __m256i e = _mm256_add_epi32(base, _mm256_sub_epi32(_mm256_srli_epi32(fl, 23), c127));
+            __m256i top = _mm256_add_epi32(base, _mm256_sub_epi32(_mm256_srli_epi32(fm, 23), c126));
+            vmn = _mm256_min_epi32(vmn, _mm256_blendv_epi8(e, vmn, isz));
+            vmx = _mm256_max_epi32(vmx, _mm256_blendv_epi8(top, vmx, isz));
+        }
+        if (!_mm256_testz_si256(bad, bad)) return 1;
+        _mm256_storeu_si256((__m256i*)t, vmn);
+        for (mn = t[0], k = 1; k < 8; k++) mn = t[k] < mn ? t[k] : mn;
+        _mm256_storeu_si256((__m256i*)t, vmx);
+        for (mx = t[0], k = 1; k < 8; k++) mx = t[k] > mx ? t[k] : mx;
+        *emin = mn;
+        *topmax = mx;
+        return pcm_float_span_base(u + i, count - i, emin, topmax);
+    }
+    #endif
+    static int pcm_float_span(const uint32_t* u, int count, int* emin, int* topmax) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_avx2) return pcm_float_span_avx2(u, count, emin, topmax);
+    #endif
+        return pcm_float_span_base(u, count, emin, topmax);
+    }
     PCM_DISPATCH(void, pcm_float_to_int, (const uint32_t* fb, int n, int ch, int c, double dv, int64_t* out), (fb, n, ch, c, dv, out))
     PCM_DISPATCH(uint32_t, pcm_float_absmax, (const uint32_t* u, size_t count), (u, count))
     /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
@@ -1370,6 +1434,7 @@ cdef extern from *:
     void pcm_float_extras_write(pcm_bw* bw, const uint32_t* fb, int n, int stride, double scale) nogil
     void pcm_float_to_int(const uint32_t* fb, int n, int ch, int c, double dv, int64_t* out) nogil
     uint32_t pcm_float_absmax(const uint32_t* u, size_t count) nogil
+    int pcm_float_span(const uint32_t* u, int count, int* emin, int* topmax) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x,
                          int n, double scale, uint8_t* p, int stride, int be) nogil
@@ -1835,35 +1900,17 @@ cdef inline int64_t float_ordered(uint32_t u) noexcept nogil:
 cdef int float_scale(const uint32_t* u, Py_ssize_t count, int* E_out, int* R_out) noexcept nogil:
     """If every value is exactly v * 2**-E with integer |v| < 2**31 (no NaN/inf/-0.0), store E
     and return 1."""
-    cdef Py_ssize_t i
-    cdef uint32_t f, ef, m
-    cdef int e, tz, emin = 100000, topmax = -100000, top
-    for i in range(count):
-        f = u[i]
-        if (f & 0x7FFFFFFF) == 0:
-            if f != 0:
-                return 0
-            continue
-        ef = (f >> 23) & 0xFF
-        if ef == 0xFF:
+    cdef Py_ssize_t i = 0
+    cdef int emin = 100000, topmax = -100000, c
+    while i < count:
+        c = <int>min(count - i, <Py_ssize_t>64)
+        if pcm_float_span(u + i, c, &emin, &topmax):  # -0.0, inf or NaN
             return 0
-        m = f & 0x7FFFFF
-        if ef:
-            m |= 0x800000
-            e = <int>ef - 150
-        else:
-            e = -149
-        tz = pcm_ctz64(m)
-        e += tz
-        top = e + pcm_bitlen(m >> tz)  # value < 2**top
-        if e < emin:
-            emin = e
-        if top > topmax:
-            topmax = top
         # topmax only grows and emin only shrinks: once the span is too wide it stays so
         # (music floats usually get there within the first samples of a block)
-        if (i & 63) == 63 and topmax - emin > 31:
+        if topmax - emin > 31:
             return 0
+        i += c
     if emin == 100000:
         E_out[0] = 0
         R_out[0] = 31
