@@ -912,6 +912,23 @@ cdef extern from *:
     #endif
         return pcm_float_span_base(u, count, emin, topmax);
     }
+    /* Float mode 1 decoding: x * dv as 32-bit floats at p, stride bytes apart (byte-swapped
+       for big-endian output on a little-endian host and the reverse). */
+    static inline __attribute__((always_inline))
+    void pcm_int_to_float_body(const int64_t* x, int n, double dv, uint8_t* p, int stride, int be) {
+        int i;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        const int swap = !be;
+    #else
+        const int swap = be;
+    #endif
+        for (i = 0; i < n; i++) {
+            uint32_t f = pcm_f2u((float)((double)x[i] * dv));
+            if (swap) f = __builtin_bswap32(f);
+            memcpy(p + (size_t)i * stride, &f, 4);
+        }
+    }
+    PCM_DISPATCH(void, pcm_int_to_float, (const int64_t* x, int n, double dv, uint8_t* p, int stride, int be), (x, n, dv, p, stride, be))
     PCM_DISPATCH(void, pcm_float_to_int, (const uint32_t* fb, int n, int ch, int c, double dv, int64_t* out), (fb, n, ch, c, dv, out))
     PCM_DISPATCH(uint32_t, pcm_float_absmax, (const uint32_t* u, size_t count), (u, count))
     /* Fast interleaving for little-endian 16/24-bit PCM on a little-endian host: whole-word
@@ -1434,6 +1451,7 @@ cdef extern from *:
     void pcm_float_extras_write(pcm_bw* bw, const uint32_t* fb, int n, int stride, double scale) nogil
     void pcm_float_to_int(const uint32_t* fb, int n, int ch, int c, double dv, int64_t* out) nogil
     uint32_t pcm_float_absmax(const uint32_t* u, size_t count) nogil
+    void pcm_int_to_float(const int64_t* x, int n, double dv, uint8_t* p, int stride, int be) nogil
     int pcm_float_span(const uint32_t* u, int count, int* emin, int* topmax) nogil
     int pcm_lpc_residual_d(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh) nogil
     int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x,
@@ -2245,18 +2263,13 @@ cdef int store_channel(Dec* d, const int64_t* L, int n, uint8_t* p, int align, i
                        bint flt, int fmode, int E) noexcept nogil:
     """Write one decoded channel of a block into the interleaved output."""
     cdef int i
-    cdef float fv
-    cdef double dv
     if not flt:
         if be or align != bits // 8 or pcm_store_mono_le(p, n, bits, L) != 0:
             pcm_store(p, align, n, bits, be, L)
     elif fmode == 2:
         return read_float_extras(d, L, n, E, p, align, be)
     elif fmode:
-        dv = ldexp(1.0, -E)
-        for i in range(n):
-            fv = <float>(<double>L[i] * dv)
-            store_sample(p + <Py_ssize_t>i * align, pcm_f2u(fv), 32, be)
+        pcm_int_to_float(L, n, ldexp(1.0, -E), p, align, be)
     else:
         for i in range(n):
             store_sample(p + <Py_ssize_t>i * align, <uint32_t>float_ordered(<uint32_t>L[i]), 32, be)
