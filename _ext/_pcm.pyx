@@ -32,9 +32,10 @@ Float modes (32-bit IEEE, always bit-exact, NaN payloads and -0.0 included):
      mantissa bits below it, raw: 23 - floor(log2 |trunc(v)|) bits, or for trunc(v) == 0 one
      flag bit (0: +0.0, 1: followed by the 32-bit pattern).
 
-Decoding allocates the output (plain_len), a padded copy of the payload and two blocks of
-int64 scratch (<= 256 KiB), whatever the header says; verify() allocates one block of output
-instead of plain_len.
+Decoding allocates the output (plain_len), a padded copy of the end of the payload (its last
+64 KiB, or from the start of a block that runs into its last 64 bytes; the rest is read in
+place) and two blocks of int64 scratch (<= 256 KiB), whatever the header says; verify()
+allocates one block of output instead of plain_len.
 
 Implementation notes (none of this is format): the decoder reads each subframe's residuals
 with a 64-bit register bit reader, refilled once per group of 1-8 codes (by k) which is decoded
