@@ -365,6 +365,56 @@ def test_random_mutations(which, muts):
     _decode_hostile(bytes(b), n)
 
 
+def _big_payloads() -> list[tuple[bytes, bytes, tuple]]:
+    """Payloads of more than 64 KiB (decoded in place up to their last 64 KiB)."""
+    out = []
+    for bits, ch, flt, secs in [(16, 1, False, 2.0), (24, 2, False, 1.0), (32, 2, True, 0.5)]:
+        x = music(secs, ch, seed=7)
+        d = x.astype("<f4").tobytes() if flt else _ints(quantize(x, bits), bits, False)
+        p = _pcm.encode(d, bits, ch, False, flt)
+        assert len(p) > 70000
+        out.append((p, d, (bits, ch, flt)))
+    return out
+
+
+def test_large_payload_in_place_and_tail():
+    """Decoding reads a large payload in place while it is 64 bytes short of the end, and the
+    blocks of its last 64 KiB (and any block that fails in place) from a padded copy: cuts,
+    trailing bytes and flipped bits around both boundaries give ValueError or the same bytes
+    under every clone, never a crash; verify() stays True/False."""
+    rng = random.Random(5)
+    saved = _pcm._cpu_features()
+    try:
+        for p, d, _ in _big_payloads():
+            n = len(d)
+            for buf in (p, bytearray(p), memoryview(p)):
+                assert _pcm.decode(buf, n) == d
+            assert _pcm.verify(p, d) is True
+            body = len(p) - 13
+            cuts = list(range(len(p) - 200, len(p))) + [13 + body - 65536 + j for j in range(-70, 70, 7)]
+            for cut in cuts:
+                with pytest.raises(ValueError):
+                    _pcm.decode(p[:cut], n)
+                assert _pcm.verify(p[:cut], d) is False
+            for extra in (1, 63, 64, 65, 200, 70000):
+                with pytest.raises(ValueError):
+                    _pcm.decode(p + bytes(extra), n)
+            spots = ([len(p) - 1 - j for j in range(100)] + [13 + body - 65536 + j for j in range(-64, 64)]
+                     + [rng.randrange(13, len(p)) for _ in range(30)])
+            for i in spots:
+                b = bytearray(p)
+                b[i] ^= 1 << rng.randrange(8)
+                outs = []
+                for feats in FEATURE_SETS:
+                    _pcm._cpu_features(*feats)
+                    outs.append(_outcome(bytes(b), n))
+                    assert _pcm.verify(bytes(b), d) in (True, False)
+                assert all(o == outs[0] for o in outs), i
+                assert outs[0] is ValueError or len(outs[0]) == n
+    finally:
+        _pcm._cpu_features(*saved)
+
+
 @FAST
 @given(st.binary(max_size=400), st.integers(0, 5000))
 def test_random_payloads(b, n):
