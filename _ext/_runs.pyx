@@ -16,6 +16,7 @@ record (a newer table overrides an older one).
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcmp, memcpy
 from posix.unistd cimport pread
+from libc.errno cimport errno, EINTR
 from posix.types cimport off_t
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 
@@ -130,6 +131,22 @@ cdef enum:
     FP_BYTE = 8            # the key byte that is an entry's fingerprint
 
 
+cdef int read_at(int fd, uint8_t* buf, size_t length, uint64_t offset) noexcept nogil:
+    """0 when `length` bytes at `offset` were read (retrying interrupted and partial reads),
+    -1 on an error or end of file."""
+    cdef ssize_t r
+    while length:
+        r = pread(fd, buf, length, <off_t>offset)
+        if r < 0 and errno == EINTR:
+            continue
+        if r <= 0:
+            return -1
+        buf += r
+        length -= r
+        offset += r
+    return 0
+
+
 cdef int table_find(const Table* t, const uint8_t* key, uint8_t* rec, uint8_t* buf) noexcept nogil:
     """1 and the key's record in `rec` if table t holds `key`, 0 if not, -1 on a short read
     (a file search; `buf` holds BUCKET_MAX entries)."""
@@ -156,7 +173,7 @@ cdef int table_find(const Table* t, const uint8_t* key, uint8_t* rec, uint8_t* b
                     memcpy(rec, t.e + mid * ENTRY + KEY, REC)
                     return 1
             else:
-                if pread(t.fd, buf, ENTRY, <off_t>(t.base + mid * ENTRY)) != ENTRY:
+                if read_at(t.fd, buf, ENTRY, t.base + mid * ENTRY) != 0:
                     return -1
                 if memcmp(buf, key, KEY) == 0:
                     memcpy(rec, buf + KEY, REC)
@@ -171,7 +188,7 @@ cdef int table_find(const Table* t, const uint8_t* key, uint8_t* rec, uint8_t* b
     # from the file: halve a large range an entry at a time, then read the rest at once
     while hi - lo > BUCKET_MAX:
         mid = lo + ((hi - lo) >> 1)
-        if pread(t.fd, buf, ENTRY, <off_t>(t.base + mid * ENTRY)) != ENTRY:
+        if read_at(t.fd, buf, ENTRY, t.base + mid * ENTRY) != 0:
             return -1
         c = rt_cmp(buf, key)
         if c == 0:
@@ -183,7 +200,7 @@ cdef int table_find(const Table* t, const uint8_t* key, uint8_t* rec, uint8_t* b
             hi = mid
     if hi == lo:
         return 0
-    if pread(t.fd, buf, (hi - lo) * ENTRY, <off_t>(t.base + lo * ENTRY)) != <ssize_t>((hi - lo) * ENTRY):
+    if read_at(t.fd, buf, (hi - lo) * ENTRY, t.base + lo * ENTRY) != 0:
         return -1
     pos = rt_search(buf, 0, hi - lo, key)
     if pos < 0:
@@ -236,7 +253,7 @@ def find(keys, list tables, uint8_t[::1] found, uint8_t[::1] records, Py_ssize_t
     (no mapping: a search of a few keys then maps nothing into the process); fps (n bytes, or
     None) are the fingerprints, used only with a fence. Returns the number found; raises
     OSError if a file is shorter than its entries."""
-    cdef Py_buffer views[2 * MAX_TABLES + 1]
+    cdef Py_buffer views[3 * MAX_TABLES + 1]  # keys; entries, fingerprints, fence per table
     cdef int held = 0
     cdef Table tab[MAX_TABLES]
     cdef const uint8_t* kp

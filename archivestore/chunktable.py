@@ -164,17 +164,32 @@ class Run:
             self._map.madvise(mmap.MADV_DONTNEED, 0, length)
 
     def verify(self) -> str | None:
-        """What is wrong with this run's bytes (CRC, key order, fence), or None."""
+        """What is wrong with this run's bytes (CRC, key order, fingerprints, fence), or None.
+        Reads the entries once, in order, dropping what it has read (RSS stays flat)."""
+        merger = _runs.Merger([(self.entries, self.n)])
+        counts = array.array("I", bytes(4 << self.bits))
+        buf = bytearray(ENTRY * MERGE_BUFFER)
+        crc, done = 0, 0
         try:
-            if crc32(self.fence, crc32(self.fps, crc32(self.entries))) != self.body_crc:
-                return f"{self.path.name} fails its CRC"
-            bad = _runs.check(self.entries, self.n, self.fence, self.bits, self.fps)
+            while True:
+                try:
+                    w = merger.fill(buf, counts, self.bits)
+                except ValueError:
+                    return f"{self.path.name} is out of key order after entry {merger.written}"
+                if not w:
+                    break
+                piece = memoryview(buf)[:w * ENTRY]
+                crc = crc32(piece, crc)
+                if bytes(piece[FP_BYTE::ENTRY]) != self.fps[done:done + w]:
+                    return f"{self.path.name} has a wrong fingerprint near entry {done}"
+                done += w
+                self.trim(merger.position(0) * ENTRY)
         finally:
             self.trim()
-        if bad >= 0:
-            return f"{self.path.name} is out of key order or has a wrong fingerprint at entry {bad}"
-        if bad < -1:
-            return f"{self.path.name} has a wrong fence slot {-2 - bad}"
+        if crc32(self.fence, crc32(self.fps, crc)) != self.body_crc:
+            return f"{self.path.name} fails its CRC"
+        if _runs.fence_from_counts(counts, self.bits) != self.fence:
+            return f"{self.path.name} has a wrong fence"
         return None
 
 
@@ -187,6 +202,8 @@ class ChunkTable:
         self.meta = meta
         self._runs: dict[int, Run] = {}
         self._lock = threading.Lock()
+        # runs replaced by merges of this process's write transactions: deleted once the
+        # committed list no longer names them
         self._superseded: list[int] = []
         self._cached: tuple[bytes, list[Run]] = (b"\xff", [])
         self._delta_checked = -1
@@ -218,10 +235,10 @@ class ChunkTable:
 
     def _run(self, gen: int, n: int) -> Run:
         run = self._runs.get(gen)
-        if run is None:
+        if run is None or run.n != n:
             with self._lock:
                 run = self._runs.get(gen)
-                if run is None:
+                if run is None or run.n != n:
                     try:
                         run = Run(self.dir / run_name(gen), gen, n)
                     except FileNotFoundError:
@@ -400,7 +417,7 @@ class ChunkTable:
         """Replace the table with one run of `batches` (entries in strictly increasing key
         order across all of them, about `upper` in all), named in this transaction: an index
         upgrade writes its old table this way. Returns the entries written."""
-        self._remove_orphans(set())
+        self._remove_orphans({g for g, _n in self.run_list(txn)})
         last = [b""]
 
         def mergers():
@@ -438,12 +455,23 @@ class ChunkTable:
                 if gen not in live:
                     p.unlink(missing_ok=True)
 
-    def committed(self) -> None:
-        """After the write transaction committed: delete the runs it replaced."""
-        for gen in self._superseded:
-            (self.dir / run_name(gen)).unlink(missing_ok=True)
-        self._superseded = []
+    def committed(self, env) -> None:
+        """After a write transaction committed: delete the runs merges replaced that the
+        committed list no longer names. Checked against the list, not assumed: with threads
+        sharing this table, another thread's merge may not have committed (or may abort)."""
+        if not self._superseded:
+            return
+        with self._lock, env.begin() as txn:
+            live = {g for g, _n in self.run_list(txn)}
+            for gen in [g for g in self._superseded if g not in live]:
+                (self.dir / run_name(gen)).unlink(missing_ok=True)
+                self._superseded.remove(gen)
 
     def aborted(self) -> None:
-        """After the write transaction was dropped: its new run is an orphan, its old ones stay."""
-        self._superseded = []
+        """After a write transaction was dropped: its new run is an orphan (removed by the next
+        open or merge) whose generation the next merge will reuse, so forget every cached run
+        and list; the runs it replaced stay named."""
+        with self._lock:
+            self._runs.clear()
+            self._cached = (b"\xff", [])
+            self._delta_checked = -1

@@ -17,8 +17,7 @@ from typing import Iterable, Iterator
 import lmdb
 
 from . import faults, findindex
-from . import _runs
-from .chunktable import ENTRY, ChunkTable, StaleRuns
+from .chunktable import ChunkTable, StaleRuns
 from .errors import FormatError
 from .packs import BlobRef
 
@@ -158,11 +157,11 @@ class Index:
                     txn.put(b"format", INDEX_FORMAT, db=self.meta)
                     findindex.mark_new(txn, self.meta)  # no records: its blocks are complete
                 self.rebuilding = txn.get(b"rebuilding", db=self.meta) is not None
-                if fmt == INDEX_FORMAT:  # under the write lock: no merge is under way
+                if fmt == b"4":  # in this transaction: two processes must not both upgrade
+                    self._upgrade_from_4(txn)
+                    fmt = INDEX_FORMAT
+                elif fmt == INDEX_FORMAT:  # under the write lock: no merge is under way
                     self.table.remove_orphans(txn)
-            if fmt == b"4":
-                self._upgrade_from_4()
-                fmt = INDEX_FORMAT
             if fmt is not None and fmt != INDEX_FORMAT:
                 # an index is a cache of the packs: never read records of another layout
                 self.env.close()
@@ -185,34 +184,36 @@ class Index:
             self.env.close()
             raise FormatError(f"the index at {self.path} is damaged ({e}); rebuild it from the "
                               f"packs with: archive fsck --rebuild-index") from None
+        except FormatError:  # e.g. a garbled run list: nothing stays open
+            self.env.close()
+            raise
         #: True when this open created the index (it was missing or empty).
         self.created = fmt is None
         self._pack_names: dict[int, str] = {}
 
-    def _upgrade_from_4(self) -> None:
-        """Format 4 → 5 in one transaction: format 4's DUPSORT `chunks` table (key = the id's
-        first byte, 35-byte items = its bytes 1..23 + the compact record) becomes one run of
-        the same entries in the same order, then is dropped; `wide` and every other table are
-        the same in both. Killed midway, the index is still format 4 and the next open upgrades
-        it again (a 20 M-chunk table takes seconds; a rebuild would read every pack footer)."""
-        old = self.env.open_db(b"chunks", dupsort=True, dupfixed=True)
+    def _upgrade_from_4(self, txn) -> None:
+        """Format 4 → 5 inside the open's write transaction (the one that read `format`, so a
+        second process waits for it and then finds format 5): format 4's DUPSORT `chunks` table
+        (key = the id's first byte, 35-byte items = its bytes 1..23 + the compact record)
+        becomes one run of the same entries in the same order, then is dropped; `wide` and
+        every other table are the same in both. Killed midway, the index is still format 4 and
+        the next open upgrades it again (a 20 M-chunk table takes seconds; a rebuild would read
+        every pack footer)."""
+        old = self.env.open_db(b"chunks", txn=txn, dupsort=True, dupfixed=True)
 
-        def upgrade():
-            with self._write() as txn:
-                def batches():
-                    items = []
-                    for k, v in txn.cursor(old):
-                        if len(k) != 1 or len(v) != 35:
-                            raise _garbled(f"a {len(k)}-byte key, a {len(v)}-byte item")
-                        items.append(k + v)  # 1 + 23 key bytes + the record: one entry
-                        if len(items) == 65536:
-                            yield b"".join(items)
-                            items = []
+        def batches():
+            items = []
+            for k, v in txn.cursor(old):
+                if len(k) != 1 or len(v) != 35:
+                    raise _garbled(f"a {len(k)}-byte key, a {len(v)}-byte item")
+                items.append(k + v)  # 1 + 23 key bytes + the record: one entry
+                if len(items) == 65536:
                     yield b"".join(items)
-                self.table.load_sorted(txn, batches(), txn.stat(old)["entries"])
-                txn.drop(old, delete=True)
-                txn.put(b"format", INDEX_FORMAT, db=self.meta)
-        self._grow_on_full(upgrade)
+                    items = []
+            yield b"".join(items)
+        self.table.load_sorted(txn, batches(), txn.stat(old)["entries"])
+        txn.drop(old, delete=True)
+        txn.put(b"format", INDEX_FORMAT, db=self.meta)
 
     def close(self) -> None:
         self.env.close()
@@ -228,10 +229,13 @@ class Index:
         try:
             with self.env.begin(write=True) as txn:
                 yield txn
+        except StaleRuns:  # the write transaction sees the latest list: a named run is gone
+            self.table.aborted()
+            raise self._missing_run() from None
         except BaseException:
             self.table.aborted()
             raise
-        self.table.committed()
+        self.table.committed(self.env)
 
     def _reading(self, fn):
         """fn(read transaction), again with a new transaction if a merge deleted a run the
@@ -537,6 +541,9 @@ class Index:
                 break
             except StaleRuns:  # a merge replaced a run since this transaction began
                 txn.abort()
+            except BaseException:
+                txn.abort()
+                raise
         if compact is None:
             raise self._missing_run()
         try:
@@ -558,11 +565,8 @@ class Index:
     def check_table(self) -> list[str]:
         """What is wrong with the chunk table's files and delta (fsck reads every byte)."""
         def read(txn):
-            problems = [p for r in self.table.runs(txn) if (p := r.verify())]
-            delta = self.table.delta(txn)
-            if _runs.check(delta, len(delta) // ENTRY, None, 0) != -1:
-                problems.append("the delta is out of key order")
-            return problems
+            self.table.delta(txn)  # a disordered delta raises: the rebuild pointer
+            return [p for r in self.table.runs(txn) if (p := r.verify())]
         return self._reading(read)
 
     def _located(self, txn, key: bytes, rec: bytes) -> tuple[bytes, Location]:
