@@ -67,7 +67,13 @@ MERGE_BUFFER = 65536             # entries per write of a merge (2.3 MiB)
 
 
 class StaleRuns(Exception):
-    """A run named by this read transaction was deleted by a later merge: start a new one."""
+    """A run named by this read transaction was deleted by a later merge: start a new one.
+    `names` is the run list that named it: a new transaction that names the same missing run
+    means the file is gone, not replaced (a merge commits before it deletes)."""
+
+    def __init__(self, names: bytes = b"") -> None:
+        super().__init__()
+        self.names = names
 
 
 def _damaged(what: str) -> FormatError:
@@ -254,7 +260,10 @@ class ChunkTable:
         cached = self._cached
         if cached[0] == raw:
             return cached[1]
-        runs = [self._run(gen, n) for gen, n in self.run_list(txn)]
+        try:
+            runs = [self._run(gen, n) for gen, n in self.run_list(txn)]
+        except StaleRuns:
+            raise StaleRuns(raw) from None
         live = {r.gen for r in runs}
         with self._lock:  # forget merged runs; a search still using one keeps it alive
             for gen in [g for g in self._runs if g not in live]:

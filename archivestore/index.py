@@ -41,6 +41,9 @@ U64 = struct.Struct("<Q")
 # Virtual address space only: LMDB on Linux grows the file as pages are used. 1 TiB covers
 # hundreds of millions of chunks; on MapFullError the map is doubled and the write retried.
 MAP_SIZE = 1 << 40
+# Read transactions tried when merges keep replacing the runs the last one named (each retry
+# follows a committed merge; the same list naming a missing run twice ends it at once).
+STALE_RETRIES = 1000
 # Chunk entries per write transaction of a bulk load (`Index.add_packs`).
 TXN_CHUNKS = 8192
 
@@ -240,14 +243,17 @@ class Index:
     def _reading(self, fn):
         """fn(read transaction), again with a new transaction if a merge deleted a run the
         first one names (docs/FORMAT.md section 5.2)."""
-        for _attempt in range(3):
+        seen = None
+        for _attempt in range(STALE_RETRIES):
             # buffers: values are read in place, not copied (the delta is up to 576 KiB); fn
             # must not keep one past the transaction
             with self.env.begin(buffers=True) as txn:
                 try:
                     return fn(txn)
-                except StaleRuns:
-                    continue
+                except StaleRuns as e:
+                    if e.names == seen:  # the same list again: its file is gone for good
+                        break
+                    seen = e.names
         raise self._missing_run()
 
     def _missing_run(self) -> FormatError:
@@ -533,14 +539,17 @@ class Index:
         """Every (key, location), in id order. The key is the id's first KEY_LEN bytes (the
         index keeps no more): compare with `key_of(id)`, name the full id where a pack footer
         or a manifest gives it."""
-        txn = compact = None
-        for _attempt in range(3):
+        txn = compact = seen = None
+        for _attempt in range(STALE_RETRIES):
             txn = self.env.begin()
             try:
                 compact = self.table.iterate(txn)
                 break
-            except StaleRuns:  # a merge replaced a run since this transaction began
+            except StaleRuns as e:  # a merge replaced a run since this transaction began
                 txn.abort()
+                if e.names == seen:
+                    break
+                seen = e.names
             except BaseException:
                 txn.abort()
                 raise
