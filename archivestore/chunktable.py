@@ -53,14 +53,16 @@ HEADER_LEN = 32
 RUN_LIST = struct.Struct("<QQ")  # one per run in meta `chunkruns`: generation, entries
 U64 = struct.Struct("<Q")
 META_DELTA, META_RUNS, META_GEN = b"chunkdelta", b"chunkruns", b"chunkgen"
-# A search of at most FILE_SEARCH keys (ingest and restore look up one chunk at a time, fsck a
-# pack's) reads each run's bucket with pread: ≈ 0.5 µs, nothing mapped. Through a mapping, the
-# kernel maps a whole page-cache folio per fault (≈ 160 KB, ≈ 10 µs, per random probe measured
-# here), so a few thousand probes map most of a run: bigger searches use the mapping, and drop
-# its pages (MADV_DONTNEED: the page cache keeps the data) once TRIM_PROBES probes and
-# TRIM_SECONDS have passed, so a caller doing millions of lookups a second refaults a run twice a
-# second (≈ 45 ms for a 20 M-entry run), not on every probe, and keeps no run mapped for long.
-FILE_SEARCH = 64
+# A search of at most FILE_SEARCH keys reads each run's bucket entry with pread (≈ 1–2 µs a key
+# with the fingerprints, nothing mapped): ingest and restore look up one chunk at a time, fsck a
+# pack's chunks and then a file's (up to 1 GiB of audio at 1 MiB chunks). Bigger batches go
+# through a read-only mapping, several times faster per key. Its cost is the process's
+# file-backed RSS: this kernel maps a whole page-cache folio per fault (≈ 160 KB–2 MB per
+# random probe measured here), so a few thousand probes map most of a run. Those are clean page
+# cache pages, shared and reclaimable, not memory the process owns; they are dropped
+# (MADV_DONTNEED) once TRIM_PROBES probes and TRIM_SECONDS have passed, so a caller doing
+# millions of lookups a second refaults a run twice a second, not on every probe.
+FILE_SEARCH = 1024
 TRIM_PROBES = 256
 TRIM_SECONDS = 0.5
 MERGE_BUFFER = 65536             # entries per write of a merge (2.3 MiB)
