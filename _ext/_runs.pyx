@@ -89,6 +89,17 @@ cdef struct Table:
     const uint8_t* fp      # NULL: no fingerprints
 
 
+cdef inline void table_init(Table* t, uint64_t n, int bits) noexcept:
+    """An in-memory table of n entries with no entries, fence or fingerprints attached yet."""
+    t.n = n
+    t.bits = bits
+    t.e = NULL
+    t.fence = NULL
+    t.fd = -1
+    t.base = 0
+    t.fp = NULL
+
+
 cdef list _tables(list tables, Table* out):
     """Fill `out` from (entries, n, fence or None, bits) tuples; returns the buffers to keep alive."""
     cdef const uint8_t[::1] ev
@@ -104,13 +115,7 @@ cdef list _tables(list tables, Table* out):
         entries, n, fence, bits = spec
         if n < 0 or not 0 <= bits <= 31:
             raise ValueError("bad table")
-        out[t].n = n
-        out[t].bits = bits
-        out[t].e = NULL
-        out[t].fence = NULL
-        out[t].fd = -1
-        out[t].base = 0
-        out[t].fp = NULL
+        table_init(&out[t], n, bits)
         if n:
             ev = entries
             if <uint64_t>ev.shape[0] < <uint64_t>n * ENTRY:
@@ -260,6 +265,7 @@ def find(keys, list tables, uint8_t[::1] found, uint8_t[::1] records, Py_ssize_t
     cdef Py_ssize_t n, i, hits = 0
     cdef int t, nt = len(tables)
     cdef int r, short = 0
+    cdef bint ahead
     cdef uint64_t tn
     cdef int bits
     cdef uint8_t buf[BUCKET_MAX * ENTRY]
@@ -281,13 +287,7 @@ def find(keys, list tables, uint8_t[::1] found, uint8_t[::1] records, Py_ssize_t
             entries, tn, fence, bits = spec[0], spec[1], spec[2], spec[3]
             if not 0 <= bits <= 31:
                 raise ValueError("bad table")
-            tab[t].n = tn
-            tab[t].bits = bits
-            tab[t].e = NULL
-            tab[t].fence = NULL
-            tab[t].fd = -1
-            tab[t].base = 0
-            tab[t].fp = NULL
+            table_init(&tab[t], tn, bits)
             fps = spec[4] if len(spec) > 4 else None
             if entries is None:
                 tab[t].fd, tab[t].base = spec[5], spec[6]
@@ -309,8 +309,9 @@ def find(keys, list tables, uint8_t[::1] found, uint8_t[::1] records, Py_ssize_t
             # as key by key, and the next keys' fence slots and buckets can be prefetched while
             # this one is searched (a lookup in a large run is a few cache and TLB misses)
             for t in range(nt):
+                ahead = tab[t].fence != NULL and tab[t].n > PREFETCH_MIN
                 for i in range(n):
-                    if tab[t].fence != NULL and tab[t].n > PREFETCH_MIN:
+                    if ahead:
                         prefetch(&tab[t], kp, stride, n, i, &found[0])
                     if found[i]:
                         continue
