@@ -325,10 +325,6 @@ class ChunkTable:
             for r in runs:
                 r.trim()
 
-    def entries(self, txn) -> int:
-        """Entries in the runs and the delta (a key in several counts once per place)."""
-        return sum(n for _g, n in self.run_list(txn)) + len(self.delta(txn)) // ENTRY
-
     def file_bytes(self) -> int:
         return sum(p.stat().st_blocks * 512 for p in self.dir.glob("*.run"))
 
@@ -362,15 +358,21 @@ class ChunkTable:
             i -= 1
             total += runs[i][1]
         merged = [self._run(g, n) for g, n in reversed(runs[i:])]
-        gen = U64.unpack(txn.get(META_GEN, db=self.meta) or U64.pack(1))[0]
+        gen = self._next_gen(txn)
         n = self._write_run(gen, [(delta, len(delta) // ENTRY)] + [(r.entries, r.n) for r in merged],
                             total, merged)
         faults.hit("run_written")  # killed here, the index still names the old runs
-        txn.put(META_RUNS, b"".join(RUN_LIST.pack(g, c) for g, c in runs[:i] + [(gen, n)]),
-                db=self.meta)
-        txn.put(META_DELTA, b"", db=self.meta)
-        txn.put(META_GEN, U64.pack(gen + 1), db=self.meta)
+        self._name(txn, runs[:i] + [(gen, n)])
         self._superseded += [r.gen for r in merged]
+
+    def _next_gen(self, txn) -> int:
+        return U64.unpack(txn.get(META_GEN, db=self.meta) or U64.pack(1))[0]
+
+    def _name(self, txn, runs: list[tuple[int, int]]) -> None:
+        """Make `runs` (oldest first, the newest just written) the table, with an empty delta."""
+        txn.put(META_RUNS, b"".join(RUN_LIST.pack(g, c) for g, c in runs), db=self.meta)
+        txn.put(META_DELTA, b"", db=self.meta)
+        txn.put(META_GEN, U64.pack(runs[-1][0] + 1), db=self.meta)
 
     def _write_run(self, gen: int, sources: list[tuple], upper: int, maps: list[Run]) -> int:
         """Merge `sources` (newest first) into run file `gen`: write, fsync, rename."""
@@ -428,7 +430,7 @@ class ChunkTable:
         """Replace the table with one run of `batches` (entries in strictly increasing key
         order across all of them, about `upper` in all), named in this transaction: an index
         upgrade writes its old table this way. Returns the entries written."""
-        self._remove_orphans({g for g, _n in self.run_list(txn)})
+        self.remove_orphans(txn)
         last = [b""]
 
         def mergers():
@@ -438,11 +440,9 @@ class ChunkTable:
                         raise _damaged("the old chunk table is out of key order")
                     last[0] = bytes(batch[-ENTRY:-RECORD_LEN])
                     yield _runs.Merger([(batch, len(batch) // ENTRY)])
-        gen = U64.unpack(txn.get(META_GEN, db=self.meta) or U64.pack(1))[0]
+        gen = self._next_gen(txn)
         n = self._write_file(gen, mergers(), upper)
-        txn.put(META_RUNS, RUN_LIST.pack(gen, n), db=self.meta)
-        txn.put(META_DELTA, b"", db=self.meta)
-        txn.put(META_GEN, U64.pack(gen + 1), db=self.meta)
+        self._name(txn, [(gen, n)])
         return n
 
     def remove_orphans(self, txn) -> None:

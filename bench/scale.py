@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from archivestore import catalog  # noqa: E402
+from archivestore import catalog, chunktable  # noqa: E402
 from archivestore.index import Index  # noqa: E402
 from archivestore.packs import BlobRef  # noqa: E402
 from archivestore.store import Store  # noqa: E402
@@ -184,7 +184,7 @@ def main() -> None:
                                                          "overflow_pages")) * psize
                      for name, db in tables.items()}
         runs = ix.table.run_list(txn)
-        delta = len(ix.table.delta(txn)) // 36
+        delta = len(ix.table.delta(txn)) // chunktable.ENTRY
     per_table["chunk runs (files)"] = runs_bytes
     live = sum(per_table.values())
     out = {"chunks": a.chunks, "packs_per_txn": a.packs_per_txn, "index_bytes": size,
