@@ -242,19 +242,38 @@ class Index:
 
     def _reading(self, fn):
         """fn(read transaction), again with a new transaction if a merge deleted a run the
-        first one names (docs/FORMAT.md section 5.2)."""
+        first one names (docs/FORMAT.md section 5.2). Values are read in place (buffers), not
+        copied (the delta is up to 576 KiB): fn must not keep one past the transaction."""
+        txn, out = self._begin_reading(fn, buffers=True)
+        txn.abort()
+        return out
+
+    def _begin_reading(self, fn, buffers: bool = False):
+        """(read transaction, fn(it)), the transaction still open for the caller to end; a new
+        transaction while merges keep replacing the runs the last one named."""
         seen = None
         for _attempt in range(STALE_RETRIES):
-            # buffers: values are read in place, not copied (the delta is up to 576 KiB); fn
-            # must not keep one past the transaction
-            with self.env.begin(buffers=True) as txn:
-                try:
-                    return fn(txn)
-                except StaleRuns as e:
-                    if e.names == seen:  # the same list again: its file is gone for good
-                        break
-                    seen = e.names
+            txn = self.env.begin(buffers=buffers)
+            try:
+                return txn, fn(txn)
+            except StaleRuns as e:
+                txn.abort()
+                if e.names == seen:  # the same list again: its file is gone for good
+                    break
+                seen = e.names
+            except BaseException:
+                txn.abort()
+                raise
         raise self._missing_run()
+
+    @staticmethod
+    def _full_ids(ids: list[bytes], fn, other):
+        """fn(ids) where every id is a full 32-byte id; else fn of those, `other` for the rest
+        (an id of another length is never in the index)."""
+        if set(map(len, ids)) == {32}:
+            return fn(ids)
+        answers = iter(fn([c for c in ids if len(c) == 32]))
+        return [next(answers) if len(c) == 32 else other for c in ids]
 
     def _missing_run(self) -> FormatError:
         return FormatError(f"the index at {self.path} names a chunk run file that is missing; "
@@ -466,18 +485,13 @@ class Index:
 
     def lookup_many(self, ids: list[bytes]) -> list[Location | None]:
         """`lookup` of many full 32-byte ids in one transaction and one table search."""
-        if not ids:
-            return []
-        if set(map(len, ids)) != {32}:
-            good = [c for c in ids if len(c) == 32]
-            answers = iter(self.lookup_many(good))
-            return [next(answers) if len(c) == 32 else None for c in ids]
-        joined = b"".join(ids)
-
-        def read(txn):
-            return [None if v is None else self._location(txn, v)
-                    for v in self._records(txn, joined, 32)]
-        return self._reading(read)
+        def locate(full: list[bytes]) -> list[Location | None]:
+            if not full:
+                return []
+            joined = b"".join(full)
+            return self._reading(lambda txn: [None if v is None else self._location(txn, v)
+                                              for v in self._records(txn, joined, 32)])
+        return self._full_ids(ids, locate, None)
 
     def _location(self, txn, rec) -> Location:
         num, off, plain, stored, kind, codec = unpack_chunk(rec)
@@ -503,22 +517,20 @@ class Index:
     def contains_many(self, ids: list[bytes]) -> list[bool]:
         """Membership test of many ids in one read transaction and one search of the chunk
         table (GIL released), without decoding locations (ingest's dedup check, fsck's)."""
-        if not ids:
-            return []
-        if set(map(len, ids)) != {32}:  # ids that are not 32 bytes are never present
-            good = [c for c in ids if len(c) == 32]
-            answers = iter(self.contains_many(good))
-            return [len(c) == 32 and next(answers) for c in ids]
-        joined = b"".join(ids)
+        def present(full: list[bytes]) -> list[bool]:
+            if not full:
+                return []
+            joined = b"".join(full)
 
-        def read(txn):
-            found = self.table.find(txn, joined, 32)[0]
-            if txn.stat(self.wide)["entries"]:  # empty with the default chunker and packs
-                get, wide = txn.get, self.wide
-                return [bool(f) or get(c[:KEY_LEN], db=wide) is not None
-                        for f, c in zip(found, ids)]
-            return list(map(bool, found))
-        return self._reading(read)
+            def read(txn):
+                found = self.table.find(txn, joined, 32)[0]
+                if txn.stat(self.wide)["entries"]:  # empty with the default chunker and packs
+                    get, wide = txn.get, self.wide
+                    return [bool(f) or get(c[:KEY_LEN], db=wide) is not None
+                            for f, c in zip(found, full)]
+                return list(map(bool, found))
+            return self._reading(read)
+        return self._full_ids(ids, present, False)
 
     def has_snapshot(self, snap_id: bytes) -> bool:
         with self.env.begin() as txn:
@@ -539,22 +551,7 @@ class Index:
         """Every (key, location), in id order. The key is the id's first KEY_LEN bytes (the
         index keeps no more): compare with `key_of(id)`, name the full id where a pack footer
         or a manifest gives it."""
-        txn = compact = seen = None
-        for _attempt in range(STALE_RETRIES):
-            txn = self.env.begin()
-            try:
-                compact = self.table.iterate(txn)
-                break
-            except StaleRuns as e:  # a merge replaced a run since this transaction began
-                txn.abort()
-                if e.names == seen:
-                    break
-                seen = e.names
-            except BaseException:
-                txn.abort()
-                raise
-        if compact is None:
-            raise self._missing_run()
+        txn, compact = self._begin_reading(self.table.iterate)
         try:
             wide = iter(txn.cursor(self.wide))
             w = next(wide, None)
