@@ -112,3 +112,10 @@ def assert_same_tree(a: Path, b: Path) -> None:
     names_a = sorted(os.path.relpath(os.path.join(d, n), a) for d, ds, fs in os.walk(a) for n in ds + fs)
     names_b = sorted(os.path.relpath(os.path.join(d, n), b) for d, ds, fs in os.walk(b) for n in ds + fs)
     assert names_a == names_b
+
+
+@pytest.fixture
+def small_delta(monkeypatch):
+    """A chunk table whose delta merges into a run every 8 entries (archivestore.chunktable)."""
+    from archivestore import chunktable
+    monkeypatch.setattr(chunktable, "DELTA_MAX", 8)

@@ -225,11 +225,6 @@ def ref(cid: bytes, i: int) -> BlobRef:
     return BlobRef(cid, 16 + 100 * i, 1000 + i, 900 + i, 0, 1)
 
 
-@pytest.fixture
-def small_delta(monkeypatch):
-    monkeypatch.setattr(chunktable, "DELTA_MAX", 8)
-
-
 def run_files(idx: Index) -> list[str]:
     return sorted(p.name for p in idx.table.dir.iterdir()) if idx.table.dir.exists() else []
 

@@ -15,16 +15,8 @@ from archivestore.errors import FormatError
 from archivestore.index import Index
 from archivestore.packs import BlobRef
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def ref(cid: bytes, i: int) -> BlobRef:
-    return BlobRef(cid, 16 + 100 * i, 1000 + i, 900 + i, 0, 1)
-
-
-@pytest.fixture
-def small_delta(monkeypatch):
-    monkeypatch.setattr(chunktable, "DELTA_MAX", 8)
+from .conftest import ROOT
+from .test_chunktable import ref
 
 
 def _as_format_4(path: Path) -> list[bytes]:
