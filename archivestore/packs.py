@@ -15,6 +15,7 @@ from typing import Iterator
 
 from . import faults
 from .backend import Backend
+from .directio import DirectWriter
 from .errors import FormatError
 
 try:  # the same CRC-32 as zlib's, 3x faster (carry-less multiply) and outside the GIL
@@ -109,7 +110,8 @@ class PackWriter:
         self.backend = backend
         self.name = os.urandom(16).hex()
         self.tmp: Path = backend.temp_path(".pack.tmp")
-        self._f = open(self.tmp, "wb")
+        # Packs are fsync'd and not read back soon: written around the page cache (directio.py).
+        self._f = DirectWriter(self.tmp)
         self._f.write(PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
         self.offset = PACK_HEADER.size
         self.entries: list[BlobRef] = []
@@ -133,11 +135,9 @@ class PackWriter:
                                                 e.codec, 0) for e in self.entries)
             self._f.write(footer)
             self._f.write(TRAILER.pack(len(self.entries), zlib.crc32(footer), TRAILER_MAGIC))
-            self._f.flush()
             faults.hit("pack_fsync")
-            os.fsync(self._f.fileno())
             size = self._f.tell()
-            self._f.close()
+            self._f.close(fsync=True)
             faults.hit("pack_publish")
             self.backend.put(pack_object_name(self.name), self.tmp)
         except BaseException:
@@ -146,10 +146,7 @@ class PackWriter:
         return self.name, size, self.entries
 
     def abort(self) -> None:
-        try:
-            self._f.close()
-        except OSError:
-            pass  # a full disk fails the close's flush too; the file is removed anyway
+        self._f.abort()
         try:
             os.unlink(self.tmp)
         except FileNotFoundError:
