@@ -598,6 +598,7 @@ def main(argv=None) -> int:
 
     run_dir = work / f"run-{os.getpid()}"
     results, skipped = {}, {}
+    tools = []
     for name in [t.strip() for t in a.tools.split(",") if t.strip()]:
         tool = make_tool(name, run_dir / name, Path(a.archivestore_root).resolve())
         why = tool.available()
@@ -605,12 +606,17 @@ def main(argv=None) -> int:
             print(f"\n== {name}: SKIPPED ({why})", flush=True)
             skipped[name] = why
             continue
-        runs = []
-        for rep in range(a.repeat):
+        tools.append(tool)
+    # Repeats go round the tools, in reverse order every other round: this host's speed drifts
+    # by more than the differences measured, and a tool's runs all in a row would meet one
+    # stretch of it; interleaved, every tool meets every stretch.
+    runs: dict[str, list] = {t.name: [] for t in tools}
+    for rep in range(a.repeat):
+        for tool in (tools if rep % 2 == 0 else tools[::-1]):
             if a.repeat > 1:
-                print(f"\n-- {name} run {rep + 1}/{a.repeat}", flush=True)
-            runs.append(bench_tool(tool, d1, d2, logical, a.keep and rep == a.repeat - 1))
-        results[name] = best_of(runs)
+                print(f"\n-- {tool.name} run {rep + 1}/{a.repeat}", flush=True)
+            runs[tool.name].append(bench_tool(tool, d1, d2, logical, a.keep and rep == a.repeat - 1))
+    results = {t.name: best_of(runs[t.name]) for t in tools}
     if not a.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
 
