@@ -89,10 +89,12 @@ class DirectWriter:
     or at `close`. Not thread-safe: one writer per file, used by one thread at a time."""
 
     def __init__(self, path: str | os.PathLike, flags: int = os.O_CREAT | os.O_EXCL,
-                 mode: int = 0o666) -> None:
+                 mode: int = 0o666, direct: bool = True) -> None:
+        """direct=False: plain writes through the page cache, for a file known to be small
+        (an O_DIRECT write of a few KiB waits for the disk and saves nothing)."""
         self.fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | flags, mode)
         try:
-            self._direct = _set_direct(self.fd, True)
+            self._direct = direct and _set_direct(self.fd, True)
         except BaseException:
             os.close(self.fd)
             raise

@@ -37,6 +37,12 @@ MAX_INFLIGHT_ENCODES = 8
 FILE_WORKERS = 2
 # A file that changes while it is read is re-read this many times before it is skipped.
 READ_RETRIES = 2
+# Files smaller than SMALL_FILE are read, chunked and encoded by one file worker, start to end;
+# files smaller than INLINE_FILE by the walking thread itself. For such files the hand-offs
+# between threads cost more than the work (a folder of 10,000 fades, 2-20 KB each: 4.5 s, then
+# 3.4 s, then 1.6 s; restic 1.5-1.9 s).
+SMALL_FILE = 1 << 20
+INLINE_FILE = 64 << 10
 
 
 @dataclass
@@ -152,7 +158,10 @@ class Ingester:
                         emit(entry)
 
             for entry_or_job in self._walk(src, res):
-                if callable(entry_or_job):
+                if callable(entry_or_job) and entry_or_job.small:
+                    # read here: a pool thread would cost more in hand-offs than the file does
+                    window.append(("entry", entry_or_job()))
+                elif callable(entry_or_job):
                     window.append(("future", file_pool.submit(entry_or_job)))
                 else:
                     window.append(("entry", entry_or_job))
@@ -279,11 +288,13 @@ class Ingester:
                 elif stat.S_ISREG(mode):
                     key = (st.st_dev, st.st_ino)
                     if st.st_nlink > 1 and key in links:
-                        yield self._hardlink_job(d.path, rel, base, links[key], res)
-                        continue
-                    if st.st_nlink > 1:
-                        links[key] = rel
-                    yield self._file_job(d.path, rel, base, res)
+                        job = self._hardlink_job(d.path, rel, base, links[key], res)
+                    else:
+                        if st.st_nlink > 1:
+                            links[key] = rel
+                        job = self._file_job(d.path, rel, base, res)
+                    job.small = st.st_size < INLINE_FILE
+                    yield job
                 else:
                     kind = ("FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode)
                             else "device" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) else "special file")
@@ -321,15 +332,24 @@ class Ingester:
             raise _Skip("vanished before it could be read") from None
         except OSError as e:
             raise _Skip(f"cannot open: {e.strerror}") from None
+        # New chunks of a small file are encoded here, by this thread: handing each to the encode
+        # pool and back cost more than encoding it (GIL and futex hand-offs; a folder of 10,000
+        # fades took twice restic's time). Claimed chunks are stored whatever becomes of the
+        # file: another file may already count on them (see _claim).
+        inline: list = []
         with os.fdopen(fd, "rb", buffering=0) as f:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise _Skip("is no longer a regular file")
             try:
-                entry = self._chunk_file(f, rel, st)
-            except OSError as e:
-                raise _Skip(f"read error: {e.strerror}") from None
-            st2 = os.fstat(fd)
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise _Skip("is no longer a regular file")
+                try:
+                    entry = self._chunk_file(f, rel, st, inline if st.st_size < SMALL_FILE else None)
+                except OSError as e:
+                    raise _Skip(f"read error: {e.strerror}") from None
+                st2 = os.fstat(fd)
+            finally:
+                for cid, chunk, fmt in inline:
+                    self._encode_and_store(cid, chunk, fmt)
         # ctime too: an in-place rewrite that puts the old size and mtime back still moves it
         if ((st2.st_size, st2.st_mtime_ns, st2.st_ctime_ns) != (st.st_size, st.st_mtime_ns,
                                                                st.st_ctime_ns)
@@ -344,7 +364,8 @@ class Ingester:
             res.chunks += len(entry["chunks"])
         return entry
 
-    def _chunk_file(self, f, rel: str, st: os.stat_result) -> dict:
+    def _chunk_file(self, f, rel: str, st: os.stat_result, inline: list | None = None) -> dict:
+        """The file's entry; its new chunks go to the encode pool, or onto `inline` when given."""
         params = self.store.params
         digest = hashing.FileDigest()
         ids: list[str] = []
@@ -371,7 +392,10 @@ class Ingester:
                 if self._claim(cid):
                     # a copy frees the read buffer for reuse at once (holding views pinned it and
                     # forced a fresh 8 MiB allocation + munmap per refill, under the GIL)
-                    self._submit_encode(cid, bytes(chunk), fmt)
+                    if inline is not None:
+                        inline.append((cid, bytes(chunk), fmt))
+                    else:
+                        self._submit_encode(cid, bytes(chunk), fmt)
                 if self.progress:
                     self.progress({"file": rel, "bytes": len(chunk)})
         entry = {"type": "file", "size": size, "chunks": ids, "digest": digest.hexdigest()}
