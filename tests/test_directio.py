@@ -162,3 +162,30 @@ def test_context_manager_aborts_on_error(tmp_path):
             raise RuntimeError("boom")
     assert w.closed
     assert (tmp_path / "z").stat().st_size <= 10000
+
+
+def test_many_writers_at_once(tmp_path, small_buf):
+    """Eight threads, each writing its own file through DirectWriter with the shared I/O pool
+    and buffer pool: every file holds exactly its bytes (buffers never cross writers)."""
+    import random
+    import threading
+    errors = []
+
+    def worker(k: int) -> None:
+        rng = random.Random(k)
+        try:
+            for j in range(6):
+                pieces = [bytes([k, j]) * rng.randint(0, 9000) for _ in range(rng.randint(1, 30))]
+                p = tmp_path / f"w{k}_{j}"
+                with DirectWriter(p) as w:
+                    for piece in pieces:
+                        w.write(piece)
+                assert p.read_bytes() == b"".join(pieces), p
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
