@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import mmap
 import os
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+
+from . import locations
 
 ALIGN = 4096  # O_DIRECT needs buffer address, file offset and length in multiples of this
 BUF = 2 << 20  # one device write
@@ -69,6 +72,13 @@ def _pwrite_all(fd: int, data, offset: int) -> None:
         offset += n
 
 
+@functools.lru_cache(maxsize=256)
+def _on_network_fs(folder: str | bytes) -> bool:
+    """O_DIRECT on NFS or SMB turns every write into a synchronous round trip, and FUSE mounts
+    differ in what they accept: network folders are written through the page cache."""
+    return locations.on_network_fs(folder)
+
+
 def _set_direct(fd: int, on: bool) -> bool:
     """Switch O_DIRECT on or off for fd; False when the filesystem refuses it."""
     if not _O_DIRECT:
@@ -94,7 +104,8 @@ class DirectWriter:
         (an O_DIRECT write of a few KiB waits for the disk and saves nothing)."""
         self.fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | flags, mode)
         try:
-            self._direct = direct and _set_direct(self.fd, True)
+            self._direct = (direct and not _on_network_fs(os.path.dirname(os.fspath(path)))
+                            and _set_direct(self.fd, True))
         except BaseException:
             os.close(self.fd)
             raise

@@ -189,3 +189,23 @@ def test_many_writers_at_once(tmp_path, small_buf):
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_network_folders_are_written_through_the_cache(tmp_path, monkeypatch):
+    """A folder on NFS/SMB/sshfs (locations.on_network_fs) never gets O_DIRECT."""
+    from archivestore import locations
+    directio._on_network_fs.cache_clear()
+    seen = []
+
+    def fake(folder):
+        seen.append(folder)
+        return True
+    monkeypatch.setattr(locations, "on_network_fs", fake)
+    try:
+        with DirectWriter(tmp_path / "n") as w:
+            assert not w.direct
+            w.write(b"z" * 10000)
+        assert (tmp_path / "n").read_bytes() == b"z" * 10000
+        assert seen == [str(tmp_path)]
+    finally:
+        directio._on_network_fs.cache_clear()
