@@ -106,15 +106,16 @@ class DirectWriter:
         try:
             self._direct = (direct and not _on_network_fs(os.path.dirname(os.fspath(path)))
                             and _set_direct(self.fd, True))
+            self._buf = _get_buffer() if self._direct else None
         except BaseException:
             os.close(self.fd)
             raise
         self._pos = 0          # bytes accepted by write()
         self._disk = 0         # bytes handed to the kernel (a multiple of ALIGN while direct)
-        self._buf = _get_buffer() if self._direct else None
         self._fill = 0
         self._spare: list[mmap.mmap] = []  # written buffers, ready to fill again
         self._inflight: deque[Future] = deque()
+        self._failed: BaseException | None = None  # the first write error: every later call raises it
         self.closed = False
 
     @property
@@ -126,6 +127,17 @@ class DirectWriter:
         return self._pos
 
     def write(self, data) -> int:
+        """Take all of data (or raise: then the writer is failed, and every later write and
+        close raises the same error, so a file with a hole in it is never completed)."""
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return self._write(data)
+        except BaseException as e:
+            self._failed = e
+            raise
+
+    def _write(self, data) -> int:
         mv = memoryview(data).cast("B")
         total = len(mv)
         self._pos += total
@@ -197,8 +209,12 @@ class DirectWriter:
         """Write what is buffered (the last partial block through the page cache), optionally
         fsync, and close. On an error the descriptor is closed and the error raised."""
         if self.closed:
+            if self._failed is not None:
+                raise self._failed
             return
         try:
+            if self._failed is not None:
+                raise self._failed
             self._wait()
             if self._direct and self._fill >= ALIGN:
                 head = self._fill & ~(ALIGN - 1)
@@ -213,6 +229,9 @@ class DirectWriter:
                 self._drain()
             if fsync:
                 os.fsync(self.fd)
+        except BaseException as e:
+            self._failed = self._failed or e
+            raise
         finally:
             self._release()
 
@@ -229,18 +248,26 @@ class DirectWriter:
 
     def _release(self) -> None:
         self.closed = True
-        try:
-            for f in self._inflight:  # after an error or an interrupt: let them finish
+        interrupted: BaseException | None = None
+        for f in self._inflight:
+            # Every write in flight must end before the descriptor is closed (its number could
+            # be reused by the next open, and the write would land there); an interrupt while
+            # waiting is re-raised after, not lost.
+            while True:
                 try:
                     f.result()
-                except BaseException:  # noqa: BLE001 - already failing
-                    pass
-        finally:
-            os.close(self.fd)
-            for b in ([self._buf] if self._buf is not None else []) + self._spare:
-                _put_buffer(b)
-            self._buf, self._spare = None, []
-            self._inflight.clear()
+                    break
+                except BaseException as e:  # noqa: BLE001 - the job's own error, or an interrupt
+                    if f.done():
+                        break
+                    interrupted = interrupted or e
+        os.close(self.fd)
+        for b in ([self._buf] if self._buf is not None else []) + self._spare:
+            _put_buffer(b)
+        self._buf, self._spare = None, []
+        self._inflight.clear()
+        if interrupted is not None:
+            raise interrupted
 
     def __enter__(self) -> "DirectWriter":
         return self

@@ -160,7 +160,12 @@ class Ingester:
             for entry_or_job in self._walk(src, res):
                 if callable(entry_or_job) and entry_or_job.small:
                     # read here: a pool thread would cost more in hand-offs than the file does
-                    window.append(("entry", entry_or_job()))
+                    try:
+                        entry = entry_or_job()
+                    except BaseException:
+                        self._raise_pending_error()  # the cause, not "aborted" (as in drain)
+                        raise
+                    window.append(("entry", entry))
                 elif callable(entry_or_job):
                     window.append(("future", file_pool.submit(entry_or_job)))
                 else:

@@ -112,7 +112,11 @@ class PackWriter:
         self.tmp: Path = backend.temp_path(".pack.tmp")
         # Packs are fsync'd and not read back soon: written around the page cache (directio.py).
         self._f = DirectWriter(self.tmp)
-        self._f.write(PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
+        try:
+            self._f.write(PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
+        except BaseException:
+            self.abort()  # a full disk: no descriptor and no temp pack left behind
+            raise
         self.offset = PACK_HEADER.size
         self.entries: list[BlobRef] = []
 

@@ -263,9 +263,13 @@ class Replicator:
             return
         w = PackWriter(self.dest.backend)
         w.name = pack.name
-        for e in good:
-            raw = memoryview(pack.data)[e.offset + 52:e.offset + e.size]
-            w.add(e.id, e.kind, e.codec, e.plain_len, raw)
+        try:
+            for e in good:
+                raw = memoryview(pack.data)[e.offset + 52:e.offset + e.size]
+                w.add(e.id, e.kind, e.codec, e.plain_len, raw)
+        except BaseException:
+            w.abort()
+            raise
         name, size, entries = w.finish()
         pack.entries = entries
         self._index(pack, size, res)

@@ -55,12 +55,24 @@ class BlobSink:
         self.bytes_stored = 0
         self.packs_written = 0
         self.on_indexed: Callable[[list[BlobRef]], None] | None = None
+        self._failed: BaseException | None = None
 
     def add(self, blob_id: bytes, kind: int, codec: int, plain_len: int, stored) -> None:
         with self._lock:
-            if self._writer is None:
-                self._writer = PackWriter(self.store.backend)
-            self._writer.add(blob_id, kind, codec, plain_len, stored)
+            if self._failed is not None:
+                raise self._failed
+            try:
+                if self._writer is None:
+                    self._writer = PackWriter(self.store.backend)
+                self._writer.add(blob_id, kind, codec, plain_len, stored)
+            except BaseException as e:
+                # the pack may now miss what this call wrote: it is never finished, and no
+                # later blob goes anywhere (the ingest is failing anyway)
+                self._failed = e
+                w, self._writer = self._writer, None
+                if w is not None:
+                    w.abort()
+                raise
             self.bytes_stored += 52 + len(stored)
             if self._writer.offset < self.store.pack_target:
                 return
@@ -102,7 +114,10 @@ class BlobSink:
         with self._lock:
             w, self._writer = self._writer, None
             pending, self._finishing = self._finishing, []
+            failed = self._failed
         try:
+            if failed is not None:
+                raise failed
             for f in pending:
                 f.result()
         except BaseException:
