@@ -3,6 +3,7 @@ then prove the store is consistent, earlier versions restore, and a re-run compl
 against exactly what was durable. Also: a full disk, injected (always) and real (tmpfs)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -216,15 +217,23 @@ def test_disk_full_injected(base, tmp_path, point):
     _assert_full_then_recovers(store, base, r, tmp_path)
 
 
-def test_disk_full_real_tmpfs(base, tmp_path):
-    """A real full filesystem: a 4 MiB tmpfs holding v1 and ballast up to ~150 kB free."""
-    mnt = tmp_path / "mnt"
+@contextlib.contextmanager
+def _tmpfs(mnt: Path, size: str):
+    """A real tmpfs of `size` mounted at mnt for the test (skipped where mounting is refused)."""
     mnt.mkdir()
-    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+    m = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
                        capture_output=True, text=True)
     if m.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {m.stderr.strip()}")
     try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_real_tmpfs(base, tmp_path):
+    """A real full filesystem: a 4 MiB tmpfs holding v1 and ballast up to ~150 kB free."""
+    with _tmpfs(tmp_path / "mnt", "4m") as mnt:
         store = mnt / "store"
         shutil.copytree(base["store"], store)
         ballast = mnt / "ballast"
@@ -233,21 +242,13 @@ def test_disk_full_real_tmpfs(base, tmp_path):
         ballast.write_bytes(b"\1" * (st.f_bavail * st.f_frsize - 150_000))
         r = cli_subprocess("ingest", base["src2"], "--store", store, "--project", "Song", "-q")
         _assert_full_then_recovers(store, base, r, tmp_path, free=ballast.unlink)
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_restore_into_a_full_disk(base, tmp_path):
     """A restore target that fills up (a real 1 MiB tmpfs; v1 holds 1.3 MB; restored files
     are written with O_DIRECT, two at a time): exit 3 with the disk-full line, no partial file left,
     every file that is there complete, and a restore elsewhere afterwards still identical."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if m.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {m.stderr.strip()}")
-    try:
+    with _tmpfs(tmp_path / "mnt", "1m") as mnt:
         r = cli_subprocess("restore", "Song", "--store", base["store"], "--to", mnt / "r", "-q")
         assert r.returncode == 3, r.stderr
         assert "No space left on device" in r.stderr and "Traceback" not in r.stderr
@@ -256,6 +257,4 @@ def test_restore_into_a_full_disk(base, tmp_path):
         src1 = base["src1"]
         for p in left:
             assert p.read_bytes() == (src1 / p.relative_to(mnt / "r")).read_bytes(), p
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
     restore_equals(base["store"], "Song", 1, base["src1"], tmp_path / "again")

@@ -35,13 +35,19 @@ def _fail_first_full_buffer(monkeypatch, size):
     return state
 
 
-def test_close_after_a_background_error_does_not_succeed(tmp_path, monkeypatch):
+def _direct_writer(path, monkeypatch) -> DirectWriter:
+    """A writer with 16 KiB buffers on a filesystem that takes O_DIRECT (else the test skips)."""
     monkeypatch.setattr(directio, "BUF", 4 * ALIGN)
     monkeypatch.setattr(directio, "_free", [])
-    w = DirectWriter(tmp_path / "f")
+    w = DirectWriter(path)
     if not w.direct:
         w.abort()
         pytest.skip("this filesystem refuses O_DIRECT")
+    return w
+
+
+def test_close_after_a_background_error_does_not_succeed(tmp_path, monkeypatch):
+    w = _direct_writer(tmp_path / "f", monkeypatch)
     state = _fail_first_full_buffer(monkeypatch, 4 * ALIGN)
     data = os.urandom(4 * ALIGN)
     with pytest.raises(OSError):
@@ -164,12 +170,7 @@ def test_header_write_failure_leaks_nothing(tmp_path, monkeypatch):
 # file, a pack) - bytes of one file written into another. (The Ctrl-C is simulated by making
 # Future.result raise KeyboardInterrupt twice: once in abort's _wait, once in _release.)
 def test_release_never_closes_the_fd_under_a_pending_write(tmp_path, monkeypatch):
-    monkeypatch.setattr(directio, "BUF", 4 * ALIGN)
-    monkeypatch.setattr(directio, "_free", [])
-    w = DirectWriter(tmp_path / "a")
-    if not w.direct:
-        w.abort()
-        pytest.skip("this filesystem refuses O_DIRECT")
+    w = _direct_writer(tmp_path / "a", monkeypatch)
     gate = threading.Event()
     started = threading.Event()
     real_pwrite = os.pwrite
