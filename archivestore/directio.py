@@ -7,10 +7,12 @@ host) that copy is first-touch memory: writing 1.26 GB buffered took 3.1 CPU-sec
 kernel and 3.6 s of wall time; with O_DIRECT, 0.06 CPU-s and 0.6 s (docs/DESIGN.md, "Session
 5: writes that skip the page cache").
 
-`DirectWriter` gathers writes into page-aligned buffers, hands each full buffer to a background
-thread (so the caller keeps encoding or decoding while the device writes) and writes the last
-partial block without O_DIRECT. Where O_DIRECT is refused (some network, FUSE or older tmpfs
-mounts: EINVAL) it writes through the page cache as before; nothing else changes.
+`DirectWriter` gathers writes into page-aligned buffers, hands each full buffer to an I/O
+thread (up to QUEUE_DEPTH in flight, so the caller keeps encoding or decoding while the device
+writes) and writes the last partial block without O_DIRECT. It writes through the page cache as
+before where O_DIRECT is refused (EINVAL: some FUSE or older tmpfs mounts), on network
+filesystems, and for files the caller knows to be small (`direct=False`); nothing else changes.
+A write error fails the writer for good: no later write or close succeeds on a file with a hole.
 """
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ def _pwrite_all(fd: int, data, offset: int) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _on_network_fs(folder: str | bytes) -> bool:
+def _on_network_fs(folder: str) -> bool:
     """O_DIRECT on NFS or SMB turns every write into a synchronous round trip, and FUSE mounts
     differ in what they accept: network folders are written through the page cache."""
     return locations.on_network_fs(folder)
@@ -94,9 +96,10 @@ def _set_direct(fd: int, on: bool) -> bool:
 
 
 class DirectWriter:
-    """A new file written front to back. `write` never blocks on the device unless the previous
-    buffer is still being written; errors of a background write surface at the next `write`
-    or at `close`. Not thread-safe: one writer per file, used by one thread at a time."""
+    """A new file written front to back. `write` blocks on the device only when QUEUE_DEPTH
+    writes are already in flight; an error of a background write surfaces at the next `write`
+    or at `close`, and at every call after. Not thread-safe: one writer per file, used by one
+    thread at a time."""
 
     def __init__(self, path: str | os.PathLike, flags: int = os.O_CREAT | os.O_EXCL,
                  mode: int = 0o666, direct: bool = True) -> None:
@@ -104,7 +107,7 @@ class DirectWriter:
         (an O_DIRECT write of a few KiB waits for the disk and saves nothing)."""
         self.fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | flags, mode)
         try:
-            self._direct = (direct and not _on_network_fs(os.path.dirname(os.fspath(path)))
+            self._direct = (direct and not _on_network_fs(os.path.dirname(os.fsdecode(path)))
                             and _set_direct(self.fd, True))
             self._buf = _get_buffer() if self._direct else None
         except BaseException:
