@@ -145,14 +145,17 @@ class Ingester:
                 if part is not None:
                     tree_ids.append(self._store_tree_part(part))
 
+            def settle(get):
+                try:
+                    return get()
+                except BaseException:
+                    self._raise_pending_error()  # the cause, not a worker's "aborted"
+                    raise
+
             def drain(limit: int) -> None:
                 while len(window) > limit:
                     kind, item = window.popleft()
-                    try:
-                        entry = item.result() if kind == "future" else item
-                    except BaseException:
-                        self._raise_pending_error()  # the cause, not a worker's "aborted"
-                        raise
+                    entry = settle(item.result) if kind == "future" else item
                     self._raise_pending_error()
                     if entry is not None:
                         emit(entry)
@@ -160,12 +163,7 @@ class Ingester:
             for entry_or_job in self._walk(src, res):
                 if callable(entry_or_job) and entry_or_job.small:
                     # read here: a pool thread would cost more in hand-offs than the file does
-                    try:
-                        entry = entry_or_job()
-                    except BaseException:
-                        self._raise_pending_error()  # the cause, not "aborted" (as in drain)
-                        raise
-                    window.append(("entry", entry))
+                    window.append(("entry", settle(entry_or_job)))
                 elif callable(entry_or_job):
                     window.append(("future", file_pool.submit(entry_or_job)))
                 else:

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -256,7 +256,8 @@ class Restorer:
                         if h is None:
                             return
                         if small:
-                            window.append(_Done(self._fetch(bytes.fromhex(h))))
+                            window.append(f := Future())
+                            f.set_result(self._fetch(bytes.fromhex(h)))
                         else:
                             window.append(self._pool.submit(self._fetch, bytes.fromhex(h)))
                 fill()
@@ -323,17 +324,3 @@ def _unlink(path: str) -> None:
     except FileNotFoundError:
         pass
 
-
-class _Done:
-    """A result already at hand, in the read-ahead window beside futures."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value) -> None:
-        self.value = value
-
-    def result(self):
-        return self.value
-
-    def cancel(self) -> bool:
-        return False

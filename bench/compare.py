@@ -463,6 +463,21 @@ def bench_tool(tool: Tool, d1: Path, d2: Path, logical: dict, keep: bool) -> dic
     return res
 
 
+def run_tools(tools: list[Tool], d1: Path, d2: Path, logical: dict, repeat: int,
+              keep: bool = False) -> dict:
+    """{tool name: best_of its `repeat` runs}. Repeats go round the tools, in reverse order
+    every other round: this host's speed drifts by more than the differences measured, and a
+    tool's runs all in a row would meet one stretch of it; interleaved, every tool meets every
+    stretch."""
+    runs: dict[str, list] = {t.name: [] for t in tools}
+    for rep in range(repeat):
+        for tool in (tools if rep % 2 == 0 else tools[::-1]):
+            if repeat > 1:
+                print(f"\n-- {tool.name} run {rep + 1}/{repeat}", flush=True)
+            runs[tool.name].append(bench_tool(tool, d1, d2, logical, keep and rep == repeat - 1))
+    return {t.name: best_of(runs[t.name]) for t in tools}
+
+
 def best_of(runs: list[dict]) -> dict:
     """Per step, the run with the smallest wall time (a shared machine only ever
     makes a step slower).  All runs' wall times are kept in `walls_s`."""
@@ -607,16 +622,7 @@ def main(argv=None) -> int:
             skipped[name] = why
             continue
         tools.append(tool)
-    # Repeats go round the tools, in reverse order every other round: this host's speed drifts
-    # by more than the differences measured, and a tool's runs all in a row would meet one
-    # stretch of it; interleaved, every tool meets every stretch.
-    runs: dict[str, list] = {t.name: [] for t in tools}
-    for rep in range(a.repeat):
-        for tool in (tools if rep % 2 == 0 else tools[::-1]):
-            if a.repeat > 1:
-                print(f"\n-- {tool.name} run {rep + 1}/{a.repeat}", flush=True)
-            runs[tool.name].append(bench_tool(tool, d1, d2, logical, a.keep and rep == a.repeat - 1))
-    results = {t.name: best_of(runs[t.name]) for t in tools}
+    results = run_tools(tools, d1, d2, logical, a.repeat, a.keep)
     if not a.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
 

@@ -42,8 +42,8 @@ def _small(rng: np.random.Generator, i: int) -> bytes:
     return rng.bytes(int(rng.integers(1000, 20000)))
 
 
-def generate(root: Path, files: int, projects: int, seed: int) -> dict:
-    """delivery1 and delivery2 under root; returns their logical byte counts."""
+def generate(root: Path, files: int, projects: int, seed: int) -> None:
+    """delivery1 and delivery2 under root."""
     rng = np.random.default_rng(seed)
     d1, d2 = root / "delivery1", root / "delivery2"
     for p in range(projects):
@@ -65,7 +65,6 @@ def generate(root: Path, files: int, projects: int, seed: int) -> dict:
         for i in range(len(smalls) // 50):
             (proj / "Fade Files" / "new").mkdir(exist_ok=True)
             (proj / "Fade Files" / "new" / f"fade_new_{i:05d}.bin").write_bytes(_small(rng, 1))
-    return {"delivery1": compare.tree_bytes(d1)[0], "delivery2": compare.tree_bytes(d2)[0]}
 
 
 def main(argv=None) -> int:
@@ -98,11 +97,7 @@ def main(argv=None) -> int:
             print(f"== {name}: SKIPPED ({why})")
             continue
         tools.append(t)
-    runs: dict[str, list] = {t.name: [] for t in tools}
-    for rep in range(a.repeat):
-        for t in (tools if rep % 2 == 0 else tools[::-1]):
-            runs[t.name].append(compare.bench_tool(t, d1, d2, logical, False))
-    results = {n: compare.best_of(r) for n, r in runs.items()}
+    results = compare.run_tools(tools, d1, d2, logical, a.repeat)
     print()
     print(compare.print_table(results))
     for t, d in compare.ratios(results).items():
