@@ -169,3 +169,60 @@ def find_cuts(data, Py_ssize_t start, Py_ssize_t end, bint eof, Py_ssize_t minsz
     finally:
         PyBuffer_Release(&gview)
         PyBuffer_Release(&view)
+
+
+def is_cut(data, Py_ssize_t start, Py_ssize_t length, Py_ssize_t avail, bint eof,
+           Py_ssize_t minsz, Py_ssize_t avgsz, Py_ssize_t maxsz, unsigned long long th_small,
+           unsigned long long th_large, gear_table, Py_ssize_t align=1):
+    """Would `find_cuts` make its first chunk at `start` exactly `length` bytes long?
+
+    `avail` bytes follow `start` (at least `maxsz` unless `eof`, as for find_cuts). The caller
+    vouches that no position before `start + length - 1` is a cut hit, which holds when these
+    bytes are a chunk that find_cuts once cut from other data (same content, so the same hashes
+    there). Only the positions from `length - 1` on, where the next bytes may differ, are
+    scanned: O(64 + align), not O(length).
+    """
+    cdef Py_buffer view, gview
+    cdef const uint8_t* p
+    cdef const uint64_t* gear
+    cdef Py_ssize_t n = avail, lim, normal, i0, i, s, end_i, c
+    cdef uint64_t h = 0
+    cdef bint hit = False
+    if length < 1 or length > avail or start < 0:
+        return False
+    if n <= minsz:
+        return eof and length == n
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    PyObject_GetBuffer(gear_table, &gview, PyBUF_SIMPLE)
+    try:
+        if start + avail > view.len:
+            raise ValueError("start/avail outside the buffer")
+        if gview.len != 256 * 8:
+            raise ValueError("gear table must hold 256 uint64")
+        p = <const uint8_t*> view.buf + start
+        gear = <const uint64_t*> gview.buf
+        lim = maxsz if n > maxsz else n
+        normal = avgsz if lim > avgsz else lim
+        i0 = length - 1 if length - 1 > minsz else minsz
+        # a hit at i >= length + align - 1 gives c >= length + align, which cannot round to length
+        end_i = length + align - 1 if length + align - 1 < lim else lim
+        c = lim
+        if i0 < end_i:
+            s = i0 - 63 if i0 - 63 > minsz else minsz
+            for i in range(s, i0):
+                h = (h << 1) + gear[p[i]]
+            for i in range(i0, end_i):
+                h = (h << 1) + gear[p[i]]
+                if h < (th_small if i < normal else th_large):
+                    c = i + 1
+                    hit = True
+                    break
+        if not hit and end_i < lim:
+            return False
+        if not (eof and c == n) and align > 1:
+            if c > align:
+                c -= c % align
+        return c == length
+    finally:
+        PyBuffer_Release(&gview)
+        PyBuffer_Release(&view)

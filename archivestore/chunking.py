@@ -171,3 +171,86 @@ def iter_chunks(f: BinaryIO, params: ChunkParams, length: int | None = None, ali
         if eof and stop == have:
             return
         prev = view[stop:have]
+
+
+def is_cut(buf, start: int, length: int, avail: int, eof: bool, params: ChunkParams,
+           align: int = 1) -> bool:
+    """Whether `find_cuts` would cut the chunk at `start` after exactly `length` bytes, given
+    that those bytes are a chunk it once cut elsewhere (see `_chunker.is_cut`)."""
+    th_small, th_large = params.thresholds
+    return _chunker.is_cut(buf, start, length, avail, eof, params.min, params.avg, params.max,
+                           th_small, th_large, GEAR, align)
+
+
+class GuidedChunks:
+    """The chunks of the next `length` bytes of `f`, exactly as `iter_chunks` cuts them, but
+    able to take an expected cut without scanning for it.
+
+    A re-delivered file is mostly the chunks of its previous version. `next(expect)` returns
+    the next `expect` bytes as one chunk when a content-defined scan of them, if they are that
+    previous chunk, would cut there (`is_cut`: the last 64 + align bytes decide); the caller
+    hashes it, and if the id is not the one it expected, calls `reject()` and the same bytes are
+    scanned as usual. Without an expectation it is `iter_chunks`. Chunks are read-only views
+    that stay valid while the caller holds them.
+    """
+
+    def __init__(self, f: BinaryIO, params: ChunkParams, length: int | None = None,
+                 align: int = 1, bufsize: int = 4 * 1024 * 1024) -> None:
+        self._f = f
+        self._params = params
+        self._remaining = length
+        self._align = align
+        self._cap = bufsize + params.max
+        self._view: memoryview | None = None
+        self._ro: memoryview | None = None
+        self._have = self._pos = 0
+        self._eof = False
+        self._cuts: list[int] = []   # scanned cut lengths from _pos on, in reverse
+        self._last = 0               # start of the chunk returned last
+
+    def _fill(self) -> None:
+        """Keep at least `max` bytes ahead of the position (or all that is left)."""
+        if self._eof or (self._view is not None and self._have - self._pos >= self._params.max):
+            return
+        view = _BUFFERS.get(self._cap)
+        have = 0
+        if self._view is not None:
+            have = self._have - self._pos
+            view[:have] = self._view[self._pos:self._have]
+        f, remaining, cap = self._f, self._remaining, self._cap
+        while not self._eof and have < cap:
+            want = cap - have if remaining is None else min(cap - have, remaining)
+            n = f.readinto(view[have:have + want]) if want else 0
+            if n:
+                have += n
+                if remaining is not None:
+                    remaining -= n
+            if not n or remaining == 0:
+                self._eof = True
+        self._remaining = remaining
+        self._view, self._ro = view, view.toreadonly()
+        self._have, self._pos = have, 0
+        self._cuts = []
+
+    def next(self, expect: int = 0) -> tuple[memoryview, bool] | None:
+        """(chunk, guessed) or None at the end; guessed means it is the `expect` bytes."""
+        self._fill()
+        pos, have = self._pos, self._have
+        if pos >= have:
+            return None
+        if expect and is_cut(self._view, pos, expect, have - pos, self._eof, self._params,
+                             self._align):
+            self._cuts = []
+            self._last, self._pos = pos, pos + expect
+            return self._ro[pos:pos + expect], True
+        if not self._cuts:
+            lengths, _stop = find_cuts(self._view, pos, have, self._eof, self._params, self._align)
+            self._cuts = lengths[::-1]
+        c = self._cuts.pop()
+        self._last, self._pos = pos, pos + c
+        return self._ro[pos:pos + c], False
+
+    def reject(self) -> None:
+        """The chunk just returned was not the expected one: scan from its start instead."""
+        self._pos = self._last
+        self._cuts = []

@@ -4,6 +4,10 @@ Pipeline (all hot work outside the GIL): two file workers read, chunk (Cython) a
 files in parallel; chunks the store lacks go to an encode pool (zstd / PCM codec) whose results
 are appended to packs by `BlobSink`. Tree entries are collected in walk order. The version is
 committed last: data packs and tree parts are durable and indexed before the snapshot record.
+
+A project's previous version guides the next (`_Guide`): a file is first tried against the
+chunks it had, so unchanged bytes skip the content-defined scan and, when the whole file is
+unchanged, the second BLAKE3 pass. The cuts and ids are exactly those of a plain ingest.
 """
 from __future__ import annotations
 
@@ -21,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import catalog, codecs, faults, hashing, sessions
+from . import catalog, codecs, faults, hashing, locations, sessions
 from .backend import leftover_temps
-from .chunking import iter_chunks
-from .errors import ArchiveError, InputError, StoreFull, UsageError
+from .chunking import GuidedChunks
+from .errors import ArchiveError, InputError, NotFound, StoreFull, UsageError
 from .locks import StoreLock
 from .packs import KIND_DATA, KIND_SNAPSHOT, KIND_TREE
 from .snapshots import SNAPSHOT_VERSION, TreeBuilder, encode_snapshot
@@ -43,6 +47,8 @@ READ_RETRIES = 2
 # 3.4 s, then 1.6 s; restic 1.5-1.9 s).
 SMALL_FILE = 1 << 20
 INLINE_FILE = 64 << 10
+# Chunk ids of the previous version kept to guide an ingest: 32 MB, about 1 TB of project.
+GUIDE_MAX_CHUNKS = 1 << 20
 
 
 @dataclass
@@ -127,6 +133,10 @@ class Ingester:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
+        self._guides = self._load_guides(project)
+        # a changed file that began like its previous version is read again from its start for
+        # the digest (below); not worth it over a network
+        self._reread_ok = not locations.on_network_fs(src)
         self._sink = self.store.sink()
         self._sink.on_indexed = self._forget_indexed
         tree = TreeBuilder()
@@ -199,6 +209,41 @@ class Ingester:
         res.bytes_stored = self._sink.bytes_stored
         res.seconds = time.monotonic() - t0
         return res
+
+    # -- the previous version ---------------------------------------------------------------
+    def _load_guides(self, project: str) -> dict[str, tuple[int, str, bytes]]:
+        """path -> (size, digest, chunk ids joined) of the project's latest version's files."""
+        guides: dict[str, tuple[int, str, bytes]] = {}
+        try:
+            _n, record = self.store.version(project)
+        except NotFound:
+            return guides
+        total = 0
+        try:
+            for e in self.store.iter_tree(record):
+                chunks = e.get("chunks")
+                if e.get("type") != "file" or not chunks:
+                    continue
+                total += len(chunks)
+                if total > GUIDE_MAX_CHUNKS:
+                    break
+                guides[e["path"]] = (e["size"], e["digest"],
+                                     b"".join(bytes.fromhex(c) for c in chunks))
+        except (ArchiveError, KeyError, TypeError, ValueError):
+            pass  # a damaged or odd old version only costs the guidance; fsck reports it
+        return guides
+
+    def _guide(self, rel: str) -> "_Guide | None":
+        g = self._guides.get(rel)
+        if g is None:
+            return None
+        size, digest, joined = g
+        ids = [joined[i:i + 32] for i in range(0, len(joined), 32)]
+        with self._lock:
+            locs = self.store.index.lookup_many(ids)
+        if any(loc is None for loc in locs):
+            return None
+        return _Guide(ids, [loc.plain_len for loc in locs], size, digest)
 
     # -- commit ---------------------------------------------------------------------------
     def _store_tree_part(self, part: bytes) -> str:
@@ -371,6 +416,9 @@ class Ingester:
         """The file's entry; its new chunks go to the encode pool, or onto `inline` when given."""
         params = self.store.params
         digest = hashing.FileDigest()
+        guide = self._guide(rel) if self._guides else None
+        # while the file is its previous version chunk for chunk, its digest is that version's
+        deferred = guide is not None and guide.size == st.st_size and self._reread_ok
         ids: list[str] = []
         size = 0
         info = _probe_audio(f, st.st_size)
@@ -384,12 +432,22 @@ class Ingester:
         for length, align, fmt in segments:
             if length == 0:
                 continue
-            for chunk in iter_chunks(f, params, length=length, align=align):
+            chunks = GuidedChunks(f, params, length=length, align=align)
+            while (got := chunks.next(guide.expect() if guide is not None else 0)) is not None:
+                chunk, guessed = got
                 if self._error is not None:
                     raise ArchiveError("ingest aborted")
-                faults.hit("chunk")
                 cid = hashing.chunk_id(chunk)
-                digest.update(chunk)
+                if guide is not None:
+                    if not guide.follow(cid, guessed, len(ids)):
+                        chunks.reject()
+                        continue
+                    if deferred and not guide.in_order:
+                        _digest_prefix(f, digest, size)
+                        deferred = False
+                faults.hit("chunk")
+                if not deferred:
+                    digest.update(chunk)
                 ids.append(cid.hex())
                 size += len(chunk)
                 if self._claim(cid):
@@ -401,7 +459,13 @@ class Ingester:
                         self._submit_encode(cid, bytes(chunk), fmt)
                 if self.progress:
                     self.progress({"file": rel, "bytes": len(chunk)})
-        entry = {"type": "file", "size": size, "chunks": ids, "digest": digest.hexdigest()}
+        if deferred and len(ids) == len(guide.ids) and size == guide.size:
+            hexdigest = guide.digest
+        else:
+            if deferred:
+                _digest_prefix(f, digest, size)
+            hexdigest = digest.hexdigest()
+        entry = {"type": "file", "size": size, "chunks": ids, "digest": hexdigest}
         if info is not None:
             entry["audio"] = info.to_manifest()
         return {"path": rel, **entry}
@@ -464,6 +528,54 @@ class Ingester:
     def _raise_pending_error(self) -> None:
         if self._error is not None:
             raise self._error
+
+
+class _Guide:
+    """A file's previous version: the chunk to expect next, and whether every chunk so far was
+    that version's, in order (then its digest stands for this file's)."""
+
+    __slots__ = ("ids", "lengths", "size", "digest", "next", "in_order", "_where")
+
+    def __init__(self, ids: list[bytes], lengths: list[int], size: int, digest: str) -> None:
+        self.ids, self.lengths, self.size, self.digest = ids, lengths, size, digest
+        self.next = 0
+        self.in_order = True
+        self._where: dict[bytes, int] | None = None
+
+    def expect(self) -> int:
+        """Length of the chunk expected next, 0 for none."""
+        return self.lengths[self.next] if 0 <= self.next < len(self.lengths) else 0
+
+    def follow(self, cid: bytes, guessed: bool, k: int) -> bool:
+        """Take chunk number `k` (id `cid`); False when it was a guess and a wrong one."""
+        if guessed:
+            if cid != self.ids[self.next]:
+                self.next = -1
+                return False
+            j: int | None = self.next
+        elif k < len(self.ids) and self.ids[k] == cid:
+            j = k
+        else:
+            if self._where is None:
+                self._where = {c: i for i, c in enumerate(self.ids)}
+            j = self._where.get(cid)  # back in step after an edit (a punch-in, a longer header)
+        if j != k:
+            self.in_order = False
+        self.next = -1 if j is None else j + 1
+        return True
+
+
+def _digest_prefix(f, digest: hashing.FileDigest, n: int) -> None:
+    """Feed the first `n` bytes of the open file to `digest` (read again: they were skipped)."""
+    buf = bytearray(min(n, 4 << 20))
+    view = memoryview(buf)
+    off = 0
+    while off < n:
+        got = os.preadv(f.fileno(), [view[:min(len(buf), n - off)]], off)
+        if not got:
+            raise _Skip("changed while it was being read")
+        digest.update(view[:got])
+        off += got
 
 
 def _probe_audio(f, size: int):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from archivestore.chunking import GEAR, ChunkParams, find_cuts, iter_chunks, reference_cuts
+from archivestore import hashing
+from archivestore.chunking import (GEAR, ChunkParams, GuidedChunks, find_cuts, is_cut,
+                                   iter_chunks, reference_cuts)
 from archivestore.errors import FormatError
 
 SMALL = ChunkParams(64, 256, 1024)
@@ -210,3 +212,95 @@ def test_kernel_matches_reference_big_rounds(seed):
     for align in (1, 6):
         assert find_cuts(data, 0, len(data), True, MID, align)[0] == \
             reference_cuts(data, MID, align)
+
+
+# -- guided chunking: a previous version's cuts taken without a scan, the same cuts as a scan ---
+
+def _offsets(lengths: list[int]) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for c in lengths:
+        out.append((pos, c))
+        pos += c
+    return out
+
+
+@given(st.binary(min_size=1, max_size=12000), st.sampled_from([1, 2, 3, 6]),
+       st.sampled_from([SMALL, ChunkParams(1, 128, 4096), ChunkParams(100, 512, 700)]))
+def test_is_cut_agrees_with_the_scan(data, align, params):
+    """Every cut the scan makes passes is_cut; every shorter length (where the caller's promise
+    of no earlier hit still holds) fails it."""
+    lengths = find_cuts(data, 0, len(data), True, params, align)[0]
+    for pos, c in _offsets(lengths):
+        assert is_cut(data, pos, c, len(data) - pos, True, params, align)
+        for shorter in {1, c // 2, c - 1, c - align} - {0, c}:
+            if 0 < shorter < c:
+                assert not is_cut(data, pos, shorter, len(data) - pos, True, params, align)
+
+
+def test_is_cut_needs_max_bytes_or_eof():
+    data = rand(5000, 3)
+    c = find_cuts(data, 0, len(data), True, SMALL)[0][0]
+    assert is_cut(data, 0, c, len(data), False, SMALL)
+    assert not is_cut(data, 0, len(data) + 1, len(data), True, SMALL)
+    with pytest.raises(ValueError):
+        is_cut(data, 0, c, len(data) + 10, False, SMALL)
+
+
+def _guided(data: bytes, previous: bytes, params: ChunkParams, align: int, bufsize: int):
+    """Chunk `data` guided by `previous`'s chunks, as ingest does: (lengths, guesses taken)."""
+    prev = [bytes(c) for c in iter_chunks(io.BytesIO(previous), params, align=align)]
+    ids = [hashing.chunk_id(c) for c in prev]
+    where = {cid: i for i, cid in enumerate(ids)}
+    g = GuidedChunks(io.BytesIO(data), params, align=align, bufsize=bufsize)
+    out, taken, nxt = [], 0, 0
+    while (got := g.next(len(prev[nxt]) if nxt is not None and nxt < len(prev) else 0)) is not None:
+        chunk, guessed = got
+        cid = hashing.chunk_id(chunk)
+        if guessed and cid != ids[nxt]:
+            g.reject()
+            nxt = None
+            continue
+        taken += guessed
+        j = nxt if guessed else where.get(cid)
+        nxt = None if j is None else j + 1
+        out.append(bytes(chunk))
+    return out, taken
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 3, 6]), st.sampled_from([200, 1500, 9000]),
+       st.lists(st.tuples(st.floats(0, 1), st.integers(0, 700), st.integers(0, 700)), max_size=3))
+def test_guided_cuts_equal_plain_cuts(seed, align, bufsize, edits):
+    """Whatever the previous version (punched in, shifted, cut short, extended), a guided
+    pass cuts exactly where a plain scan does."""
+    data = rand(int(20000 + seed % 9000), seed)
+    prev = bytearray(data)
+    for where, cut, insert in edits:
+        at = int(where * len(prev))
+        prev[at:at + cut] = rand(insert, seed + at)
+    plain = [bytes(c) for c in iter_chunks(io.BytesIO(data), SMALL, align=align)]
+    guided, _ = _guided(data, bytes(prev), SMALL, align, bufsize)
+    assert guided == plain
+
+
+def test_guided_takes_the_previous_cuts():
+    data = rand(300000, 9)
+    punched = bytearray(data)
+    punched[100000:100050] = rand(50, 10)
+    guided, taken = _guided(bytes(punched), data, SMALL, 3, 4096)
+    plain = [bytes(c) for c in iter_chunks(io.BytesIO(bytes(punched)), SMALL, align=3)]
+    assert guided == plain
+    assert taken >= len(plain) - 5
+
+
+@pytest.mark.parametrize("align", [1, 3, 6])
+@pytest.mark.parametrize("change", ["extended", "cut short", "header grew"])
+def test_guided_edges_of_a_file(align, change):
+    """The previous version's last chunk ended at its EOF, not at a content cut: taken only
+    where it ends this file too."""
+    data = rand(60000, 21)
+    prev = {"extended": data[:41000], "cut short": data + rand(3000, 22),
+            "header grew": data[58:]}[change]
+    plain = [bytes(c) for c in iter_chunks(io.BytesIO(data), SMALL, align=align)]
+    guided, taken = _guided(data, prev, SMALL, align, 2048)
+    assert guided == plain
+    assert taken > 0 or change == "header grew"

@@ -1,0 +1,160 @@
+"""A project's previous version guides its next ingest (ingest._Guide, chunking.GuidedChunks):
+unchanged chunks are taken without a scan and an unchanged file's digest is its old one. None
+of that may show: every tree entry must be what a plain ingest into a fresh store records."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import blake3
+import numpy as np
+import pytest
+
+from archivestore import Store, hashing, ingest, locations
+from archivestore.chunking import ChunkParams
+from archivestore.ingest import Ingester
+
+from .audio_helpers import write_wav
+from .conftest import run_cli
+
+PARAMS = ChunkParams(4096, 16384, 65536)  # many chunks per test file
+
+
+def _wav(path: Path, frames: int, seed: int, description: str = "take") -> None:
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames) / 48000
+    sig = np.sin(2 * np.pi * 220 * t) * 0.3 * 2 ** 23 + rng.normal(0, 30, frames)
+    write_wav(path, sig.astype(np.int32), 48000, 24,
+              bext={"description": description, "originator": "test", "time_reference": 0})
+
+
+def _delivery1(root: Path) -> None:
+    (root / "Audio Files").mkdir(parents=True)
+    for i, name in enumerate(["Kick", "Vox", "Pad", "Bass", "Keys", "Gtr", "Same"]):
+        _wav(root / "Audio Files" / f"{name}_01.wav", 96000, i)
+    rng = np.random.default_rng(50)
+    (root / "Song.ptx").write_bytes(rng.bytes(300_000))
+    (root / "notes.txt").write_text("mix notes\n")
+
+
+def _delivery2(d1: Path, root: Path) -> set[str]:
+    """A revision of d1; returns the paths whose bytes changed."""
+    shutil.copytree(d1, root)
+    a = root / "Audio Files"
+    vox = bytearray((a / "Vox_01.wav").read_bytes())  # punched in: same length
+    vox[100_000:160_000] = np.random.default_rng(60).bytes(60_000)
+    (a / "Vox_01.wav").write_bytes(bytes(vox))
+    _wav(a / "Pad_01.wav", 120000, 2)  # extended: the same first 96000 frames, then more
+    _wav(a / "Bass_01.wav", 96000, 3, description="a much longer description, coding history")
+    _wav(a / "Gtr_01.wav", 70000, 5)  # cut short
+    (a / "Keys_01.wav").rename(a / "Keys Rhodes_01.wav")
+    _wav(a / "Kick_01.wav", 96000, 99)  # another take over the same name, same size
+    ptx = bytearray((root / "Song.ptx").read_bytes())
+    ptx[1000:1010] = b"0123456789"
+    (root / "Song.ptx").write_bytes(bytes(ptx))
+    with open(root / "notes.txt", "a") as f:
+        f.write("v2\n")
+    return {"Audio Files/Vox_01.wav", "Audio Files/Pad_01.wav", "Audio Files/Bass_01.wav",
+            "Audio Files/Gtr_01.wav", "Audio Files/Keys Rhodes_01.wav", "Audio Files/Kick_01.wav",
+            "Song.ptx", "notes.txt"}
+
+
+def _files(store: Store, project: str) -> dict[str, dict]:
+    _n, rec = store.version(project)
+    return {e["path"]: e for e in store.iter_tree(rec) if e["type"] == "file"}
+
+
+@pytest.fixture
+def deliveries(tmp_path: Path):
+    d1 = tmp_path / "d1" / "Song"
+    _delivery1(d1)
+    d2 = tmp_path / "d2" / "Song"
+    changed = _delivery2(d1, d2)
+    return d1, d2, changed
+
+
+def _count_digest_bytes(monkeypatch) -> dict:
+    fed = {"bytes": 0}
+    update = hashing.FileDigest.update
+
+    def counting(self, data):
+        fed["bytes"] += len(data)
+        update(self, data)
+    monkeypatch.setattr(hashing.FileDigest, "update", counting)
+    return fed
+
+
+def test_guided_ingest_records_what_a_plain_one_does(tmp_path, deliveries, monkeypatch):
+    d1, d2, changed = deliveries
+    guided = Store.init(tmp_path / "guided", params=PARAMS)
+    Ingester(guided).ingest(d1)
+    plain = Store.init(tmp_path / "plain", params=PARAMS)
+    Ingester(plain).ingest(d2)
+    fed = _count_digest_bytes(monkeypatch)
+    Ingester(guided).ingest(d2)
+
+    g, p = _files(guided, "Song"), _files(plain, "Song")
+    assert g.keys() == p.keys()
+    for path, e in g.items():
+        data = (d2 / path).read_bytes()
+        assert e["chunks"] == p[path]["chunks"], path
+        assert e["digest"] == p[path]["digest"] == blake3.blake3(data).hexdigest(), path
+    # unchanged files were not hashed a second time; changed ones were, some from a re-read
+    unchanged = sum(e["size"] for path, e in g.items() if path not in changed)
+    assert unchanged > 250_000
+    total = sum(e["size"] for e in g.values())
+    assert fed["bytes"] <= total - unchanged
+    assert fed["bytes"] >= sum(g[c]["size"] for c in changed) - 1
+
+    guided.close()
+    out = tmp_path / "out"
+    run_cli("restore", "Song", "--store", tmp_path / "guided", "--to", out)
+    for path, e in g.items():
+        assert (out / path).read_bytes() == (d2 / path).read_bytes()
+
+
+def test_unguided_where_a_reread_would_cost(tmp_path, deliveries, monkeypatch):
+    """From a network folder every file is hashed as it is read (no second read for a digest)."""
+    d1, d2, _changed = deliveries
+    s = Store.init(tmp_path / "s", params=PARAMS)
+    Ingester(s).ingest(d1)
+    monkeypatch.setattr(locations, "on_network_fs", lambda *a, **k: True)
+    fed = _count_digest_bytes(monkeypatch)
+    reread = []
+    monkeypatch.setattr(ingest, "_digest_prefix", lambda *a: reread.append(a))
+    Ingester(s).ingest(d2)
+    files = _files(s, "Song")
+    assert fed["bytes"] == sum(e["size"] for e in files.values())
+    assert not reread
+    for path, e in files.items():
+        assert e["digest"] == blake3.blake3((d2 / path).read_bytes()).hexdigest()
+
+
+def test_a_damaged_previous_version_only_costs_the_guidance(tmp_path, deliveries, monkeypatch):
+    from archivestore.errors import DamageError
+    d1, d2, _changed = deliveries
+    s = Store.init(tmp_path / "s", params=PARAMS)
+    Ingester(s).ingest(d1)
+
+    def broken(record):
+        raise DamageError("tree part damaged")
+        yield  # pragma: no cover
+    monkeypatch.setattr(s, "iter_tree", broken)
+    Ingester(s).ingest(d2)
+    monkeypatch.undo()
+    plain = Store.init(tmp_path / "plain", params=PARAMS)
+    Ingester(plain).ingest(d2)
+    got, want = _files(s, "Song"), _files(plain, "Song")
+    assert {k: (e["chunks"], e["digest"]) for k, e in got.items()} == \
+        {k: (e["chunks"], e["digest"]) for k, e in want.items()}
+
+
+def test_guide_memory_is_capped(tmp_path, deliveries, monkeypatch):
+    d1, d2, _changed = deliveries
+    s = Store.init(tmp_path / "s", params=PARAMS)
+    Ingester(s).ingest(d1)
+    monkeypatch.setattr(ingest, "GUIDE_MAX_CHUNKS", 30)
+    ing = Ingester(s)
+    guides = ing._load_guides("Song")
+    assert 0 < sum(len(g[2]) // 32 for g in guides.values()) <= 30
+    assert len(guides) < len(_files(s, "Song"))
