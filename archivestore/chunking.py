@@ -142,35 +142,9 @@ def iter_chunks(f: BinaryIO, params: ChunkParams, length: int | None = None, ali
     may hold them while later chunks are read; memory is bounded by what the consumer keeps plus
     one buffer of `bufsize + params.max`.
     """
-    cap = bufsize + params.max
-    prev = None
-    remaining = length
-    eof = False
-    while True:
-        view = _BUFFERS.get(cap)
-        have = 0
-        if prev is not None:
-            have = len(prev)
-            view[:have] = prev
-            prev = None
-        while not eof and have < cap:
-            want = cap - have if remaining is None else min(cap - have, remaining)
-            n = f.readinto(view[have:have + want]) if want else 0
-            if n:
-                have += n
-                if remaining is not None:
-                    remaining -= n
-            if not n or remaining == 0:
-                eof = True
-        lengths, stop = find_cuts(view, 0, have, eof, params, align)
-        ro = view.toreadonly()
-        pos = 0
-        for c in lengths:
-            yield ro[pos:pos + c]
-            pos += c
-        if eof and stop == have:
-            return
-        prev = view[stop:have]
+    chunks = GuidedChunks(f, params, length, align, bufsize)
+    while (got := chunks.next()) is not None:
+        yield got[0]
 
 
 def is_cut(buf, start: int, length: int, avail: int, eof: bool, params: ChunkParams,
@@ -183,14 +157,14 @@ def is_cut(buf, start: int, length: int, avail: int, eof: bool, params: ChunkPar
 
 
 class GuidedChunks:
-    """The chunks of the next `length` bytes of `f`, exactly as `iter_chunks` cuts them, but
+    """The chunks of the next `length` bytes of `f`, exactly as a plain scan cuts them, but
     able to take an expected cut without scanning for it.
 
     A re-delivered file is mostly the chunks of its previous version. `next(expect)` returns
     the next `expect` bytes as one chunk when a content-defined scan of them, if they are that
     previous chunk, would cut there (`is_cut`: the last 64 + align bytes decide); the caller
     hashes it, and if the id is not the one it expected, calls `reject()` and the same bytes are
-    scanned as usual. Without an expectation it is `iter_chunks`. Chunks are read-only views
+    scanned as usual. Without an expectation it is a plain scan (`iter_chunks`). Chunks are read-only views
     that stay valid while the caller holds them.
     """
 
