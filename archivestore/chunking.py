@@ -211,6 +211,7 @@ class GuidedChunks:
         self._fill()
         pos, have = self._pos, self._have
         if pos >= have:
+            self._view = self._ro = None  # the buffer goes back to the pool with the last chunk
             return None
         if expect and is_cut(self._view, pos, expect, have - pos, self._eof, self._params,
                              self._align):

@@ -31,7 +31,7 @@ from .chunking import GuidedChunks
 from .errors import ArchiveError, InputError, NotFound, StoreFull, UsageError
 from .locks import StoreLock
 from .packs import KIND_DATA, KIND_SNAPSHOT, KIND_TREE
-from .snapshots import SNAPSHOT_VERSION, TreeBuilder, encode_snapshot
+from .snapshots import SNAPSHOT_VERSION, TreeBuilder, encode_snapshot, larger_than
 from .store import Store
 
 # In-flight encodes are bounded so memory stays flat whatever the file size: each holds at most
@@ -220,7 +220,8 @@ class Ingester:
             return guides
         total = 0
         try:
-            for e in self.store.iter_tree(record):
+            # a file of one chunk gets no guidance (see _chunk_file)
+            for e in self.store.iter_tree(record, larger_than(self.store.params.min)):
                 chunks = e.get("chunks")
                 if e.get("type") != "file" or not chunks:
                     continue
@@ -416,10 +417,12 @@ class Ingester:
         """The file's entry; its new chunks go to the encode pool, or onto `inline` when given."""
         params = self.store.params
         digest = hashing.FileDigest()
-        guide = self._guide(rel) if self._guides else None
+        # a file of one chunk is never scanned: its guidance would cost more than it saves
+        guide = self._guide(rel) if self._guides and st.st_size > params.min else None
         # while the file is its previous version chunk for chunk, its digest is that version's
         deferred = guide is not None and guide.size == st.st_size and self._reread_ok
         ids: list[str] = []
+        held: list | None = [] if inline is not None and st.st_size < INLINE_FILE else None
         size = 0
         info = _probe_audio(f, st.st_size)
         f.seek(0)
@@ -450,15 +453,19 @@ class Ingester:
                     digest.update(chunk)
                 ids.append(cid.hex())
                 size += len(chunk)
-                if self._claim(cid):
-                    # a copy frees the read buffer for reuse at once (holding views pinned it and
-                    # forced a fresh 8 MiB allocation + munmap per refill, under the GIL)
+                # a copy frees the read buffer for reuse at once (holding views pinned it and
+                # forced a fresh 8 MiB allocation + munmap per refill, under the GIL)
+                if held is not None:
+                    held.append((cid, bytes(chunk), fmt))  # claimed together below: one index read
+                elif self._claim([cid])[0]:
                     if inline is not None:
                         inline.append((cid, bytes(chunk), fmt))
                     else:
                         self._submit_encode(cid, bytes(chunk), fmt)
                 if self.progress:
                     self.progress({"file": rel, "bytes": len(chunk)})
+        if held:
+            inline.extend(h for h, new in zip(held, self._claim([h[0] for h in held])) if new)
         if deferred and len(ids) == len(guide.ids) and size == guide.size:
             hexdigest = guide.digest
         else:
@@ -470,13 +477,17 @@ class Ingester:
             entry["audio"] = info.to_manifest()
         return {"path": rel, **entry}
 
-    def _claim(self, cid: bytes) -> bool:
-        """True if this chunk is new to the store and this thread must store it."""
+    def _claim(self, cids: list[bytes]) -> list[bool]:
+        """For each chunk: True if it is new to the store and this thread must store it."""
         with self._lock:
-            if cid in self._pending or self.store.index.contains_many([cid])[0]:
-                return False
-            self._pending.add(cid)
-            return True
+            known = self.store.index.contains_many(cids)
+            out = []
+            for cid, k in zip(cids, known):
+                new = not k and cid not in self._pending
+                if new:
+                    self._pending.add(cid)
+                out.append(new)
+            return out
 
     # -- encoding -------------------------------------------------------------------------
     def _submit_encode(self, cid: bytes, chunk, fmt) -> None:

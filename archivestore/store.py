@@ -351,14 +351,15 @@ class Store:
                 return n, rec
         raise NotFound(f"{project!r} has no version {version} (it has {vs[0][0]}..{vs[-1][0]})")
 
-    def iter_tree(self, record: dict) -> Iterator[dict]:
-        """Entries of a version's tree, in path order, part by part."""
+    def iter_tree(self, record: dict, keep: Callable[[bytes], bool] | None = None) -> Iterator[dict]:
+        """Entries of a version's tree, in path order, part by part (`keep`: see
+        snapshots.parse_tree_part)."""
         for part in record["tree"]:
             try:
                 data = self.read_blob(bytes.fromhex(part))
             except ValueError:
                 raise FormatError("bad tree part id in snapshot") from None
-            yield from parse_tree_part(data)
+            yield from parse_tree_part(data, keep)
 
     def claim_version(self, project: str, first: int, hint: str = "") -> int:
         """The version number a commit may use: `first`, or the next free one in a shared store."""

@@ -158,3 +158,20 @@ def test_guide_memory_is_capped(tmp_path, deliveries, monkeypatch):
     guides = ing._load_guides("Song")
     assert 0 < sum(len(g[2]) // 32 for g in guides.values()) <= 30
     assert len(guides) < len(_files(s, "Song"))
+
+
+def test_larger_than_reads_the_size_key_not_a_path():
+    from archivestore.snapshots import TreeBuilder, larger_than, parse_tree_part
+    tb = TreeBuilder()
+    entries = [
+        {"path": 'odd,"size":999999999.wav', "type": "file", "mode": 420, "mtime_ns": 1,
+         "size": 10, "chunks": ["00" * 32], "digest": "00" * 32},
+        {"path": "big.wav", "type": "file", "mode": 420, "mtime_ns": 1, "size": 5000,
+         "chunks": ["11" * 32], "digest": "11" * 32},
+        {"path": "dir", "type": "dir", "mode": 493, "mtime_ns": 1},
+    ]
+    for e in entries:
+        tb.add(e)
+    part = tb.flush_part()
+    assert [e["path"] for e in parse_tree_part(part, larger_than(100))] == ["big.wav"]
+    assert len(list(parse_tree_part(part))) == 3
