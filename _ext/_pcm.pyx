@@ -283,6 +283,16 @@ cdef extern from *:
         pcm_fixed_sums_i32(yl, n, sbits, S + 15);
         return 0;
     }
+    /* Window a block for LPC analysis: xd = (double)x (x must fit in int32), xw = xd * win. */
+    static inline __attribute__((always_inline))
+    void pcm_window_body(const int64_t* x, int n, const double* win, double* xd, double* xw) {
+        int i;
+        for (i = 0; i < n; i++) {
+            double v = (double)(int32_t)x[i];
+            xd[i] = v;
+            xw[i] = v * win[i];
+        }
+    }
     /* Per-partition sums and ORs of zigzag(r[i]) over 2**P partitions of n/2**P samples (the
        first starts at `order`), for the Rice parameter choice. */
     static inline __attribute__((always_inline))
@@ -412,6 +422,7 @@ cdef extern from *:
     }
     PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, int sbits, uint64_t* S), (x, n, sbits, S))
     PCM_DISPATCH(int, pcm_stereo_sums, (const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S), (L, R, n, sbits, S))
+    PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
     PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
     PCM_DISPATCH(void, pcm_or_diff, (const int64_t* x, int n, uint64_t* orv, uint64_t* diff), (x, n, orv, diff))
     PCM_DISPATCH(void, pcm_fixed_residual, (const int64_t* x, int64_t* r, int n, int order), (x, r, n, order))
@@ -511,7 +522,74 @@ cdef extern from *:
         }
         return i;
     }
+    /* pcm_autocorr10 for AVX2: the same 20 accumulators a[0..9] (even i) and b[0..9] (odd i)
+       fed the same products in the same order, so the same R; they are packed into five
+       vectors (a0-3, a4-7, a8 a9 b0 b1, b2-5, b6-9) instead of six. */
+    static inline __attribute__((always_inline)) PCM_AVX2 void pcm_window2_avx2(
+            const int64_t* x, const double* win, double* xd, double* xw, int i) {
+        __m128d v = _mm_cvtepi32_pd(_mm_shuffle_epi32(_mm_loadu_si128((const __m128i*)(x + i)), 0x08));
+        _mm_storeu_pd(xd + i, v);
+        _mm_storeu_pd(xw + i, _mm_mul_pd(v, _mm_loadu_pd(win + i)));
+    }
+    /* pcm_window then pcm_autocorr10 of xw, with the window worked out PCM_WIN_AHEAD samples
+       ahead of the products inside their loop (which waits on its add latency anyway). */
+    #define PCM_WIN_AHEAD 24
     static PCM_AVX2 void pcm_autocorr10_avx2(const double* x, int n, double* R) { pcm_autocorr10_body(x, n, R); }
+    static PCM_AVX2 void pcm_window_autocorr10_avx2(const int64_t* xi64, int n, const double* win,
+                                                    double* xd, double* x, double* R) {
+        double a[10] = {0}, b[10] = {0};
+        int i, j, D = n < PCM_WIN_AHEAD ? n : PCM_WIN_AHEAD;
+        for (j = 0; j < D; j++) {
+            double v = (double)(int32_t)xi64[j];
+            xd[j] = v;
+            x[j] = v * win[j];
+        }
+        for (i = 0; i < n && i < 9; i++)
+            for (j = 0; j <= i; j++) a[9 - j] += x[i] * x[i - j];
+        if (i + 1 < n) {
+            __m256d A0 = _mm256_loadu_pd(a), A1 = _mm256_loadu_pd(a + 4),
+                    AB = _mm256_setr_pd(a[8], a[9], 0.0, 0.0),
+                    B1 = _mm256_setzero_pd(), B2 = _mm256_setzero_pd();
+            double t[4];
+            for (; i + 1 < n; i += 2) {
+                const double* p = x + i - 9;
+                const double* q = x + i - 8;
+                if (D + 2 <= n) {
+                    pcm_window2_avx2(xi64, win, xd, x, D);
+                    D += 2;
+                } else if (D < n) {
+                    double v = (double)(int32_t)xi64[D];
+                    xd[D] = v;
+                    x[D] = v * win[D];
+                    D++;
+                }
+                __m256d xi = _mm256_broadcast_sd(x + i), xk = _mm256_broadcast_sd(x + i + 1);
+                __m256d xik = _mm256_blend_pd(xi, xk, 0xC);
+                __m256d pq = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(p + 8)), _mm_loadu_pd(q), 1);
+                A0 = _mm256_add_pd(A0, _mm256_mul_pd(xi, _mm256_loadu_pd(p)));
+                A1 = _mm256_add_pd(A1, _mm256_mul_pd(xi, _mm256_loadu_pd(p + 4)));
+                AB = _mm256_add_pd(AB, _mm256_mul_pd(xik, pq));
+                B1 = _mm256_add_pd(B1, _mm256_mul_pd(xk, _mm256_loadu_pd(q + 2)));
+                B2 = _mm256_add_pd(B2, _mm256_mul_pd(xk, _mm256_loadu_pd(q + 6)));
+            }
+            _mm256_storeu_pd(a, A0);
+            _mm256_storeu_pd(a + 4, A1);
+            _mm256_storeu_pd(t, AB);
+            a[8] = t[0]; a[9] = t[1]; b[0] = t[2]; b[1] = t[3];
+            _mm256_storeu_pd(b + 2, B1);
+            _mm256_storeu_pd(b + 6, B2);
+        }
+        for (; D < n; D++) {
+            double v = (double)(int32_t)xi64[D];
+            xd[D] = v;
+            x[D] = v * win[D];
+        }
+        for (; i < n; i++) {
+            const double* p = x + i - 9;
+            for (j = 0; j < 10; j++) a[j] += x[i] * p[j];
+        }
+        for (j = 0; j < 10; j++) R[9 - j] = a[j] + b[j];
+    }
     #endif
     static void pcm_autocorr10_base(const double* x, int n, double* R) { pcm_autocorr10_body(x, n, R); }
     static void pcm_autocorr10(const double* x, int n, double* R) {
@@ -520,15 +598,25 @@ cdef extern from *:
     #endif
         pcm_autocorr10_base(x, n, R);
     }
+    /* xd = (double)x (x must fit in int32), xw = xd * win, and R = autocorrelation of xw */
+    static void pcm_window_autocorr10(const int64_t* x, int n, const double* win, double* xd,
+                                      double* xw, double* R) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_avx2) { pcm_window_autocorr10_avx2(x, n, win, xd, xw, R); return; }
+    #endif
+        pcm_window(x, n, win, xd, xw);
+        pcm_autocorr10_base(xw, n, R);
+    }
     /* LPC analysis input in single precision (as libFLAC's reference encoder): xd = (double)x
        (x must fit in int32) for the residual, xf = (float)(xd * win) and R[0..9] = its
        autocorrelation, lag by lag over 8 float lanes (lane j sums the products at i = 8t + j).
        Each lane adds the products of four steps as (p0 + p1) + (p2 + p3) into its float sum,
        which after PCM_ACF_FLUSH steps (4 such groups) is added into two 4-wide double
        accumulators; the lanes are summed in a fixed order at the end. Float sums lose size when
-       they grow long: one product a step flushed every 16 steps cost +0.1% on 16-bit mono
-       music, every 8 +0.03%; the grouped sums flushed every 16 cost +/-0.004% (the rounding of
-       the samples and products to float alone costs nothing measurable). xf must have room for
+       they grow long (one product a step flushed every 16 steps: +0.1% on 16-bit mono music,
+       every 8: +0.03%, these grouped sums: +/-0.004%), and float itself loses on very
+       predictable blocks (a 96 kHz sweep +6%, plucks +1%), which lpc_analyze therefore redoes
+       in double precision (pcm_window_autocorr10). xf must have room for
        n + 32 floats; its first 16 are zeros (x[-16..-1]) and the products of the padding after
        n are zeros. The same vector code is compiled for every clone (no FMA contraction: the
        clones' targets have none), so R does not depend on the CPU. */
@@ -1413,6 +1501,7 @@ cdef extern from *:
     void pcm_prefetch(const uint8_t* p, size_t len) nogil
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
+    void pcm_window_autocorr10(const int64_t* x, int n, const double* win, double* xd, double* xw, double* R) nogil
     void pcm_window_acf10f(const int64_t* x, int n, const double* win, double* xd, float* xf, double* R) nogil
     void pcm_fixed_sums32(const int64_t* x, int n, int sbits, uint64_t* S) nogil
     int pcm_stereo_sums(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) nogil
@@ -1454,6 +1543,7 @@ DEF MAXLPC = 8
 DEF MAXLPC_DEC = 8  # the decoder rejects higher orders (the format could hold 32)
 DEF LPC_PREC = 14
 DEF MAXPO = 6
+DEF ACF_REDO = 1e-5  # LPC analysis: redo the autocorrelation in double below this error ratio
 DEF PAD = 64
 DEF TAIL = 65536  # decoding reads the payload in place up to its last TAIL bytes
 DEF FIXED_TRY_NUM = 105  # try the fixed predictor when its estimate < LPC cost * NUM / DEN
@@ -1496,6 +1586,7 @@ cdef struct Enc:
     uint32_t* fbuf
     int64_t* sbuf
     int64_t* mbuf
+    int acf_dbl  # lpc_analyze: start with the double-precision autocorrelation
     # the samples of the block being encoded fit in (sbits - vshrink)-bit signed integers
     # (float mode 1: known from the exponents; else 0): only picks the faster exact paths
     int vshrink
@@ -1686,6 +1777,7 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
     cdef int64_t qi
     cdef double* xw = e.xw
     cdef double* win
+    cdef bint redo
     if e.win_n != n:
         make_window(e.win, n)
         e.win_n = n
@@ -1694,32 +1786,50 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
             e.win_sum2 += e.win[i] * e.win[i]
     win = e.win
     wsum2 = e.win_sum2
-    if vbits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
-        pcm_window_acf10f(x, n, win, e.xd, <float*>xw, R)
-    else:
-        for i in range(n):
-            xw[i] = <double>x[i] * win[i]
-        pcm_autocorr10(xw, n, R)
-    if R[0] <= 0.0:
-        return 0
-    R[0] *= 1.0 + 1e-9  # a little regularisation
-    err = R[0]
-    for m in range(MAXLPC):
-        acc = R[m + 1]
-        for j in range(m):
-            acc -= a[j] * R[m - j]
-        k = acc / err
-        for j in range(m):
-            tmp[j] = a[j] - k * a[m - 1 - j]
-        for j in range(m):
-            a[j] = tmp[j]
-        a[m] = k
-        err *= 1.0 - k * k
-        if err <= 0.0:
-            err = 1e-30
-        for j in range(m + 1):
-            coefs[m][j] = a[j]
-        errs[m] = err
+    # The autocorrelation in float lanes (vbits <= 31), unless the last block analysed was very
+    # predictable: when the order-8 error is below ACF_REDO of the energy, float's rounding
+    # costs size (a 96 kHz sweep +6%), so such a block is worked out again in double precision,
+    # and so are the next ones until one is not (e.acf_dbl). Deterministic: the same on every
+    # clone (the float sums are).
+    redo = vbits > 31 or e.acf_dbl
+    while True:
+        if redo:
+            if vbits <= 31:  # int32 -> double converts in SIMD; int64 -> double does not (SSE2)
+                pcm_window_autocorr10(x, n, win, e.xd, xw, R)
+            else:
+                for i in range(n):
+                    xw[i] = <double>x[i] * win[i]
+                pcm_autocorr10(xw, n, R)
+        else:
+            pcm_window_acf10f(x, n, win, e.xd, <float*>xw, R)
+        if R[0] <= 0.0:
+            return 0
+        R[0] *= 1.0 + 1e-9  # a little regularisation
+        err = R[0]
+        for m in range(MAXLPC):
+            acc = R[m + 1]
+            for j in range(m):
+                acc -= a[j] * R[m - j]
+            k = acc / err
+            for j in range(m):
+                tmp[j] = a[j] - k * a[m - 1 - j]
+            for j in range(m):
+                a[j] = tmp[j]
+            a[m] = k
+            err *= 1.0 - k * k
+            if err <= 0.0:
+                err = 1e-30
+            for j in range(m + 1):
+                coefs[m][j] = a[j]
+            errs[m] = err
+        if redo:
+            if vbits <= 31:
+                e.acf_dbl = err < R[0] * ACF_REDO
+            break
+        if err >= R[0] * ACF_REDO:
+            break
+        redo = True
+        e.acf_dbl = 1
     best_m = 0
     best_est = 0.0
     for m in range(1, MAXLPC + 1):
