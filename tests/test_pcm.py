@@ -263,6 +263,22 @@ def test_simd_clones_agree_autocorrelation_lengths(bits):
         assert all(o == outs[0] for o in outs), n
 
 
+@pytest.mark.parametrize("bits,ch", [(24, 1), (16, 1), (16, 2)])
+def test_simd_clones_agree_float_and_double_autocorrelation(bits, ch):
+    """Very predictable blocks (bench/signals' music) take the double-precision
+    autocorrelation, music with a little noise the float one (this input uses both: its bytes
+    differ from an all-double and an all-float build); every clone writes the same bytes, and
+    they decode."""
+    rng = np.random.default_rng(5)
+    m = music(0.4, 1, seed=3)[:, 0]
+    noisy = music(0.4, 1, seed=4)[:, 0] + 1e-3 * rng.standard_normal(len(m))
+    x = 0.7 * np.concatenate([noisy, m, noisy])
+    x = np.stack([x, np.roll(x, 7) * 0.8], axis=1) if ch == 2 else x[:, None]
+    data = _ints(quantize(x, bits), bits, False)
+    outs = _clone_payloads(data, bits, ch, False)
+    assert all(o == outs[0] for o in outs)
+
+
 @pytest.mark.parametrize("ch", [1, 2])
 def test_simd_clones_agree_24bit_load_edges(ch):
     """The vector loader of little-endian 24-bit mono/stereo hands over to the scalar one at
