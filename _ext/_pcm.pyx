@@ -48,7 +48,9 @@ groups, or in one loop) measured slower. The encoder writes 2-4 Rice codes per s
 fit in 56 bits (16 residuals a step in the AVX2 clone). The encoder's vector loops, the residual reader, the predictor and the interleaving
 stores are compiled twice (baseline x86-64 and AVX2 / BMI2 / FMA clones, picked at import)
 with the same integer results, so a payload does not depend on the CPU that wrote it and
-decodes the same everywhere (tests/test_pcm.py checks).
+decodes the same everywhere (tests/test_pcm.py checks). The LPC analysis' autocorrelation is
+worked out in float lanes (the same float operations in every clone), and again in double for
+very predictable blocks, where float's rounding costs size.
 
 8-bit samples with big_endian=False are unsigned (WAV); with big_endian=True signed (AIFF).
 """
