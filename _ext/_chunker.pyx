@@ -176,7 +176,8 @@ def is_cut(data, Py_ssize_t start, Py_ssize_t length, Py_ssize_t avail, bint eof
            unsigned long long th_large, gear_table, Py_ssize_t align=1):
     """Would `find_cuts` make its first chunk at `start` exactly `length` bytes long?
 
-    `avail` bytes follow `start` (at least `maxsz` unless `eof`, as for find_cuts). The caller
+    `avail` bytes follow `start` (at least `maxsz` unless `eof`, as for find_cuts), but only
+    the first `length + align - 1` of them (fewer at `avail`) need be in `data`. The caller
     vouches that no position before `start + length - 1` is a cut hit, which holds when these
     bytes are a chunk that find_cuts once cut from other data (same content, so the same hashes
     there). Only the positions from `length - 1` on, where the next bytes may differ, are
@@ -195,17 +196,17 @@ def is_cut(data, Py_ssize_t start, Py_ssize_t length, Py_ssize_t avail, bint eof
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     PyObject_GetBuffer(gear_table, &gview, PyBUF_SIMPLE)
     try:
-        if start + avail > view.len:
-            raise ValueError("start/avail outside the buffer")
         if gview.len != 256 * 8:
             raise ValueError("gear table must hold 256 uint64")
-        p = <const uint8_t*> view.buf + start
-        gear = <const uint64_t*> gview.buf
         lim = maxsz if n > maxsz else n
         normal = avgsz if lim > avgsz else lim
         i0 = length - 1 if length - 1 > minsz else minsz
         # a hit at i >= length + align - 1 gives c >= length + align, which cannot round to length
         end_i = length + align - 1 if length + align - 1 < lim else lim
+        if start + end_i > view.len:
+            raise ValueError("start/length outside the buffer")
+        p = <const uint8_t*> view.buf + start
+        gear = <const uint64_t*> gview.buf
         c = lim
         if i0 < end_i:
             s = i0 - 63 if i0 - 63 > minsz else minsz

@@ -182,9 +182,9 @@ class GuidedChunks:
         self._cuts: list[int] = []   # scanned cut lengths from _pos on, in reverse
         self._last = 0               # start of the chunk returned last
 
-    def _fill(self) -> None:
-        """Keep at least `max` bytes ahead of the position (or all that is left)."""
-        if self._eof or (self._view is not None and self._have - self._pos >= self._params.max):
+    def _fill(self, need: int) -> None:
+        """Keep at least `need` bytes ahead of the position (or all that is left)."""
+        if self._eof or (self._view is not None and self._have - self._pos >= need):
             return
         view = _BUFFERS.get(self._cap)
         have = 0
@@ -206,18 +206,40 @@ class GuidedChunks:
         self._have, self._pos = have, 0
         self._cuts = []
 
+    def _left(self) -> int | None:
+        """Bytes from the position to the end of the data, when known."""
+        if self._eof:
+            return self._have - self._pos
+        if self._remaining is None:
+            return None
+        return self._have - self._pos + self._remaining
+
+    def _guess(self, expect: int) -> tuple[memoryview, bool] | None:
+        # With the length of what is left known, a guess needs only its own bytes in the buffer
+        # (is_cut reads up to expect + align - 1 of them): refills then copy a tail shorter than
+        # one chunk, not the scan's `max` bytes.
+        left = self._left()
+        self._fill(self._params.max if left is None else min(expect + self._align, left))
+        left = self._left()
+        pos = self._pos
+        if pos >= self._have:
+            return None
+        avail, eof = (self._have - pos, self._eof) if left is None else (left, True)
+        if not is_cut(self._view, pos, expect, avail, eof, self._params, self._align):
+            return None
+        self._cuts = []
+        self._last, self._pos = pos, pos + expect
+        return self._ro[pos:pos + expect], True
+
     def next(self, expect: int = 0) -> tuple[memoryview, bool] | None:
         """(chunk, guessed) or None at the end; guessed means it is the `expect` bytes."""
-        self._fill()
+        if expect and (got := self._guess(expect)) is not None:
+            return got
+        self._fill(self._params.max)
         pos, have = self._pos, self._have
         if pos >= have:
             self._view = self._ro = None  # the buffer goes back to the pool with the last chunk
             return None
-        if expect and is_cut(self._view, pos, expect, have - pos, self._eof, self._params,
-                             self._align):
-            self._cuts = []
-            self._last, self._pos = pos, pos + expect
-            return self._ro[pos:pos + expect], True
         if not self._cuts:
             lengths, _stop = find_cuts(self._view, pos, have, self._eof, self._params, self._align)
             self._cuts = lengths[::-1]

@@ -242,16 +242,25 @@ def test_is_cut_needs_max_bytes_or_eof():
     c = find_cuts(data, 0, len(data), True, SMALL)[0][0]
     assert is_cut(data, 0, c, len(data), False, SMALL)
     assert not is_cut(data, 0, len(data) + 1, len(data), True, SMALL)
+    # only the chunk and the align - 1 bytes after it must be in the buffer, whatever `avail` says
+    assert is_cut(data[:c], 0, c, len(data), True, SMALL)
     with pytest.raises(ValueError):
-        is_cut(data, 0, c, len(data) + 10, False, SMALL)
+        is_cut(data[:c - 1], 0, c, len(data), True, SMALL)
+    with pytest.raises(ValueError):
+        is_cut(data[:c + 1], 0, c, len(data), True, SMALL, 3)
 
 
-def _guided(data: bytes, previous: bytes, params: ChunkParams, align: int, bufsize: int):
-    """Chunk `data` guided by `previous`'s chunks, as ingest does: (lengths, guesses taken)."""
+def _guided(data: bytes, previous: bytes, params: ChunkParams, align: int, bufsize: int,
+            known_length: bool = False):
+    """Chunk `data` guided by `previous`'s chunks, as ingest does: (lengths, guesses taken).
+    With `known_length` it is a segment of a longer file, its length given (as for audio)."""
     prev = [bytes(c) for c in iter_chunks(io.BytesIO(previous), params, align=align)]
     ids = [hashing.chunk_id(c) for c in prev]
     where = {cid: i for i, cid in enumerate(ids)}
-    g = GuidedChunks(io.BytesIO(data), params, align=align, bufsize=bufsize)
+    if known_length:
+        g = GuidedChunks(io.BytesIO(data + b"trailer bytes"), params, len(data), align, bufsize)
+    else:
+        g = GuidedChunks(io.BytesIO(data), params, align=align, bufsize=bufsize)
     out, taken, nxt = [], 0, 0
     while (got := g.next(len(prev[nxt]) if nxt is not None and nxt < len(prev) else 0)) is not None:
         chunk, guessed = got
@@ -268,8 +277,9 @@ def _guided(data: bytes, previous: bytes, params: ChunkParams, align: int, bufsi
 
 
 @given(st.integers(0, 2**32 - 1), st.sampled_from([1, 3, 6]), st.sampled_from([200, 1500, 9000]),
-       st.lists(st.tuples(st.floats(0, 1), st.integers(0, 700), st.integers(0, 700)), max_size=3))
-def test_guided_cuts_equal_plain_cuts(seed, align, bufsize, edits):
+       st.lists(st.tuples(st.floats(0, 1), st.integers(0, 700), st.integers(0, 700)), max_size=3),
+       st.booleans())
+def test_guided_cuts_equal_plain_cuts(seed, align, bufsize, edits, known_length):
     """Whatever the previous version (punched in, shifted, cut short, extended), a guided
     pass cuts exactly where a plain scan does."""
     data = rand(int(20000 + seed % 9000), seed)
@@ -278,7 +288,7 @@ def test_guided_cuts_equal_plain_cuts(seed, align, bufsize, edits):
         at = int(where * len(prev))
         prev[at:at + cut] = rand(insert, seed + at)
     plain = [bytes(c) for c in iter_chunks(io.BytesIO(data), SMALL, align=align)]
-    guided, _ = _guided(data, bytes(prev), SMALL, align, bufsize)
+    guided, _ = _guided(data, bytes(prev), SMALL, align, bufsize, known_length)
     assert guided == plain
 
 
@@ -292,15 +302,29 @@ def test_guided_takes_the_previous_cuts():
     assert taken >= len(plain) - 5
 
 
+@pytest.mark.parametrize("known_length", [False, True])
 @pytest.mark.parametrize("align", [1, 3, 6])
 @pytest.mark.parametrize("change", ["extended", "cut short", "header grew"])
-def test_guided_edges_of_a_file(align, change):
+def test_guided_edges_of_a_file(align, change, known_length):
     """The previous version's last chunk ended at its EOF, not at a content cut: taken only
     where it ends this file too."""
     data = rand(60000, 21)
     prev = {"extended": data[:41000], "cut short": data + rand(3000, 22),
             "header grew": data[58:]}[change]
     plain = [bytes(c) for c in iter_chunks(io.BytesIO(data), SMALL, align=align)]
-    guided, taken = _guided(data, prev, SMALL, align, 2048)
+    guided, taken = _guided(data, prev, SMALL, align, 2048, known_length)
     assert guided == plain
     assert taken > 0 or change == "header grew"
+
+
+@pytest.mark.parametrize("known_length", [False, True])
+@pytest.mark.parametrize("align", [1, 3, 6])
+@pytest.mark.parametrize("n", [50, 300, 1000, 20000, 100001])
+def test_guided_takes_every_chunk_of_an_unchanged_file(n, align, known_length):
+    """Nothing scanned again, the short last chunk included."""
+    data = rand(n, n)
+    plain = [bytes(c) for c in iter_chunks(io.BytesIO(data), SMALL, align=align)]
+    for bufsize in (1500, 9000):
+        guided, taken = _guided(data, data, SMALL, align, bufsize, known_length)
+        assert guided == plain
+        assert taken == len(plain)
