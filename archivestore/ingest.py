@@ -435,7 +435,13 @@ class Ingester:
         for length, align, fmt in segments:
             if length == 0:
                 continue
-            chunks = GuidedChunks(f, params, length=length, align=align)
+            # a segment no longer than the minimum chunk is one chunk, never scanned (a folder
+            # of fades is all such); None: to the end of the file, as long as fstat said
+            expect_len = st.st_size - size if length is None else length
+            if 0 <= expect_len <= params.min:
+                chunks = _OneChunk(f, expect_len, to_eof=length is None)
+            else:
+                chunks = GuidedChunks(f, params, length=length, align=align)
             while (got := chunks.next(guide.expect() if guide is not None else 0)) is not None:
                 chunk, guessed = got
                 if self._error is not None:
@@ -539,6 +545,33 @@ class Ingester:
     def _raise_pending_error(self) -> None:
         if self._error is not None:
             raise self._error
+
+
+class _OneChunk:
+    """A segment no longer than the minimum chunk size: one chunk, read as it is (the
+    `GuidedChunks` interface without its buffer, which costs more than such a file). With
+    `to_eof` the file must end there: more or fewer bytes mean it changed under the reader."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, f, length: int, to_eof: bool) -> None:
+        want = length + 1 if to_eof else length
+        data = f.read(want)
+        while len(data) < want:
+            more = f.read(want - len(data))
+            if not more:
+                break
+            data += more
+        if len(data) != length:
+            raise _Skip("changed while it was being read")
+        self._data: bytes | None = data or None
+
+    def next(self, expect: int = 0) -> tuple[memoryview, bool] | None:
+        data, self._data = self._data, None
+        return None if data is None else (memoryview(data), False)
+
+    def reject(self) -> None:  # never called: no guess is made
+        raise AssertionError("a one-chunk segment makes no guess")
 
 
 class _Guide:

@@ -88,3 +88,25 @@ def test_small_file_damage_names_only_that_file(tmp_path, store):
     assert (tmp_path / "r" / "a.txt").read_bytes() == b"A" * 2000
     assert not (tmp_path / "r" / "b.txt").exists()
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["a.txt", "c.txt"]
+
+
+def test_one_chunk_segment_reads_what_fstat_promised():
+    """A segment no longer than the minimum chunk is read whole (ingest._OneChunk); to the end
+    of the file it must end where fstat said, else the file changed under the reader."""
+    import io
+
+    import pytest
+
+    one = ingest._OneChunk(io.BytesIO(b"abcdef"), 6, to_eof=True)
+    chunk, guessed = one.next()
+    assert bytes(chunk) == b"abcdef" and not guessed and one.next() is None
+    assert one.next() is None
+    part = io.BytesIO(b"abcdef")
+    assert bytes(ingest._OneChunk(part, 4, to_eof=False).next()[0]) == b"abcd"
+    assert part.read() == b"ef"  # the next segment starts where this one ended
+    assert ingest._OneChunk(io.BytesIO(b""), 0, to_eof=True).next() is None
+    for data in (b"abcdefg", b"abcde"):  # grew, shrank
+        with pytest.raises(ingest._Skip, match="changed while"):
+            ingest._OneChunk(io.BytesIO(data), 6, to_eof=True)
+    with pytest.raises(ingest._Skip, match="changed while"):
+        ingest._OneChunk(io.BytesIO(b"abc"), 6, to_eof=False)
