@@ -84,12 +84,19 @@ class _Bad(Exception):
 
 
 class _Reader:
-    """Bounded reads from an open file: every byte read counts against MAX_HEADER_READ."""
+    """Bounded reads from an open file: every byte read counts against MAX_HEADER_READ.
+
+    Reads go through a window of READ_BLOCK bytes: a WAV's RIFF header, `fmt `, `bext` and
+    `data` headers are one system call, not one seek and read each (a folder of fades)."""
+
+    READ_BLOCK = 2048
 
     def __init__(self, f: BinaryIO, size: int):
         self.f = f
         self.size = size
         self.budget = MAX_HEADER_READ
+        self._win = b""
+        self._win_pos = 0
 
     def read_at(self, pos: int, n: int) -> bytes:
         if n < 0 or pos < 0 or pos + n > self.size:
@@ -97,8 +104,12 @@ class _Reader:
         if n > self.budget:
             raise _Bad("header read budget exhausted")
         self.budget -= n
-        self.f.seek(pos)
-        b = self.f.read(n)
+        off = pos - self._win_pos
+        if off < 0 or off + n > len(self._win):
+            self.f.seek(pos)
+            self._win = self.f.read(max(n, min(self.READ_BLOCK, self.size - pos)))
+            self._win_pos, off = pos, 0
+        b = self._win[off:off + n]
         if len(b) != n:
             raise _Bad("short read")
         return b

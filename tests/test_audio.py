@@ -192,6 +192,7 @@ class _CountingIO(io.BytesIO):
         assert n is not None and n >= 0, "probe must never read unbounded"
         b = super().read(n)
         self.nread += len(b)
+        self.calls = getattr(self, "calls", 0) + 1
         return b
 
 
@@ -391,3 +392,15 @@ def test_trailing_garbage_after_data_is_tolerated(tmp_path):
     # before the data chunk the parser stays strict
     i = out.index(b"data")
     assert _probe_bytes(out[:i] + b"\x01\x02\x03\x04\xff\xff\xff\xff" + out[i:]) is None
+
+
+def test_a_bwf_header_is_one_read(tmp_path):
+    """RIFF, bext, fmt and the data header come from one read (a folder of fades pays a system
+    call per read)."""
+    s = _signal(2_000, 1, 24)
+    out = write_wav(tmp_path / "fade.wav", s, 48000, 24,
+                    bext={"description": "fade", "originator": "x", "time_reference": 0})
+    f = _CountingIO(out)
+    info = probe(f, len(out))
+    assert info is not None and info.frames == 2_000
+    assert f.calls == 1
