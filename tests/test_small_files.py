@@ -110,3 +110,25 @@ def test_one_chunk_segment_reads_what_fstat_promised():
             ingest._OneChunk(io.BytesIO(data), 6, to_eof=True)
     with pytest.raises(ingest._Skip, match="changed while"):
         ingest._OneChunk(io.BytesIO(b"abc"), 6, to_eof=False)
+
+
+def test_small_files_claimed_in_batches(tmp_path, store, monkeypatch):
+    """Small files' chunks are claimed and stored in batches (ingest.BATCH_CHUNKS): each new
+    chunk is stored exactly once, duplicates inside a batch and across batches included, and
+    the last, partial batch before the version is committed."""
+    from archivestore import Store
+    monkeypatch.setattr(ingest, "BATCH_CHUNKS", 3)
+    src = tmp_path / "Fades"
+    files = _tree(src, seed=8)
+    res = run_json("ingest", src, "--store", store, "-q")
+    assert res["files"] == len(files)
+    with Store.open(store) as st:
+        _, rec = st.version("Fades")
+        ids = {c for e in st.iter_tree(rec) if e["type"] == "file" for c in e["chunks"]}
+        assert st.stats()["chunks"] == len(ids)  # nothing missing, nothing stored twice
+    assert res["chunks_new"] == len(ids)
+    assert run_json("fsck", "--read-data", "--store", store)["ok"] is True
+    dest = tmp_path / "out"
+    run_json("restore", "Fades", "--store", store, "--to", dest, "-q")
+    for rel, data in files.items():
+        assert (dest / rel).read_bytes() == data, rel
