@@ -164,8 +164,8 @@ class GuidedChunks:
     the next `expect` bytes as one chunk when a content-defined scan of them, if they are that
     previous chunk, would cut there (`is_cut`: the last 64 + align bytes decide); the caller
     hashes it, and if the id is not the one it expected, calls `reject()` and the same bytes are
-    scanned as usual. Without an expectation it is a plain scan (`iter_chunks`). Chunks are read-only views
-    that stay valid while the caller holds them.
+    scanned as usual. Without an expectation it is a plain scan (`iter_chunks`). Chunks are
+    read-only views that stay valid while the caller holds them.
     """
 
     def __init__(self, f: BinaryIO, params: ChunkParams, length: int | None = None,

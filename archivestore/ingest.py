@@ -41,14 +41,15 @@ MAX_INFLIGHT_ENCODES = 8
 FILE_WORKERS = 2
 # A file that changes while it is read is re-read this many times before it is skipped.
 READ_RETRIES = 2
-# Files smaller than SMALL_FILE are read, chunked and encoded by one file worker, start to end;
-# files smaller than INLINE_FILE by the walking thread itself. For such files the hand-offs
-# between threads cost more than the work (a folder of 10,000 fades, 2-20 KB each: 4.5 s, then
-# 3.4 s, then 1.6 s; restic 1.5-1.9 s).
+# Files smaller than SMALL_FILE are read and chunked by one file worker, start to end, and their
+# new chunks encoded without the encode pool; files smaller than INLINE_FILE are read by the
+# walking thread itself. For such files the hand-offs between threads cost more than the work
+# (a folder of 10,000 fades, 2-20 KB each: 4.5 s, then 3.4 s, then 1.6 s; restic 1.5-1.9 s).
 SMALL_FILE = 1 << 20
 INLINE_FILE = 64 << 10
-# Chunks of files under INLINE_FILE are claimed (one index read) and stored in batches of this
-# many, or of BATCH_BYTES: per file, the read transaction cost ~13 µs of ~110.
+# Chunks of files under SMALL_FILE are claimed (one index read) and stored in batches of this
+# many, or of BATCH_BYTES, by the thread that fills the batch: per file of fades, the read
+# transaction cost ~13 µs of ~110.
 BATCH_CHUNKS = 256
 BATCH_BYTES = 4 << 20
 # Chunk ids of the previous version kept to guide an ingest: 32 MB, about 1 TB of project.
@@ -388,24 +389,18 @@ class Ingester:
             raise _Skip("vanished before it could be read") from None
         except OSError as e:
             raise _Skip(f"cannot open: {e.strerror}") from None
-        # New chunks of a small file are encoded here, by this thread: handing each to the encode
-        # pool and back cost more than encoding it (GIL and futex hand-offs; a folder of 10,000
-        # fades took twice restic's time). Claimed chunks are stored whatever becomes of the
-        # file: another file may already count on them (see _claim).
-        inline: list = []
+        # New chunks of a small file go to the batch (_add_batch), not to the encode pool:
+        # handing each to the pool and back cost more than encoding it (GIL and futex hand-offs;
+        # a folder of 10,000 fades took twice restic's time).
         with os.fdopen(fd, "rb", buffering=0) as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise _Skip("is no longer a regular file")
             try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    raise _Skip("is no longer a regular file")
-                try:
-                    entry = self._chunk_file(f, rel, st, inline if st.st_size < SMALL_FILE else None)
-                except OSError as e:
-                    raise _Skip(f"read error: {e.strerror}") from None
-                st2 = os.fstat(fd)
-            finally:
-                for cid, chunk, fmt in inline:
-                    self._encode_and_store(cid, chunk, fmt)
+                entry = self._chunk_file(f, rel, st, st.st_size < SMALL_FILE)
+            except OSError as e:
+                raise _Skip(f"read error: {e.strerror}") from None
+            st2 = os.fstat(fd)
         # ctime too: an in-place rewrite that puts the old size and mtime back still moves it
         if ((st2.st_size, st2.st_mtime_ns, st2.st_ctime_ns) != (st.st_size, st.st_mtime_ns,
                                                                st.st_ctime_ns)
@@ -420,8 +415,9 @@ class Ingester:
             res.chunks += len(entry["chunks"])
         return entry
 
-    def _chunk_file(self, f, rel: str, st: os.stat_result, inline: list | None = None) -> dict:
-        """The file's entry; its new chunks go to the encode pool, or onto `inline` when given."""
+    def _chunk_file(self, f, rel: str, st: os.stat_result, small: bool = False) -> dict:
+        """The file's entry; its new chunks go to the encode pool, or when `small` to the batch
+        once the whole file is read."""
         params = self.store.params
         digest = hashing.FileDigest()
         # a file of one chunk is never scanned: its guidance would cost more than it saves
@@ -429,7 +425,7 @@ class Ingester:
         # while the file is its previous version chunk for chunk, its digest is that version's
         deferred = guide is not None and guide.size == st.st_size and self._reread_ok
         ids: list[str] = []
-        held: list | None = [] if inline is not None and st.st_size < INLINE_FILE else None
+        held: list | None = [] if small else None
         size = 0
         info = _probe_audio(f, st.st_size)
         f.seek(0)
@@ -469,12 +465,9 @@ class Ingester:
                 # a copy frees the read buffer for reuse at once (holding views pinned it and
                 # forced a fresh 8 MiB allocation + munmap per refill, under the GIL)
                 if held is not None:
-                    held.append((cid, bytes(chunk), fmt))  # claimed together below: one index read
+                    held.append((cid, bytes(chunk), fmt))  # claimed in a batch: one index read
                 elif self._claim([cid])[0]:
-                    if inline is not None:
-                        inline.append((cid, bytes(chunk), fmt))
-                    else:
-                        self._submit_encode(cid, bytes(chunk), fmt)
+                    self._submit_encode(cid, bytes(chunk), fmt)
                 if self.progress:
                     self.progress({"file": rel, "bytes": len(chunk)})
         if held:
@@ -492,7 +485,9 @@ class Ingester:
 
     def _add_batch(self, chunks: list) -> None:
         """Queue a small file's chunks; every BATCH_CHUNKS (or BATCH_BYTES) they are claimed
-        with one index read and the new ones stored, by the thread that fills the batch."""
+        with one index read and the new ones stored, by the thread that fills the batch.
+        Claimed chunks are stored whatever becomes of their file: another file may already
+        count on them (see _claim)."""
         with self._lock:
             self._batch.extend(chunks)
             self._batch_bytes += sum(len(c[1]) for c in chunks)

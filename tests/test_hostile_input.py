@@ -199,8 +199,8 @@ class _Meddler(Ingester):
         super().__init__(store)
         self.victim, self.times, self.how = victim, times, how
 
-    def _chunk_file(self, f, rel, st, inline=None):
-        entry = super()._chunk_file(f, rel, st, inline)
+    def _chunk_file(self, f, rel, st, small=False):
+        entry = super()._chunk_file(f, rel, st, small)
         if rel == self.victim and self.times > 0:
             self.times -= 1
             fd = f.fileno()
