@@ -4,6 +4,7 @@
     python bench/compare.py --size-mb 1000
     python bench/compare.py --size-mb 50 --tools restic,borg-zstd3,borg-lz4
     python bench/compare.py --tools archivestore,archivestore-zstd   # audio codec vs zstd alone
+    python bench/compare.py --tools archivestore,archivestore-noverify,restic  # cost of verifying
 
 Per tool, in a fresh store: (1) ingest delivery1, (2) ingest delivery2 into the
 same store, (3) restore delivery2 to a fresh dir and compare it byte for byte
@@ -47,6 +48,9 @@ STEPS = ["ingest1", "ingest2", "restore", "check"]
 # archivestore-zstd: the same store with --no-audio-codec (PCM through zstd/raw like any data),
 # the "zstd alone" reference of the audio-codec issue
 ALL_TOOLS = ["archivestore", "restic", "borg-zstd3", "borg-lz4", "borg-none", "archivestore-zstd"]
+# archivestore-noverify: --no-verify-codec, what ingest's decode-and-compare of every codec chunk
+# costs (the audio-codec issue keeps that switch on until the codec has earned trust); on request
+EXTRA_TOOLS = ["archivestore-noverify"]
 BORG_COMPRESSION = {"borg-zstd3": "zstd,3", "borg-lz4": "lz4", "borg-none": "none"}
 RESTIC_PASSWORD = "archivestore-bench"
 
@@ -361,7 +365,9 @@ def make_tool(name: str, base: Path, as_root: Path) -> Tool:
         return ArchiveStore(name, base, as_root)
     if name == "archivestore-zstd":
         return ArchiveStore(name, base, as_root, ingest_flags=("--no-audio-codec",))
-    raise SystemExit(f"unknown tool {name!r}; choose from {','.join(ALL_TOOLS)}")
+    if name == "archivestore-noverify":
+        return ArchiveStore(name, base, as_root, ingest_flags=("--no-verify-codec",))
+    raise SystemExit(f"unknown tool {name!r}; choose from {','.join(ALL_TOOLS + EXTRA_TOOLS)}")
 
 
 def _parse_json_lines(outs: list[str]) -> list:
@@ -583,7 +589,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "archivestore-bench"),
                     help="corpus (cached, reused if same params) and stores live here")
-    ap.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma list from " + ",".join(ALL_TOOLS))
+    ap.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma list from " + ",".join(ALL_TOOLS + EXTRA_TOOLS))
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each tool N times (fresh store each time); per step keep the fastest run")
     ap.add_argument("--keep", action="store_true", help="keep stores, restores and logs")
