@@ -59,7 +59,9 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset, memcmp
 from libc.math cimport log2, frexp, cos, ldexp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, _PyBytes_Resize
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 cdef extern from *:
     """
@@ -1573,6 +1575,7 @@ BLOCK_FRAMES = BLOCK  # frames per block written by encode()
 cdef struct Enc:
     uint8_t* out
     size_t cap
+    bint borrowed  # out is the result's own bytes object (not ours to realloc or free)
     size_t pos
     uint64_t acc
     int nb
@@ -1621,7 +1624,13 @@ cdef inline bint ensure(Enc* e, size_t extra) noexcept nogil:
     ncap = e.cap * 2
     if ncap < need:
         ncap = need
-    p = <uint8_t*>realloc(e.out, ncap)
+    if e.borrowed:  # outgrew the result object: go on in memory of our own
+        p = <uint8_t*>malloc(ncap)
+        if p != NULL:
+            memcpy(p, e.out, e.pos + 1)
+            e.borrowed = False
+    else:
+        p = <uint8_t*>realloc(e.out, ncap)
     if p == NULL:
         e.err = 1
         return False
@@ -2198,6 +2207,8 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
     cdef int64_t frames
     cdef int64_t* chbuf = NULL
     cdef size_t total
+    cdef PyObject* raw = NULL
+    result = None
     if bits not in (8, 16, 24, 32) or not (1 <= channels <= 255) or (is_float and bits != 32):
         return None
     align = channels * (bits // 8)
@@ -2207,8 +2218,12 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         if view.len % align:
             return None
         frames = view.len // align
+        # encoded straight into the bytes object that is returned (shrunk to fit at the end;
+        # a shrinking realloc does not move it): no copy of the payload
         e.cap = <size_t>view.len + <size_t>view.len // 8 + 4096
-        e.out = <uint8_t*>malloc(e.cap)
+        result = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>e.cap)
+        e.out = <uint8_t*>PyBytes_AS_STRING(result)
+        e.borrowed = True
         chbuf = <int64_t*>malloc(sizeof(int64_t) * BLOCK * channels)
         e.sig = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
         e.resa = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
@@ -2242,10 +2257,24 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         if rc != 0:
             raise MemoryError()
         total = e.pos + (1 if e.nb else 0)
-        return PyBytes_FromStringAndSize(<char*>e.out, total)
+        if not e.borrowed:
+            return PyBytes_FromStringAndSize(<char*>e.out, total)
+        raw = <PyObject*>result  # _PyBytes_Resize needs the only reference: raw's
+        Py_INCREF(result)
+        result = None
+        e.out = NULL
+        try:
+            _PyBytes_Resize(&raw, <Py_ssize_t>total)  # frees the object and raises on failure
+        except BaseException:
+            raw = NULL
+            raise
+        out = <object>raw  # a new reference; drop the one `raw` held
+        Py_XDECREF(raw)
+        return out
     finally:
         PyBuffer_Release(&view)
-        free(e.out)
+        if not e.borrowed:
+            free(e.out)
         free(chbuf)
         free(e.sig)
         free(e.resa)

@@ -155,6 +155,21 @@ def test_accepts_buffers():
     assert _pcm.decode(bytearray(p), 2000) == a.tobytes()
 
 
+def test_output_larger_than_the_first_guess():
+    """The encoder writes into the bytes object it returns, sized len * 9/8 + 4096; floats of
+    wildly varying magnitude code larger than that, so it must move to memory of its own and
+    still return exactly the payload (decode rejects trailing bytes)."""
+    rng = np.random.default_rng(7)
+    for n in (50_000, 400_000):
+        x = (rng.standard_normal(n) * np.exp(rng.uniform(-20, 5, n))).astype("<f4").tobytes()
+        out = _pcm.encode(x, 32, 1, False, True)
+        assert len(out) > len(x) * 9 // 8 + 4096
+        assert type(out) is bytes and _pcm.decode(out, len(x)) == x
+    y = _ints(quantize(music(2.0, 1, seed=3), 24), 24, False)
+    out = _pcm.encode(y, 24, 1, False, False)
+    assert len(out) < len(y) and _pcm.decode(out, len(y)) == y
+
+
 def test_threads_share_nothing():
     datas = [_ints(quantize(music(0.5, 2, seed=s), 24), 24, False) for s in range(4)]
     want = [_pcm.encode(d, 24, 2, False, False) for d in datas]
