@@ -612,8 +612,8 @@ cdef extern from *:
         pcm_autocorr10_base(xw, n, R);
     }
     /* LPC analysis input in single precision (as libFLAC's reference encoder): xd = (double)x
-       (x must fit in int32) for the residual, xf = (float)(xd * win) and R[0..9] = its
-       autocorrelation, lag by lag over 8 float lanes (lane j sums the products at i = 8t + j).
+       (x must fit in int32) for the residual, xf = (float)(xd * win) and R[0..8] = its
+       autocorrelation (what orders up to 8 need; R[9] is left alone), lag by lag over 8 float lanes (lane j sums the products at i = 8t + j).
        Each lane adds the products of four steps as (p0 + p1) + (p2 + p3) into its float sum,
        which after PCM_ACF_FLUSH steps (4 such groups) is added into two 4-wide double
        accumulators; the lanes are summed in a fixed order at the end. Float sums lose size when
@@ -629,10 +629,10 @@ cdef extern from *:
     typedef double pcm_v4d __attribute__((vector_size(32)));
     #define PCM_ACF_FLUSH 16
     static inline __attribute__((always_inline))
-    void pcm_window_acf10f_body(const int64_t* x, int n, const double* win, double* xd, float* xf0, double* R) {
+    void pcm_window_acf9f_body(const int64_t* x, int n, const double* win, double* xd, float* xf0, double* R) {
         float* xf = xf0 + 16;
         int i, l, t, nv = (n + 7) >> 3;
-        pcm_v4d dl[10], dh[10];
+        pcm_v4d dl[9], dh[9];
         for (l = 0; l < 16; l++) xf0[l] = 0.0f;
         for (i = 0; i < n; i++) {
             double v = (double)(int32_t)x[i];
@@ -640,11 +640,11 @@ cdef extern from *:
             xf[i] = (float)(v * win[i]);
         }
         for (; i < 8 * nv; i++) xf[i] = 0.0f;
-        for (l = 0; l < 10; l++) { dl[l] = (pcm_v4d){0.0, 0.0, 0.0, 0.0}; dh[l] = dl[l]; }
+        for (l = 0; l < 9; l++) { dl[l] = (pcm_v4d){0.0, 0.0, 0.0, 0.0}; dh[l] = dl[l]; }
         for (t = 0; t < nv; ) {
             int e = nv - t > PCM_ACF_FLUSH ? t + PCM_ACF_FLUSH : nv;
             pcm_v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0},
-                    a5 = {0}, a6 = {0}, a7 = {0}, a8 = {0}, a9 = {0};
+                    a5 = {0}, a6 = {0}, a7 = {0}, a8 = {0};
             for (; t + 4 <= e; t += 4) {
                 const float* p = xf + 8 * t;
                 pcm_v8f v, w, v2, w2, v3, w3, v4, w4;
@@ -652,7 +652,7 @@ cdef extern from *:
                 #define PCM_ACF_LAG(L) memcpy(&w, p - L, 32); memcpy(&w2, p + 8 - L, 32); \
                     memcpy(&w3, p + 16 - L, 32); memcpy(&w4, p + 24 - L, 32); a##L += (v * w + v2 * w2) + (v3 * w3 + v4 * w4);
                 PCM_ACF_LAG(0) PCM_ACF_LAG(1) PCM_ACF_LAG(2) PCM_ACF_LAG(3) PCM_ACF_LAG(4)
-                PCM_ACF_LAG(5) PCM_ACF_LAG(6) PCM_ACF_LAG(7) PCM_ACF_LAG(8) PCM_ACF_LAG(9)
+                PCM_ACF_LAG(5) PCM_ACF_LAG(6) PCM_ACF_LAG(7) PCM_ACF_LAG(8)
                 #undef PCM_ACF_LAG
             }
             for (; t < e; t++) {
@@ -661,28 +661,28 @@ cdef extern from *:
                 memcpy(&v, p, 32);
                 #define PCM_ACF_LAG(L) memcpy(&w, p - L, 32); a##L += v * w;
                 PCM_ACF_LAG(0) PCM_ACF_LAG(1) PCM_ACF_LAG(2) PCM_ACF_LAG(3) PCM_ACF_LAG(4)
-                PCM_ACF_LAG(5) PCM_ACF_LAG(6) PCM_ACF_LAG(7) PCM_ACF_LAG(8) PCM_ACF_LAG(9)
+                PCM_ACF_LAG(5) PCM_ACF_LAG(6) PCM_ACF_LAG(7) PCM_ACF_LAG(8)
                 #undef PCM_ACF_LAG
             }
             #define PCM_ACF_FL(L) { \
                 pcm_v4f lo = {a##L[0], a##L[1], a##L[2], a##L[3]}, hi = {a##L[4], a##L[5], a##L[6], a##L[7]}; \
                 dl[L] += __builtin_convertvector(lo, pcm_v4d); dh[L] += __builtin_convertvector(hi, pcm_v4d); }
             PCM_ACF_FL(0) PCM_ACF_FL(1) PCM_ACF_FL(2) PCM_ACF_FL(3) PCM_ACF_FL(4)
-            PCM_ACF_FL(5) PCM_ACF_FL(6) PCM_ACF_FL(7) PCM_ACF_FL(8) PCM_ACF_FL(9)
+            PCM_ACF_FL(5) PCM_ACF_FL(6) PCM_ACF_FL(7) PCM_ACF_FL(8)
             #undef PCM_ACF_FL
         }
-        for (l = 0; l < 10; l++) {
+        for (l = 0; l < 9; l++) {
             pcm_v4d s = dl[l] + dh[l];
             R[l] = (s[0] + s[1]) + (s[2] + s[3]);
         }
     }
-    static PCM_AVX2 void pcm_window_acf10f_avx2(const int64_t* x, int n, const double* win, double* xd, float* xf, double* R)
-        { pcm_window_acf10f_body(x, n, win, xd, xf, R); }
-    static void pcm_window_acf10f_base(const int64_t* x, int n, const double* win, double* xd, float* xf, double* R)
-        { pcm_window_acf10f_body(x, n, win, xd, xf, R); }
-    static void pcm_window_acf10f(const int64_t* x, int n, const double* win, double* xd, float* xf, double* R) {
-        if (pcm_avx2) pcm_window_acf10f_avx2(x, n, win, xd, xf, R);
-        else pcm_window_acf10f_base(x, n, win, xd, xf, R);
+    static PCM_AVX2 void pcm_window_acf9f_avx2(const int64_t* x, int n, const double* win, double* xd, float* xf, double* R)
+        { pcm_window_acf9f_body(x, n, win, xd, xf, R); }
+    static void pcm_window_acf9f_base(const int64_t* x, int n, const double* win, double* xd, float* xf, double* R)
+        { pcm_window_acf9f_body(x, n, win, xd, xf, R); }
+    static void pcm_window_acf9f(const int64_t* x, int n, const double* win, double* xd, float* xf, double* R) {
+        if (pcm_avx2) pcm_window_acf9f_avx2(x, n, win, xd, xf, R);
+        else pcm_window_acf9f_base(x, n, win, xd, xf, R);
     }
     /* Ask for the next block's input while this one is being encoded. */
     static void pcm_prefetch(const uint8_t* p, size_t len) {
@@ -1506,7 +1506,7 @@ cdef extern from *:
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_window_autocorr10(const int64_t* x, int n, const double* win, double* xd, double* xw, double* R) nogil
-    void pcm_window_acf10f(const int64_t* x, int n, const double* win, double* xd, float* xf, double* R) nogil
+    void pcm_window_acf9f(const int64_t* x, int n, const double* win, double* xd, float* xf, double* R) nogil
     void pcm_fixed_sums32(const int64_t* x, int n, int sbits, uint64_t* S) nogil
     int pcm_stereo_sums(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) nogil
     void pcm_cpu_init()
@@ -1812,7 +1812,7 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
                     xw[i] = <double>x[i] * win[i]
                 pcm_autocorr10(xw, n, R)
         else:
-            pcm_window_acf10f(x, n, win, e.xd, <float*>xw, R)
+            pcm_window_acf9f(x, n, win, e.xd, <float*>xw, R)
         if R[0] <= 0.0:
             return 0
         R[0] *= 1.0 + 1e-9  # a little regularisation
