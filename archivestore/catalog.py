@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from . import findindex
 from .errors import DamageError, FormatError
 from .index import U32BE, file_key, version_key
 
@@ -56,8 +57,12 @@ def file_record(entry: dict) -> dict:
     return rec
 
 
+# json.dumps(rec, ensure_ascii=False, separators=(",", ":")) without a new encoder per record
+_ENCODE_RECORD = findindex.one_shot(json.JSONEncoder(ensure_ascii=False, separators=(",", ":")))
+
+
 def encode_record(rec: dict) -> bytes:
-    return json.dumps(rec, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogateescape")
+    return _ENCODE_RECORD(rec).encode("utf-8", "surrogateescape")
 
 
 def records_for_tree(entries: Iterable[dict]) -> Iterator[tuple[str, bytes]]:

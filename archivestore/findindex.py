@@ -25,9 +25,15 @@ import struct
 import sys
 from array import array
 from bisect import bisect_right
+from json.encoder import encode_basestring
 from typing import Iterator
 
 import zstandard
+
+try:
+    from json.encoder import c_make_encoder
+except ImportError:  # a Python without the _json accelerator
+    c_make_encoder = None
 
 #: Layout version of the search blocks, kept in `meta` as `find_layout`.
 LAYOUT = b"1"
@@ -46,6 +52,22 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps's defaults, without its wrapper
+
+
+def one_shot(encoder: json.JSONEncoder):
+    """`encoder.encode` for dicts, with the C encoder that `JSONEncoder.encode` builds on every
+    call made once (a few microseconds a record, on folders of thousands of files). The same
+    text; without the check for circular references, which records (trees) never have."""
+    if c_make_encoder is None or encoder.indent is not None or encoder.ensure_ascii:
+        return encoder.encode
+    c = c_make_encoder(None, encoder.default, encode_basestring, None, encoder.key_separator,
+                       encoder.item_separator, encoder.sort_keys, encoder.skipkeys,
+                       encoder.allow_nan)
+    join = "".join
+    return lambda obj: join(c(obj, 0))
+
+
+_ENCODE = one_shot(_ENCODER)
 
 
 def _escape_surrogates(text: str) -> str:
@@ -77,12 +99,13 @@ def record_columns(key: bytes, value: bytes, vlen: int) -> tuple[bytes, bytes, b
     path = path_b.decode("utf-8", "surrogateescape")
     a = rec.get("audio")
     desc, orig = _text(rec.get("description", "")), _text(rec.get("originator", ""))
-    enc = _ENCODER.encode
     digest = rec.get("digest", "")
-    rest = enc({"size": rec.get("size", 0), "digest": digest, "audio": a,
-                "format": audio_summary(a if isinstance(a, dict) else None),
-                "description": desc, "originator": orig})
-    out = _escape_surrogates("\0".join((enc(path), enc(digest), rest[1:])))
+    rest = _ENCODE({"size": rec.get("size", 0), "digest": digest, "audio": a,
+                    "format": audio_summary(a if isinstance(a, dict) else None),
+                    "description": desc, "originator": orig})
+    out = "\0".join((encode_basestring(path), _ENCODER.encode(digest), rest[1:]))
+    if not out.isascii():  # only a non-ASCII text can hold surrogates
+        out = _escape_surrogates(out)
     text = (desc + "\n" + orig).casefold()
     return path_b, text.encode("utf-8", "surrogatepass"), out.encode("utf-8", "surrogatepass")
 
