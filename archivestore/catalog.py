@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from . import findindex
+from . import jsontext
 from .errors import DamageError, FormatError
 from .index import U32BE, file_key, version_key
 
@@ -57,8 +57,7 @@ def file_record(entry: dict) -> dict:
     return rec
 
 
-# json.dumps(rec, ensure_ascii=False, separators=(",", ":")) without a new encoder per record
-_ENCODE_RECORD = findindex.one_shot(json.JSONEncoder(ensure_ascii=False, separators=(",", ":")))
+_ENCODE_RECORD = jsontext.dumps(ensure_ascii=False, separators=(",", ":"))
 
 
 def encode_record(rec: dict) -> bytes:

@@ -30,10 +30,7 @@ from typing import Iterator
 
 import zstandard
 
-try:
-    from json.encoder import c_make_encoder
-except ImportError:  # a Python without the _json accelerator
-    c_make_encoder = None
+from . import jsontext
 
 #: Layout version of the search blocks, kept in `meta` as `find_layout`.
 LAYOUT = b"1"
@@ -54,20 +51,7 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps's defaults, without its wrapper
 
 
-def one_shot(encoder: json.JSONEncoder):
-    """`encoder.encode` for dicts, with the C encoder that `JSONEncoder.encode` builds on every
-    call made once (a few microseconds a record, on folders of thousands of files). The same
-    text; without the check for circular references, which records (trees) never have."""
-    if c_make_encoder is None or encoder.indent is not None or encoder.ensure_ascii:
-        return encoder.encode
-    c = c_make_encoder(None, encoder.default, encode_basestring, None, encoder.key_separator,
-                       encoder.item_separator, encoder.sort_keys, encoder.skipkeys,
-                       encoder.allow_nan)
-    join = "".join
-    return lambda obj: join(c(obj, 0))
-
-
-_ENCODE = one_shot(_ENCODER)
+_ENCODE = jsontext.one_shot(_ENCODER)
 
 
 def _escape_surrogates(text: str) -> str:

@@ -10,6 +10,7 @@ import posixpath
 import re
 from typing import Callable, Iterable, Iterator
 
+from . import jsontext
 from .errors import FormatError
 
 SNAPSHOT_VERSION = 1
@@ -55,6 +56,9 @@ def validate_entry(e: dict) -> dict:
     return e
 
 
+_ENCODE_LINE = jsontext.dumps(ensure_ascii=True, separators=(",", ":"))
+
+
 class TreeBuilder:
     """Collects entries and cuts them into parts; `flush_part` hands a finished part out."""
 
@@ -64,7 +68,7 @@ class TreeBuilder:
 
     def add(self, entry: dict) -> bytes | None:
         """Add one entry; returns a full part's bytes when one is ready to be stored."""
-        line = json.dumps(entry, ensure_ascii=True, separators=(",", ":")).encode() + b"\n"
+        line = _ENCODE_LINE(entry).encode() + b"\n"
         self._lines.append(line)
         self._size += len(line)
         if self._size >= TREE_PART_BYTES:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from archivestore import Store, catalog, findindex
 from archivestore.cli.common import _SURROGATE
@@ -228,19 +226,3 @@ def test_opening_a_store_leaves_no_descriptor_open(store):
         run_cli("find", "x", "--store", store)
     assert len(os.listdir("/proc/self/fd")) == before
 
-
-_json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.text(), _json_values, max_size=6))
-def test_one_shot_encoder_writes_what_json_dumps_writes(rec):
-    """Catalog records and find columns are encoded with an encoder built once
-    (findindex.one_shot): the text must be json.dumps's, surrogates, NaN and all."""
-    for kw in ({"ensure_ascii": False}, {"ensure_ascii": False, "separators": (",", ":")}):
-        assert findindex.one_shot(json.JSONEncoder(**kw))(rec) == json.dumps(rec, **kw)
-    assert catalog.encode_record(rec) == json.dumps(
-        rec, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogateescape")
