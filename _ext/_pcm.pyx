@@ -613,7 +613,8 @@ cdef extern from *:
     }
     /* LPC analysis input in single precision (as libFLAC's reference encoder): xd = (double)x
        (x must fit in int32) for the residual, xf = (float)(xd * win) and R[0..8] = its
-       autocorrelation (what orders up to 8 need; R[9] is left alone), lag by lag over 8 float lanes (lane j sums the products at i = 8t + j).
+       autocorrelation (what orders up to 8 need; R[9] is left alone), lag by lag over 8 float
+       lanes (lane j sums the products at i = 8t + j).
        Each lane adds the products of four steps as (p0 + p1) + (p2 + p3) into its float sum,
        which after PCM_ACF_FLUSH steps (4 such groups) is added into two 4-wide double
        accumulators; the lanes are summed in a fixed order at the end. Float sums lose size when

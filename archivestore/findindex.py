@@ -49,8 +49,6 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps's defaults, without its wrapper
-
-
 _ENCODE = jsontext.one_shot(_ENCODER)
 
 
