@@ -12,7 +12,6 @@ heap and peak RSS rose from 103 to 130 MB for no measurable gain.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 # mallopt parameters (malloc.h)
@@ -29,8 +28,8 @@ def tune_allocator() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # the C library the interpreter runs on (find_library would spawn `ldconfig -p`)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # musl and others: no mallopt, nothing to tune
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
