@@ -61,7 +61,7 @@ from libc.math cimport log2, frexp, cos, ldexp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, _PyBytes_Resize
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.ref cimport Py_INCREF, Py_DECREF
 
 cdef extern from *:
     """
@@ -2263,14 +2263,9 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         raw = <PyObject*>result  # _PyBytes_Resize needs the only reference: raw's
         Py_INCREF(result)
         result = None
-        e.out = NULL
-        try:
-            _PyBytes_Resize(&raw, <Py_ssize_t>total)  # frees the object and raises on failure
-        except BaseException:
-            raw = NULL
-            raise
+        _PyBytes_Resize(&raw, <Py_ssize_t>total)  # on failure it frees the object and raises
         out = <object>raw  # a new reference; drop the one `raw` held
-        Py_XDECREF(raw)
+        Py_DECREF(out)
         return out
     finally:
         PyBuffer_Release(&view)

@@ -225,4 +225,3 @@ def test_opening_a_store_leaves_no_descriptor_open(store):
             pass
         run_cli("find", "x", "--store", store)
     assert len(os.listdir("/proc/self/fd")) == before
-
