@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -45,7 +43,7 @@ def fsync_dir(path: Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """write → fsync → rename → fsync(dir): the file is either absent or complete."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(16).hex()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -98,7 +96,7 @@ class LocalBackend:
         tmp = self.root / "tmp"
         tmp.mkdir(exist_ok=True)
         # host.pid in the name lets a later process tell a dead writer's leftovers from live ones
-        return tmp / f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}{suffix}"
+        return tmp / f"{HOST}.{os.getpid()}.{os.urandom(16).hex()}{suffix}"
 
     def put(self, name: str, src: Path) -> None:
         """Move a finished, fsync'd local file into place (never overwrites)."""

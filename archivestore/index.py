@@ -5,7 +5,6 @@ section 5): deleting it loses nothing, `Store.rebuild_index` refills it from the
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import struct
@@ -123,6 +122,7 @@ def file_key(project: str, version: int, path: str) -> bytes:
     record carries the full path in its `path` field."""
     key = version_key(project, version) + b"\0" + path.encode("utf-8", "surrogateescape")
     if len(key) > MAX_KEY:
+        import hashlib  # rare (a key this long), and importing it loads OpenSSL
         key = key[:MAX_KEY - 17] + b"\0" + hashlib.blake2b(key, digest_size=16).digest()
     return key
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from pathlib import Path
 
 from .errors import LockedError
 
-HOST = socket.gethostname()
+HOST = os.uname().nodename  # gethostname(2), without importing socket at every start
 # Locks this process holds (path -> depth), so that taking one again nests instead of waiting.
 _HELD: dict[str, int] = {}
 _HELD_LOCK = threading.Lock()

@@ -147,7 +147,7 @@ def test_progress_throttles_and_fits():
 
 
 def _all_commands():
-    return sorted(cli.commands)
+    return sorted(cli.all_commands())
 
 
 @pytest.mark.parametrize("name", _all_commands())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib
 import json
 import os
 import re
@@ -28,7 +29,29 @@ class OneLineUsageError(click.ClickException):
 
 
 class ArchiveGroup(click.Group):
-    """The `archive` group: argument errors of any subcommand become one line, exit 2."""
+    """The `archive` group: argument errors of any subcommand become one line, exit 2.
+
+    lazy_commands maps command names to the module of this package that registers them; a
+    module is imported the first time one of its commands is looked up."""
+
+    def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def get_command(self, ctx, cmd_name):
+        module = self.lazy_commands.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"{__package__}.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx):
+        return sorted(set(self.commands) | set(self.lazy_commands))
+
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every command, each module imported (for what must see them all: the config file)."""
+        for name in self.lazy_commands:
+            self.get_command(None, name)
+        return self.commands
 
     @staticmethod
     def _one_line(e: click.UsageError) -> OneLineUsageError:

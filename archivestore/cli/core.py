@@ -6,12 +6,9 @@ import sys
 
 import click
 
-from ..check import Checker
 from ..chunking import ChunkParams
 from ..errors import EXIT_DAMAGE, UsageError
-from ..ingest import Ingester, validate_project_name
 from ..memory import tune_allocator
-from ..restore import Restorer
 from ..store import Store
 from . import cli
 from .common import (Progress, complete_project, emit_json, human, json_option, open_store, quiet_option, run,
@@ -77,6 +74,7 @@ def ingest(folders, store_path, project, message, strict, no_verify_codec, no_au
       archive ingest ./mix --project "Paper Boats" -m "revised mix"
       archive ingest /Deliveries/2026-11/*/
     """
+    from ..ingest import Ingester, validate_project_name
     if project and len(folders) > 1:
         raise UsageError("--project names one folder's project; with several folders each "
                          "project is named after its folder")
@@ -167,6 +165,7 @@ def restore(project, paths, store_path, target, version, all_projects, overwrite
                          "give no PROJECT, PATHS or --version with it")
     if not all_projects and not project:
         raise UsageError("which project? Give its name (archive projects lists them) or --all")
+    from ..ingest import validate_project_name
     failed = False
     tune_allocator()
     with open_store(store_path) as st:
@@ -185,6 +184,7 @@ def restore(project, paths, store_path, target, version, all_projects, overwrite
 
 def _restore_one(st, project, version, paths, target, overwrite, as_json, quiet, verbose) -> bool:
     """Restore one project version and report it; False if any file failed verification."""
+    from ..restore import Restorer
     n, rec = st.version(project, version)
     total = rec.get("bytes")
     if paths:
@@ -231,6 +231,7 @@ def fsck(store_path, read_data, rebuild_index, repair, heal_from, as_json, quiet
       archive fsck                 # structure: index, packs, manifests
       archive fsck --read-data     # every byte (weekly)
     """
+    from ..check import Checker
     if read_data:
         tune_allocator()
     with open_store(store_path, fresh_index=rebuild_index) as st:

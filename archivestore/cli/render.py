@@ -1,9 +1,13 @@
 """Text a person reads: trees, dates, audio details, session-check reports, ingest summaries."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .. import catalog
-from ..sessions import SessionCheck
 from .common import human
+
+if TYPE_CHECKING:  # the session parsers are imported by the commands that check sessions
+    from ..sessions import SessionCheck
 
 # Longest list of skipped files or unreferenced audio printed before "… and N more".
 LIST_MAX = 10

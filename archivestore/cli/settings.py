@@ -15,7 +15,9 @@ from .common import emit_json, json_option, run
 def apply_config(ctx: click.Context) -> None:
     """Make the config file's values the defaults of every command (one-line error if bad)."""
     try:
-        ctx.default_map = config.default_map(config.load(), cli.commands)
+        cfg = config.load()
+        if cfg:  # no file: nothing to apply, and no need to load every command to check it
+            ctx.default_map = config.default_map(cfg, cli.all_commands())
     except ArchiveError as e:
         click.echo(f"archive: error: {e}", err=True)
         sys.exit(e.exit_code)
