@@ -146,6 +146,18 @@ def test_progress_throttles_and_fits():
     assert Progress(10, "x", stream=open(os.devnull, "w")).enabled is False
 
 
+def test_progress_counts_its_total_only_for_a_bar_on_screen():
+    calls = []
+
+    def count():
+        calls.append(1)
+        return 1234
+    assert Progress(count, "ingest", stream=open(os.devnull, "w")).total is None
+    assert Progress(count, "ingest", stream=_Tty(), enabled=False).total is None
+    assert calls == []  # with --json, -q or in a pipe the source folder is not walked twice
+    assert Progress(count, "ingest", stream=_Tty()).total == 1234 and calls == [1]
+
+
 def _all_commands():
     return sorted(cli.all_commands())
 

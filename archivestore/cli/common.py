@@ -199,14 +199,17 @@ class Progress:
     # Rate (and so ETA) over the last few seconds, so a slow NAS patch shows up quickly.
     RATE_WINDOW = 5.0
 
-    def __init__(self, total: int | None, label: str, enabled: bool = True, verbose: int = 0,
-                 stream=None, interval: float = 0.125) -> None:
+    def __init__(self, total: int | None | Callable[[], int | None], label: str,
+                 enabled: bool = True, verbose: int = 0, stream=None,
+                 interval: float = 0.125) -> None:
+        """total: bytes to do, or a function that counts them (a walk of the source folder),
+        called only when the bar will be drawn: with --json or in a pipe nobody sees it."""
         self.stream = stream or sys.stderr
-        self.total = total
         self.label = label
         self.done = 0
         self.current = ""
         self.enabled = enabled and _isatty(self.stream)
+        self.total = (total() if self.enabled else None) if callable(total) else total
         self.verbose = verbose if enabled else 0
         self.interval = interval
         self._t0 = time.monotonic()

@@ -88,7 +88,7 @@ def ingest(folders, store_path, project, message, strict, no_verify_codec, no_au
         seen[name] = f
     with open_store(store_path) as st:
         for f, name in zip(folders, names):
-            prog = Progress(tree_size(f), "ingest" if len(folders) == 1 else f"ingest {name}",
+            prog = Progress(lambda: tree_size(f), "ingest" if len(folders) == 1 else f"ingest {name}",
                             enabled=not (quiet or as_json), verbose=verbose)
             try:
                 ingester = Ingester(st, progress=prog, strict=strict,
@@ -189,8 +189,9 @@ def _restore_one(st, project, version, paths, target, overwrite, as_json, quiet,
     total = rec.get("bytes")
     if paths:
         from ..snapshots import path_selected
-        total = sum(e.get("size", 0) for e in st.iter_tree(rec)
-                    if e["type"] == "file" and path_selected(e["path"], paths))
+        # the selection's bytes take a walk of the version's tree: only for a bar on screen
+        total = lambda: sum(e.get("size", 0) for e in st.iter_tree(rec)  # noqa: E731
+                            if e["type"] == "file" and path_selected(e["path"], paths))
     prog = Progress(total, "restore", enabled=not (quiet or as_json), verbose=verbose)
     try:
         res = Restorer(st, progress=prog).restore(project, target, n, paths, overwrite)
