@@ -56,3 +56,15 @@ def test_config_sections_are_checked_against_commands_not_yet_loaded(tmp_path):
                         str(tmp_path / "none")], env=e, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert "[replicate] has no option 'encrpyt'" in r.stderr and "encrypt" in r.stderr
+
+
+def test_each_command_loads_on_its_own_in_a_fresh_interpreter():
+    """Each module imported first (no other command module loaded before it) still works."""
+    e = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    procs = {name: subprocess.Popen([sys.executable, "-m", "archivestore", name, "--help"], env=e,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in COMMANDS}
+    for name, p in procs.items():
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, f"{name}: {err}"
+        assert f"archive {name}" in out, name
