@@ -124,13 +124,32 @@ cdef inline Py_ssize_t _cut(const uint8_t* p, Py_ssize_t n, Py_ssize_t minsz, Py
     return r if r else n
 
 
+cdef inline Py_ssize_t _hit(const uint8_t* p, Py_ssize_t n, Py_ssize_t minsz, Py_ssize_t avgsz,
+                            uint64_t th_small, uint64_t th_large,
+                            const uint64_t* gear) noexcept nogil:
+    """Length of the chunk starting at p when n (minsz < n < maxsz) bytes, not the end of the
+    data, already hold its cut, else 0. A hit before n - 1 is the cut whatever follows: hits are
+    taken first come, the thresholds switch at avgsz in any case (`_cut`: normal is avgsz once
+    more than avgsz bytes are there, and positions below n see th_small up to avgsz either way),
+    and the frame rounding applies as to any cut short of EOF. A hit at n - 1 is not taken: had
+    the data ended there, that cut would not be rounded."""
+    cdef Py_ssize_t normal = avgsz if n > avgsz else n, r
+    cdef uint64_t h = 0
+    r = cdc_scan(p, minsz, normal, &h, th_small, gear)
+    if r == 0:
+        r = cdc_scan(p, normal, n, &h, th_large, gear)
+    return r if r < n else 0
+
+
 def find_cuts(data, Py_ssize_t start, Py_ssize_t end, bint eof, Py_ssize_t minsz,
               Py_ssize_t avgsz, Py_ssize_t maxsz, unsigned long long th_small,
               unsigned long long th_large, gear_table, Py_ssize_t align=1):
     """Chunk lengths for data[start:end], in order, and the offset where scanning stopped.
 
-    A chunk is only emitted when at least `maxsz` bytes follow its start or `eof` is true, so the
-    cut points do not depend on how the input was split into buffers. Inside audio data `align`
+    A chunk is only emitted when at least `maxsz` bytes follow its start, `eof` is true, or its
+    cut is found before `end` (see `_hit`), so the cut points do not depend on how the input was
+    split into buffers. The last lets a caller scan its buffer to the end and keep only the bytes
+    after the last cut for its next read, not up to `maxsz` of them. Inside audio data `align`
     is the frame size: every cut except the final one at EOF lands on a multiple of it.
     """
     cdef Py_buffer view, gview
@@ -157,8 +176,11 @@ def find_cuts(data, Py_ssize_t start, Py_ssize_t end, bint eof, Py_ssize_t minsz
             while pos < end:
                 n = end - pos
                 if n < maxsz and not eof:
-                    break
-                c = _cut(p + pos, n, minsz, avgsz, maxsz, th_small, th_large, gear)
+                    c = _hit(p + pos, n, minsz, avgsz, th_small, th_large, gear) if n > minsz else 0
+                    if c == 0:
+                        break
+                else:
+                    c = _cut(p + pos, n, minsz, avgsz, maxsz, th_small, th_large, gear)
                 if not (eof and c == n) and align > 1:
                     if c > align:
                         c -= c % align

@@ -235,7 +235,10 @@ class GuidedChunks:
         """(chunk, guessed) or None at the end; guessed means it is the `expect` bytes."""
         if expect and (got := self._guess(expect)) is not None:
             return got
-        self._fill(self._params.max)
+        if not self._cuts:
+            # cuts found earlier in this buffer stand: refilling only once they are used up
+            # copies the bytes after the last cut, not up to `max` of them (find_cuts)
+            self._fill(self._params.max)
         pos, have = self._pos, self._have
         if pos >= have:
             self._view = self._ro = None  # the buffer goes back to the pool with the last chunk

@@ -462,12 +462,14 @@ class Ingester:
                     digest.update(chunk)
                 ids.append(cid.hex())
                 size += len(chunk)
-                # a copy frees the read buffer for reuse at once (holding views pinned it and
-                # forced a fresh 8 MiB allocation + munmap per refill, under the GIL)
                 if held is not None:
+                    # a copy: a batch of small files' chunks would pin a read buffer each
                     held.append((cid, bytes(chunk), fmt))  # claimed in a batch: one index read
                 elif self._claim([cid])[0]:
-                    self._submit_encode(cid, bytes(chunk), fmt)
+                    # the view, not a copy: it pins its read buffer only until encoded, and the
+                    # MAX_INFLIGHT_ENCODES chunks in flight are the latest few of two files, so
+                    # they hold a handful of the pool's buffers (chunking._BufferPool)
+                    self._submit_encode(cid, chunk, fmt)
                 if self.progress:
                     self.progress({"file": rel, "bytes": len(chunk)})
         if held:

@@ -41,6 +41,32 @@ def test_kernel_matches_reference(data, align):
     assert stop == len(data)
 
 
+@given(st.integers(0, 2**32 - 1), st.integers(0, 6000), st.sampled_from([1, 2, 3, 6, 24]))
+def test_cuts_short_of_the_end_are_final(seed, end, align):
+    """Without EOF, every chunk find_cuts emits from part of the data (those whose cut it found
+    before `end`, not only those with `max` bytes after their start) is the one it emits from
+    all of it."""
+    data = rand(6000, seed)
+    part, stop = find_cuts(data, 0, end, False, SMALL, align)
+    assert stop == sum(part) <= end
+    # whether the data goes on (then a cut at end - 1 is rounded to the frame) or ends at `end`
+    for whole in (data, data[:end]):
+        assert part == find_cuts(whole, 0, len(whole), True, SMALL, align)[0][:len(part)]
+
+
+def test_hit_on_the_last_byte_waits_for_more():
+    """A cut found on the last byte in hand is not emitted: rounded to the frame if the data
+    goes on, not rounded if it ends there."""
+    for seed in range(100):
+        data = rand(4000, seed)
+        first = find_cuts(data, 0, len(data), True, SMALL)[0][0]
+        if first < SMALL.max and first % 3:
+            break
+    assert find_cuts(data, 0, first, False, SMALL, 3) == ([], 0)
+    assert find_cuts(data, 0, first, True, SMALL, 3)[0] == [first]
+    assert find_cuts(data, 0, first + 1, False, SMALL, 3)[0] == [first - first % 3]
+
+
 @given(st.binary(max_size=8000), st.sampled_from([1, 3, 6]))
 def test_reassembly_and_bounds(data, align):
     lengths = reference_cuts(data, SMALL, align)
