@@ -17,7 +17,6 @@ Values become click defaults, so the order of precedence is: command line, envir
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -43,6 +42,7 @@ def load(path: Path | None = None) -> dict:
         return {}
     except OSError as e:
         raise UsageError(f"cannot read config file {path}: {e.strerror}") from None
+    import tomllib  # only when there is a file: every command reads the config at start
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
