@@ -25,7 +25,8 @@ COMMANDS = {
 }
 
 
-@click.group(cls=ArchiveGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=ArchiveGroup, lazy_commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="archive")
 @click.pass_context
 def cli(ctx: click.Context) -> None:

@@ -88,8 +88,9 @@ def ingest(folders, store_path, project, message, strict, no_verify_codec, no_au
         seen[name] = f
     with open_store(store_path) as st:
         for f, name in zip(folders, names):
-            prog = Progress(lambda: tree_size(f), "ingest" if len(folders) == 1 else f"ingest {name}",
-                            enabled=not (quiet or as_json), verbose=verbose)
+            label = "ingest" if len(folders) == 1 else f"ingest {name}"
+            prog = Progress(lambda: tree_size(f), label, enabled=not (quiet or as_json),
+                            verbose=verbose)
             try:
                 ingester = Ingester(st, progress=prog, strict=strict,
                                     verify_codec=not no_verify_codec,
