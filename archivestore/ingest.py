@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import catalog, codecs, faults, hashing, locations, sessions
+from .audio import probe as probe_audio
 from .backend import leftover_temps
 from .chunking import GuidedChunks
 from .errors import ArchiveError, InputError, NotFound, StoreFull, UsageError
@@ -282,9 +283,10 @@ class Ingester:
         media it refers to (recorded on the entry as `session`)."""
         if entry["type"] == "file":
             self._files.append((entry["path"], catalog.encode_record(catalog.file_record(entry))))
-            sess = sessions.read_document(os.fsdecode(src), entry["path"])
-            if sess is not None:
-                entry["session"] = sess
+            if sessions.session_format(entry["path"]) is not None:
+                sess = sessions.read_document(os.fsdecode(src), entry["path"])
+                if sess is not None:
+                    entry["session"] = sess
         self._sessions.add(entry)
 
     def _check_sessions(self, res: IngestResult, src: Path) -> None:
@@ -589,9 +591,10 @@ class _OneChunk:
             raise _Skip("changed while it was being read")
         self._data: bytes | None = data or None
 
-    def next(self, expect: int = 0) -> tuple[memoryview, bool] | None:
+    def next(self, expect: int = 0) -> tuple[bytes, bool] | None:
+        # the bytes themselves: a batch keeps `bytes(chunk)`, which for bytes is no copy
         data, self._data = self._data, None
-        return None if data is None else (memoryview(data), False)
+        return None if data is None else (data, False)
 
     def reject(self) -> None:  # never called: no guess is made
         raise AssertionError("a one-chunk segment makes no guess")
@@ -647,11 +650,7 @@ def _digest_prefix(f, digest: hashing.FileDigest, n: int) -> None:
 
 def _probe_audio(f, size: int):
     try:
-        from .audio import probe
-    except ImportError:
-        return None
-    try:
-        return probe(f, size)
+        return probe_audio(f, size)
     except Exception:  # noqa: BLE001 - a parser bug must never stop an ingest; plain chunking is safe
         return None
 

@@ -304,12 +304,13 @@ class TreeWatcher:
         path, t = entry["path"], entry["type"]
         if isinstance(entry.get("session"), dict):
             self.docs.append((path, entry["session"]))
-        if closed_format(path) and t in ("file", "dir"):  # Logic's .logicx is a package folder
+        ext = posixpath.splitext(path)[1].lower()  # once: this runs for every file of an ingest
+        if ext in CLOSED_FORMATS and t in ("file", "dir"):  # Logic's .logicx is a package folder
             self.listed.append(path)
         elif t in ("file", "symlink"):
-            if is_media(path):
+            if ext in AUDIO_SUFFIXES or ext in OTHER_MEDIA_SUFFIXES:  # is_media
                 self.media.add(path)
-                if is_audio(path):
+                if ext in AUDIO_SUFFIXES:
                     self.listed.append(path)
             elif self.others is not None:
                 self.others.add(path)
