@@ -28,7 +28,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import compare  # noqa: E402
-import corpus as corpus_mod  # noqa: E402
 
 FIELDS = (("wall_s", "wall s", 2), ("cpu_s", "CPU s", 2), ("peak_rss_mb", "RSS MB", 0))
 
@@ -67,7 +66,7 @@ def report(runs: dict[str, list[dict]]) -> str:
                 for n in (a, b)) + f"   {b}/{a} {ratio:.3f}")
     sizes = {n: sorted({round(r["steps"]["check"]["store_disk_mb"], 2) for r in runs[n]
                         if "check" in r["steps"]}) for n in runs}
-    lines.append(f"\nstore MB after both deliveries: " + ", ".join(f"{n} {sizes[n]}" for n in runs))
+    lines.append("\nstore MB after both deliveries: " + ", ".join(f"{n} {sizes[n]}" for n in runs))
     return "\n".join(lines)
 
 
@@ -91,14 +90,7 @@ def main(argv=None) -> int:
         if not (root / "archivestore" / "__init__.py").is_file():
             raise SystemExit(f"{label}: {root} is not an archivestore checkout")
     work = Path(a.workdir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    cdir = work / f"corpus-{a.size_mb:g}mb-p{a.projects}-s{a.seed}"
-    desc = corpus_mod.load_if_matches(cdir, a.size_mb, a.projects, a.seed)
-    if desc is None:
-        print(f"generating corpus in {cdir} ...", flush=True)
-        desc = corpus_mod.generate(cdir, a.size_mb, a.projects, a.seed)
-    logical = {"delivery1": desc["delivery1"]["bytes"], "delivery2": desc["delivery2"]["bytes"]}
-    logical["ingest1"], logical["ingest2"] = logical["delivery1"], logical["delivery2"]
+    cdir, _desc, logical = compare.corpus_for(work, a.size_mb, a.projects, a.seed)
     run_dir = work / f"ab-{os.getpid()}"
     try:
         runs = run_rounds(roots, cdir / "delivery1", cdir / "delivery2", logical, a.rounds,

@@ -581,6 +581,23 @@ def draw(results: dict, rat: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def corpus_for(work: Path, size_mb: float, projects: int, seed: int) -> tuple[Path, dict, dict]:
+    """The corpus under `work` for these parameters (generated unless a complete one is there):
+    its folder, its description, and the logical bytes each step's MB/s is measured over."""
+    work.mkdir(parents=True, exist_ok=True)
+    cdir = work / f"corpus-{size_mb:g}mb-p{projects}-s{seed}"
+    desc = corpus_mod.load_if_matches(cdir, size_mb, projects, seed)
+    if desc is None:
+        print(f"generating corpus in {cdir} ...", flush=True)
+        desc = corpus_mod.generate(cdir, size_mb, projects, seed)
+        print(f"   {desc['seconds']} s", flush=True)
+    else:
+        print(f"reusing corpus {cdir}", flush=True)
+    logical = {"delivery1": desc["delivery1"]["bytes"], "delivery2": desc["delivery2"]["bytes"]}
+    logical["ingest1"], logical["ingest2"] = logical["delivery1"], logical["delivery2"]
+    return cdir, desc, logical
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -599,19 +616,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     work = Path(a.workdir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    sz = f"{a.size_mb:g}"
-    cdir = work / f"corpus-{sz}mb-p{a.projects}-s{a.seed}"
-    desc = corpus_mod.load_if_matches(cdir, a.size_mb, a.projects, a.seed)
-    if desc is None:
-        print(f"generating corpus in {cdir} ...", flush=True)
-        desc = corpus_mod.generate(cdir, a.size_mb, a.projects, a.seed)
-        print(f"   {desc['seconds']} s", flush=True)
-    else:
-        print(f"reusing corpus {cdir}", flush=True)
+    cdir, desc, logical = corpus_for(work, a.size_mb, a.projects, a.seed)
     d1, d2 = cdir / "delivery1", cdir / "delivery2"
-    logical = {"delivery1": desc["delivery1"]["bytes"], "delivery2": desc["delivery2"]["bytes"]}
-    logical["ingest1"], logical["ingest2"] = logical["delivery1"], logical["delivery2"]
     new_audio = corpus_mod.new_audio_bytes(desc, cdir)
     print(f"delivery1 {logical['delivery1'] / MB:.1f} MB in {desc['delivery1']['files']} files, "
           f"delivery2 {logical['delivery2'] / MB:.1f} MB in {desc['delivery2']['files']} files; "
