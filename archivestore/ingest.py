@@ -156,9 +156,10 @@ class Ingester:
         self._enc_futures: set[Future] = set()
         file_pool = ThreadPoolExecutor(FILE_WORKERS, thread_name_prefix="read")
         window: deque = deque()
+        root = os.fsdecode(src)  # once, not per file: the session documents are read under it
         try:
             def emit(entry: dict) -> None:
-                self._observe(src, entry)
+                self._observe(root, entry)
                 part = tree.add(entry)
                 if part is not None:
                     tree_ids.append(self._store_tree_part(part))
@@ -278,15 +279,14 @@ class Ingester:
         res.snapshot_id = snap_id.hex()
 
     # -- catalog and session documents ----------------------------------------------------
-    def _observe(self, src: Path, entry: dict) -> None:
-        """Before an entry joins the tree: its catalog record, and for a session document the
-        media it refers to (recorded on the entry as `session`)."""
+    def _observe(self, root: str, entry: dict) -> None:
+        """Before an entry joins the tree: its catalog record, and for a session document (in
+        the project folder `root`) the media it refers to (recorded on the entry as `session`)."""
         if entry["type"] == "file":
             self._files.append((entry["path"], catalog.encode_record(catalog.file_record(entry))))
-            if sessions.session_format(entry["path"]) is not None:
-                sess = sessions.read_document(os.fsdecode(src), entry["path"])
-                if sess is not None:
-                    entry["session"] = sess
+            sess = sessions.read_document(root, entry["path"])
+            if sess is not None:
+                entry["session"] = sess
         self._sessions.add(entry)
 
     def _check_sessions(self, res: IngestResult, src: Path) -> None:

@@ -36,6 +36,7 @@ AUDIO_SUFFIXES = {".wav", ".bwf", ".aif", ".aiff", ".aifc", ".rf64", ".w64", ".c
                   ".mp3", ".ogg", ".opus", ".wv", ".m4a"}
 OTHER_MEDIA_SUFFIXES = {".mid", ".midi", ".smf", ".mov", ".mp4", ".mxf", ".avi", ".m4v", ".rx2",
                         ".rex", ".sfz", ".sf2"}
+MEDIA_SUFFIXES = AUDIO_SUFFIXES | OTHER_MEDIA_SUFFIXES
 # Session documents are small; a "session" larger than this is not parsed (reported unreadable).
 MAX_DOCUMENT = 64 * 1024 * 1024
 
@@ -48,14 +49,19 @@ class SessionParseError(Exception):
     """A session document that cannot be read as its format."""
 
 
+def suffix(path: str) -> str:
+    """The lower-case extension ('.wav') that every test of a path's kind below goes by."""
+    return posixpath.splitext(path)[1].lower()
+
+
 def session_format(path: str) -> str | None:
     """'ardour' / 'reaper' for an open session document's path, else None."""
-    return OPEN_FORMATS.get(posixpath.splitext(path)[1].lower())
+    return OPEN_FORMATS.get(suffix(path))
 
 
 def closed_format(path: str) -> str | None:
     """The product name for a closed-format session document's path, else None."""
-    return CLOSED_FORMATS.get(posixpath.splitext(path)[1].lower())
+    return CLOSED_FORMATS.get(suffix(path))
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -280,13 +286,12 @@ def check(documents: Iterable[tuple[str, dict]], present: Callable[[str], bool],
 
 
 def is_audio(path: str) -> bool:
-    return posixpath.splitext(path)[1].lower() in AUDIO_SUFFIXES
+    return suffix(path) in AUDIO_SUFFIXES
 
 
 def is_media(path: str) -> bool:
     """Audio, MIDI or video: what sessions refer to (kept in memory while a tree is read)."""
-    ext = posixpath.splitext(path)[1].lower()
-    return ext in AUDIO_SUFFIXES or ext in OTHER_MEDIA_SUFFIXES
+    return suffix(path) in MEDIA_SUFFIXES
 
 
 class TreeWatcher:
@@ -304,11 +309,11 @@ class TreeWatcher:
         path, t = entry["path"], entry["type"]
         if isinstance(entry.get("session"), dict):
             self.docs.append((path, entry["session"]))
-        ext = posixpath.splitext(path)[1].lower()  # once: this runs for every file of an ingest
+        ext = suffix(path)  # once (not per is_media / is_audio): this runs for every file
         if ext in CLOSED_FORMATS and t in ("file", "dir"):  # Logic's .logicx is a package folder
             self.listed.append(path)
         elif t in ("file", "symlink"):
-            if ext in AUDIO_SUFFIXES or ext in OTHER_MEDIA_SUFFIXES:  # is_media
+            if ext in MEDIA_SUFFIXES:
                 self.media.add(path)
                 if ext in AUDIO_SUFFIXES:
                     self.listed.append(path)
