@@ -882,6 +882,20 @@ cdef extern from *:
        k they nearly always do), then the k-bit low parts, 56 / k (at most 8) to a put. The
        encoder keeps every q below 64 (choose_k's kmin); a longer one would still be written
        (as zeros, 56 at a time) and the decoder would reject it. */
+    /* Append len (<= 120) bits, lo then hi, like pcm_put: two 8-byte stores; the pending
+       bits are then the low bits of the byte at bit t & ~7 of the 128 stored ones (the bits
+       above t are zero), which lies in one of the two words. */
+    static inline __attribute__((always_inline)) void pcm_put128(pcm_bw* w, uint64_t lo, uint64_t hi, int len) {
+        const uint64_t nb = (uint64_t)w->nb;
+        const uint64_t l2 = w->acc | (lo << nb);
+        const uint64_t h2 = (hi << nb) | ((lo >> 1) >> (63 - nb));
+        const uint64_t t = nb + (uint64_t)len, b = t & 120;
+        pcm_st64(w->out + w->pos, l2);
+        pcm_st64(w->out + w->pos + 8, h2);
+        w->pos += (size_t)(t >> 3);
+        w->acc = ((b & 64) ? h2 : l2) >> (b & 63);
+        w->nb = (int)(t & 7);
+    }
     static inline __attribute__((always_inline)) void pcm_put_unary(pcm_bw* w, uint64_t q) {
         while (q >= 56) { pcm_put(w, 0, 56); q -= 56; }
         pcm_put(w, ((uint64_t)1) << q, (int)q + 1);
@@ -927,9 +941,77 @@ cdef extern from *:
         pcm_rice2_codes_body(bw, r, i, end, k);
     }
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    /* AVX2: as the AVX-512 clone below, in 4-lane vectors */
+    #define PCM_PSUM4(c) do { \
+            c = _mm256_add_epi64(c, _mm256_blend_epi32(_mm256_permute4x64_epi64(c, 0x90), zero, 0x03)); \
+            c = _mm256_add_epi64(c, _mm256_blend_epi32(_mm256_permute4x64_epi64(c, 0x40), zero, 0x0F)); \
+        } while (0)
+    #define PCM_BCAST3(c) _mm256_permute4x64_epi64(c, 0xFF)
+    static __attribute__((target("avx2,bmi,bmi2"))) inline uint64_t pcm_or4(__m256i v) {
+        __m128i x = _mm_or_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        return (uint64_t)_mm_cvtsi128_si64(_mm_or_si128(x, _mm_unpackhi_epi64(x, x)));
+    }
     static __attribute__((target("avx2,bmi,bmi2"))) void pcm_rice2_codes_avx2(
-            pcm_bw* bw, const int64_t* r, int i, int end, int k) {
-        pcm_rice2_codes_body(bw, r, i, end, k);
+            pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
+        const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi64x(1), c65 = _mm256_set1_epi64x(65);
+        const __m256i mkv = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1));
+        const __m128i kc = _mm_cvtsi32_si128(k), k2c = _mm_cvtsi32_si128(2 * k);
+        uint64_t a[16] __attribute__((aligned(32)));
+        pcm_bw w = *bw;
+        int i, j, h;
+        for (i = i0; i + 16 <= end; i += 16) {
+            __m256i q[4], c[4], lo = zero, hi = zero;
+            for (h = 0; h < 4; h++) {
+                q[h] = _mm256_srl_epi64(PCM_ZZ4(r + i + 4 * h), kc);
+                c[h] = _mm256_add_epi64(q[h], one);
+                PCM_PSUM4(c[h]);
+            }
+            c[1] = _mm256_add_epi64(c[1], PCM_BCAST3(c[0]));
+            c[2] = _mm256_add_epi64(c[2], PCM_BCAST3(c[1]));
+            c[3] = _mm256_add_epi64(c[3], PCM_BCAST3(c[2]));
+            uint64_t tot = (uint64_t)_mm256_extract_epi64(c[3], 3);
+            if (__builtin_expect(tot <= 120, 1)) {
+                for (h = 0; h < 4; h++) {
+                    lo = _mm256_or_si256(lo, _mm256_sllv_epi64(one, _mm256_sub_epi64(c[h], one)));
+                    hi = _mm256_or_si256(hi, _mm256_sllv_epi64(one, _mm256_sub_epi64(c[h], c65)));
+                }
+                pcm_put128(&w, pcm_or4(lo), pcm_or4(hi), (int)tot);
+            } else {
+                for (h = 0; h < 4; h++) _mm256_store_si256((__m256i*)(a + 4 * h), q[h]);
+                for (j = 0; j < 16; j++) pcm_put_unary(&w, a[j]);
+            }
+        }
+        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        if (k) {
+            for (i = i0; i + 8 <= end; i += 8) {
+                __m256i A = _mm256_and_si256(PCM_ZZ4(r + i), mkv), B = _mm256_and_si256(PCM_ZZ4(r + i + 4), mkv);
+                if (k > 28) {
+                    _mm256_store_si256((__m256i*)a, A);
+                    _mm256_store_si256((__m256i*)(a + 4), B);
+                    for (j = 0; j < 8; j += 2) pcm_put128(&w, a[j] | (a[j + 1] << k), a[j + 1] >> (64 - k), 2 * k);
+                    continue;
+                }
+                /* pairs in lanes 0 and 2 */
+                A = _mm256_or_si256(A, _mm256_sll_epi64(_mm256_srli_si256(A, 8), kc));
+                B = _mm256_or_si256(B, _mm256_sll_epi64(_mm256_srli_si256(B, 8), kc));
+                if (k > 15) {
+                    _mm256_store_si256((__m256i*)a, A);
+                    _mm256_store_si256((__m256i*)(a + 4), B);
+                    pcm_put128(&w, a[0] | (a[2] << (2 * k)), a[2] >> (64 - 2 * k), 4 * k);
+                    pcm_put128(&w, a[4] | (a[6] << (2 * k)), a[6] >> (64 - 2 * k), 4 * k);
+                    continue;
+                }
+                /* fours in lane 0 */
+                A = _mm256_or_si256(A, _mm256_sll_epi64(_mm256_permute4x64_epi64(A, 0x02), k2c));
+                B = _mm256_or_si256(B, _mm256_sll_epi64(_mm256_permute4x64_epi64(B, 0x02), k2c));
+                uint64_t fa = (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(A));
+                uint64_t fb = (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(B));
+                if (k > 7) pcm_put128(&w, fa | (fb << (4 * k)), fb >> (64 - 4 * k), 8 * k);
+                else pcm_put(&w, fa | (fb << (4 * k)), 8 * k);
+            }
+            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+        }
+        *bw = w;
     }
     static __attribute__((target("bmi,bmi2"))) void pcm_rice2_codes_bmi2(
             pcm_bw* bw, const int64_t* r, int i, int end, int k) {
@@ -1606,52 +1688,63 @@ cdef extern from *:
     static PCM_AVX512 inline uint64_t pcm_lane7(__m512i v) {
         return (uint64_t)_mm_extract_epi64(_mm512_extracti32x4_epi32(v, 3), 1);
     }
+    #define PCM_ZZ8(ptr) ({ __m512i rv_ = _mm512_loadu_si512((const void*)(ptr)); \
+                            _mm512_xor_si512(_mm512_add_epi64(rv_, rv_), _mm512_srai_epi64(rv_, 63)); })
     static PCM_AVX512 void pcm_rice2_codes_avx512(pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
         const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
+        const __m512i c65 = _mm512_set1_epi64(65);
         const __m512i mkv = _mm512_set1_epi64((long long)((((uint64_t)1) << k) - 1));
         const __m128i kc = _mm_cvtsi32_si128(k), k2c = _mm_cvtsi32_si128(2 * k), k4c = _mm_cvtsi32_si128(4 * k);
-        uint64_t a[8] __attribute__((aligned(64)));
+        uint64_t a[16] __attribute__((aligned(64)));
         pcm_bw w = *bw;
         int i, j;
-        for (i = i0; i + 8 <= end; i += 8) {
-            __m512i rv = _mm512_loadu_si512((const void*)(r + i));
-            __m512i u = _mm512_xor_si512(_mm512_add_epi64(rv, rv), _mm512_srai_epi64(rv, 63));
-            __m512i q = _mm512_srl_epi64(u, kc);
-            __m512i c = _mm512_add_epi64(q, one);
-            c = _mm512_add_epi64(c, _mm512_alignr_epi64(c, zero, 7));
-            c = _mm512_add_epi64(c, _mm512_alignr_epi64(c, zero, 6));
-            c = _mm512_add_epi64(c, _mm512_alignr_epi64(c, zero, 4));
-            uint64_t tot = pcm_lane7(c);
-            if (__builtin_expect(tot <= 56, 1)) {
-                pcm_put(&w, (uint64_t)_mm512_reduce_or_epi64(_mm512_sllv_epi64(one, _mm512_sub_epi64(c, one))), (int)tot);
+        /* the unary stream, 16 codes (at most 120 bits) a put */
+        for (i = i0; i + 16 <= end; i += 16) {
+            __m512i q0 = _mm512_srl_epi64(PCM_ZZ8(r + i), kc), q1 = _mm512_srl_epi64(PCM_ZZ8(r + i + 8), kc);
+            __m512i c0 = _mm512_add_epi64(q0, one), c1 = _mm512_add_epi64(q1, one);
+            c0 = _mm512_add_epi64(c0, _mm512_alignr_epi64(c0, zero, 7));
+            c1 = _mm512_add_epi64(c1, _mm512_alignr_epi64(c1, zero, 7));
+            c0 = _mm512_add_epi64(c0, _mm512_alignr_epi64(c0, zero, 6));
+            c1 = _mm512_add_epi64(c1, _mm512_alignr_epi64(c1, zero, 6));
+            c0 = _mm512_add_epi64(c0, _mm512_alignr_epi64(c0, zero, 4));
+            c1 = _mm512_add_epi64(c1, _mm512_alignr_epi64(c1, zero, 4));
+            c1 = _mm512_add_epi64(c1, _mm512_permutexvar_epi64(_mm512_set1_epi64(7), c0));
+            uint64_t tot = pcm_lane7(c1);
+            if (__builtin_expect(tot <= 120, 1)) {
+                __m512i lo = _mm512_or_si512(_mm512_sllv_epi64(one, _mm512_sub_epi64(c0, one)),
+                                             _mm512_sllv_epi64(one, _mm512_sub_epi64(c1, one)));
+                __m512i hi = _mm512_or_si512(_mm512_sllv_epi64(one, _mm512_sub_epi64(c0, c65)),
+                                             _mm512_sllv_epi64(one, _mm512_sub_epi64(c1, c65)));
+                pcm_put128(&w, (uint64_t)_mm512_reduce_or_epi64(lo), (uint64_t)_mm512_reduce_or_epi64(hi), (int)tot);
             } else {
-                _mm512_store_si512((void*)a, q);
-                for (j = 0; j < 8; j++) pcm_put_unary(&w, a[j]);
+                _mm512_store_si512((void*)a, q0);
+                _mm512_store_si512((void*)(a + 8), q1);
+                for (j = 0; j < 16; j++) pcm_put_unary(&w, a[j]);
             }
         }
         for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        /* the low parts, eight a step, joined in registers into puts of up to 120 bits */
         if (k) {
             for (i = i0; i + 8 <= end; i += 8) {
-                __m512i rv = _mm512_loadu_si512((const void*)(r + i));
-                __m512i lo = _mm512_and_si512(_mm512_xor_si512(_mm512_add_epi64(rv, rv), _mm512_srai_epi64(rv, 63)), mkv);
-                if (k > 28) {
+                __m512i lo = _mm512_and_si512(PCM_ZZ8(r + i), mkv);
+                if (k > 28) {  /* two a put */
                     _mm512_store_si512((void*)a, lo);
-                    for (j = 0; j < 8; j++) pcm_put(&w, a[j], k);
+                    for (j = 0; j < 8; j += 2) pcm_put128(&w, a[j] | (a[j + 1] << k), a[j + 1] >> (64 - k), 2 * k);
                     continue;
                 }
                 /* pairs in lanes 0, 2, 4, 6 */
                 lo = _mm512_or_si512(lo, _mm512_sll_epi64(_mm512_alignr_epi64(zero, lo, 1), kc));
-                if (k > 14) {
+                if (k > 15) {  /* four a put */
                     _mm512_store_si512((void*)a, lo);
-                    for (j = 0; j < 8; j += 2) pcm_put(&w, a[j], 2 * k);
+                    pcm_put128(&w, a[0] | (a[2] << (2 * k)), a[2] >> (64 - 2 * k), 4 * k);
+                    pcm_put128(&w, a[4] | (a[6] << (2 * k)), a[6] >> (64 - 2 * k), 4 * k);
                     continue;
                 }
                 /* fours in lanes 0, 4 */
                 lo = _mm512_or_si512(lo, _mm512_sll_epi64(_mm512_alignr_epi64(zero, lo, 2), k2c));
-                if (k > 7) {
+                if (k > 7) {  /* eight a put */
                     _mm512_store_si512((void*)a, lo);
-                    pcm_put(&w, a[0], 4 * k);
-                    pcm_put(&w, a[4], 4 * k);
+                    pcm_put128(&w, a[0] | (a[4] << (4 * k)), a[4] >> (64 - 4 * k), 8 * k);
                     continue;
                 }
                 lo = _mm512_or_si512(lo, _mm512_sll_epi64(_mm512_alignr_epi64(zero, lo, 4), k4c));
