@@ -3,7 +3,7 @@
 
 Payload layout (all multi-byte header fields little-endian):
 
-    0   u8   version (1)
+    0   u8   version (2; version 1 payloads are still read, see below)
     1   u8   format: bits code (0:8 1:16 2:24 3:32) | big_endian << 2 | is_float << 3
     2   u8   channels (1..255)
     3   u16  block size in frames (1..16384)
@@ -18,8 +18,14 @@ Per block: [float only: 2 bits float mode, then for modes 1 and 2 a 9 bit expone
     fixed: 3 bits order (0..4), warm-up samples, residual
     LPC: 5 bits order-1 (orders 1..8 are valid), 4 bits precision-1, 5 bits shift,
          order coefficients (precision bits each), warm-up, residual
-    residual: 4 bits partition order P, per partition 6 bits Rice parameter k then codes:
-              q zero bits, a one bit, k low bits of zigzag(residual)
+    residual: 4 bits partition order P, then 2**P partitions of n / 2**P residuals each (the
+              first one order fewer), each: 6 bits Rice parameter k (0..56), then its codes,
+              u = zigzag(residual) = 2r (r >= 0) or -2r - 1, q = u >> k:
+        version 2: first the unary stream of all the partition's codes (per code q zero bits,
+              then a one bit; q <= 63, anything longer is corrupt), then their k low bits
+              (u mod 2**k) one after the other, k bits each (nothing when k = 0)
+        version 1: per code q zero bits, a one bit, its k low bits (q not bounded)
+              The two take the same number of bits; nothing else differs between them.
 
 sbits is the sample width: bits (8..32), +1 for a side channel, 25 for float mode 2.
 
@@ -35,18 +41,27 @@ Float modes (32-bit IEEE, always bit-exact, NaN payloads and -0.0 included):
 Decoding allocates the output (plain_len), a padded copy of the end of the payload (its last
 64 KiB, or from the start of a block that runs into its last 64 bytes; the rest is read in
 place) and two blocks of int64 scratch (<= 256 KiB), whatever the header says; verify()
-allocates one block of output instead of plain_len.
+allocates one block of output instead of plain_len. The version 2 residual reader keeps a
+partition's quotients in 16 KiB of stack.
 
-Implementation notes (none of this is format): the decoder reads each subframe's residuals
+Implementation notes (none of this is format): version 2 residuals are read in two passes
+per partition: the unary stream a 64-bit word at a time (set bits to quotients: tzcnt/blsr, or
+vpcompressb over a byte ramp in the AVX-512 clone), then the low parts at the fixed bit offsets
+i * k, joined with the quotients and unzigzagged (eight at a time in the AVX2 / AVX-512 clones:
+gathers, or one vpermb and vpsrlvq per k bytes); no chain runs through the code lengths. They
+are written in two packing passes (16 unary codes and 2-8 low parts a put). For version 1
+payloads the decoder reads each subframe's residuals
 with a 64-bit register bit reader, refilled once per group of 1-8 codes (by k) which is decoded
 without per-code checks and redone with them when it did not fit, into 2 * zigzag + 1 (a
 vector pass turns that into the residuals); then the predictor runs over them in a second
 pass, one function per order, unrolled by eight with the history in registers (LPC orders
 5..8: taps 4..8 in double precision, exact). Each pass is bound by the instructions it issues
 more than by its serial chain (bit position; predictor history), so interleaving the two (in
-groups, or in one loop) measured slower. The encoder writes 2-4 Rice codes per store when they
-fit in 56 bits (16 residuals a step in the AVX2 clone). The encoder's vector loops, the residual reader, the predictor and the interleaving
-stores are compiled twice (baseline x86-64 and AVX2 / BMI2 / FMA clones, picked at import)
+groups, or in one loop) measured slower. The version 1 writer (encode(..., version=1), kept for
+comparisons) puts 2-4 Rice codes per store when they fit in 56 bits (16 residuals a step in
+the AVX2 clone). The encoder's vector loops, the residual reader, the predictor and the interleaving
+stores are compiled twice (baseline x86-64 and AVX2 / BMI2 / FMA clones, picked at import;
+the version 2 residual reader and writer also an AVX-512 F/BW/VL/VBMI/VBMI2 clone)
 with the same integer results, so a payload does not depend on the CPU that wrote it and
 decodes the same everywhere (tests/test_pcm.py checks). The LPC analysis' autocorrelation is
 worked out in float lanes (the same float operations in every clone), and again in double for

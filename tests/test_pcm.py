@@ -531,14 +531,17 @@ def test_many_channels(bits):
 
 
 def test_golden_payloads_still_decode():
-    """Payloads written by version 1 of the format: stored data must stay readable forever
-    (under every run-time clone; the store now writes version 2)."""
+    """Payloads written by versions 1 and 2 of the format: stored data must stay readable
+    forever (under every run-time clone; the store now writes version 2)."""
     import hashlib
     import json
     from pathlib import Path
 
-    gold = json.loads((Path(__file__).parent / "data" / "pcm_golden.json").read_text())
-    assert len(gold) >= 10
+    gold = []
+    for version, name in [(1, "pcm_golden.json"), (2, "pcm_golden_v2.json")]:
+        g = json.loads((Path(__file__).parent / "data" / name).read_text())
+        assert len(g) >= 10 and all(bytes.fromhex(x["payload"])[0] == version for x in g)
+        gold += g
     saved = _pcm._cpu_features()
     try:
         for feats in FEATURE_SETS:
