@@ -727,7 +727,7 @@ cdef extern from *:
     }
     /* Encoder bit writer: the low nb (< 8) bits of acc are pending, written (with zeros
        above) at out[pos]; a put stores 8 bytes there and advances by whole bytes. */
-    typedef struct { uint8_t* out; size_t pos; uint64_t acc; int nb; } pcm_bw;
+    typedef struct { uint8_t* out; size_t pos; uint64_t acc; int nb; int bad; } pcm_bw;  /* bad: see pcm_put_unary */
     static inline __attribute__((always_inline)) void pcm_put(pcm_bw* w, uint64_t v, int k) {
         w->acc |= v << w->nb;
         w->nb += k;
@@ -895,8 +895,9 @@ cdef extern from *:
     /* Version 2 partition writer: the unary stream (1 << q, q + 1 bits, for each code: eight
        codes joined into one put when together they fit in 56 bits, which with the encoder's
        k they nearly always do), then the k-bit low parts, 56 / k (at most 8) to a put. The
-       encoder keeps every q below 64 (choose_k's kmin); a longer one would still be written
-       (as zeros, 56 at a time) and the decoder would reject it. */
+       encoder keeps every q below 64 (choose_k's kmin); every path that could write a longer
+       one (which the decoder rejects) goes through pcm_put_unary, which flags it (w->bad):
+       encode() then returns None rather than a payload that does not decode. */
     /* Append len (<= 120) bits, lo then hi, like pcm_put: two 8-byte stores; the pending
        bits are then the low bits of the byte at bit t & ~7 of the 128 stored ones (the bits
        above t are zero), which lies in one of the two words. */
@@ -912,6 +913,7 @@ cdef extern from *:
         w->nb = (int)(t & 7);
     }
     static inline __attribute__((always_inline)) void pcm_put_unary(pcm_bw* w, uint64_t q) {
+        w->bad |= q > 63;  /* a version 2 payload cannot hold it */
         while (q >= 56) { pcm_put(w, 0, 56); q -= 56; }
         pcm_put(w, ((uint64_t)1) << q, (int)q + 1);
     }
@@ -985,7 +987,9 @@ cdef extern from *:
             c[2] = _mm256_add_epi64(c[2], PCM_BCAST3(c[1]));
             c[3] = _mm256_add_epi64(c[3], PCM_BCAST3(c[2]));
             uint64_t tot = (uint64_t)_mm256_extract_epi64(c[3], 3);
-            if (__builtin_expect(tot <= 120, 1)) {
+            __m256i qo = _mm256_or_si256(_mm256_or_si256(q[0], q[1]), _mm256_or_si256(q[2], q[3]));
+            int big = !_mm256_testz_si256(qo, _mm256_set1_epi64x(~(long long)63));
+            if (__builtin_expect((tot <= 120) & !big, 1)) {
                 for (h = 0; h < 4; h++) {
                     lo = _mm256_or_si256(lo, _mm256_sllv_epi64(one, _mm256_sub_epi64(c[h], one)));
                     hi = _mm256_or_si256(hi, _mm256_sllv_epi64(one, _mm256_sub_epi64(c[h], c65)));
@@ -1725,7 +1729,8 @@ cdef extern from *:
             c1 = _mm512_add_epi64(c1, _mm512_alignr_epi64(c1, zero, 4));
             c1 = _mm512_add_epi64(c1, _mm512_permutexvar_epi64(_mm512_set1_epi64(7), c0));
             uint64_t tot = pcm_lane7(c1);
-            if (__builtin_expect(tot <= 120, 1)) {
+            __mmask8 big = _mm512_test_epi64_mask(_mm512_or_si512(q0, q1), _mm512_set1_epi64(~(long long)63));
+            if (__builtin_expect((tot <= 120) & (big == 0), 1)) {
                 __m512i lo = _mm512_or_si512(_mm512_sllv_epi64(one, _mm512_sub_epi64(c0, one)),
                                              _mm512_sllv_epi64(one, _mm512_sub_epi64(c1, one)));
                 __m512i hi = _mm512_or_si512(_mm512_sllv_epi64(one, _mm512_sub_epi64(c0, c65)),
@@ -2067,6 +2072,7 @@ cdef extern from *:
         size_t pos
         uint64_t acc
         int nb
+        int bad
     void pcm_rice_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) nogil
     void pcm_rice2_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) nogil
     void pcm_float_extras_write(pcm_bw* bw, const uint32_t* fb, int n, int stride, double scale) nogil
@@ -2260,8 +2266,11 @@ cdef void write_residual(Enc* e, const int64_t* r, int n, int order, int P,
         w.pos = e.pos
         w.acc = e.acc
         w.nb = e.nb
+        w.bad = 0
         if e.v2:
             pcm_rice2_codes(&w, r, order if j == 0 else j * ps, (j + 1) * ps, k)
+            if w.bad:  # a quotient above 63 (choose_k never leaves one): no payload
+                e.err = 2
         else:
             pcm_rice_codes(&w, r, order if j == 0 else j * ps, (j + 1) * ps, k)
         e.pos = w.pos
@@ -2749,7 +2758,8 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
 
 def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int version=VERSION):
     """Compress interleaved PCM frames; None if the format is unsupported or `data` is not a
-    whole number of frames. `version` 1 writes the old one-stream residual partitions (for
+    whole number of frames (or, never with this encoder's Rice parameters, when a version 2
+    quotient would exceed 63: the caller then stores the chunk another way). `version` 1 writes the old one-stream residual partitions (for
     tests and comparisons: the same bit count as version 2, which is what the store writes)."""
     cdef Py_buffer view
     cdef Enc e
@@ -2808,6 +2818,8 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int 
             rc = encode_all(&e, <const uint8_t*>view.buf, frames, bits, channels, big_endian,
                             is_float, chbuf)
         if rc != 0:
+            if e.err == 2:
+                return None
             raise MemoryError()
         total = e.pos + (1 if e.nb else 0)
         if not e.borrowed:
