@@ -61,7 +61,7 @@ groups, or in one loop) measured slower. The version 1 writer (encode(..., versi
 comparisons) puts 2-4 Rice codes per store when they fit in 56 bits (16 residuals a step in
 the AVX2 clone). The encoder's vector loops, the residual reader, the predictor and the interleaving
 stores are compiled twice (baseline x86-64 and AVX2 / BMI2 / FMA clones, picked at import;
-the version 2 residual reader and writer also an AVX-512 F/BW/VL/VBMI/VBMI2 clone)
+the version 2 residual reader and writer also an AVX-512 F/BW/DQ/VL/VBMI/VBMI2 clone)
 with the same integer results, so a payload does not depend on the CPU that wrote it and
 decodes the same everywhere (tests/test_pcm.py checks). The LPC analysis' autocorrelation is
 worked out in float lanes (the same float operations in every clone), and again in double for
@@ -380,6 +380,7 @@ cdef extern from *:
         pcm_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
     #if defined(__x86_64__)
         pcm_has_avx512 = pcm_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512dq")
             && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi")
             && __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("popcnt")
             && __builtin_cpu_supports("bmi2") ? 1 : 0;
@@ -1593,7 +1594,7 @@ cdef extern from *:
             pcm_combine2_body(buf, end, qb, np, k, xp);
         }
         *ppos = pos;
-        return 0;
+        return pos > nbits ? -1 : 0;  /* (a last partition of no codes: its k alone) */
     }
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     static __attribute__((target("avx2,bmi,bmi2,popcnt,lzcnt"))) int pcm_read_residuals2_avx2(
@@ -1609,7 +1610,7 @@ cdef extern from *:
                                         int n, int P, int order) {
         return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 0, 0);
     }
-    /* AVX-512 (F, BW, VL, VBMI, VBMI2) clones of the version 2 partition reader and writer.
+    /* AVX-512 (F, BW, DQ, VL, VBMI, VBMI2) clones of the version 2 partition reader and writer.
        Reader: each 64-bit word of the unary stream goes through vpcompressb (the positions of
        its set bits, from a 0..63 byte ramp) and one byte subtraction; eight codes' low parts
        are k whole bytes at a bit offset that is the same for every group of eight, so one
@@ -1617,7 +1618,7 @@ cdef extern from *:
        the unary stream's bit positions from an in-register prefix sum, the low parts joined
        in pairs / fours / eights in registers. Same bits and values as the other clones. */
     #if defined(__GNUC__) && defined(__x86_64__)
-    #define PCM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt,lzcnt")))
+    #define PCM_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt,lzcnt")))
     #define PCM_HAVE_AVX512 1
     static PCM_AVX512 int pcm_unary2_avx512(const uint8_t* buf, uint64_t pos, uint64_t nbits,
                                             int n, uint8_t* qb, uint64_t* pend) {
@@ -1660,25 +1661,26 @@ cdef extern from *:
     }
     static PCM_AVX512 void pcm_combine2_avx512(const uint8_t* buf, uint64_t pos, const uint8_t* qb,
                                                int n, int k, int64_t* x) {
-        uint8_t idx[64];
-        uint64_t shv[8];
-        int s = (int)(pos & 7), i, j, t;
+        int i;
         const uint8_t* p = buf + (pos >> 3);
-        for (j = 0; j < 8; j++) {
-            for (t = 0; t < 8; t++) idx[8 * j + t] = (uint8_t)(((s + j * k) >> 3) + t);
-            shv[j] = (uint64_t)((s + j * k) & 7);
-        }
-        const __m512i vidx = _mm512_loadu_si512(idx), vsh = _mm512_loadu_si512(shv);
+        /* lane j: bit offset o = (pos & 7) + j * k, bytes o / 8 .. o / 8 + 7, shifted by o & 7 */
+        const __m512i off = _mm512_add_epi64(_mm512_set1_epi64((long long)(pos & 7)),
+                                             _mm512_mullo_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0),
+                                                                _mm512_set1_epi64(k)));
+        const __m512i vsh = _mm512_and_si512(off, _mm512_set1_epi64(7));
+        const __m512i vidx = _mm512_add_epi8(
+            _mm512_mullo_epi64(_mm512_srli_epi64(off, 3), _mm512_set1_epi64(0x0101010101010101LL)),
+            _mm512_set1_epi64(0x0706050403020100LL));
         const __m512i vmk = _mm512_set1_epi64((long long)((((uint64_t)1) << k) - 1));
-        const __m512i one = _mm512_set1_epi64(1), zero = _mm512_setzero_si512();
+        const __m512i one = _mm512_set1_epi64(1);
         const __m128i kc = _mm_cvtsi32_si128(k);
         for (i = 0; i + 8 <= n; i += 8, p += k) {
-            __m512i lw = _mm512_permutexvar_epi8(vidx, _mm512_loadu_si512(p));
-            lw = _mm512_and_si512(_mm512_srlv_epi64(lw, vsh), vmk);
+            __m512i lw = _mm512_srlv_epi64(_mm512_permutexvar_epi8(vidx, _mm512_loadu_si512(p)), vsh);
             __m512i q = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i*)(qb + i)));
-            __m512i u = _mm512_or_si512(_mm512_sll_epi64(q, kc), lw);
-            __m512i r = _mm512_xor_si512(_mm512_srli_epi64(u, 1), _mm512_sub_epi64(zero, _mm512_and_si512(u, one)));
-            _mm512_storeu_si512((void*)(x + i), r);
+            __m512i u = _mm512_ternarylogic_epi64(lw, vmk, _mm512_sll_epi64(q, kc), 0xEA);  /* (a & b) | c */
+            /* unzigzag: u >> 1, complemented where u is odd */
+            __m512i h = _mm512_srli_epi64(u, 1);
+            _mm512_storeu_si512((void*)(x + i), _mm512_mask_ternarylogic_epi64(h, _mm512_test_epi64_mask(u, one), h, h, 0x55));
         }
         if (i < n) pcm_combine2_body(buf, pos + (uint64_t)i * (uint64_t)k, qb + i, n - i, k, x + i);
     }
@@ -1702,7 +1704,7 @@ cdef extern from *:
             pcm_combine2_avx512(buf, end, qb, np, k, xp);
         }
         *ppos = pos;
-        return 0;
+        return pos > nbits ? -1 : 0;  /* (a last partition of no codes: its k alone) */
     }
     static PCM_AVX512 inline uint64_t pcm_lane7(__m512i v) {
         return (uint64_t)_mm_extract_epi64(_mm512_extracti32x4_epi32(v, 3), 1);
@@ -1755,16 +1757,20 @@ cdef extern from *:
                 /* pairs in lanes 0, 2, 4, 6 */
                 lo = _mm512_or_si512(lo, _mm512_sll_epi64(_mm512_alignr_epi64(zero, lo, 1), kc));
                 if (k > 15) {  /* four a put */
-                    _mm512_store_si512((void*)a, lo);
-                    pcm_put128(&w, a[0] | (a[2] << (2 * k)), a[2] >> (64 - 2 * k), 4 * k);
-                    pcm_put128(&w, a[4] | (a[6] << (2 * k)), a[6] >> (64 - 2 * k), 4 * k);
+                    uint64_t a0 = (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(lo));
+                    uint64_t a2 = (uint64_t)_mm_cvtsi128_si64(_mm512_extracti32x4_epi32(lo, 1));
+                    uint64_t a4 = (uint64_t)_mm_cvtsi128_si64(_mm512_extracti32x4_epi32(lo, 2));
+                    uint64_t a6 = (uint64_t)_mm_cvtsi128_si64(_mm512_extracti32x4_epi32(lo, 3));
+                    pcm_put128(&w, a0 | (a2 << (2 * k)), a2 >> (64 - 2 * k), 4 * k);
+                    pcm_put128(&w, a4 | (a6 << (2 * k)), a6 >> (64 - 2 * k), 4 * k);
                     continue;
                 }
                 /* fours in lanes 0, 4 */
                 lo = _mm512_or_si512(lo, _mm512_sll_epi64(_mm512_alignr_epi64(zero, lo, 2), k2c));
                 if (k > 7) {  /* eight a put */
-                    _mm512_store_si512((void*)a, lo);
-                    pcm_put128(&w, a[0] | (a[4] << (4 * k)), a[4] >> (64 - 4 * k), 8 * k);
+                    uint64_t a0 = (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(lo));
+                    uint64_t a4 = (uint64_t)_mm_cvtsi128_si64(_mm512_extracti32x4_epi32(lo, 2));
+                    pcm_put128(&w, a0 | (a4 << (4 * k)), a4 >> (64 - 4 * k), 8 * k);
                     continue;
                 }
                 lo = _mm512_or_si512(lo, _mm512_sll_epi64(_mm512_alignr_epi64(zero, lo, 4), k4c));
@@ -1995,7 +2001,7 @@ cdef extern from *:
             memcpy(p + (size_t)i * stride, &f, 4);
         }
         *ppos = pos;
-        return 0;
+        return pos > nbits ? -1 : 0;  /* (a last partition of no codes: its k alone) */
     }
     #define PCM_FX_PARAMS (const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x, int n, \
                            double scale, uint8_t* p, int stride, int be)
