@@ -2001,7 +2001,7 @@ cdef extern from *:
             memcpy(p + (size_t)i * stride, &f, 4);
         }
         *ppos = pos;
-        return pos > nbits ? -1 : 0;  /* (a last partition of no codes: its k alone) */
+        return 0;
     }
     #define PCM_FX_PARAMS (const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x, int n, \
                            double scale, uint8_t* p, int stride, int be)
