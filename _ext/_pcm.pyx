@@ -1537,8 +1537,9 @@ cdef extern from *:
         }
     }
     #if defined(__GNUC__) && defined(__x86_64__)
-    /* AVX2 clone of pass 2: groups of eight codes (k whole bytes, at a bit offset that is the
-       same for every group), their low parts by two gathers with constant byte offsets. */
+    /* AVX2 clone of pass 2: for k <= 14 four low parts from each 64-bit load (one variable
+       shift per lane); larger k in groups of eight codes (k whole bytes, at a bit offset that
+       is the same for every group), their low parts by two gathers with constant offsets. */
     static __attribute__((target("avx2,bmi,bmi2"))) void pcm_combine2_avx2(
             const uint8_t* buf, uint64_t pos, const uint8_t* qb, int n, int k, int64_t* x) {
         int s = (int)(pos & 7), i, h;
@@ -1554,6 +1555,24 @@ cdef extern from *:
         for (h = 0; h < 2; h++) {
             bo[h] = _mm256_srli_epi64(off[h], 3);
             sh[h] = _mm256_and_si256(off[h], v7);
+        }
+        if (k <= 14) {  /* four low parts from each 64-bit load (4k + 7 <= 63 bits), no gathers */
+            const __m256i jk = _mm256_mul_epu32(j4, vk);
+            for (i = 0; i + 4 <= n; i += 4) {
+                __m256i lw = _mm256_set1_epi64x((long long)(pcm_ld64(p) >> s));
+                lw = _mm256_and_si256(_mm256_srlv_epi64(lw, jk), vmk);
+                uint32_t q4;
+                memcpy(&q4, qb + i, 4);
+                __m256i q = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128((int)q4));
+                __m256i u = _mm256_or_si256(_mm256_sll_epi64(q, kc), lw);
+                __m256i r = _mm256_xor_si256(_mm256_srli_epi64(u, 1), _mm256_sub_epi64(zero, _mm256_and_si256(u, one)));
+                _mm256_storeu_si256((__m256i*)(x + i), r);
+                s += 4 * k;
+                p += s >> 3;
+                s &= 7;
+            }
+            if (i < n) pcm_combine2_body(buf, pos + (uint64_t)i * (uint64_t)k, qb + i, n - i, k, x + i);
+            return;
         }
         for (i = 0; i + 8 <= n; i += 8, p += k) {
             for (h = 0; h < 2; h++) {
