@@ -47,8 +47,9 @@ partition's quotients in 16 KiB of stack.
 Implementation notes (none of this is format): version 2 residuals are read in two passes
 per partition: the unary stream a 64-bit word at a time (set bits to quotients: tzcnt/blsr, or
 vpcompressb over a byte ramp in the AVX-512 clone), then the low parts at the fixed bit offsets
-i * k, joined with the quotients and unzigzagged (eight at a time in the AVX2 / AVX-512 clones:
-gathers, or one vpermb and vpsrlvq per k bytes); no chain runs through the code lengths. They
+i * k, joined with the quotients and unzigzagged (four or eight at a time in the AVX2 clone,
+from 64-bit loads or gathers; eight per vpermb and vpsrlvq of k bytes in the AVX-512 one); no
+chain runs through the code lengths. They
 are written in two packing passes (16 unary codes and 2-8 low parts a put). For version 1
 payloads the decoder reads each subframe's residuals
 with a 64-bit register bit reader, refilled once per group of 1-8 codes (by k) which is decoded
