@@ -3,7 +3,7 @@
 
 Payload layout (all multi-byte header fields little-endian):
 
-    0   u8   version (1)
+    0   u8   version (2; version 1 payloads are still read, see below)
     1   u8   format: bits code (0:8 1:16 2:24 3:32) | big_endian << 2 | is_float << 3
     2   u8   channels (1..255)
     3   u16  block size in frames (1..16384)
@@ -18,8 +18,14 @@ Per block: [float only: 2 bits float mode, then for modes 1 and 2 a 9 bit expone
     fixed: 3 bits order (0..4), warm-up samples, residual
     LPC: 5 bits order-1 (orders 1..8 are valid), 4 bits precision-1, 5 bits shift,
          order coefficients (precision bits each), warm-up, residual
-    residual: 4 bits partition order P, per partition 6 bits Rice parameter k then codes:
-              q zero bits, a one bit, k low bits of zigzag(residual)
+    residual: 4 bits partition order P, then 2**P partitions of n / 2**P residuals each (the
+              first one order fewer), each: 6 bits Rice parameter k (0..56), then its codes,
+              u = zigzag(residual) = 2r (r >= 0) or -2r - 1, q = u >> k:
+        version 2: first the unary stream of all the partition's codes (per code q zero bits,
+              then a one bit; q <= 63, anything longer is corrupt), then their k low bits
+              (u mod 2**k) one after the other, k bits each (nothing when k = 0)
+        version 1: per code q zero bits, a one bit, its k low bits (q not bounded)
+              The two take the same number of bits; nothing else differs between them.
 
 sbits is the sample width: bits (8..32), +1 for a side channel, 25 for float mode 2.
 
@@ -35,18 +41,28 @@ Float modes (32-bit IEEE, always bit-exact, NaN payloads and -0.0 included):
 Decoding allocates the output (plain_len), a padded copy of the end of the payload (its last
 64 KiB, or from the start of a block that runs into its last 64 bytes; the rest is read in
 place) and two blocks of int64 scratch (<= 256 KiB), whatever the header says; verify()
-allocates one block of output instead of plain_len.
+allocates one block of output instead of plain_len. The version 2 residual reader keeps a
+partition's quotients in 16 KiB of stack.
 
-Implementation notes (none of this is format): the decoder reads each subframe's residuals
+Implementation notes (none of this is format): version 2 residuals are read in two passes
+per partition: the unary stream a 64-bit word at a time (set bits to quotients: tzcnt/blsr, or
+vpcompressb over a byte ramp in the AVX-512 clone), then the low parts at the fixed bit offsets
+i * k, joined with the quotients and unzigzagged (four or eight at a time in the AVX2 clone,
+from 64-bit loads or gathers; eight per vpermb and vpsrlvq of k bytes in the AVX-512 one); no
+chain runs through the code lengths. They
+are written in two packing passes (16 unary codes and 2-8 low parts a put). For version 1
+payloads the decoder reads each subframe's residuals
 with a 64-bit register bit reader, refilled once per group of 1-8 codes (by k) which is decoded
 without per-code checks and redone with them when it did not fit, into 2 * zigzag + 1 (a
 vector pass turns that into the residuals); then the predictor runs over them in a second
 pass, one function per order, unrolled by eight with the history in registers (LPC orders
 5..8: taps 4..8 in double precision, exact). Each pass is bound by the instructions it issues
 more than by its serial chain (bit position; predictor history), so interleaving the two (in
-groups, or in one loop) measured slower. The encoder writes 2-4 Rice codes per store when they
-fit in 56 bits (16 residuals a step in the AVX2 clone). The encoder's vector loops, the residual reader, the predictor and the interleaving
-stores are compiled twice (baseline x86-64 and AVX2 / BMI2 / FMA clones, picked at import)
+groups, or in one loop) measured slower. The version 1 writer (encode(..., version=1), kept for
+comparisons) puts 2-4 Rice codes per store when they fit in 56 bits (16 residuals a step in
+the AVX2 clone). The encoder's vector loops, the residual reader, the predictor and the interleaving
+stores are compiled twice (baseline x86-64 and AVX2 / BMI2 / FMA clones, picked at import;
+the version 2 residual reader and writer also an AVX-512 F/BW/DQ/VL/VBMI/VBMI2 clone)
 with the same integer results, so a payload does not depend on the CPU that wrote it and
 decodes the same everywhere (tests/test_pcm.py checks). The LPC analysis' autocorrelation is
 worked out in float lanes (the same float operations in every clone), and again in double for
@@ -353,6 +369,8 @@ cdef extern from *:
        either way (no FMA: every lane does what the scalar code does), so the encoded bytes do
        not depend on the machine. */
     static int pcm_avx2 = 0, pcm_bmi2 = 0, pcm_has_avx2 = 0, pcm_has_bmi2 = 0, pcm_has_fma = 0;
+    /* AVX-512 clones (version 2 residuals), used only together with the AVX2 and BMI2 ones */
+    static int pcm_avx512 = 0, pcm_has_avx512 = 0;
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #include <immintrin.h>
     #define PCM_AVX2 __attribute__((target("avx2")))
@@ -361,15 +379,23 @@ cdef extern from *:
         pcm_has_avx2 = pcm_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
         pcm_has_bmi2 = pcm_bmi2 = __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") ? 1 : 0;
         pcm_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+    #if defined(__x86_64__)
+        pcm_has_avx512 = pcm_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512dq")
+            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi")
+            && __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("popcnt")
+            && __builtin_cpu_supports("bmi2") ? 1 : 0;
+    #endif
     }
     #else
     #define PCM_AVX2
     static void pcm_cpu_init(void) { pcm_avx2 = 0; pcm_bmi2 = 0; }
     #endif
     /* tests: switch the AVX2 / BMI2 clones off (or back on where the CPU has them) */
-    static void pcm_set_features(int avx2, int bmi2) {
+    static void pcm_set_features(int avx2, int bmi2, int avx512) {
         pcm_avx2 = avx2 && pcm_has_avx2;
         pcm_bmi2 = bmi2 && pcm_has_bmi2;
+        pcm_avx512 = avx512 && pcm_has_avx512;
     }
     #define PCM_DISPATCH(ret, name, params, args) \
         static PCM_AVX2 ret name##_avx2 params { return name##_body args; } \
@@ -703,7 +729,7 @@ cdef extern from *:
     }
     /* Encoder bit writer: the low nb (< 8) bits of acc are pending, written (with zeros
        above) at out[pos]; a put stores 8 bytes there and advances by whole bytes. */
-    typedef struct { uint8_t* out; size_t pos; uint64_t acc; int nb; } pcm_bw;
+    typedef struct { uint8_t* out; size_t pos; uint64_t acc; int nb; int bad; } pcm_bw;  /* bad: see pcm_put_unary */
     static inline __attribute__((always_inline)) void pcm_put(pcm_bw* w, uint64_t v, int k) {
         w->acc |= v << w->nb;
         w->nb += k;
@@ -867,6 +893,164 @@ cdef extern from *:
         if (pcm_bmi2) { pcm_rice_codes_bmi2(bw, r, i, end, k); return; }
     #endif
         pcm_rice_codes_base(bw, r, i, end, k);
+    }
+    /* Version 2 partition writer: the unary stream (1 << q, q + 1 bits, for each code: eight
+       codes joined into one put when together they fit in 56 bits, which with the encoder's
+       k they nearly always do), then the k-bit low parts, 56 / k (at most 8) to a put. The
+       encoder keeps every q below 64 (choose_k's kmin); every path that could write a longer
+       one (which the decoder rejects) goes through pcm_put_unary, which flags it (w->bad):
+       encode() then returns None rather than a payload that does not decode. */
+    /* Append len (<= 120) bits, lo then hi, like pcm_put: two 8-byte stores; the pending
+       bits are then the low bits of the byte at bit t & ~7 of the 128 stored ones (the bits
+       above t are zero), which lies in one of the two words. */
+    static inline __attribute__((always_inline)) void pcm_put128(pcm_bw* w, uint64_t lo, uint64_t hi, int len) {
+        const uint64_t nb = (uint64_t)w->nb;
+        const uint64_t l2 = w->acc | (lo << nb);
+        const uint64_t h2 = (hi << nb) | ((lo >> 1) >> (63 - nb));
+        const uint64_t t = nb + (uint64_t)len, b = t & 120;
+        pcm_st64(w->out + w->pos, l2);
+        pcm_st64(w->out + w->pos + 8, h2);
+        w->pos += (size_t)(t >> 3);
+        w->acc = ((b & 64) ? h2 : l2) >> (b & 63);
+        w->nb = (int)(t & 7);
+    }
+    static inline __attribute__((always_inline)) void pcm_put_unary(pcm_bw* w, uint64_t q) {
+        w->bad |= q > 63;  /* a version 2 payload cannot hold it */
+        while (q >= 56) { pcm_put(w, 0, 56); q -= 56; }
+        pcm_put(w, ((uint64_t)1) << q, (int)q + 1);
+    }
+    static inline __attribute__((always_inline))
+    void pcm_rice2_codes_body(pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
+        pcm_bw w = *bw;  /* in locals: stores through out could alias *bw */
+        const uint64_t mk = (((uint64_t)1) << k) - 1;
+        int i, j, G;
+        for (i = i0; i + 8 <= end; i += 8) {
+            uint64_t q[8], pos[8], s = 0, v = 0;
+            for (j = 0; j < 8; j++) { q[j] = PCM_ZZ(r[i + j]) >> k; pos[j] = s + q[j]; s += q[j] + 1; }
+            if (__builtin_expect(s <= 56, 1)) {
+                for (j = 0; j < 8; j++) v |= ((uint64_t)1) << pos[j];
+                pcm_put(&w, v, (int)s);
+            } else {
+                for (j = 0; j < 8; j++) pcm_put_unary(&w, q[j]);
+            }
+        }
+        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        if (k) {
+            G = 56 / k;
+            if (G > 8) G = 8;
+            i = i0;
+            if (G == 8) {
+                for (; i + 8 <= end; i += 8) {
+                    uint64_t v = 0;
+                    for (j = 0; j < 8; j++) v |= (PCM_ZZ(r[i + j]) & mk) << (j * k);
+                    pcm_put(&w, v, 8 * k);
+                }
+            } else if (G >= 2) {
+                for (; i + G <= end; i += G) {
+                    uint64_t v = 0;
+                    for (j = 0; j < G; j++) v |= (PCM_ZZ(r[i + j]) & mk) << (j * k);
+                    pcm_put(&w, v, G * k);
+                }
+            }
+            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & mk, k);
+        }
+        *bw = w;
+    }
+    static void pcm_rice2_codes_base(pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+        pcm_rice2_codes_body(bw, r, i, end, k);
+    }
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    /* AVX2: as the AVX-512 clone below, in 4-lane vectors */
+    #define PCM_PSUM4(c) do { \
+            c = _mm256_add_epi64(c, _mm256_blend_epi32(_mm256_permute4x64_epi64(c, 0x90), zero, 0x03)); \
+            c = _mm256_add_epi64(c, _mm256_blend_epi32(_mm256_permute4x64_epi64(c, 0x40), zero, 0x0F)); \
+        } while (0)
+    #define PCM_BCAST3(c) _mm256_permute4x64_epi64(c, 0xFF)
+    static __attribute__((target("avx2,bmi,bmi2"))) inline uint64_t pcm_or4(__m256i v) {
+        __m128i x = _mm_or_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        return (uint64_t)_mm_cvtsi128_si64(_mm_or_si128(x, _mm_unpackhi_epi64(x, x)));
+    }
+    static __attribute__((target("avx2,bmi,bmi2"))) void pcm_rice2_codes_avx2(
+            pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
+        const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi64x(1), c65 = _mm256_set1_epi64x(65);
+        const __m256i mkv = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1));
+        const __m128i kc = _mm_cvtsi32_si128(k), k2c = _mm_cvtsi32_si128(2 * k);
+        uint64_t a[16] __attribute__((aligned(32)));
+        pcm_bw w = *bw;
+        int i, j, h;
+        for (i = i0; i + 16 <= end; i += 16) {
+            __m256i q[4], c[4], lo = zero, hi = zero;
+            for (h = 0; h < 4; h++) {
+                q[h] = _mm256_srl_epi64(PCM_ZZ4(r + i + 4 * h), kc);
+                c[h] = _mm256_add_epi64(q[h], one);
+                PCM_PSUM4(c[h]);
+            }
+            c[1] = _mm256_add_epi64(c[1], PCM_BCAST3(c[0]));
+            c[2] = _mm256_add_epi64(c[2], PCM_BCAST3(c[1]));
+            c[3] = _mm256_add_epi64(c[3], PCM_BCAST3(c[2]));
+            uint64_t tot = (uint64_t)_mm256_extract_epi64(c[3], 3);
+            __m256i qo = _mm256_or_si256(_mm256_or_si256(q[0], q[1]), _mm256_or_si256(q[2], q[3]));
+            int big = !_mm256_testz_si256(qo, _mm256_set1_epi64x(~(long long)63));
+            if (__builtin_expect((tot <= 120) & !big, 1)) {
+                for (h = 0; h < 4; h++) {
+                    lo = _mm256_or_si256(lo, _mm256_sllv_epi64(one, _mm256_sub_epi64(c[h], one)));
+                    hi = _mm256_or_si256(hi, _mm256_sllv_epi64(one, _mm256_sub_epi64(c[h], c65)));
+                }
+                pcm_put128(&w, pcm_or4(lo), pcm_or4(hi), (int)tot);
+            } else {
+                for (h = 0; h < 4; h++) _mm256_store_si256((__m256i*)(a + 4 * h), q[h]);
+                for (j = 0; j < 16; j++) pcm_put_unary(&w, a[j]);
+            }
+        }
+        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        if (k) {
+            for (i = i0; i + 8 <= end; i += 8) {
+                __m256i A = _mm256_and_si256(PCM_ZZ4(r + i), mkv), B = _mm256_and_si256(PCM_ZZ4(r + i + 4), mkv);
+                if (k > 28) {
+                    _mm256_store_si256((__m256i*)a, A);
+                    _mm256_store_si256((__m256i*)(a + 4), B);
+                    for (j = 0; j < 8; j += 2) pcm_put128(&w, a[j] | (a[j + 1] << k), a[j + 1] >> (64 - k), 2 * k);
+                    continue;
+                }
+                /* pairs in lanes 0 and 2 */
+                A = _mm256_or_si256(A, _mm256_sll_epi64(_mm256_srli_si256(A, 8), kc));
+                B = _mm256_or_si256(B, _mm256_sll_epi64(_mm256_srli_si256(B, 8), kc));
+                if (k > 15) {
+                    _mm256_store_si256((__m256i*)a, A);
+                    _mm256_store_si256((__m256i*)(a + 4), B);
+                    pcm_put128(&w, a[0] | (a[2] << (2 * k)), a[2] >> (64 - 2 * k), 4 * k);
+                    pcm_put128(&w, a[4] | (a[6] << (2 * k)), a[6] >> (64 - 2 * k), 4 * k);
+                    continue;
+                }
+                /* fours in lane 0 */
+                A = _mm256_or_si256(A, _mm256_sll_epi64(_mm256_permute4x64_epi64(A, 0x02), k2c));
+                B = _mm256_or_si256(B, _mm256_sll_epi64(_mm256_permute4x64_epi64(B, 0x02), k2c));
+                uint64_t fa = (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(A));
+                uint64_t fb = (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(B));
+                if (k > 7) pcm_put128(&w, fa | (fb << (4 * k)), fb >> (64 - 4 * k), 8 * k);
+                else pcm_put(&w, fa | (fb << (4 * k)), 8 * k);
+            }
+            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+        }
+        *bw = w;
+    }
+    static __attribute__((target("bmi,bmi2"))) void pcm_rice2_codes_bmi2(
+            pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+        pcm_rice2_codes_body(bw, r, i, end, k);
+    }
+    #endif
+    #if defined(__GNUC__) && defined(__x86_64__)
+    static void pcm_rice2_codes_avx512(pcm_bw* bw, const int64_t* r, int i0, int end, int k);
+    #endif
+    static void pcm_rice2_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #if defined(__x86_64__)
+        if (pcm_avx512 && pcm_avx2 && pcm_bmi2) { pcm_rice2_codes_avx512(bw, r, i, end, k); return; }
+    #endif
+        if (pcm_avx2 && pcm_bmi2) { pcm_rice2_codes_avx2(bw, r, i, end, k); return; }
+        if (pcm_bmi2) { pcm_rice2_codes_bmi2(bw, r, i, end, k); return; }
+    #endif
+        pcm_rice2_codes_base(bw, r, i, end, k);
     }
     /* Float mode 2 encoder: the mantissa bits below trunc(v) of n samples (stride apart),
        v = |x| * scale (an exact power of two; |v| < 2**24 by the choice of scale), four
@@ -1245,6 +1429,389 @@ cdef extern from *:
     #endif
         return pcm_read_residuals_base(buf, ppos, nbits, x, n, P, order);
     }
+    /* Version 2 residual partitions: k, then the unary stream of the partition's codes (q
+       zero bits then a one bit each, q <= 63), then their k-bit low parts packed LSB-first.
+       Pass 1 reads the unary stream a 64-bit word at a time (from any bit position: two
+       loads and a funnel shift), turning its set bits into quotients: q = position - previous
+       position - 1. Only a word's first quotient can exceed 63 (the zeros carried over from
+       the words before plus its own leading zeros), so it is the only one checked; a word
+       without a one is always corrupt (a quotient of 64 or more). While 64 or more codes are
+       left, a word's quotients are written eight at a time without a check per bit (the
+       qb array has 64 bytes of room past the partition); the last words stop at the n-th one.
+       Pass 2 puts the quotients and the low parts (independent loads at bit offsets i * k)
+       together and unzigzags them into the residuals. */
+    #define PCM_Q2_SLACK 64
+    #if defined(__GNUC__) && defined(__x86_64__)
+    #define PCM_TZ0(v) (BMI ? pcm_tzcnt(v) : ((v) ? (uint64_t)pcm_ctz64(v) : 64))
+    #else
+    #define PCM_TZ0(v) ((v) ? (uint64_t)pcm_ctz64(v) : 64)
+    #endif
+    static inline __attribute__((always_inline)) uint64_t pcm_word_at(const uint8_t* buf, uint64_t pos) {
+        const uint8_t* p = buf + (pos >> 3);
+        int s = (int)(pos & 7);
+        return (pcm_ld64(p) >> s) | ((pcm_ld64(p + 8) << 1) << (63 - s));
+    }
+    static inline __attribute__((always_inline))
+    int pcm_unary2_body(const uint8_t* buf, uint64_t pos, uint64_t nbits, int n, uint8_t* qb,
+                        uint64_t* pend, const int BMI) {
+        int i = 0;
+        int64_t prev = -1;  /* position of the last one, relative to the word at pos */
+        while (i < n) {
+            uint64_t w, w0;
+            int64_t t;
+            int c, j;
+            if (pos > nbits) return -1;
+            w0 = w = pcm_word_at(buf, pos);
+            if (w == 0) return -1;
+            t = (int64_t)pcm_ctz64(w);
+            if (t - prev - 1 > 63) return -1;
+            c = __builtin_popcountll(w);
+            if (n - i >= 64) {
+                uint8_t* o = qb + i;
+                for (j = 0; j < c; j += 8) {
+                    int u;
+                    for (u = 0; u < 8; u++) {
+                        t = (int64_t)PCM_TZ0(w);
+                        o[j + u] = (uint8_t)(t - prev - 1);
+                        prev = t;
+                        w &= w - 1;
+                    }
+                }
+                i += c;
+                prev = 63 - __builtin_clzll(w0);
+            } else {
+                while (w && i < n) {
+                    t = (int64_t)pcm_ctz64(w);
+                    qb[i++] = (uint8_t)(t - prev - 1);
+                    prev = t;
+                    w &= w - 1;
+                }
+            }
+            if (i == n) { *pend = pos + (uint64_t)(prev + 1); return 0; }
+            prev -= 64;
+            pos += 64;
+        }
+        *pend = pos;
+        return 0;
+    }
+    /* low parts: G = 57 / k (at most 8) of them from each 64-bit load (at least 57 of its
+       bits are valid); one loop per G so that the group is unrolled */
+    static inline __attribute__((always_inline))
+    int pcm_combine2_g(const uint8_t** pp, int* ps, const uint8_t* qb, int n, int k, int64_t* x, const int G) {
+        const uint64_t mk = (((uint64_t)1) << k) - 1;
+        const uint8_t* p = *pp;
+        int s = *ps, i = 0, j;
+        for (; i + G <= n; i += G) {
+            uint64_t v = pcm_ld64(p) >> s;
+            for (j = 0; j < G; j++) {
+                uint64_t u = ((uint64_t)qb[i + j] << k) | ((v >> (j * k)) & mk);
+                x[i + j] = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+            }
+            s += G * k;
+            p += s >> 3;
+            s &= 7;
+        }
+        *pp = p;
+        *ps = s;
+        return i;
+    }
+    static inline __attribute__((always_inline))
+    void pcm_combine2_body(const uint8_t* buf, uint64_t pos, const uint8_t* qb, int n, int k, int64_t* x) {
+        const uint64_t mk = (((uint64_t)1) << k) - 1;
+        const uint8_t* p = buf + (pos >> 3);
+        int s = (int)(pos & 7), i;
+        if (k <= 7) i = pcm_combine2_g(&p, &s, qb, n, k, x, 8);
+        else if (k == 8) i = pcm_combine2_g(&p, &s, qb, n, k, x, 7);
+        else if (k == 9) i = pcm_combine2_g(&p, &s, qb, n, k, x, 6);
+        else if (k <= 11) i = pcm_combine2_g(&p, &s, qb, n, k, x, 5);
+        else if (k <= 14) i = pcm_combine2_g(&p, &s, qb, n, k, x, 4);
+        else if (k <= 19) i = pcm_combine2_g(&p, &s, qb, n, k, x, 3);
+        else if (k <= 28) i = pcm_combine2_g(&p, &s, qb, n, k, x, 2);
+        else i = pcm_combine2_g(&p, &s, qb, n, k, x, 1);
+        for (; i < n; i++) {
+            uint64_t low = (pcm_ld64(p) >> s) & mk;
+            uint64_t u = ((uint64_t)qb[i] << k) | low;
+            x[i] = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+            s += k;
+            p += s >> 3;
+            s &= 7;
+        }
+    }
+    #if defined(__GNUC__) && defined(__x86_64__)
+    /* AVX2 clone of pass 2: for k <= 14 four low parts from each 64-bit load (one variable
+       shift per lane); larger k in groups of eight codes (k whole bytes, at a bit offset that
+       is the same for every group), their low parts by two gathers with constant offsets. */
+    static __attribute__((target("avx2,bmi,bmi2"))) void pcm_combine2_avx2(
+            const uint8_t* buf, uint64_t pos, const uint8_t* qb, int n, int k, int64_t* x) {
+        int s = (int)(pos & 7), i, h;
+        const uint8_t* p = buf + (pos >> 3);
+        const __m256i j4 = _mm256_set_epi64x(3, 2, 1, 0);
+        const __m256i vk = _mm256_set1_epi64x(k), v7 = _mm256_set1_epi64x(7);
+        const __m256i one = _mm256_set1_epi64x(1), zero = _mm256_setzero_si256();
+        const __m256i vmk = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1));
+        const __m128i kc = _mm_cvtsi32_si128(k);
+        __m256i off[2], bo[2], sh[2];
+        off[0] = _mm256_add_epi64(_mm256_set1_epi64x(s), _mm256_mul_epu32(j4, vk));
+        off[1] = _mm256_add_epi64(off[0], _mm256_slli_epi64(vk, 2));
+        for (h = 0; h < 2; h++) {
+            bo[h] = _mm256_srli_epi64(off[h], 3);
+            sh[h] = _mm256_and_si256(off[h], v7);
+        }
+        if (k <= 14) {  /* four low parts from each 64-bit load (4k + 7 <= 63 bits), no gathers */
+            const __m256i jk = _mm256_mul_epu32(j4, vk);
+            for (i = 0; i + 4 <= n; i += 4) {
+                __m256i lw = _mm256_set1_epi64x((long long)(pcm_ld64(p) >> s));
+                lw = _mm256_and_si256(_mm256_srlv_epi64(lw, jk), vmk);
+                uint32_t q4;
+                memcpy(&q4, qb + i, 4);
+                __m256i q = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128((int)q4));
+                __m256i u = _mm256_or_si256(_mm256_sll_epi64(q, kc), lw);
+                __m256i r = _mm256_xor_si256(_mm256_srli_epi64(u, 1), _mm256_sub_epi64(zero, _mm256_and_si256(u, one)));
+                _mm256_storeu_si256((__m256i*)(x + i), r);
+                s += 4 * k;
+                p += s >> 3;
+                s &= 7;
+            }
+            if (i < n) pcm_combine2_body(buf, pos + (uint64_t)i * (uint64_t)k, qb + i, n - i, k, x + i);
+            return;
+        }
+        for (i = 0; i + 8 <= n; i += 8, p += k) {
+            for (h = 0; h < 2; h++) {
+                __m256i lw = _mm256_i64gather_epi64((const long long*)p, bo[h], 1);
+                lw = _mm256_and_si256(_mm256_srlv_epi64(lw, sh[h]), vmk);
+                uint32_t q4;
+                memcpy(&q4, qb + i + 4 * h, 4);
+                __m256i q = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128((int)q4));
+                __m256i u = _mm256_or_si256(_mm256_sll_epi64(q, kc), lw);
+                __m256i r = _mm256_xor_si256(_mm256_srli_epi64(u, 1), _mm256_sub_epi64(zero, _mm256_and_si256(u, one)));
+                _mm256_storeu_si256((__m256i*)(x + i + 4 * h), r);
+            }
+        }
+        if (i < n) pcm_combine2_body(buf, pos + (uint64_t)i * (uint64_t)k, qb + i, n - i, k, x + i);
+    }
+    #endif
+    static inline __attribute__((always_inline))
+    int pcm_read_residuals2_body(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                 int n, int P, int order, const int BMI, const int AVX2) {
+        uint8_t qb[16384 + PCM_Q2_SLACK];
+        int j, k, np, nparts = 1 << P, ps = n >> P;
+        uint64_t pos = *ppos, end;
+        if (ps > 16384) return -1;
+        for (j = 0; j < nparts; j++) {
+            int64_t* xp = x + (j ? j * ps : order);
+            np = (int)(x + (j + 1) * ps - xp);
+            if (pos > nbits) return -1;
+            k = (int)(pcm_ld64(buf + (pos >> 3)) >> (pos & 7)) & 63;
+            pos += 6;
+            if (k > 56) return -1;
+            if (np == 0) continue;
+            if (pcm_unary2_body(buf, pos, nbits, np, qb, &end, BMI)) return -1;
+            pos = end + (uint64_t)np * (uint64_t)k;
+            if (pos > nbits) return -1;
+    #if defined(__GNUC__) && defined(__x86_64__)
+            if (AVX2) pcm_combine2_avx2(buf, end, qb, np, k, xp); else
+    #endif
+            pcm_combine2_body(buf, end, qb, np, k, xp);
+        }
+        *ppos = pos;
+        return pos > nbits ? -1 : 0;  /* (a last partition of no codes: its k alone) */
+    }
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static __attribute__((target("avx2,bmi,bmi2,popcnt,lzcnt"))) int pcm_read_residuals2_avx2(
+            const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P, int order) {
+        return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 1, 1);
+    }
+    static __attribute__((target("bmi,bmi2,popcnt,lzcnt"))) int pcm_read_residuals2_bmi2(
+            const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P, int order) {
+        return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 1, 0);
+    }
+    #endif
+    static int pcm_read_residuals2_base(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                        int n, int P, int order) {
+        return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 0, 0);
+    }
+    /* AVX-512 (F, BW, DQ, VL, VBMI, VBMI2) clones of the version 2 partition reader and writer.
+       Reader: each 64-bit word of the unary stream goes through vpcompressb (the positions of
+       its set bits, from a 0..63 byte ramp) and one byte subtraction; eight codes' low parts
+       are k whole bytes at a bit offset that is the same for every group of eight, so one
+       64-byte load and a constant vpermb/vpsrlvq pick them out. Writer: eight codes a step,
+       the unary stream's bit positions from an in-register prefix sum, the low parts joined
+       in pairs / fours / eights in registers. Same bits and values as the other clones. */
+    #if defined(__GNUC__) && defined(__x86_64__)
+    #define PCM_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt,lzcnt")))
+    #define PCM_HAVE_AVX512 1
+    static PCM_AVX512 int pcm_unary2_avx512(const uint8_t* buf, uint64_t pos, uint64_t nbits,
+                                            int n, uint8_t* qb, uint64_t* pend) {
+        const __m512i ramp = _mm512_set_epi8(63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48,
+                                             47, 46, 45, 44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32,
+                                             31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+                                             15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        /* byte j-1 to byte j (byte 0 from byte 64 of the pair: the previous position) */
+        const __m512i prev_idx = _mm512_add_epi8(ramp, _mm512_set1_epi8(63));
+        const __m512i ones = _mm512_set1_epi8(1);
+        int i = 0;
+        int64_t prev = -1;
+        while (i < n) {
+            uint64_t w;
+            int64_t t;
+            int c;
+            if (pos > nbits) return -1;
+            w = pcm_word_at(buf, pos);
+            if (w == 0) return -1;
+            t = (int64_t)_tzcnt_u64(w);
+            if (t - prev - 1 > 63) return -1;
+            if (n - i < 64) {
+                int m = n - i;
+                c = (int)_mm_popcnt_u64(w);
+                if (c > m) w = _pdep_u64((((uint64_t)1) << m) - 1, w);
+            }
+            c = (int)_mm_popcnt_u64(w);
+            __m512i p = _mm512_maskz_compress_epi8((__mmask64)w, ramp);
+            __m512i pv = _mm512_permutex2var_epi8(_mm512_set1_epi8((char)prev), prev_idx, p);
+            __m512i q = _mm512_sub_epi8(_mm512_sub_epi8(p, pv), ones);
+            _mm512_storeu_si512((void*)(qb + i), q);
+            i += c;
+            prev = 63 - (int64_t)_lzcnt_u64(w);
+            if (i == n) { *pend = pos + (uint64_t)(prev + 1); return 0; }
+            prev -= 64;
+            pos += 64;
+        }
+        *pend = pos;
+        return 0;
+    }
+    static PCM_AVX512 void pcm_combine2_avx512(const uint8_t* buf, uint64_t pos, const uint8_t* qb,
+                                               int n, int k, int64_t* x) {
+        int i;
+        const uint8_t* p = buf + (pos >> 3);
+        /* lane j: bit offset o = (pos & 7) + j * k, bytes o / 8 .. o / 8 + 7, shifted by o & 7 */
+        const __m512i off = _mm512_add_epi64(_mm512_set1_epi64((long long)(pos & 7)),
+                                             _mm512_mullo_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0),
+                                                                _mm512_set1_epi64(k)));
+        const __m512i vsh = _mm512_and_si512(off, _mm512_set1_epi64(7));
+        const __m512i vidx = _mm512_add_epi8(
+            _mm512_mullo_epi64(_mm512_srli_epi64(off, 3), _mm512_set1_epi64(0x0101010101010101LL)),
+            _mm512_set1_epi64(0x0706050403020100LL));
+        const __m512i vmk = _mm512_set1_epi64((long long)((((uint64_t)1) << k) - 1));
+        const __m512i one = _mm512_set1_epi64(1);
+        const __m128i kc = _mm_cvtsi32_si128(k);
+        for (i = 0; i + 8 <= n; i += 8, p += k) {
+            __m512i lw = _mm512_srlv_epi64(_mm512_permutexvar_epi8(vidx, _mm512_loadu_si512(p)), vsh);
+            __m512i q = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i*)(qb + i)));
+            __m512i u = _mm512_ternarylogic_epi64(lw, vmk, _mm512_sll_epi64(q, kc), 0xEA);  /* (a & b) | c */
+            /* unzigzag: u >> 1, complemented where u is odd */
+            __m512i h = _mm512_srli_epi64(u, 1);
+            _mm512_storeu_si512((void*)(x + i), _mm512_mask_ternarylogic_epi64(h, _mm512_test_epi64_mask(u, one), h, h, 0x55));
+        }
+        if (i < n) pcm_combine2_body(buf, pos + (uint64_t)i * (uint64_t)k, qb + i, n - i, k, x + i);
+    }
+    static PCM_AVX512 int pcm_read_residuals2_avx512(const uint8_t* buf, uint64_t* ppos, uint64_t nbits,
+                                                     int64_t* x, int n, int P, int order) {
+        uint8_t qb[16384 + PCM_Q2_SLACK];
+        int j, k, np, nparts = 1 << P, ps = n >> P;
+        uint64_t pos = *ppos, end;
+        if (ps > 16384) return -1;
+        for (j = 0; j < nparts; j++) {
+            int64_t* xp = x + (j ? j * ps : order);
+            np = (int)(x + (j + 1) * ps - xp);
+            if (pos > nbits) return -1;
+            k = (int)(pcm_ld64(buf + (pos >> 3)) >> (pos & 7)) & 63;
+            pos += 6;
+            if (k > 56) return -1;
+            if (np == 0) continue;
+            if (pcm_unary2_avx512(buf, pos, nbits, np, qb, &end)) return -1;
+            pos = end + (uint64_t)np * (uint64_t)k;
+            if (pos > nbits) return -1;
+            pcm_combine2_avx512(buf, end, qb, np, k, xp);
+        }
+        *ppos = pos;
+        return pos > nbits ? -1 : 0;  /* (a last partition of no codes: its k alone) */
+    }
+    static PCM_AVX512 inline uint64_t pcm_lane7(__m512i v) {
+        return (uint64_t)_mm_extract_epi64(_mm512_extracti32x4_epi32(v, 3), 1);
+    }
+    #define PCM_ZZ8(ptr) ({ __m512i rv_ = _mm512_loadu_si512((const void*)(ptr)); \
+                            _mm512_xor_si512(_mm512_add_epi64(rv_, rv_), _mm512_srai_epi64(rv_, 63)); })
+    static PCM_AVX512 void pcm_rice2_codes_avx512(pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
+        const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
+        const __m512i c65 = _mm512_set1_epi64(65);
+        const __m512i mkv = _mm512_set1_epi64((long long)((((uint64_t)1) << k) - 1));
+        const __m128i kc = _mm_cvtsi32_si128(k), k2c = _mm_cvtsi32_si128(2 * k), k4c = _mm_cvtsi32_si128(4 * k);
+        uint64_t a[16] __attribute__((aligned(64)));
+        pcm_bw w = *bw;
+        int i, j;
+        /* the unary stream, 16 codes (at most 120 bits) a put */
+        for (i = i0; i + 16 <= end; i += 16) {
+            __m512i q0 = _mm512_srl_epi64(PCM_ZZ8(r + i), kc), q1 = _mm512_srl_epi64(PCM_ZZ8(r + i + 8), kc);
+            __m512i c0 = _mm512_add_epi64(q0, one), c1 = _mm512_add_epi64(q1, one);
+            c0 = _mm512_add_epi64(c0, _mm512_alignr_epi64(c0, zero, 7));
+            c1 = _mm512_add_epi64(c1, _mm512_alignr_epi64(c1, zero, 7));
+            c0 = _mm512_add_epi64(c0, _mm512_alignr_epi64(c0, zero, 6));
+            c1 = _mm512_add_epi64(c1, _mm512_alignr_epi64(c1, zero, 6));
+            c0 = _mm512_add_epi64(c0, _mm512_alignr_epi64(c0, zero, 4));
+            c1 = _mm512_add_epi64(c1, _mm512_alignr_epi64(c1, zero, 4));
+            c1 = _mm512_add_epi64(c1, _mm512_permutexvar_epi64(_mm512_set1_epi64(7), c0));
+            uint64_t tot = pcm_lane7(c1);
+            __mmask8 big = _mm512_test_epi64_mask(_mm512_or_si512(q0, q1), _mm512_set1_epi64(~(long long)63));
+            if (__builtin_expect((tot <= 120) & (big == 0), 1)) {
+                __m512i lo = _mm512_or_si512(_mm512_sllv_epi64(one, _mm512_sub_epi64(c0, one)),
+                                             _mm512_sllv_epi64(one, _mm512_sub_epi64(c1, one)));
+                __m512i hi = _mm512_or_si512(_mm512_sllv_epi64(one, _mm512_sub_epi64(c0, c65)),
+                                             _mm512_sllv_epi64(one, _mm512_sub_epi64(c1, c65)));
+                pcm_put128(&w, (uint64_t)_mm512_reduce_or_epi64(lo), (uint64_t)_mm512_reduce_or_epi64(hi), (int)tot);
+            } else {
+                _mm512_store_si512((void*)a, q0);
+                _mm512_store_si512((void*)(a + 8), q1);
+                for (j = 0; j < 16; j++) pcm_put_unary(&w, a[j]);
+            }
+        }
+        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        /* the low parts, eight a step, joined in registers into puts of up to 120 bits */
+        if (k) {
+            for (i = i0; i + 8 <= end; i += 8) {
+                __m512i lo = _mm512_and_si512(PCM_ZZ8(r + i), mkv);
+                if (k > 28) {  /* two a put */
+                    _mm512_store_si512((void*)a, lo);
+                    for (j = 0; j < 8; j += 2) pcm_put128(&w, a[j] | (a[j + 1] << k), a[j + 1] >> (64 - k), 2 * k);
+                    continue;
+                }
+                /* pairs in lanes 0, 2, 4, 6 */
+                lo = _mm512_or_si512(lo, _mm512_sll_epi64(_mm512_alignr_epi64(zero, lo, 1), kc));
+                if (k > 15) {  /* four a put */
+                    uint64_t a0 = (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(lo));
+                    uint64_t a2 = (uint64_t)_mm_cvtsi128_si64(_mm512_extracti32x4_epi32(lo, 1));
+                    uint64_t a4 = (uint64_t)_mm_cvtsi128_si64(_mm512_extracti32x4_epi32(lo, 2));
+                    uint64_t a6 = (uint64_t)_mm_cvtsi128_si64(_mm512_extracti32x4_epi32(lo, 3));
+                    pcm_put128(&w, a0 | (a2 << (2 * k)), a2 >> (64 - 2 * k), 4 * k);
+                    pcm_put128(&w, a4 | (a6 << (2 * k)), a6 >> (64 - 2 * k), 4 * k);
+                    continue;
+                }
+                /* fours in lanes 0, 4 */
+                lo = _mm512_or_si512(lo, _mm512_sll_epi64(_mm512_alignr_epi64(zero, lo, 2), k2c));
+                if (k > 7) {  /* eight a put */
+                    uint64_t a0 = (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(lo));
+                    uint64_t a4 = (uint64_t)_mm_cvtsi128_si64(_mm512_extracti32x4_epi32(lo, 2));
+                    pcm_put128(&w, a0 | (a4 << (4 * k)), a4 >> (64 - 4 * k), 8 * k);
+                    continue;
+                }
+                lo = _mm512_or_si512(lo, _mm512_sll_epi64(_mm512_alignr_epi64(zero, lo, 4), k4c));
+                pcm_put(&w, (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(lo)), 8 * k);
+            }
+            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+        }
+        *bw = w;
+    }
+    #endif
+    static int pcm_read_residuals2(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                   int n, int P, int order) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #ifdef PCM_HAVE_AVX512
+        if (pcm_avx512 && pcm_avx2 && pcm_bmi2) return pcm_read_residuals2_avx512(buf, ppos, nbits, x, n, P, order);
+    #endif
+        if (pcm_avx2 && pcm_bmi2) return pcm_read_residuals2_avx2(buf, ppos, nbits, x, n, P, order);
+        if (pcm_bmi2) return pcm_read_residuals2_bmi2(buf, ppos, nbits, x, n, P, order);
+    #endif
+        return pcm_read_residuals2_base(buf, ppos, nbits, x, n, P, order);
+    }
     /* Pass 2: x[i] = residual x[i] + prediction from x[i-M..i-1], in place, for i in [M, n).
        Orders are compile-time constants at each call site (FIXED: polynomial order M 0..4;
        else LPC order M 1..8). TRICK (LPC, bits + sh <= 62): x = ((r << sh) + sum q*h) >> sh,
@@ -1487,10 +2054,14 @@ cdef extern from *:
     /* 0 ok, -1 corrupt, -2 order not handled. */
     static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                     int n, int P, const int32_t* q, int order, int sh, int bits,
-                                    int fixed) {
+                                    int fixed, int v2) {
         if ((fixed && order > 4) || (!fixed && (order < 1 || order > 8))) return -2;
-        if (pcm_read_residuals(buf, ppos, nbits, x, n, P, order)) return -1;
-        pcm_unzigzag(x + order, n - order);
+        if (v2) {
+            if (pcm_read_residuals2(buf, ppos, nbits, x, n, P, order)) return -1;
+        } else {
+            if (pcm_read_residuals(buf, ppos, nbits, x, n, P, order)) return -1;
+            pcm_unzigzag(x + order, n - order);
+        }
         return pcm_restore_any(x, n, q, order, sh, bits, fixed);
     }
     """
@@ -1511,9 +2082,10 @@ cdef extern from *:
     void pcm_fixed_sums32(const int64_t* x, int n, int sbits, uint64_t* S) nogil
     int pcm_stereo_sums(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) nogil
     void pcm_cpu_init()
-    void pcm_set_features(int avx2, int bmi2)
+    void pcm_set_features(int avx2, int bmi2, int avx512)
     int pcm_avx2
     int pcm_bmi2
+    int pcm_avx512
     int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) nogil
     int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) nogil
     void pcm_zz_sums(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
@@ -1526,7 +2098,9 @@ cdef extern from *:
         size_t pos
         uint64_t acc
         int nb
+        int bad
     void pcm_rice_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) nogil
+    void pcm_rice2_codes(pcm_bw* bw, const int64_t* r, int i, int end, int k) nogil
     void pcm_float_extras_write(pcm_bw* bw, const uint32_t* fb, int n, int stride, double scale) nogil
     void pcm_float_to_int(const uint32_t* fb, int n, int ch, int c, double dv, int64_t* out) nogil
     uint32_t pcm_float_absmax(const uint32_t* u, size_t count) nogil
@@ -1538,9 +2112,9 @@ cdef extern from *:
     void pcm_decorrelate(int64_t* L, int64_t* R, int n, int mode) nogil
     int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                              int n, int P, const int32_t* q, int order, int sh, int bits,
-                             int fixed) nogil
+                             int fixed, int v2) nogil
 
-DEF VERSION = 1
+DEF VERSION = 2
 DEF HDR = 13
 DEF BLOCK = 4096
 DEF MAXBLOCK = 16384
@@ -1558,13 +2132,15 @@ DEF INT64_MAX_ = 0x7FFFFFFFFFFFFFFF
 pcm_cpu_init()
 
 
-def _cpu_features(avx2=None, bmi2=None):
-    """Which run-time clones are in use, as (avx2, bmi2); with arguments, first switch them
-    (a clone the CPU lacks stays off). For tests: every path must give the same bytes."""
-    if avx2 is not None or bmi2 is not None:
+def _cpu_features(avx2=None, bmi2=None, avx512=None):
+    """Which run-time clones are in use, as (avx2, bmi2, avx512); with arguments, first switch
+    them (a clone the CPU lacks stays off; the AVX-512 ones only run with avx2 and bmi2 on).
+    For tests: every path must give the same bytes."""
+    if avx2 is not None or bmi2 is not None or avx512 is not None:
         pcm_set_features(pcm_avx2 if avx2 is None else bool(avx2),
-                         pcm_bmi2 if bmi2 is None else bool(bmi2))
-    return bool(pcm_avx2), bool(pcm_bmi2)
+                         pcm_bmi2 if bmi2 is None else bool(bmi2),
+                         pcm_avx512 if avx512 is None else bool(avx512))
+    return bool(pcm_avx2), bool(pcm_bmi2), bool(pcm_avx512)
 
 
 FORMAT_VERSION = VERSION  # first byte of every payload
@@ -1596,6 +2172,7 @@ cdef struct Enc:
     # the samples of the block being encoded fit in (sbits - vshrink)-bit signed integers
     # (float mode 1: known from the exponents; else 0): only picks the faster exact paths
     int vshrink
+    int v2  # write version 2 (two-stream) residual partitions
 
 
 cdef inline void put(Enc* e, uint64_t v, int k) noexcept nogil:
@@ -1715,7 +2292,13 @@ cdef void write_residual(Enc* e, const int64_t* r, int n, int order, int P,
         w.pos = e.pos
         w.acc = e.acc
         w.nb = e.nb
-        pcm_rice_codes(&w, r, order if j == 0 else j * ps, (j + 1) * ps, k)
+        w.bad = 0
+        if e.v2:
+            pcm_rice2_codes(&w, r, order if j == 0 else j * ps, (j + 1) * ps, k)
+            if w.bad:  # a quotient above 63 (choose_k never leaves one): no payload
+                e.err = 2
+        else:
+            pcm_rice_codes(&w, r, order if j == 0 else j * ps, (j + 1) * ps, k)
         e.pos = w.pos
         e.acc = w.acc
         e.nb = w.nb
@@ -2199,9 +2782,11 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
     return 0
 
 
-def encode(data, int bits, int channels, bint big_endian, bint is_float):
+def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int version=VERSION):
     """Compress interleaved PCM frames; None if the format is unsupported or `data` is not a
-    whole number of frames."""
+    whole number of frames (or, never with this encoder's Rice parameters, when a version 2
+    quotient would exceed 63: the caller then stores the chunk another way). `version` 1 writes the old one-stream residual partitions (for
+    tests and comparisons: the same bit count as version 2, which is what the store writes)."""
     cdef Py_buffer view
     cdef Enc e
     cdef int code, rc, align
@@ -2210,10 +2795,13 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
     cdef size_t total
     cdef PyObject* raw = NULL
     result = None
+    if version not in (1, 2):
+        raise ValueError("unknown PCM payload version")
     if bits not in (8, 16, 24, 32) or not (1 <= channels <= 255) or (is_float and bits != 32):
         return None
     align = channels * (bits // 8)
     memset(&e, 0, sizeof(Enc))
+    e.v2 = version >= 2
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
         if view.len % align:
@@ -2245,7 +2833,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
                 or e.xw == NULL or e.xd == NULL or e.win == NULL):
             raise MemoryError()
         code = (bits // 8 - 1) | (4 if big_endian else 0) | (8 if is_float else 0)
-        e.out[0] = VERSION
+        e.out[0] = <uint8_t>version
         e.out[1] = <uint8_t>code
         e.out[2] = <uint8_t>channels
         e.out[3] = BLOCK & 0xFF
@@ -2256,6 +2844,8 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
             rc = encode_all(&e, <const uint8_t*>view.buf, frames, bits, channels, big_endian,
                             is_float, chbuf)
         if rc != 0:
+            if e.err == 2:
+                return None
             raise MemoryError()
         total = e.pos + (1 if e.nb else 0)
         if not e.borrowed:
@@ -2296,6 +2886,7 @@ cdef struct Dec:
     size_t blen
     uint8_t* tail
     uint64_t switch_at
+    int v2  # payload version 2: two-stream residual partitions
 
 
 cdef inline uint64_t getb(Dec* d, int k) noexcept nogil:
@@ -2316,7 +2907,7 @@ cdef int predicted(Dec* d, int64_t* x, int n, int order, const int32_t* qc, int 
     cdef int P = <int>getb(d, 4)
     if P > 8 or n % (1 << P) != 0 or (n >> P) < order or d.pos > d.nbits:
         return -1
-    if pcm_decode_predicted(d.buf, &d.pos, d.nbits, x, n, P, qc, order, sh, eff, fixed) != 0:
+    if pcm_decode_predicted(d.buf, &d.pos, d.nbits, x, n, P, qc, order, sh, eff, fixed, d.v2) != 0:
         return -1
     return 0
 
@@ -2532,7 +3123,7 @@ cdef object _decode(payload, Py_ssize_t plain_len, const uint8_t* ref):
     PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
     try:
         src = <const uint8_t*>view.buf
-        if view.len < HDR or src[0] != VERSION or src[1] & 0xF0 or src[2] == 0:
+        if view.len < HDR or not (1 <= src[0] <= VERSION) or src[1] & 0xF0 or src[2] == 0:
             raise ValueError("bad PCM payload header")
         bits = (src[1] & 3) * 8 + 8
         be = (src[1] >> 2) & 1
@@ -2570,6 +3161,7 @@ cdef object _decode(payload, Py_ssize_t plain_len, const uint8_t* ref):
         d.body = src + HDR
         d.blen = <size_t>body
         d.tail = NULL
+        d.v2 = src[0] >= 2
         d.base = 0
         d.pos = 0
         d.buf = d.body

@@ -1,8 +1,10 @@
-"""Regenerate tests/data/pcm_golden.json (only when the payload format version changes!).
+"""Write the frozen payloads of a payload format version (only when a new version appears!).
 
-    python tests/make_pcm_golden.py
+    python tests/make_pcm_golden.py [VERSION] [--force]
 
-Stored payloads live on disk for years: every future decoder must decode these exactly.
+Version 1 goes to tests/data/pcm_golden.json, version N >= 2 to pcm_golden_vN.json; an
+existing file is kept unless --force. Stored payloads live on disk for years: every future
+decoder must decode these exactly.
 """
 from __future__ import annotations
 
@@ -40,15 +42,25 @@ def cases():
     yield "f32 mode0 specials", sp.tobytes(), 32, 1, False, True
 
 
+def golden_path(version: int) -> Path:
+    name = "pcm_golden.json" if version == 1 else f"pcm_golden_v{version}.json"
+    return Path(__file__).resolve().parent / "data" / name
+
+
 def main() -> None:
+    args = [a for a in sys.argv[1:] if a != "--force"]
+    version = int(args[0]) if args else _pcm.FORMAT_VERSION
+    path = golden_path(version)
+    if path.exists() and "--force" not in sys.argv:
+        sys.exit(f"{path} exists: frozen payloads are not rewritten (--force to do it anyway)")
     out = []
     for name, data, bits, ch, be, flt in cases():
-        p = _pcm.encode(data, bits, ch, be, flt)
+        p = _pcm.encode(data, bits, ch, be, flt, version=version)
+        assert p[0] == version
         assert _pcm.decode(p, len(data)) == data
         out.append({"name": name, "bits": bits, "channels": ch, "big_endian": be, "float": flt,
                     "plain_len": len(data), "plain_sha256": hashlib.sha256(data).hexdigest(),
                     "payload": p.hex()})
-    path = Path(__file__).resolve().parent / "data" / "pcm_golden.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {len(out)} payloads, {sum(len(o['payload']) // 2 for o in out)} bytes, to {path}")
 

@@ -15,6 +15,10 @@ from tests.audio_helpers import pcm_bytes
 
 INT_FORMATS = [(b, be) for b in (8, 16, 24, 32) for be in (False, True)]
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# run-time clones as _cpu_features(avx2, bmi2, avx512) (one the CPU lacks stays off; the AVX-512
+# ones run only with AVX2 and BMI2 on)
+FEATURE_SETS = [(False, False, False), (True, False, False), (False, True, False),
+                (True, True, False), (True, True, True)]
 
 
 def roundtrip(data: bytes, bits: int, ch: int, be: bool, flt: bool = False) -> bytes:
@@ -229,19 +233,21 @@ def test_hypothesis_roundtrip(inp):
 @FAST
 @given(pcm_input())
 def test_hypothesis_simd_clones_agree(inp):
-    """The AVX2 / BMI2 clones and the baseline code write the same bytes and decode the same."""
+    """The AVX-512 / AVX2 / BMI2 clones and the baseline code write the same bytes and
+    decode each other's payloads."""
     data, bits, ch, be, flt = inp
     saved = _pcm._cpu_features()
     try:
-        _pcm._cpu_features(False, False)
+        _pcm._cpu_features(False, False, False)
         p0 = _pcm.encode(data, bits, ch, be, flt)
         assert _pcm.decode(p0, len(data)) == data
-        _pcm._cpu_features(True, True)
-        p1 = _pcm.encode(data, bits, ch, be, flt)
-        assert _pcm.decode(p1, len(data)) == data
+        for feats in [(True, True, False), (True, True, True)]:
+            _pcm._cpu_features(*feats)
+            p1 = _pcm.encode(data, bits, ch, be, flt)
+            assert _pcm.decode(p0, len(data)) == data
+            assert p0 == p1
     finally:
         _pcm._cpu_features(*saved)
-    assert p0 == p1
 
 
 @pytest.mark.parametrize("bits,ch", [(16, 1), (16, 2), (24, 1), (24, 2), (32, 2)])
@@ -255,7 +261,7 @@ def _clone_payloads(data: bytes, bits: int, ch: int, be: bool, flt: bool = False
     saved = _pcm._cpu_features()
     outs = []
     try:
-        for feats in [(False, False), (True, False), (False, True), (True, True)]:
+        for feats in FEATURE_SETS:
             _pcm._cpu_features(*feats)
             p = _pcm.encode(data, bits, ch, be, flt)
             assert _pcm.decode(p, len(data)) == data
@@ -464,6 +470,7 @@ def test_large_payload_in_place_and_tail():
 def test_random_payloads(b, n):
     _decode_hostile(b, n)
     _decode_hostile(bytes([1, 1, 2, 0, 16]) + (n // 4).to_bytes(8, "little") + b, n)
+    _decode_hostile(bytes([2, 1, 2, 0, 16]) + (n // 4).to_bytes(8, "little") + b, n)
 
 
 @pytest.mark.slow
@@ -524,16 +531,20 @@ def test_many_channels(bits):
 
 
 def test_golden_payloads_still_decode():
-    """Payloads written by version 1 of the format: stored data must stay readable forever."""
+    """Payloads written by versions 1 and 2 of the format: stored data must stay readable
+    forever (under every run-time clone; the store now writes version 2)."""
     import hashlib
     import json
     from pathlib import Path
 
-    gold = json.loads((Path(__file__).parent / "data" / "pcm_golden.json").read_text())
-    assert len(gold) >= 10
+    gold = []
+    for version, name in [(1, "pcm_golden.json"), (2, "pcm_golden_v2.json")]:
+        g = json.loads((Path(__file__).parent / "data" / name).read_text())
+        assert len(g) >= 10 and all(bytes.fromhex(x["payload"])[0] == version for x in g)
+        gold += g
     saved = _pcm._cpu_features()
     try:
-        for feats in [saved, (False, False)]:  # the run-time clones and the baseline code
+        for feats in FEATURE_SETS:
             _pcm._cpu_features(*feats)
             for g in gold:
                 p = bytes.fromhex(g["payload"])
@@ -549,8 +560,6 @@ def test_golden_payloads_still_decode():
 # (fixed 0..4, LPC 1..8 with any precision and shift, so both predictor formulas and the
 # double-precision taps), Rice parameters from the smallest that keeps codes short to large,
 # partitions, wasted bits; under every run-time clone.
-
-FEATURE_SETS = [(False, False), (True, False), (False, True), (True, True)]
 
 
 class _Bits:
@@ -568,6 +577,15 @@ class _Bits:
         self.put(1, 1)
         self.put(u, k)
 
+    def rice2(self, part: list[int], k: int) -> None:
+        """A version 2 partition's codes: the unary stream, then the k-bit low parts."""
+        us = [2 * r if r >= 0 else -2 * r - 1 for r in part]
+        for u in us:
+            self.put(0, u >> k)
+            self.put(1, 1)
+        for u in us:
+            self.put(u, k)
+
     def tobytes(self) -> bytes:
         return self.v.to_bytes((self.n + 7) // 8, "little")
 
@@ -584,9 +602,11 @@ def _predict(x: list[int], i: int, fixed: bool, q: list[int], sh: int) -> int:
 
 @st.composite
 def predicted_block(draw):
-    """(payload, plain bytes or None when a value leaves the sample range): one mono block of
-    one predicted subframe, residuals chosen so that the output is a drawn signal (or, when
-    spoiled, leaves the range at a drawn place)."""
+    """(payload, plain bytes or None when a value leaves the sample range, or, in version 2,
+    a quotient is above 63): one mono block of one predicted subframe, residuals chosen so
+    that the output is a drawn signal (or, when spoiled, leaves the range at a drawn place),
+    in payload version 1 or 2."""
+    version = draw(st.sampled_from([1, 2]))
     bits = draw(st.sampled_from([16, 24, 32]))
     w = draw(st.sampled_from([0, 0, 0, 1, 5]))
     eff = bits - w
@@ -640,17 +660,24 @@ def predicted_block(draw):
         b.put(x[i], eff)
     b.put(P, 4)
     ps = n >> P
+    long_q = False
     for j in range(1 << P):
         part = r[max(j * ps, order):(j + 1) * ps]
         umax = max([2 * v if v >= 0 else -2 * v - 1 for v in part], default=0)
-        kmin = max(0, umax.bit_length() - draw(st.sampled_from([0, 2, 6, 12])))
+        # bit_length - 6 keeps every quotient <= 63 (as the encoder does); - 7 and - 12 may not
+        kmin = max(0, umax.bit_length() - draw(st.sampled_from([0, 2, 6, 6, 7, 12])))
         k = min(56, kmin + draw(st.integers(0, 4)))
+        long_q |= (umax >> k) > 63
         b.put(k, 6)
-        for v in part:
-            b.rice(v, k)
-    payload = bytes([1, bits // 8 - 1, 1]) + n.to_bytes(2, "little") + n.to_bytes(8, "little")
+        if version == 1:
+            for v in part:
+                b.rice(v, k)
+        else:
+            b.rice2(part, k)
+    payload = bytes([version, bits // 8 - 1, 1]) + n.to_bytes(2, "little") + n.to_bytes(8, "little")
     payload += b.tobytes()
-    plain = None if spoil else pcm_bytes(np.array(x, dtype=np.int64)[:, None] << w, bits)
+    bad = spoil or (version == 2 and long_q)
+    plain = None if bad else pcm_bytes(np.array(x, dtype=np.int64)[:, None] << w, bits)
     return payload, n * (bits // 8), plain
 
 
@@ -702,3 +729,165 @@ def test_hypothesis_damaged_blocks_agree(blk, flips, cut):
             _pcm._cpu_features(*saved)
         assert all(o == outs[0] for o in outs)
         assert outs[0] is ValueError or len(outs[0]) == n
+
+
+# ------------------------------------------------------------------------------------------
+# Payload version 2 (two-stream residual partitions): the same bits as version 1, which is
+# still read (and can still be written, for these comparisons).
+
+def test_version_byte_and_v1_writer():
+    x = quantize(music(0.3, 2, seed=3), 24)
+    d = _ints(x, 24, False)
+    p2 = _pcm.encode(d, 24, 2, False, False)
+    p1 = _pcm.encode(d, 24, 2, False, False, version=1)
+    assert p2[0] == 2 == _pcm.FORMAT_VERSION and p1[0] == 1
+    assert p1[1:13] == p2[1:13] and p1 != p2
+    assert len(p1) == len(p2)
+    assert _pcm.decode(p1, len(d)) == d == _pcm.decode(p2, len(d))
+    assert _pcm.verify(p1, d) is True and _pcm.verify(p2, d) is True
+    with pytest.raises(ValueError):
+        _pcm.encode(d, 24, 2, False, False, version=3)
+    for v in (0, 3, 255):
+        with pytest.raises(ValueError):
+            _pcm.decode(bytes([v]) + p2[1:], len(d))
+        assert _pcm.verify(bytes([v]) + p2[1:], d) is False
+
+
+@pytest.mark.parametrize("bits,be", INT_FORMATS)
+@pytest.mark.parametrize("ch", [1, 2, 3])
+def test_v2_same_size_as_v1(bits, be, ch):
+    """Version 2 only reorders the bits of each partition: every payload is as long as the
+    version 1 one (every signal kind, block edges, partition orders from the encoder)."""
+    for n in (1, 7, 4097):
+        for name, x in _signals(n, ch, bits, seed=n + 1).items():
+            d = _ints(x, bits, be)
+            p2 = roundtrip(d, bits, ch, be)
+            p1 = _pcm.encode(d, bits, ch, be, False, version=1)
+            assert len(p1) == len(p2), (name, n)
+            assert _pcm.decode(p1, len(d)) == d
+
+
+@FAST
+@given(pcm_input())
+def test_hypothesis_v2_same_size_as_v1(inp):
+    data, bits, ch, be, flt = inp
+    p2 = _pcm.encode(data, bits, ch, be, flt)
+    p1 = _pcm.encode(data, bits, ch, be, flt, version=1)
+    assert len(p1) == len(p2)
+    saved = _pcm._cpu_features()
+    try:
+        for feats in FEATURE_SETS:
+            _pcm._cpu_features(*feats)
+            assert _pcm.decode(p1, len(data)) == data
+            assert _pcm.decode(p2, len(data)) == data
+    finally:
+        _pcm._cpu_features(*saved)
+
+
+def _fixed0_block(us: list[int], k: int, version: int = 2) -> tuple[bytes, bytes]:
+    """One 32-bit mono block, fixed predictor of order 0 (the samples are the residuals), one
+    partition of Rice parameter k coding the zigzag values us."""
+    n = len(us)
+    r = [u >> 1 if u % 2 == 0 else -(u >> 1) - 1 for u in us]
+    b = _Bits()
+    b.put(2, 8)
+    b.put(0, 3)
+    b.put(0, 4)
+    b.put(k, 6)
+    if version == 2:
+        b.rice2(r, k)
+    else:
+        for v in r:
+            b.rice(v, k)
+    payload = bytes([version, 3, 1]) + n.to_bytes(2, "little") + n.to_bytes(8, "little") + b.tobytes()
+    return payload, pcm_bytes(np.array(r, dtype=np.int64)[:, None], 32)
+
+
+def test_v2_every_k_and_quotients_up_to_63():
+    """Every k from 0 to 56, quotients 0..63 (the unary stream crossing word boundaries with
+    runs of up to 63 zeros), lengths around the groups of eight; a quotient of 64 is corrupt
+    in version 2 (it is fine in version 1)."""
+    rng = random.Random(1)
+    saved = _pcm._cpu_features()
+    try:
+        for k in range(57):
+            qmax = min(63, (1 << max(0, 32 - k)) - 1)
+            for n in (1, 7, 8, 9, 63, 64, 65, 200):
+                us = []
+                for i in range(n):
+                    q = rng.choice([0, 0, 1, qmax, qmax - 1 if qmax else 0, rng.randint(0, qmax)])
+                    us.append((q << k) | rng.getrandbits(k) if k else q)
+                us = [u for u in us if u < 1 << 32] or [0]
+                p, plain = _fixed0_block(us, k)
+                for feats in FEATURE_SETS:
+                    _pcm._cpu_features(*feats)
+                    assert _pcm.decode(p, len(plain)) == plain, (k, n, feats)
+                    assert _pcm.verify(p, plain) is True
+            if 64 << k < 1 << 32:
+                for pos in (0, 1, 5):
+                    us = [1] * 6
+                    us[pos] = 64 << k
+                    p1, plain = _fixed0_block(us, k, version=1)
+                    p2, _ = _fixed0_block(us, k, version=2)
+                    for feats in FEATURE_SETS:
+                        _pcm._cpu_features(*feats)
+                        assert _pcm.decode(p1, len(plain)) == plain
+                        with pytest.raises(ValueError):
+                            _pcm.decode(p2, len(plain))
+                        assert _pcm.verify(p2, plain) is False
+    finally:
+        _pcm._cpu_features(*saved)
+
+
+def test_v2_partition_running_past_the_end():
+    """A partition whose unary stream or low parts run past the end of the payload is corrupt,
+    under every clone, at every cut (including cuts inside the padding of the last byte)."""
+    rng = random.Random(2)
+    saved = _pcm._cpu_features()
+    try:
+        for k in (0, 3, 12, 30):
+            us = [(rng.randint(0, 3) << k) | rng.getrandbits(k) for _ in range(300)]
+            p, plain = _fixed0_block(us, k)
+            for feats in FEATURE_SETS:
+                _pcm._cpu_features(*feats)
+                assert _pcm.decode(p, len(plain)) == plain
+                for cut in range(13, len(p)):
+                    with pytest.raises(ValueError):
+                        _pcm.decode(p[:cut], len(plain))
+                    assert _pcm.verify(p[:cut], plain) is False
+                # all ones after the header: the unary stream ends early, the low parts and
+                # the trailing-bytes check do not fit
+                with pytest.raises(ValueError):
+                    _pcm.decode(p[:13] + b"\xff" * (len(p) - 13), len(plain))
+                with pytest.raises(ValueError):  # no one bit at all
+                    _pcm.decode(p[:15] + b"\0" * (len(p) - 15), len(plain))
+    finally:
+        _pcm._cpu_features(*saved)
+
+
+@FAST
+@given(st.integers(0, 56), st.lists(st.integers(0, 63), min_size=1, max_size=300),
+       st.integers(0, 2 ** 64 - 1), st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 7)),
+                                             max_size=3), st.integers(0, 10 ** 6))
+def test_hypothesis_v2_partitions(k, qs, seed, flips, cut):
+    """Random quotients and low parts of any k: decodes right; flipped bits and cuts give the
+    same outcome under every clone (bytes or ValueError) and never crash."""
+    rng = random.Random(seed)
+    us = [((q << k) | rng.getrandbits(k)) & 0xFFFFFFFF for q in qs]
+    p, plain = _fixed0_block(us, k)
+    b = bytearray(p)
+    for i, bit in flips:
+        b[13 + i % (len(b) - 13)] ^= 1 << bit
+    saved = _pcm._cpu_features()
+    try:
+        for q in (p, bytes(b), p[:13 + cut % (len(p) - 12)]):
+            outs = []
+            for feats in FEATURE_SETS:
+                _pcm._cpu_features(*feats)
+                outs.append(_outcome(q, len(plain)))
+                assert _pcm.verify(q, plain) in (True, False)
+            assert all(o == outs[0] for o in outs)
+            if q == p:
+                assert outs[0] == plain
+    finally:
+        _pcm._cpu_features(*saved)
