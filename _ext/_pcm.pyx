@@ -287,6 +287,21 @@ cdef extern from *:
         pcm_fixed_sums_i32(yl, n, sbits, S + 15);
         return 0;
     }
+    /* pcm_fixed_sums32 and pcm_stereo_sums of int32 copies of the samples (pcm_load_block's y;
+       n <= PCM_FS_MAX); the stereo one overwrites yl and yr with M and S. */
+    static inline __attribute__((always_inline)) void pcm_fixed_sums_y_body(const int32_t* y, int n, int sbits, uint64_t* S) {
+        pcm_fixed_sums_i32(y, n, sbits, S);
+    }
+    static inline __attribute__((always_inline)) int pcm_stereo_sums_y_body(int32_t* yl, int32_t* yr, int n, int sbits, uint64_t* S) {
+        int i;
+        if (sbits > 25) return -1;
+        pcm_fixed_sums_i32(yl, n, sbits, S);
+        pcm_fixed_sums_i32(yr, n, sbits, S + 5);
+        for (i = 0; i < n; i++) { int32_t l = yl[i], r = yr[i]; yl[i] = (l + r) >> 1; yr[i] = l - r; }
+        pcm_fixed_sums_i32(yr, n, sbits + 1, S + 10);
+        pcm_fixed_sums_i32(yl, n, sbits, S + 15);
+        return 0;
+    }
     /* Window a block for LPC analysis: xd = (double)x (x must fit in int32), xw = xd * win. */
     static inline __attribute__((always_inline))
     void pcm_window_body(const int64_t* x, int n, const double* win, double* xd, double* xw) {
@@ -511,6 +526,8 @@ cdef extern from *:
     }
     PCM_DISPATCH(void, pcm_fixed_sums32, (const int64_t* x, int n, int sbits, uint64_t* S), (x, n, sbits, S))
     PCM_DISPATCH(int, pcm_stereo_sums, (const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S), (L, R, n, sbits, S))
+    PCM_DISPATCH(void, pcm_fixed_sums_y, (const int32_t* y, int n, int sbits, uint64_t* S), (y, n, sbits, S))
+    PCM_DISPATCH(int, pcm_stereo_sums_y, (int32_t* yl, int32_t* yr, int n, int sbits, uint64_t* S), (yl, yr, n, sbits, S))
     PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
     PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
     PCM_DISPATCH(void, pcm_or_diff, (const int64_t* x, int n, uint64_t* orv, uint64_t* diff), (x, n, orv, diff))
@@ -660,7 +677,8 @@ cdef extern from *:
        (x0, x1): 8 (mono) or 4 (stereo) frames per step from two 16-byte loads that stay
        inside the n frames; returns the number of frames done, the caller loads the rest. */
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    static PCM_AVX2 int pcm_load24_avx2(const uint8_t* p, int n, int ch, int64_t* x0, int64_t* x1) {
+    static PCM_AVX2 int pcm_load24_avx2(const uint8_t* p, int n, int ch, int64_t* x0, int64_t* x1,
+                                        int32_t* y0, int32_t* y1) {
         int i = 0;
         if (ch == 1) {
             const __m256i m = _mm256_setr_epi8(-1, 0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11,
@@ -672,6 +690,7 @@ cdef extern from *:
                 v = _mm256_srai_epi32(_mm256_shuffle_epi8(v, m), 8);
                 _mm256_storeu_si256((__m256i*)(x0 + i), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
                 _mm256_storeu_si256((__m256i*)(x0 + i + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+                if (y0) _mm256_storeu_si256((__m256i*)(y0 + i), v);
             }
         } else if (ch == 2) {
             /* per 128-bit lane: two frames -> L, L', R, R' */
@@ -685,6 +704,10 @@ cdef extern from *:
                 v = _mm256_permute4x64_epi64(v, 0xD8);  /* L0 L1 L2 L3 R0 R1 R2 R3 */
                 _mm256_storeu_si256((__m256i*)(x0 + i), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
                 _mm256_storeu_si256((__m256i*)(x1 + i), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+                if (y0) {
+                    _mm_storeu_si128((__m128i*)(y0 + i), _mm256_castsi256_si128(v));
+                    _mm_storeu_si128((__m128i*)(y1 + i), _mm256_extracti128_si256(v, 1));
+                }
             }
         }
         return i;
@@ -793,29 +816,22 @@ cdef extern from *:
     typedef double pcm_v4d __attribute__((vector_size(32)));
     #define PCM_ACF_FLUSH 16
     static inline __attribute__((always_inline))
-    void pcm_window_acf9f_body(const int64_t* x, int n, const double* win, int flat, double* xd, float* xf0, double* R) {
+    void pcm_window_acf9f_body(const int64_t* x, const int32_t* y, int n, const double* win, int flat,
+                               double* xd, float* xf0, double* R) {
         float* xf = xf0 + 16;
         int i, l, t, nv = (n + 7) >> 3;
         pcm_v4d dl[9], dh[9];
         for (l = 0; l < 16; l++) xf0[l] = 0.0f;
         /* win[i] == 1.0 for flat <= i < n - flat: there (float)(v * 1.0) is (float)v, converted
-           from the int32 directly (one rounding of the same value either way) */
+           from the int32 directly (one rounding of the same value either way). The samples are
+           read from y (int32) when the caller has them there. */
         if (flat < 0 || 2 * flat > n) flat = n;
-        for (i = 0; i < flat; i++) {
-            double v = (double)(int32_t)x[i];
-            xd[i] = v;
-            xf[i] = (float)(v * win[i]);
-        }
-        for (; i < n - flat; i++) {
-            int32_t v = (int32_t)x[i];
-            xd[i] = (double)v;
-            xf[i] = (float)v;
-        }
-        for (; i < n; i++) {
-            double v = (double)(int32_t)x[i];
-            xd[i] = v;
-            xf[i] = (float)(v * win[i]);
-        }
+        #define PCM_WIN_LOOPS(SRC) \
+            for (i = 0; i < flat; i++) { double v = (double)(SRC); xd[i] = v; xf[i] = (float)(v * win[i]); } \
+            for (; i < n - flat; i++) { int32_t v = (SRC); xd[i] = (double)v; xf[i] = (float)v; } \
+            for (; i < n; i++) { double v = (double)(SRC); xd[i] = v; xf[i] = (float)(v * win[i]); }
+        if (y) { PCM_WIN_LOOPS(y[i]) } else { PCM_WIN_LOOPS((int32_t)x[i]) }
+        #undef PCM_WIN_LOOPS
         for (; i < 8 * nv; i++) xf[i] = 0.0f;
         for (l = 0; l < 9; l++) { dl[l] = (pcm_v4d){0.0, 0.0, 0.0, 0.0}; dh[l] = dl[l]; }
         for (t = 0; t < nv; ) {
@@ -853,29 +869,34 @@ cdef extern from *:
             R[l] = (s[0] + s[1]) + (s[2] + s[3]);
         }
     }
-    static PCM_AVX2 void pcm_window_acf9f_avx2(const int64_t* x, int n, const double* win, int flat, double* xd, float* xf, double* R)
-        { pcm_window_acf9f_body(x, n, win, flat, xd, xf, R); }
-    static void pcm_window_acf9f_base(const int64_t* x, int n, const double* win, int flat, double* xd, float* xf, double* R)
-        { pcm_window_acf9f_body(x, n, win, flat, xd, xf, R); }
-    static void pcm_window_acf9f(const int64_t* x, int n, const double* win, int flat, double* xd, float* xf, double* R) {
-        if (pcm_avx2) pcm_window_acf9f_avx2(x, n, win, flat, xd, xf, R);
-        else pcm_window_acf9f_base(x, n, win, flat, xd, xf, R);
-    }
+    PCM_DISPATCH(void, pcm_window_acf9f,
+                 (const int64_t* x, const int32_t* y, int n, const double* win, int flat, double* xd, float* xf, double* R),
+                 (x, y, n, win, flat, xd, xf, R))
     /* Ask for the next block's input while this one is being encoded. */
     static void pcm_prefetch(const uint8_t* p, size_t len) {
         size_t off;
         for (off = 0; off < len; off += 64) __builtin_prefetch(p + off, 0, 3);
     }
-    /* De-interleave a block of n frames into channel c at x + c * cstride. */
-    static void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride) {
-        int c, i0 = 0, bps = bits / 8, align = ch * (bits / 8);
+    /* De-interleave a block of n frames into channel c at x + c * cstride, and with y (integer
+       PCM of at most 24 bits) the same values as int32 at y + c * cstride, for the analysis
+       (pcm_fixed_sums_y, pcm_stereo_sums_y, pcm_window_acf9f), which then need not narrow
+       them itself. */
+    static void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride,
+                               int32_t* y) {
+        int c, i, i0 = 0, bps = bits / 8, align = ch * (bits / 8);
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && \
         defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         if (pcm_avx2 && bits == 24 && !be && (ch == 1 || ch == 2))
-            i0 = pcm_load24_avx2(p, n, ch, x, x + cstride);
+            i0 = pcm_load24_avx2(p, n, ch, x, x + cstride, y, y ? y + cstride : NULL);
     #endif
-        for (c = 0; c < ch; c++)
+        for (c = 0; c < ch; c++) {
             pcm_load(p + (size_t)i0 * align + c * bps, align, n - i0, bits, be, x + (size_t)c * cstride + i0);
+            if (y) {
+                const int64_t* xc = x + (size_t)c * cstride;
+                int32_t* yc = y + (size_t)c * cstride;
+                for (i = i0; i < n; i++) yc[i] = (int32_t)xc[i];
+            }
+        }
     }
     /* Encoder bit writer: the low nb (< 8) bits of acc are pending, written (with zeros
        above) at out[pos]; a put stores 8 bytes there and advances by whole bytes. */
@@ -1678,14 +1699,16 @@ cdef extern from *:
     float pcm_u2f(uint32_t u) nogil
     void pcm_load(const uint8_t* p, int stride, int n, int bits, int be, int64_t* x) nogil
     void pcm_load_u32(const uint8_t* p, int count, int be, uint32_t* out) nogil
-    void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride) nogil
+    void pcm_load_block(const uint8_t* p, int n, int bits, int be, int ch, int64_t* x, int cstride, int32_t* y) nogil
     void pcm_prefetch(const uint8_t* p, size_t len) nogil
     void pcm_store(uint8_t* p, int stride, int n, int bits, int be, const int64_t* x) nogil
     void pcm_autocorr10(const double* x, int n, double* R) nogil
     void pcm_window_autocorr10(const int64_t* x, int n, const double* win, double* xd, double* xw, double* R) nogil
-    void pcm_window_acf9f(const int64_t* x, int n, const double* win, int flat, double* xd, float* xf, double* R) nogil
+    void pcm_window_acf9f(const int64_t* x, const int32_t* y, int n, const double* win, int flat, double* xd, float* xf, double* R) nogil
     void pcm_fixed_sums32(const int64_t* x, int n, int sbits, uint64_t* S) nogil
     int pcm_stereo_sums(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) nogil
+    void pcm_fixed_sums_y(const int32_t* y, int n, int sbits, uint64_t* S) nogil
+    int pcm_stereo_sums_y(int32_t* yl, int32_t* yr, int n, int sbits, uint64_t* S) nogil
     void pcm_cpu_init()
     void pcm_set_features(int avx2, int bmi2)
     int pcm_avx2
@@ -1770,6 +1793,7 @@ cdef struct Enc:
     uint32_t* fbuf
     int64_t* sbuf
     int64_t* mbuf
+    int32_t* y32  # int32 copies of the block's channels (pcm_load_block), BLOCK apart
     int acf_dbl  # lpc_analyze: start with the double-precision autocorrelation
     # the samples of the block being encoded fit in (sbits - vshrink)-bit signed integers
     # (float mode 1: known from the exponents; else 0): only picks the faster exact paths
@@ -1939,12 +1963,15 @@ cdef inline uint64_t best_fixed(const uint64_t* S, int* order) noexcept nogil:
     return b
 
 
-cdef uint64_t fixed_sums(const int64_t* x, int n, int* order, int sbits) noexcept nogil:
+cdef uint64_t fixed_sums(const int64_t* x, const int32_t* y, int n, int* order, int sbits) noexcept nogil:
     """Sum of zigzag residuals of the best fixed predictor (order 0..4) and that order; x holds
-    sbits-bit signed values."""
+    sbits-bit signed values (y: NULL or the same as int32)."""
     cdef uint64_t S[5]
     cdef int64_t d0, d1, d2, d3, d4
     cdef int i
+    if sbits <= 26 and y != NULL:
+        pcm_fixed_sums_y(y, n, sbits, S)
+        return best_fixed(S, order)
     if sbits <= 26:
         pcm_fixed_sums32(x, n, sbits, S)
         return best_fixed(S, order)
@@ -1980,10 +2007,10 @@ cdef void make_window(double* w, int n) noexcept nogil:
             w[n - 1 - i] = w[i]
 
 
-cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
+cdef int lpc_analyze(Enc* e, const int64_t* x, const int32_t* y, int n, int bits, int32_t* qc,
                      int* shift_out, int vbits) noexcept nogil:
     """Quantized LPC coefficients for x; returns the order (0 when LPC is not usable). x
-    holds vbits-bit signed values (vbits <= bits)."""
+    holds vbits-bit signed values (vbits <= bits); y: NULL or the same values as int32."""
     cdef double R[10]
     cdef double a[MAXLPC]
     cdef double tmp[MAXLPC]
@@ -2018,7 +2045,7 @@ cdef int lpc_analyze(Enc* e, const int64_t* x, int n, int bits, int32_t* qc,
                     xw[i] = <double>x[i] * win[i]
                 pcm_autocorr10(xw, n, R)
         else:
-            pcm_window_acf9f(x, n, win, n // 4, e.xd, <float*>xw, R)
+            pcm_window_acf9f(x, y, n, win, n // 4, e.xd, <float*>xw, R)
         if R[0] <= 0.0:
             return 0
         R[0] *= 1.0 + 1e-9  # a little regularisation
@@ -2095,10 +2122,10 @@ cdef void enc_verbatim(Enc* e, const int64_t* x, int n, int eff, int w) noexcept
         put(e, <uint64_t>(x[i] >> w) & mk, eff)
 
 
-cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo,
+cdef void enc_subframe(Enc* e, const int64_t* x, const int32_t* y, int n, int sbits, int pre_fo,
                        int64_t pre_est) noexcept nogil:
     """pre_fo >= 0: the caller already found the best fixed order of x and its estimated Rice
-    cost pre_est (used if no wasted bits)."""
+    cost pre_est (used if no wasted bits). y: NULL or x as int32 (only for the analysis)."""
     cdef int64_t v0 = x[0]
     cdef uint64_t orv = 0, diff = 0, mk
     cdef int i, w, eff, veff, fo, m = 0, sh = 0, P_f = 0, P_l = 0, P
@@ -2131,6 +2158,7 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo,
         for i in range(n):
             e.sig[i] = x[i] >> w
         s = e.sig
+        y = NULL
     else:
         s = x
     verb = <int64_t>n * eff
@@ -2144,10 +2172,10 @@ cdef void enc_subframe(Enc* e, const int64_t* x, int n, int sbits, int pre_fo,
         fo = pre_fo
         est_f = pre_est
     else:
-        est_f = rice_estimate(fixed_sums(s, n, &fo, veff), n - 4)
+        est_f = rice_estimate(fixed_sums(s, y, n, &fo, veff), n - 4)
     est_f += fo * eff
     if n >= 32 and eff > 2:
-        m = lpc_analyze(e, s, n, eff, qc, &sh, veff)
+        m = lpc_analyze(e, s, y, n, eff, qc, &sh, veff)
         if m > 0:
             # the residual and its partition sums in one pass where the CPU has FMA
             P = rice_levels(n, m)
@@ -2312,16 +2340,19 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
     cdef uint32_t fu
     cdef uint32_t* fbuf = e.fbuf
     cdef double dv
+    cdef int32_t* y32
     start = 0
     while start < frames:
         n = BLOCK if frames - start > BLOCK else <int>(frames - start)
         p = src + start * align
         if not flt:
-            pcm_load_block(p, n, bits, be, channels, chbuf, BLOCK)
+            y32 = e.y32 if bits <= 24 and channels <= 2 else NULL
+            pcm_load_block(p, n, bits, be, channels, chbuf, BLOCK, y32)
             if start + n < frames:
                 pcm_prefetch(p + <size_t>n * align, <size_t>(
                     min(frames - start - n, <int64_t>BLOCK) * align))
         else:
+            y32 = NULL
             pcm_load_u32(p, n * channels, be, fbuf)
             if start + n < frames:
                 pcm_prefetch(p + <size_t>n * align, <size_t>(
@@ -2348,7 +2379,10 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             L = chbuf
             R = chbuf + BLOCK
             # estimated bits of each candidate: Rice cost of its best fixed-predictor residual
-            if pcm_stereo_sums(L, R, n, sbits - e.vshrink, fsums) == 0:
+            # (from y32, which then holds M and S instead of L and R)
+            if y32 != NULL and pcm_stereo_sums_y(y32, y32 + BLOCK, n, sbits - e.vshrink, fsums) != 0:
+                y32 = NULL
+            if y32 != NULL or pcm_stereo_sums(L, R, n, sbits - e.vshrink, fsums) == 0:
                 cL = rice_estimate(best_fixed(fsums, &oL), n - 4)
                 cR = rice_estimate(best_fixed(fsums + 5, &oR), n - 4)
                 cS = rice_estimate(best_fixed(fsums + 10, &oS), n - 4)
@@ -2358,10 +2392,10 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
                 for i in range(n):
                     S[i] = L[i] - R[i]
                     e.mbuf[i] = (L[i] + R[i]) >> 1
-                cL = rice_estimate(fixed_sums(L, n, &oL, sbits - e.vshrink), n - 4)
-                cR = rice_estimate(fixed_sums(R, n, &oR, sbits - e.vshrink), n - 4)
-                cS = rice_estimate(fixed_sums(S, n, &oS, sbits + 1 - e.vshrink), n - 4)
-                cM = rice_estimate(fixed_sums(e.mbuf, n, &oM, sbits - e.vshrink), n - 4)
+                cL = rice_estimate(fixed_sums(L, NULL, n, &oL, sbits - e.vshrink), n - 4)
+                cR = rice_estimate(fixed_sums(R, NULL, n, &oR, sbits - e.vshrink), n - 4)
+                cS = rice_estimate(fixed_sums(S, NULL, n, &oS, sbits + 1 - e.vshrink), n - 4)
+                cM = rice_estimate(fixed_sums(e.mbuf, NULL, n, &oM, sbits - e.vshrink), n - 4)
             mode = 0
             bestc = cL + cR
             if cL + cS < bestc:
@@ -2378,27 +2412,27 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
             if mode == 1:
                 for i in range(n):
                     R[i] = L[i] - R[i]
-                enc_subframe(e, L, n, sbits, oL, cL)
-                enc_subframe(e, R, n, sbits + 1, oS, cS)
+                enc_subframe(e, L, NULL, n, sbits, oL, cL)
+                enc_subframe(e, R, y32 + BLOCK if y32 != NULL else NULL, n, sbits + 1, oS, cS)
             elif mode == 2:
                 for i in range(n):
                     L[i] = L[i] - R[i]
-                enc_subframe(e, L, n, sbits + 1, oS, cS)
-                enc_subframe(e, R, n, sbits, oR, cR)
+                enc_subframe(e, L, y32 + BLOCK if y32 != NULL else NULL, n, sbits + 1, oS, cS)
+                enc_subframe(e, R, NULL, n, sbits, oR, cR)
             elif mode == 3:
                 for i in range(n):
                     l = L[i]
                     r = R[i]
                     L[i] = (l + r) >> 1
                     R[i] = l - r
-                enc_subframe(e, L, n, sbits, oM, cM)
-                enc_subframe(e, R, n, sbits + 1, oS, cS)
+                enc_subframe(e, L, y32, n, sbits, oM, cM)
+                enc_subframe(e, R, y32 + BLOCK if y32 != NULL else NULL, n, sbits + 1, oS, cS)
             else:
-                enc_subframe(e, L, n, sbits, oL, cL)
-                enc_subframe(e, R, n, sbits, oR, cR)
+                enc_subframe(e, L, NULL, n, sbits, oL, cL)
+                enc_subframe(e, R, NULL, n, sbits, oR, cR)
         else:
             for c in range(channels):
-                enc_subframe(e, chbuf + c * BLOCK, n, sbits, -1, 0)
+                enc_subframe(e, chbuf + c * BLOCK, y32 + c * BLOCK if y32 != NULL else NULL, n, sbits, -1, 0)
                 if flt and fmode == 2:
                     if not ensure(e, <size_t>n * 5 + 64):
                         return -1
@@ -2447,6 +2481,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         e.xw = <double*>malloc(sizeof(double) * BLOCK)
         e.xd = <double*>malloc(sizeof(double) * BLOCK)
         e.win = <double*>malloc(sizeof(double) * BLOCK)
+        e.y32 = <int32_t*>malloc(sizeof(int32_t) * BLOCK * 2)
         if channels == 2:
             e.sbuf = <int64_t*>malloc(sizeof(int64_t) * BLOCK * 2)
             if e.sbuf == NULL:
@@ -2457,7 +2492,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
             if e.fbuf == NULL:
                 raise MemoryError()
         if (e.out == NULL or chbuf == NULL or e.sig == NULL or e.resa == NULL or e.resb == NULL
-                or e.xw == NULL or e.xd == NULL or e.win == NULL):
+                or e.xw == NULL or e.xd == NULL or e.win == NULL or e.y32 == NULL):
             raise MemoryError()
         code = (bits // 8 - 1) | (4 if big_endian else 0) | (8 if is_float else 0)
         e.out[0] = VERSION
@@ -2493,6 +2528,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float):
         free(e.xw)
         free(e.xd)
         free(e.win)
+        free(e.y32)
         free(e.fbuf)
         free(e.sbuf)
 
