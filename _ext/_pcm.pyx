@@ -210,22 +210,41 @@ cdef extern from *:
         }
         return 0;
     }
-    /* Sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n), for x of
-       sbits <= 26 bits: in 32-bit lanes, exact as every residual of order j is then below
-       2**(sbits-1+j) in magnitude and its zigzag below 2**(sbits+j) <= 2**30. The samples are
+    /* Estimated sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n),
+       for x of sbits <= 26 bits: each is 2 * sum |residual|, which is the zigzag sum plus the
+       number of negative residuals (about n / 2 for every order: the same choices, for half
+       the vector work of a zigzag, with abs in the AVX2 clone). In 32-bit lanes, exact as
+       every residual of order j is then below 2**(sbits-1+j) in magnitude. The samples are
        first narrowed to int32 (so the shifted views are plain loads); each lane of the 8-wide
-       uint32 accumulators takes at most 2**(28-sbits) zigzags (each < 2**(sbits+4)) before it
-       is added into 64-bit lanes, so no lane wraps. Integer sums: the result does not depend
-       on the order of addition. */
+       uint32 accumulators takes at most 2**(28-sbits) magnitudes (each < 2**(sbits+3)) before
+       it is added into 64-bit lanes, so no lane wraps. Integer sums: the result does not
+       depend on the order of addition, so the clones agree. */
     typedef int32_t pcm_v8i __attribute__((vector_size(32)));
     typedef uint32_t pcm_v8u __attribute__((vector_size(32)));
     typedef uint64_t pcm_v4q __attribute__((vector_size(32)));
     #define PCM_FS_MAX 4096
-    static inline __attribute__((always_inline)) void pcm_fixed_sums_i32(const int32_t* y, int n, int sbits, uint64_t* S) {
+    #define PCM_FS_F(sbits) ((sbits) >= 19 ? 8 << (28 - (sbits)) : PCM_FS_MAX)  /* samples per flush */
+    #define PCM_ABS8(v) ((pcm_v8u)(((pcm_v8i)(v) ^ ((pcm_v8i)(v) >> 31)) - ((pcm_v8i)(v) >> 31)))
+    #define PCM_ABS1(v) ((uint32_t)((v) < 0 ? -(v) : (v)))
+    /* samples [i, n) one by one, then the sums (doubled) into S */
+    static inline __attribute__((always_inline)) void pcm_fixed_sums_tail(const int32_t* y, int i, int n,
+                                                                          uint64_t* s, uint64_t* S) {
+        for (; i < n; i++) {
+            int32_t a = y[i], b = y[i - 1], c = y[i - 2], d = y[i - 3], f = y[i - 4];
+            int32_t d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
+            int32_t d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
+            int32_t d3 = d2 - e2, e3 = e2 - g2;
+            int32_t d4 = d3 - e3;
+            s[0] += PCM_ABS1(a); s[1] += PCM_ABS1(d1); s[2] += PCM_ABS1(d2);
+            s[3] += PCM_ABS1(d3); s[4] += PCM_ABS1(d4);
+        }
+        S[0] = 2 * s[0]; S[1] = 2 * s[1]; S[2] = 2 * s[2]; S[3] = 2 * s[3]; S[4] = 2 * s[4];
+    }
+    static void pcm_fixed_sums_i32_base(const int32_t* y, int n, int sbits, uint64_t* S) {
         const pcm_v4q lo32 = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
-        const int F = sbits >= 19 ? 8 << (28 - sbits) : PCM_FS_MAX;  /* samples per flush */
+        const int F = PCM_FS_F(sbits);
         pcm_v4q t0 = {0}, t1 = {0}, t2 = {0}, t3 = {0}, t4 = {0};
-        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+        uint64_t s[5] = {0, 0, 0, 0, 0};
         int i = 4, j;
         while (i + 8 <= n) {
             pcm_v8u a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0};
@@ -238,11 +257,8 @@ cdef extern from *:
                 pcm_v8u d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
                 pcm_v8u d3 = d2 - e2, e3 = e2 - g2;
                 pcm_v8u d4 = d3 - e3;
-                a0 += (a << 1) ^ (pcm_v8u)((pcm_v8i)a >> 31);
-                a1 += (d1 << 1) ^ (pcm_v8u)((pcm_v8i)d1 >> 31);
-                a2 += (d2 << 1) ^ (pcm_v8u)((pcm_v8i)d2 >> 31);
-                a3 += (d3 << 1) ^ (pcm_v8u)((pcm_v8i)d3 >> 31);
-                a4 += (d4 << 1) ^ (pcm_v8u)((pcm_v8i)d4 >> 31);
+                a0 += PCM_ABS8(a); a1 += PCM_ABS8(d1); a2 += PCM_ABS8(d2);
+                a3 += PCM_ABS8(d3); a4 += PCM_ABS8(d4);
             }
             t0 += ((pcm_v4q)a0 & lo32) + ((pcm_v4q)a0 >> 32);
             t1 += ((pcm_v4q)a1 & lo32) + ((pcm_v4q)a1 >> 32);
@@ -250,20 +266,53 @@ cdef extern from *:
             t3 += ((pcm_v4q)a3 & lo32) + ((pcm_v4q)a3 >> 32);
             t4 += ((pcm_v4q)a4 & lo32) + ((pcm_v4q)a4 >> 32);
         }
-        for (j = 0; j < 4; j++) { s0 += t0[j]; s1 += t1[j]; s2 += t2[j]; s3 += t3[j]; s4 += t4[j]; }
-        for (; i < n; i++) {
-            int32_t a = y[i], b = y[i - 1], c = y[i - 2], d = y[i - 3], f = y[i - 4];
-            int32_t d1 = a - b, e1 = b - c, g1 = c - d, h1 = d - f;
-            int32_t d2 = d1 - e1, e2 = e1 - g1, g2 = g1 - h1;
-            int32_t d3 = d2 - e2, e3 = e2 - g2;
-            int32_t d4 = d3 - e3;
-            s0 += (uint32_t)((uint32_t)a << 1 ^ (uint32_t)(a >> 31));
-            s1 += (uint32_t)((uint32_t)d1 << 1 ^ (uint32_t)(d1 >> 31));
-            s2 += (uint32_t)((uint32_t)d2 << 1 ^ (uint32_t)(d2 >> 31));
-            s3 += (uint32_t)((uint32_t)d3 << 1 ^ (uint32_t)(d3 >> 31));
-            s4 += (uint32_t)((uint32_t)d4 << 1 ^ (uint32_t)(d4 >> 31));
+        for (j = 0; j < 4; j++) { s[0] += t0[j]; s[1] += t1[j]; s[2] += t2[j]; s[3] += t3[j]; s[4] += t4[j]; }
+        pcm_fixed_sums_tail(y, i, n, s, S);
+    }
+    static int pcm_avx2;
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    #include <immintrin.h>
+    static __attribute__((target("avx2"))) void pcm_fixed_sums_i32_avx2(const int32_t* y, int n, int sbits, uint64_t* S) {
+        const __m256i lo32 = _mm256_set1_epi64x(0xFFFFFFFF), zero = _mm256_setzero_si256();
+        const int F = PCM_FS_F(sbits);
+        __m256i t[5];
+        uint64_t s[5] = {0, 0, 0, 0, 0}, q[4] __attribute__((aligned(32)));
+        int i = 4, j, l;
+        for (l = 0; l < 5; l++) t[l] = zero;
+        while (i + 8 <= n) {
+            __m256i a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero;
+            int lim = n - i > F ? i + F : n;
+            for (; i + 8 <= lim; i += 8) {
+                __m256i a = _mm256_loadu_si256((const __m256i*)(y + i)), b = _mm256_loadu_si256((const __m256i*)(y + i - 1)),
+                        c = _mm256_loadu_si256((const __m256i*)(y + i - 2)), d = _mm256_loadu_si256((const __m256i*)(y + i - 3)),
+                        f = _mm256_loadu_si256((const __m256i*)(y + i - 4));
+                __m256i d1 = _mm256_sub_epi32(a, b), e1 = _mm256_sub_epi32(b, c), g1 = _mm256_sub_epi32(c, d),
+                        h1 = _mm256_sub_epi32(d, f);
+                __m256i d2 = _mm256_sub_epi32(d1, e1), e2 = _mm256_sub_epi32(e1, g1), g2 = _mm256_sub_epi32(g1, h1);
+                __m256i d3 = _mm256_sub_epi32(d2, e2), e3 = _mm256_sub_epi32(e2, g2);
+                __m256i d4 = _mm256_sub_epi32(d3, e3);
+                a0 = _mm256_add_epi32(a0, _mm256_abs_epi32(a));
+                a1 = _mm256_add_epi32(a1, _mm256_abs_epi32(d1));
+                a2 = _mm256_add_epi32(a2, _mm256_abs_epi32(d2));
+                a3 = _mm256_add_epi32(a3, _mm256_abs_epi32(d3));
+                a4 = _mm256_add_epi32(a4, _mm256_abs_epi32(d4));
+            }
+            #define PCM_FS_FLUSH(L, A) t[L] = _mm256_add_epi64(t[L], _mm256_add_epi64(_mm256_and_si256(A, lo32), _mm256_srli_epi64(A, 32)));
+            PCM_FS_FLUSH(0, a0) PCM_FS_FLUSH(1, a1) PCM_FS_FLUSH(2, a2) PCM_FS_FLUSH(3, a3) PCM_FS_FLUSH(4, a4)
+            #undef PCM_FS_FLUSH
         }
-        S[0] = s0; S[1] = s1; S[2] = s2; S[3] = s3; S[4] = s4;
+        for (l = 0; l < 5; l++) {
+            _mm256_store_si256((__m256i*)q, t[l]);
+            for (j = 0; j < 4; j++) s[l] += q[j];
+        }
+        pcm_fixed_sums_tail(y, i, n, s, S);
+    }
+    #endif
+    static void pcm_fixed_sums_i32(const int32_t* y, int n, int sbits, uint64_t* S) {
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        if (pcm_avx2) { pcm_fixed_sums_i32_avx2(y, n, sbits, S); return; }
+    #endif
+        pcm_fixed_sums_i32_base(y, n, sbits, S);
     }
     static inline __attribute__((always_inline)) void pcm_fixed_sums32_body(const int64_t* x, int n, int sbits, uint64_t* S) {
         int32_t y[PCM_FS_MAX];
@@ -278,7 +327,7 @@ cdef extern from *:
     static inline __attribute__((always_inline)) int pcm_stereo_sums_body(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) {
         int32_t yl[PCM_FS_MAX], yr[PCM_FS_MAX];
         int i;
-        if (n > PCM_FS_MAX || sbits > 25) return -1;
+        if (n > PCM_FS_MAX || n < 1 || sbits > 25) return -1;
         for (i = 0; i < n; i++) { yl[i] = (int32_t)L[i]; yr[i] = (int32_t)R[i]; }
         pcm_fixed_sums_i32(yl, n, sbits, S);
         pcm_fixed_sums_i32(yr, n, sbits, S + 5);
@@ -1881,17 +1930,6 @@ cdef inline int rice_levels(int n, int order) noexcept nogil:
     return P
 
 
-cdef int64_t rice_plan(const int64_t* r, int n, int order, int* p_out, uint8_t* ks,
-                       int64_t* cost0) noexcept nogil:
-    """Choose the partition order and Rice parameters; returns estimated residual bits (and
-    the estimate with one partition in cost0)."""
-    cdef uint64_t sums[128]
-    cdef uint64_t ors[128]
-    cdef int P = rice_levels(n, order)
-    pcm_zz_sums(r, n, order, P, sums + (1 << P), ors + (1 << P))
-    return rice_plan_sums(sums, ors, n, order, P, p_out, ks, cost0)
-
-
 cdef int64_t rice_plan_sums(uint64_t* sums, uint64_t* ors, int n, int order, int P, int* p_out,
                             uint8_t* ks, int64_t* cost0) noexcept nogil:
     """rice_plan from the zigzag sums and ORs of the 2**P finest partitions, at sums[2**P..)
@@ -1982,11 +2020,11 @@ cdef uint64_t fixed_sums(const int64_t* x, const int32_t* y, int n, int* order, 
         d2 = d1 - (x[i - 1] - x[i - 2])
         d3 = d2 - (x[i - 1] - 2 * x[i - 2] + x[i - 3])
         d4 = d3 - (x[i - 1] - 3 * x[i - 2] + 3 * x[i - 3] - x[i - 4])
-        S[0] += zz(d0)
-        S[1] += zz(d1)
-        S[2] += zz(d2)
-        S[3] += zz(d3)
-        S[4] += zz(d4)
+        S[0] += 2 * <uint64_t>(d0 if d0 >= 0 else -d0)
+        S[1] += 2 * <uint64_t>(d1 if d1 >= 0 else -d1)
+        S[2] += 2 * <uint64_t>(d2 if d2 >= 0 else -d2)
+        S[3] += 2 * <uint64_t>(d3 if d3 >= 0 else -d3)
+        S[4] += 2 * <uint64_t>(d4 if d4 >= 0 else -d4)
     return best_fixed(S, order)
 
 
