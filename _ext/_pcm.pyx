@@ -1798,6 +1798,7 @@ DEF MAXLPC_DEC = 8  # the decoder rejects higher orders (the format could hold 3
 DEF LPC_PREC = 14
 DEF MAXPO = 6
 DEF RICE_PATIENCE = 2  # rice_plan_sums: levels costed past the best one before it stops
+DEF RICE_SPREAD = 4  # rice_plan_sums: the finest level is costed when its sums differ this much
 DEF ACF_REDO = 1e-5  # LPC analysis: redo the autocorrelation in double below this error ratio
 DEF PAD = 64
 DEF TAIL = 65536  # decoding reads the payload in place up to its last TAIL bytes
@@ -1959,6 +1960,12 @@ cdef int64_t rice_plan_sums(uint64_t* sums, uint64_t* ors, int n, int order, int
     cdef uint8_t tk[128]
     cdef int p, j, bp = 0, worse = 0, base, last = -1
     cdef int64_t cost, best = -1
+    cdef uint64_t smin = sums[1 << P], smax = sums[1 << P]
+    for j in range((1 << P) + 1, 2 << P):
+        if sums[j] < smin:
+            smin = sums[j]
+        if sums[j] > smax:
+            smax = sums[j]
     p = P - 1
     while p >= 0:
         base = 1 << p
@@ -1979,7 +1986,7 @@ cdef int64_t rice_plan_sums(uint64_t* sums, uint64_t* ors, int n, int order, int
             worse += 1
             if worse >= RICE_PATIENCE:
                 break
-    if last < P:
+    if last < P and smax > RICE_SPREAD * smin:
         cost = level_cost(sums, ors, n, order, P, tk)
         if cost < best:
             best = cost
