@@ -212,8 +212,9 @@ cdef extern from *:
     }
     /* Estimated sums of zigzag residuals of the fixed predictors of orders 0..4 over x[4..n),
        for x of sbits <= 26 bits: each is 2 * sum |residual|, which is the zigzag sum plus the
-       number of negative residuals (about n / 2 for every order: the same choices, for half
-       the vector work of a zigzag, with abs in the AVX2 clone). In 32-bit lanes, exact as
+       number of negative residuals (about n / 2 for every order, so nearly the same choices:
+       corpus +0.001%, plucks +0.08%; for half the vector work of a zigzag where abs is one
+       instruction, the AVX2 clone). In 32-bit lanes, exact as
        every residual of order j is then below 2**(sbits-1+j) in magnitude. The samples are
        first narrowed to int32 (so the shifted views are plain loads); each lane of the 8-wide
        uint32 accumulators takes at most 2**(28-sbits) magnitudes (each < 2**(sbits+3)) before
@@ -1923,7 +1924,7 @@ cdef inline int choose_k(uint64_t s, int64_t cnt, uint64_t mx, int64_t* cost) no
 
 
 cdef inline int rice_levels(int n, int order) noexcept nogil:
-    """The finest partition order rice_plan considers: at most MAXPO, dividing n, and every
+    """The finest partition order rice_plan_sums considers: at most MAXPO, dividing n, and every
     partition longer than the warm-up."""
     cdef int P = 0
     while P < MAXPO and (n % (1 << (P + 1))) == 0 and (n >> (P + 1)) > order:
@@ -1952,11 +1953,12 @@ cdef int64_t rice_plan_sums(uint64_t* sums, uint64_t* ors, int n, int order, int
     one partition). On equal costs the coarser level wins.
 
     Not every level is costed: from one partition up, the search stops once RICE_PATIENCE
-    finer levels in a row were not cheaper than the best so far; then the finest level is
-    costed too, and only if it is cheaper the levels above it, down to where they stop
-    improving. The cost over the levels usually has one dip, near the coarse end on the
-    benchmark corpus, but signals with rare spikes (a square wave, a sweep) have a second
-    one at the fine end: a search from one end only cost them +45% and +1.3%."""
+    finer levels in a row were not cheaper than the best so far; then, if the finest
+    partitions' sums differ by more than RICE_SPREAD times, the finest level is costed too,
+    and only if it is cheaper the levels above it, down to where they stop improving. The
+    cost over the levels usually has one dip, near the coarse end on the benchmark corpus, but
+    signals with rare spikes (a square wave, a sweep) have a second one at the fine end: a
+    search from one end only cost them +45% and +1.3%."""
     cdef uint8_t tk[128]
     cdef int p, j, bp = 0, worse = 0, base, last = -1
     cdef int64_t cost, best = -1
@@ -2041,8 +2043,9 @@ cdef inline uint64_t best_fixed(const uint64_t* S, int* order) noexcept nogil:
 
 
 cdef uint64_t fixed_sums(const int64_t* x, const int32_t* y, int n, int* order, int sbits) noexcept nogil:
-    """Sum of zigzag residuals of the best fixed predictor (order 0..4) and that order; x holds
-    sbits-bit signed values (y: NULL or the same as int32)."""
+    """Estimated zigzag sum of the best fixed predictor's residual (order 0..4), as
+    2 * sum |residual| (see pcm_fixed_sums_i32), and that order; x holds sbits-bit signed values
+    (y: NULL or the same as int32)."""
     cdef uint64_t S[5]
     cdef int64_t d0, d1, d2, d3, d4
     cdef int i
