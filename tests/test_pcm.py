@@ -327,6 +327,80 @@ def test_hypothesis_24bit_clones_agree(ch, frames, seed, step, spikes):
     assert all(o == outs[0] for o in outs)
 
 
+def _block_choices(p: bytes, ch: int) -> tuple[int | None, list[tuple[int, int]]]:
+    """The first block's stereo mode (None for mono) and its first subframe's (type, order)."""
+    v = int.from_bytes(p[13:40], "little")
+    pos = 0
+    mode = None
+    if ch == 2:
+        mode, pos = v & 3, 2
+    typ = (v >> pos) & 3
+    pos += 8
+    order = (v >> pos) & 7 if typ == 2 else ((v >> pos) & 31) + 1 if typ == 3 else 0
+    return mode, [(typ, order)]
+
+
+def _shaped(rng, n: int, kind: int, bits: int) -> np.ndarray:
+    """Signals that different predictors win on: small white noise summed kind (0..4) times
+    (fixed order kind where it stays in range, clipped where not), or resonances of
+    kind - 4 poles (LPC orders)."""
+    hi = (1 << (bits - 1)) - 1
+    if kind <= 4:
+        x = rng.integers(-1, 2, size=n)
+        for _ in range(kind):
+            x = np.cumsum(x)
+    else:
+        e = rng.standard_normal(n + 64)
+        x = np.zeros(n + 64)
+        poles = [rng.uniform(0.5, 0.999) * np.exp(1j * rng.uniform(0.01, 3.0)) for _ in range((kind - 3) // 2)]
+        a = np.real(np.poly(poles + [np.conj(q) for q in poles]))
+        for i in range(len(a), n + 64):
+            x[i] = e[i] - a[1:] @ x[i - 1:i - len(a):-1]
+        x = x[64:] / max(1e-9, np.abs(x[64:]).max()) * hi * 0.5
+    return np.clip(np.round(x), -hi - 1, hi).astype(np.int64)
+
+
+@pytest.mark.parametrize("bits", [16, 24])
+def test_simd_clones_agree_fused_residual_sums(bits):
+    """The LPC (FMA clone) and fixed (AVX2 clone) residuals are worked out together with their
+    partition sums, partition by partition with each partition's last 0-3 samples one by one:
+    every fixed order, LPC orders, and block lengths whose partitions are not multiples of
+    four (4000: 32 of 125; 4095: one; 200: 8 of 25; 96: 32 of 3) give the same bytes on
+    every clone, and the inputs do reach those predictors."""
+    rng = np.random.default_rng(bits)
+    seen = set()
+    for n in (4096, 4000, 4095, 1000, 200, 96, 37):
+        for kind in range(12):
+            x = _shaped(rng, n, kind, bits)
+            outs = _clone_payloads(_ints(x[:, None], bits, False), bits, 1, False)
+            assert all(o == outs[0] for o in outs), (n, kind)
+            seen.update(_block_choices(outs[0], 1)[1])
+    assert {(2, o) for o in range(5)} <= seen
+    assert len({o for t, o in seen if t == 3}) >= 4
+
+
+@pytest.mark.parametrize("bits", [16, 24])
+def test_simd_clones_agree_stereo_modes(bits):
+    """Stereo analysis from the loader's int32 copies (overwritten with M and S, which the M/S
+    and side subframes then use): every channel mode occurs, and every clone writes the same
+    bytes."""
+    rng = np.random.default_rng(bits + 1)
+    hi = (1 << (bits - 1)) - 1
+    modes = set()
+    for i in range(24):
+        n = int(rng.choice([4096, 4000, 333]))
+        s1 = np.cumsum(rng.integers(-200, 201, size=n)).astype(float)
+        s2 = np.cumsum(rng.integers(-200, 201, size=n)).astype(float)
+        c = rng.uniform(-1, 1, size=4) * (rng.random(4) < 0.8)
+        L = c[0] * s1 + c[1] * s2 + rng.integers(-8, 9, size=n) * (i % 3)
+        R = c[2] * s1 + c[3] * s2 if i % 4 else L + rng.integers(-3, 4, size=n) * (i % 5)
+        x = np.clip(np.round(np.stack([L, R], axis=1)).astype(np.int64) << max(0, bits - 16), -hi - 1, hi)
+        outs = _clone_payloads(_ints(x, bits, False), bits, 2, False)
+        assert all(o == outs[0] for o in outs), i
+        modes.add(_block_choices(outs[0], 2)[0])
+    assert modes == {0, 1, 2, 3}
+
+
 @pytest.mark.parametrize("bits", [8, 16, 24, 32])
 def test_simd_clones_agree_rice_edges(bits):
     """Rice codes of every length: quiet partitions (small k, codes joined 2-4 per write) with
