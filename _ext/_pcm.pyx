@@ -1837,9 +1837,18 @@ cdef extern from *:
         if (i < n) pcm_combine2_body(buf, pos + (uint64_t)i * (uint64_t)k, qb + i, n - i, k, x + i);
     }
     #endif
+    #if defined(__GNUC__) && defined(__x86_64__)
+    /* the AVX-512 clones (defined below with their target) */
+    static int pcm_unary2_avx512(const uint8_t* buf, uint64_t pos, uint64_t nbits, int n, uint8_t* qb,
+                                 uint64_t* pend);
+    static void pcm_combine2_avx512(const uint8_t* buf, uint64_t pos, const uint8_t* qb, int n, int k,
+                                    int64_t* x);
+    #endif
+    /* The partition walk of every clone; AVX512 only from the AVX-512 clone. */
     static inline __attribute__((always_inline))
     int pcm_read_residuals2_body(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
-                                 int n, int P, int order, const int BMI, const int AVX2) {
+                                 int n, int P, int order, const int BMI, const int AVX2,
+                                 const int AVX512) {
         uint8_t qb[16384 + PCM_Q2_SLACK];
         int j, k, np, nparts = 1 << P, ps = n >> P;
         uint64_t pos = *ppos, end;
@@ -1852,10 +1861,14 @@ cdef extern from *:
             pos += 6;
             if (k > 56) return -1;
             if (np == 0) continue;
+    #if defined(__GNUC__) && defined(__x86_64__)
+            if (AVX512) { if (pcm_unary2_avx512(buf, pos, nbits, np, qb, &end)) return -1; } else
+    #endif
             if (pcm_unary2_body(buf, pos, nbits, np, qb, &end, BMI)) return -1;
             pos = end + (uint64_t)np * (uint64_t)k;
             if (pos > nbits) return -1;
     #if defined(__GNUC__) && defined(__x86_64__)
+            if (AVX512) pcm_combine2_avx512(buf, end, qb, np, k, xp); else
             if (AVX2) pcm_combine2_avx2(buf, end, qb, np, k, xp); else
     #endif
             pcm_combine2_body(buf, end, qb, np, k, xp);
@@ -1866,16 +1879,16 @@ cdef extern from *:
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     static __attribute__((target("avx2,bmi,bmi2,popcnt,lzcnt"))) int pcm_read_residuals2_avx2(
             const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P, int order) {
-        return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 1, 1);
+        return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 1, 1, 0);
     }
     static __attribute__((target("bmi,bmi2,popcnt,lzcnt"))) int pcm_read_residuals2_bmi2(
             const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x, int n, int P, int order) {
-        return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 1, 0);
+        return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 1, 0, 0);
     }
     #endif
     static int pcm_read_residuals2_base(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                         int n, int P, int order) {
-        return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 0, 0);
+        return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 0, 0, 0);
     }
     /* AVX-512 (F, BW, DQ, VL, VBMI, VBMI2) clones of the version 2 partition reader and writer.
        Reader: each 64-bit word of the unary stream goes through vpcompressb (the positions of
@@ -1953,25 +1966,7 @@ cdef extern from *:
     }
     static PCM_AVX512 int pcm_read_residuals2_avx512(const uint8_t* buf, uint64_t* ppos, uint64_t nbits,
                                                      int64_t* x, int n, int P, int order) {
-        uint8_t qb[16384 + PCM_Q2_SLACK];
-        int j, k, np, nparts = 1 << P, ps = n >> P;
-        uint64_t pos = *ppos, end;
-        if (ps > 16384) return -1;
-        for (j = 0; j < nparts; j++) {
-            int64_t* xp = x + (j ? j * ps : order);
-            np = (int)(x + (j + 1) * ps - xp);
-            if (pos > nbits) return -1;
-            k = (int)(pcm_ld64(buf + (pos >> 3)) >> (pos & 7)) & 63;
-            pos += 6;
-            if (k > 56) return -1;
-            if (np == 0) continue;
-            if (pcm_unary2_avx512(buf, pos, nbits, np, qb, &end)) return -1;
-            pos = end + (uint64_t)np * (uint64_t)k;
-            if (pos > nbits) return -1;
-            pcm_combine2_avx512(buf, end, qb, np, k, xp);
-        }
-        *ppos = pos;
-        return pos > nbits ? -1 : 0;  /* (a last partition of no codes: its k alone) */
+        return pcm_read_residuals2_body(buf, ppos, nbits, x, n, P, order, 1, 1, 1);
     }
     static PCM_AVX512 inline uint64_t pcm_lane7(__m512i v) {
         return (uint64_t)_mm_extract_epi64(_mm512_extracti32x4_epi32(v, 3), 1);
