@@ -1973,41 +1973,79 @@ cdef extern from *:
     }
     #define PCM_ZZ8(ptr) ({ __m512i rv_ = _mm512_loadu_si512((const void*)(ptr)); \
                             _mm512_xor_si512(_mm512_add_epi64(rv_, rv_), _mm512_srai_epi64(rv_, 63)); })
+    /* eight codes of the unary stream: where every q < 8, each code 1 << q is a byte (bytes
+       B), its q + 1 bits the mask B | (B - 1) (per byte: no borrow), and pext packs them into
+       popcount(mask) bits; where every q < 16, the same in 16-bit words, four to a pext */
+    static PCM_AVX512 inline __attribute__((always_inline)) void pcm_unary8_avx512(pcm_bw* w, __m512i q) {
+        const __m512i one = _mm512_set1_epi64(1);
+        if (__builtin_expect(_mm512_test_epi64_mask(q, _mm512_set1_epi64(~(long long)7)) == 0, 1)) {
+            uint64_t B = (uint64_t)_mm_cvtsi128_si64(_mm512_cvtepi64_epi8(_mm512_sllv_epi64(one, q)));
+            uint64_t M = B | (B - 0x0101010101010101ULL);
+            pcm_put128(w, _pext_u64(B, M), 0, (int)_mm_popcnt_u64(M));
+        } else if (__builtin_expect(_mm512_test_epi64_mask(q, _mm512_set1_epi64(~(long long)15)) == 0, 1)) {
+            __m128i W = _mm512_cvtepi64_epi16(_mm512_sllv_epi64(one, q));
+            uint64_t B0 = (uint64_t)_mm_cvtsi128_si64(W), B1 = (uint64_t)_mm_extract_epi64(W, 1);
+            uint64_t M0 = B0 | (B0 - 0x0001000100010001ULL), M1 = B1 | (B1 - 0x0001000100010001ULL);
+            pcm_put128(w, _pext_u64(B0, M0), 0, (int)_mm_popcnt_u64(M0));
+            pcm_put128(w, _pext_u64(B1, M1), 0, (int)_mm_popcnt_u64(M1));
+        } else {
+            uint64_t a[8] __attribute__((aligned(64)));
+            int j;
+            _mm512_store_si512((void*)a, q);
+            for (j = 0; j < 8; j++) pcm_put_unary(w, a[j]);
+        }
+    }
     static PCM_AVX512 void pcm_rice2_codes_avx512(pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
         const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
-        const __m512i c65 = _mm512_set1_epi64(65);
+        const __m512i not7 = _mm512_set1_epi64(~(long long)7);
         const __m512i mkv = _mm512_set1_epi64((long long)((((uint64_t)1) << k) - 1));
         const __m128i kc = _mm_cvtsi32_si128(k), k2c = _mm_cvtsi32_si128(2 * k), k4c = _mm_cvtsi32_si128(4 * k);
+        const uint64_t ones8 = 0x0101010101010101ULL;
         uint64_t a[16] __attribute__((aligned(64)));
         pcm_bw w = *bw;
         int i, j;
-        /* the unary stream, 16 codes (at most 120 bits) a put */
+        /* the unary stream, sixteen codes a step where every q < 8 (see pcm_unary8_avx512),
+           one put where they fit in 56 bits */
         for (i = i0; i + 16 <= end; i += 16) {
             __m512i q0 = _mm512_srl_epi64(PCM_ZZ8(r + i), kc), q1 = _mm512_srl_epi64(PCM_ZZ8(r + i + 8), kc);
-            __m512i c0 = _mm512_add_epi64(q0, one), c1 = _mm512_add_epi64(q1, one);
-            c0 = _mm512_add_epi64(c0, _mm512_alignr_epi64(c0, zero, 7));
-            c1 = _mm512_add_epi64(c1, _mm512_alignr_epi64(c1, zero, 7));
-            c0 = _mm512_add_epi64(c0, _mm512_alignr_epi64(c0, zero, 6));
-            c1 = _mm512_add_epi64(c1, _mm512_alignr_epi64(c1, zero, 6));
-            c0 = _mm512_add_epi64(c0, _mm512_alignr_epi64(c0, zero, 4));
-            c1 = _mm512_add_epi64(c1, _mm512_alignr_epi64(c1, zero, 4));
-            c1 = _mm512_add_epi64(c1, _mm512_permutexvar_epi64(_mm512_set1_epi64(7), c0));
-            uint64_t tot = pcm_lane7(c1);
-            __mmask8 big = _mm512_test_epi64_mask(_mm512_or_si512(q0, q1), _mm512_set1_epi64(~(long long)63));
-            if (__builtin_expect((tot <= 120) & (big == 0), 1)) {
-                __m512i lo = _mm512_or_si512(_mm512_sllv_epi64(one, _mm512_sub_epi64(c0, one)),
-                                             _mm512_sllv_epi64(one, _mm512_sub_epi64(c1, one)));
-                __m512i hi = _mm512_or_si512(_mm512_sllv_epi64(one, _mm512_sub_epi64(c0, c65)),
-                                             _mm512_sllv_epi64(one, _mm512_sub_epi64(c1, c65)));
-                pcm_put128(&w, (uint64_t)_mm512_reduce_or_epi64(lo), (uint64_t)_mm512_reduce_or_epi64(hi), (int)tot);
+            if (__builtin_expect(_mm512_test_epi64_mask(_mm512_or_si512(q0, q1), not7) == 0, 1)) {
+                uint64_t B0 = (uint64_t)_mm_cvtsi128_si64(_mm512_cvtepi64_epi8(_mm512_sllv_epi64(one, q0)));
+                uint64_t B1 = (uint64_t)_mm_cvtsi128_si64(_mm512_cvtepi64_epi8(_mm512_sllv_epi64(one, q1)));
+                uint64_t M0 = B0 | (B0 - ones8), M1 = B1 | (B1 - ones8);
+                uint64_t v0 = _pext_u64(B0, M0), v1 = _pext_u64(B1, M1);
+                int l0 = (int)_mm_popcnt_u64(M0), l1 = (int)_mm_popcnt_u64(M1);
+                if (__builtin_expect(l0 + l1 <= 56, 1)) pcm_put(&w, v0 | (v1 << l0), l0 + l1);
+                else { pcm_put128(&w, v0, 0, l0); pcm_put128(&w, v1, 0, l1); }
             } else {
-                _mm512_store_si512((void*)a, q0);
-                _mm512_store_si512((void*)(a + 8), q1);
-                for (j = 0; j < 16; j++) pcm_put_unary(&w, a[j]);
+                pcm_unary8_avx512(&w, q0);
+                pcm_unary8_avx512(&w, q1);
             }
         }
+        for (; i + 8 <= end; i += 8) pcm_unary8_avx512(&w, _mm512_srl_epi64(PCM_ZZ8(r + i), kc));
         for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
-        /* the low parts, eight a step, joined in registers into puts of up to 120 bits */
+        /* the low parts, eight a step: for k <= 15 the low bytes (words) of the eight
+           zigzagged residuals, their low k bits packed by pext */
+        if (k && k <= 8) {
+            const uint64_t m8 = ones8 * ((((uint64_t)1) << k) - 1);
+            for (i = i0; i + 8 <= end; i += 8) {
+                uint64_t L = (uint64_t)_mm_cvtsi128_si64(_mm512_cvtepi64_epi8(PCM_ZZ8(r + i)));
+                if (k < 8) pcm_put(&w, _pext_u64(L, m8), 8 * k);
+                else pcm_put128(&w, L, 0, 64);
+            }
+            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+            k = 0;  /* done */
+        } else if (k > 8 && k < 16) {
+            const uint64_t m16 = 0x0001000100010001ULL * ((((uint64_t)1) << k) - 1);
+            for (i = i0; i + 8 <= end; i += 8) {
+                __m128i L = _mm512_cvtepi64_epi16(PCM_ZZ8(r + i));
+                uint64_t p0 = _pext_u64((uint64_t)_mm_cvtsi128_si64(L), m16);
+                uint64_t p1 = _pext_u64((uint64_t)_mm_extract_epi64(L, 1), m16);
+                pcm_put128(&w, p0 | (p1 << (4 * k)), p1 >> (64 - 4 * k), 8 * k);
+            }
+            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+            k = 0;  /* done */
+        }
+        /* k > 15: the low parts, eight a step, joined in registers into puts of up to 120 bits */
         if (k) {
             for (i = i0; i + 8 <= end; i += 8) {
                 __m512i lo = _mm512_and_si512(PCM_ZZ8(r + i), mkv);
