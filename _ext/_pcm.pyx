@@ -49,10 +49,10 @@ per partition: the unary stream a 64-bit word at a time (set bits to quotients: 
 vpcompressb over a byte ramp in the AVX-512 clone), then the low parts at the fixed bit offsets
 i * k, joined with the quotients and unzigzagged (four or eight at a time in the AVX2 clone,
 from 64-bit loads or gathers; eight per vpermb and vpsrlvq of k bytes in the AVX-512 one); no
-chain runs through the code lengths. They
-are written in two packing passes (16 unary codes and 2-8 low parts a put). For version 1
-payloads the decoder reads each subframe's residuals
-with a 64-bit register bit reader, refilled once per group of 1-8 codes (by k) which is decoded
+chain runs through the code lengths. They are written in two packing passes (16 unary codes
+and 2-8 low parts a put; the AVX-512 clone packs both with pext: codes as bytes or words 1 << q,
+their q + 1 bits masked by one subtraction). For version 1 payloads the decoder reads each
+subframe's residuals with a 64-bit register bit reader, refilled once per group of 1-8 codes (by k) which is decoded
 without per-code checks and redone with them when it did not fit, into 2 * zigzag + 1 (a
 vector pass turns that into the residuals); then the predictor runs over them in a second
 pass, one function per order, unrolled by eight with the history in registers (LPC orders
