@@ -338,21 +338,6 @@ cdef extern from *:
         for (i = 0; i < n; i++) y[i] = (int32_t)x[i];
         pcm_fixed_sums_i32(y, n, sbits, S);
     }
-    /* The sums of L, R, S = L - R and M = (L + R) >> 1 (S[0..4], S[5..9], ...) for a stereo
-       block of sbits <= 25 bits, where L + R and L - R are exact in int32; -1 if n is too
-       large (the caller then works them out one by one). */
-    static inline __attribute__((always_inline)) int pcm_stereo_sums_body(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) {
-        int32_t yl[PCM_FS_MAX], yr[PCM_FS_MAX];
-        int i;
-        if (n > PCM_FS_MAX || n < 1 || sbits > 25) return -1;
-        for (i = 0; i < n; i++) { yl[i] = (int32_t)L[i]; yr[i] = (int32_t)R[i]; }
-        pcm_fixed_sums_i32(yl, n, sbits, S);
-        pcm_fixed_sums_i32(yr, n, sbits, S + 5);
-        for (i = 0; i < n; i++) { int32_t l = yl[i], r = yr[i]; yl[i] = (l + r) >> 1; yr[i] = l - r; }
-        pcm_fixed_sums_i32(yr, n, sbits + 1, S + 10);
-        pcm_fixed_sums_i32(yl, n, sbits, S + 15);
-        return 0;
-    }
     /* pcm_fixed_sums32 and pcm_stereo_sums of int32 copies of the samples (pcm_load_block's y;
        n <= PCM_FS_MAX); the stereo one overwrites yl and yr with M and S. */
     static inline __attribute__((always_inline)) void pcm_fixed_sums_y_body(const int32_t* y, int n, int sbits, uint64_t* S) {
@@ -368,6 +353,16 @@ cdef extern from *:
         pcm_fixed_sums_i32(yl, n, sbits, S + 15);
         return 0;
     }
+    /* The sums of L, R, S = L - R and M = (L + R) >> 1 (S[0..4], S[5..9], ...) for a stereo
+       block of sbits <= 25 bits, where L + R and L - R are exact in int32; -1 if n is too
+       large (the caller then works them out one by one). */
+    static inline __attribute__((always_inline)) int pcm_stereo_sums_body(const int64_t* L, const int64_t* R, int n, int sbits, uint64_t* S) {
+        int32_t yl[PCM_FS_MAX], yr[PCM_FS_MAX];
+        int i;
+        if (n > PCM_FS_MAX || n < 1 || sbits > 25) return -1;
+        for (i = 0; i < n; i++) { yl[i] = (int32_t)L[i]; yr[i] = (int32_t)R[i]; }
+        return pcm_stereo_sums_y_body(yl, yr, n, sbits, S);
+    }
     /* Window a block for LPC analysis: xd = (double)x (x must fit in int32), xw = xd * win. */
     static inline __attribute__((always_inline))
     void pcm_window_body(const int64_t* x, int n, const double* win, double* xd, double* xw) {
@@ -378,6 +373,7 @@ cdef extern from *:
             xw[i] = v * win[i];
         }
     }
+    #define PCM_ZZ(v) (((uint64_t)(v) << 1) ^ (uint64_t)((int64_t)(v) >> 63))  /* zigzag */
     /* Per-partition sums and ORs of zigzag(r[i]) over 2**P partitions of n/2**P samples (the
        first starts at `order`), for the Rice parameter choice. */
     static inline __attribute__((always_inline))
@@ -386,7 +382,7 @@ cdef extern from *:
         for (j = 0; j < (1 << P); j++) {
             uint64_t s = 0, o = 0;
             for (i = j ? j * ps : order; i < (j + 1) * ps; i++) {
-                uint64_t u = ((uint64_t)r[i] << 1) ^ (uint64_t)(r[i] >> 63);
+                uint64_t u = PCM_ZZ(r[i]);
                 s += u;
                 o |= u;
             }
@@ -396,8 +392,15 @@ cdef extern from *:
     }
     /* The fixed predictor's residual of `order` (0..4) over x[order..n) into r, with the
        per-partition sums and ORs of its zigzags (as pcm_zz_sums of it) in the same pass. */
-    #define PCM_FRZ_LOOP(EXPR) for (; i < e; i++) { int64_t v = (EXPR); \
-            uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); r[i] = v; s += u; o |= u; } break;
+    static inline __attribute__((always_inline)) int64_t pcm_fixed_res1(const int O, const int64_t* x, int i) {
+        if (O == 0) return x[i];
+        if (O == 1) return x[i] - x[i - 1];
+        if (O == 2) return x[i] - 2 * x[i - 1] + x[i - 2];
+        if (O == 3) return x[i] - 3 * x[i - 1] + 3 * x[i - 2] - x[i - 3];
+        return x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4];
+    }
+    #define PCM_FRZ_LOOP(O) for (; i < e; i++) { int64_t v = pcm_fixed_res1(O, x, i); \
+            uint64_t u = PCM_ZZ(v); r[i] = v; s += u; o |= u; } break;
     static inline __attribute__((always_inline))
     void pcm_fixed_residual_zz_body(const int64_t* x, int64_t* r, int n, int order, int P,
                                     uint64_t* sums, uint64_t* ors) {
@@ -407,11 +410,11 @@ cdef extern from *:
             i = j ? j * ps : order;
             e = (j + 1) * ps;
             switch (order) {
-            case 0: PCM_FRZ_LOOP(x[i])
-            case 1: PCM_FRZ_LOOP(x[i] - x[i - 1])
-            case 2: PCM_FRZ_LOOP(x[i] - 2 * x[i - 1] + x[i - 2])
-            case 3: PCM_FRZ_LOOP(x[i] - 3 * x[i - 1] + 3 * x[i - 2] - x[i - 3])
-            default: PCM_FRZ_LOOP(x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4])
+            case 0: PCM_FRZ_LOOP(0)
+            case 1: PCM_FRZ_LOOP(1)
+            case 2: PCM_FRZ_LOOP(2)
+            case 3: PCM_FRZ_LOOP(3)
+            default: PCM_FRZ_LOOP(4)
             }
             sums[j] = s;
             ors[j] = o;
@@ -517,6 +520,20 @@ cdef extern from *:
         }
         return 0;
     }
+    /* The fused residual loops' vector step: zigzag the four residuals b into the partition's
+       sum and OR lanes; and the lanes' total and OR at the partition's end. */
+    static inline __attribute__((always_inline, target("avx2"))) void pcm_zz_acc4(__m256i b, __m256i* S, __m256i* O) {
+        __m256i u = _mm256_xor_si256(_mm256_add_epi64(b, b), _mm256_cmpgt_epi64(_mm256_setzero_si256(), b));
+        *S = _mm256_add_epi64(*S, u);
+        *O = _mm256_or_si256(*O, u);
+    }
+    static inline __attribute__((always_inline, target("avx2"))) void pcm_zz_lanes(__m256i S, __m256i O, uint64_t* su, uint64_t* ou) {
+        uint64_t t4[4] __attribute__((aligned(32)));
+        _mm256_store_si256((__m256i*)t4, S);
+        *su = (t4[0] + t4[1]) + (t4[2] + t4[3]);
+        _mm256_store_si256((__m256i*)t4, O);
+        *ou = t4[0] | t4[1] | t4[2] | t4[3];
+    }
     /* pcm_lpc_residual_d_fma with the per-partition zigzag sums and ORs of the residual (as
        pcm_zz_sums of it) worked out in the same pass: the same vector step per four samples,
        partition by partition (2**P of n >> P samples, the first from m), each partition's last
@@ -526,7 +543,6 @@ cdef extern from *:
             int sh, const __m256d* qv, int P, uint64_t* sums, uint64_t* ors) {
         const __m256d bias = _mm256_set1_pd(PCM_BIAS);
         const __m256i biasb = _mm256_set1_epi64x(PCM_BIAS_BITS), zero = _mm256_setzero_si256();
-        uint64_t t4[4] __attribute__((aligned(32)));
         int i, j, t, e, ps = n >> P;
         for (j = 0; j < (1 << P); j++) {
             __m256i S = zero, O = zero;
@@ -542,21 +558,16 @@ cdef extern from *:
                                           _mm256_round_pd(s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
                 __m256i b = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(d, bias)), biasb);
                 _mm256_storeu_si256((__m256i*)(r + i), b);
-                __m256i u = _mm256_xor_si256(_mm256_add_epi64(b, b), _mm256_cmpgt_epi64(zero, b));
-                S = _mm256_add_epi64(S, u);
-                O = _mm256_or_si256(O, u);
+                pcm_zz_acc4(b, &S, &O);
             }
-            _mm256_store_si256((__m256i*)t4, S);
-            su = (t4[0] + t4[1]) + (t4[2] + t4[3]);
-            _mm256_store_si256((__m256i*)t4, O);
-            ou = t4[0] | t4[1] | t4[2] | t4[3];
+            pcm_zz_lanes(S, O, &su, &ou);
             for (; i < e; i++) {
                 int64_t sv = 0, v;
                 uint64_t u;
                 for (t = 0; t < M; t++) sv += (int64_t)q[t] * x[i - 1 - t];
                 v = x[i] - (sv >> sh);
                 r[i] = v;
-                u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+                u = PCM_ZZ(v);
                 su += u;
                 ou |= u;
             }
@@ -633,7 +644,6 @@ cdef extern from *:
     static inline __attribute__((always_inline, target("avx2"))) void pcm_frz_avx2(
             const int O, const int64_t* x, int64_t* r, int n, int P, uint64_t* sums, uint64_t* ors) {
         const __m256i zero = _mm256_setzero_si256();
-        uint64_t t4[4] __attribute__((aligned(32)));
         int i, j, e, ps = n >> P;
         for (j = 0; j < (1 << P); j++) {
             __m256i S = zero, O4 = zero;
@@ -643,24 +653,13 @@ cdef extern from *:
             for (; i + 4 <= e; i += 4) {
                 __m256i b = pcm_fres4(O, x + i);
                 _mm256_storeu_si256((__m256i*)(r + i), b);
-                __m256i u = _mm256_xor_si256(_mm256_add_epi64(b, b), _mm256_cmpgt_epi64(zero, b));
-                S = _mm256_add_epi64(S, u);
-                O4 = _mm256_or_si256(O4, u);
+                pcm_zz_acc4(b, &S, &O4);
             }
-            _mm256_store_si256((__m256i*)t4, S);
-            su = (t4[0] + t4[1]) + (t4[2] + t4[3]);
-            _mm256_store_si256((__m256i*)t4, O4);
-            ou = t4[0] | t4[1] | t4[2] | t4[3];
+            pcm_zz_lanes(S, O4, &su, &ou);
             for (; i < e; i++) {
-                int64_t v;
-                uint64_t u;
-                if (O == 0) v = x[i];
-                else if (O == 1) v = x[i] - x[i - 1];
-                else if (O == 2) v = x[i] - 2 * x[i - 1] + x[i - 2];
-                else if (O == 3) v = x[i] - 3 * x[i - 1] + 3 * x[i - 2] - x[i - 3];
-                else v = x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4];
+                int64_t v = pcm_fixed_res1(O, x, i);
+                uint64_t u = PCM_ZZ(v);
                 r[i] = v;
-                u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
                 su += u;
                 ou |= u;
             }
@@ -998,7 +997,6 @@ cdef extern from *:
     /* Rice codes (parameter k) of zigzag(r[i]), i in [i, end): G consecutive codes (G from k,
        so that a group usually fits) are joined into one put when together they are at most
        56 bits long; the bitstream is the same as one put per code. */
-    #define PCM_ZZ(v) (((uint64_t)(v) << 1) ^ (uint64_t)((int64_t)(v) >> 63))
     #define PCM_RC(j) uint64_t u##j = PCM_ZZ(r[i + j]), q##j = u##j >> k, \
                       c##j = (((u##j & mk) << 1) | 1)
     static inline __attribute__((always_inline))
@@ -2475,10 +2473,6 @@ cdef inline uint64_t mask(int k) noexcept nogil:
     return ((<uint64_t>1) << k) - 1
 
 
-cdef inline uint64_t zz(int64_t r) noexcept nogil:
-    return (<uint64_t>r << 1) ^ <uint64_t>(r >> 63)
-
-
 cdef inline bint ensure(Enc* e, size_t extra) noexcept nogil:
     cdef size_t need = e.pos + extra + PAD
     cdef size_t ncap
@@ -2555,6 +2549,28 @@ cdef inline int64_t level_cost(const uint64_t* sums, const uint64_t* ors, int n,
     return cost
 
 
+cdef inline int climb(const uint64_t* sums, const uint64_t* ors, int n, int order, int p, int stop,
+                      int step, int64_t* best, int* bp, uint8_t* tk) noexcept nogil:
+    """Cost levels p, p + step, ... up to stop (not costed) while they pay: the search ends
+    once RICE_PATIENCE levels in a row were no cheaper than *best. Of equal costs the coarser
+    level wins. Updates *best and *bp; returns the last level costed (p - step if none)."""
+    cdef int worse = 0, last = p - step
+    cdef int64_t cost
+    while p != stop:
+        cost = level_cost(sums, ors, n, order, p, tk)
+        last = p
+        if cost < best[0] or (cost == best[0] and step < 0):
+            best[0] = cost
+            bp[0] = p
+            worse = 0
+        else:
+            worse += 1
+            if worse >= RICE_PATIENCE:
+                break
+        p += step
+    return last
+
+
 cdef int64_t rice_plan_sums(uint64_t* sums, uint64_t* ors, int n, int order, int P, int* p_out,
                             uint8_t* ks, int64_t* cost0) noexcept nogil:
     """Choose the partition order and Rice parameters from the zigzag sums and ORs of the 2**P
@@ -2570,8 +2586,8 @@ cdef int64_t rice_plan_sums(uint64_t* sums, uint64_t* ors, int n, int order, int
     signals with rare spikes (a square wave, a sweep) have a second one at the fine end: a
     search from one end only cost them +45% and +1.3%."""
     cdef uint8_t tk[128]
-    cdef int p, j, bp = 0, worse = 0, base, last = -1
-    cdef int64_t cost, best = -1
+    cdef int p, j, bp = 0, base, last
+    cdef int64_t cost, best
     cdef uint64_t smin = sums[1 << P], smax = sums[1 << P]
     for j in range((1 << P) + 1, 2 << P):
         if sums[j] < smin:
@@ -2585,37 +2601,15 @@ cdef int64_t rice_plan_sums(uint64_t* sums, uint64_t* ors, int n, int order, int
             sums[base + j] = sums[2 * base + 2 * j] + sums[2 * base + 2 * j + 1]
             ors[base + j] = ors[2 * base + 2 * j] | ors[2 * base + 2 * j + 1]
         p -= 1
-    for p in range(P + 1):
-        cost = level_cost(sums, ors, n, order, p, tk)
-        last = p
-        if p == 0:
-            cost0[0] = cost
-        if best < 0 or cost < best:
-            best = cost
-            bp = p
-            worse = 0
-        else:
-            worse += 1
-            if worse >= RICE_PATIENCE:
-                break
+    cost0[0] = level_cost(sums, ors, n, order, 0, tk)
+    best = cost0[0]
+    last = climb(sums, ors, n, order, 1, P + 1, 1, &best, &bp, tk)
     if last < P and smax > RICE_SPREAD * smin:
         cost = level_cost(sums, ors, n, order, P, tk)
         if cost < best:
             best = cost
             bp = P
-            worse = 0
-            p = P - 1
-            while p > last:
-                cost = level_cost(sums, ors, n, order, p, tk)
-                if cost <= best:  # the coarser of equals
-                    best = cost
-                    bp = p
-                    worse = 0
-                else:
-                    worse += 1
-                    if worse >= RICE_PATIENCE:
-                        break
-                p -= 1
+            climb(sums, ors, n, order, P - 1, last, -1, &best, &bp, tk)
     p_out[0] = bp
     memcpy(ks, tk + (1 << bp), 1 << bp)
     return best
@@ -3147,8 +3141,9 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
 def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int version=VERSION):
     """Compress interleaved PCM frames; None if the format is unsupported or `data` is not a
     whole number of frames (or, never with this encoder's Rice parameters, when a version 2
-    quotient would exceed 63: the caller then stores the chunk another way). `version` 1 writes the old one-stream residual partitions (for
-    tests and comparisons: the same bit count as version 2, which is what the store writes)."""
+    quotient would exceed 63: the caller then stores the chunk another way). `version` 1
+    writes the old one-stream residual partitions (for tests and comparisons: the same bit
+    count as version 2, which is what the store writes)."""
     cdef Py_buffer view
     cdef Enc e
     cdef int code, rc, align
