@@ -1686,6 +1686,22 @@ cdef extern from *:
        Pass 2 puts the quotients and the low parts (independent loads at bit offsets i * k)
        together and unzigzags them into the residuals. */
     #define PCM_Q2_SLACK 64
+    /* per byte value v: its ones' quotients as a unary stream would give them (the first
+       one's position, then each gap between ones less one; a byte each, LSB first, the rest
+       0), how many ones, and the highest one's position; filled once by pcm_tables_init */
+    static uint64_t pcm_bitq[256];
+    static uint8_t pcm_bitcnt[256], pcm_bithi[256];
+    static void pcm_tables_init(void) {
+        int v, b, c, last;
+        for (v = 0; v < 256; v++) {
+            uint64_t e = 0;
+            for (b = c = 0, last = -1; b < 8; b++)
+                if ((v >> b) & 1) { e |= (uint64_t)(b - last - 1) << (8 * c++); last = b; }
+            pcm_bitq[v] = e;
+            pcm_bitcnt[v] = (uint8_t)c;
+            pcm_bithi[v] = (uint8_t)(last < 0 ? 0 : last);
+        }
+    }
     #if defined(__GNUC__) && defined(__x86_64__)
     #define PCM_TZ0(v) (BMI ? pcm_tzcnt(v) : ((v) ? (uint64_t)pcm_ctz64(v) : 64))
     #else
@@ -1712,6 +1728,21 @@ cdef extern from *:
             if (t - prev - 1 > 63) return -1;
             c = __builtin_popcountll(w);
             if (n - i >= 64) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /* the word's quotients a byte of the word at a time, from a table: its first
+                   one's position (plus the zeros before the byte since the last one), then
+                   the gaps between its ones less one; 8-byte stores, the next one at + count */
+                uint8_t* o = qb + i;
+                int64_t last = prev;
+                for (j = 0; j < 8; j++) {
+                    unsigned v = (unsigned)(w >> (8 * j)) & 255u;
+                    uint64_t e = pcm_bitq[v] + (uint64_t)(8 * j - last - 1);
+                    memcpy(o, &e, 8);
+                    o += pcm_bitcnt[v];
+                    last = v ? 8 * j + pcm_bithi[v] : last;
+                }
+                (void)BMI;
+    #else
                 uint8_t* o = qb + i;
                 for (j = 0; j < c; j += 8) {
                     int u;
@@ -1722,6 +1753,7 @@ cdef extern from *:
                         w &= w - 1;
                     }
                 }
+    #endif
                 i += c;
                 prev = 63 - __builtin_clzll(w0);
             } else {
@@ -1783,47 +1815,38 @@ cdef extern from *:
         }
     }
     #if defined(__GNUC__) && defined(__x86_64__)
-    /* AVX2 clone of pass 2: for k <= 14 four low parts from each 64-bit load (one variable
-       shift per lane); larger k in groups of eight codes (k whole bytes, at a bit offset that
-       is the same for every group), their low parts by two gathers with constant offsets. */
+    /* AVX2 clone of pass 2: eight codes a step, which take k whole bytes at a bit offset that
+       is the same for every step. Codes 2h and 2h + 1 come from one 16-byte load at the byte of
+       code 2h (code 2h + 1 starts at most 7 bytes further); a constant byte shuffle puts each
+       code's eight bytes in its own 64-bit lane, a constant variable shift aligns it. */
     static __attribute__((target("avx2,bmi,bmi2"))) void pcm_combine2_avx2(
             const uint8_t* buf, uint64_t pos, const uint8_t* qb, int n, int k, int64_t* x) {
-        int s = (int)(pos & 7), i, h;
         const uint8_t* p = buf + (pos >> 3);
-        const __m256i j4 = _mm256_set_epi64x(3, 2, 1, 0);
-        const __m256i vk = _mm256_set1_epi64x(k), v7 = _mm256_set1_epi64x(7);
+        const int s = (int)(pos & 7);
         const __m256i one = _mm256_set1_epi64x(1), zero = _mm256_setzero_si256();
         const __m256i vmk = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1));
         const __m128i kc = _mm_cvtsi32_si128(k);
-        __m256i off[2], bo[2], sh[2];
-        off[0] = _mm256_add_epi64(_mm256_set1_epi64x(s), _mm256_mul_epu32(j4, vk));
-        off[1] = _mm256_add_epi64(off[0], _mm256_slli_epi64(vk, 2));
+        int b[8], i, j, h;
+        uint8_t ctl[2][32];
+        long long sh[2][4];
+        __m256i vctl[2], vsh[2];
+        for (j = 0; j < 8; j++) b[j] = (s + j * k) >> 3;
         for (h = 0; h < 2; h++) {
-            bo[h] = _mm256_srli_epi64(off[h], 3);
-            sh[h] = _mm256_and_si256(off[h], v7);
-        }
-        if (k <= 14) {  /* four low parts from each 64-bit load (4k + 7 <= 63 bits), no gathers */
-            const __m256i jk = _mm256_mul_epu32(j4, vk);
-            for (i = 0; i + 4 <= n; i += 4) {
-                __m256i lw = _mm256_set1_epi64x((long long)(pcm_ld64(p) >> s));
-                lw = _mm256_and_si256(_mm256_srlv_epi64(lw, jk), vmk);
-                uint32_t q4;
-                memcpy(&q4, qb + i, 4);
-                __m256i q = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128((int)q4));
-                __m256i u = _mm256_or_si256(_mm256_sll_epi64(q, kc), lw);
-                __m256i r = _mm256_xor_si256(_mm256_srli_epi64(u, 1), _mm256_sub_epi64(zero, _mm256_and_si256(u, one)));
-                _mm256_storeu_si256((__m256i*)(x + i), r);
-                s += 4 * k;
-                p += s >> 3;
-                s &= 7;
+            for (j = 0; j < 4; j++) {
+                int c = 4 * h + j, d = b[c] - b[c & ~1];  /* from the lane's load at code c & ~1 */
+                int u;
+                for (u = 0; u < 8; u++) ctl[h][8 * j + u] = (uint8_t)(d + u);
+                sh[h][j] = (s + c * k) & 7;
             }
-            if (i < n) pcm_combine2_body(buf, pos + (uint64_t)i * (uint64_t)k, qb + i, n - i, k, x + i);
-            return;
+            vctl[h] = _mm256_loadu_si256((const __m256i*)ctl[h]);
+            vsh[h] = _mm256_loadu_si256((const __m256i*)sh[h]);
         }
         for (i = 0; i + 8 <= n; i += 8, p += k) {
             for (h = 0; h < 2; h++) {
-                __m256i lw = _mm256_i64gather_epi64((const long long*)p, bo[h], 1);
-                lw = _mm256_and_si256(_mm256_srlv_epi64(lw, sh[h]), vmk);
+                __m256i lw = _mm256_inserti128_si256(
+                    _mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)(p + b[4 * h]))),
+                    _mm_loadu_si128((const __m128i*)(p + b[4 * h + 2])), 1);
+                lw = _mm256_and_si256(_mm256_srlv_epi64(_mm256_shuffle_epi8(lw, vctl[h]), vsh[h]), vmk);
                 uint32_t q4;
                 memcpy(&q4, qb + i + 4 * h, 4);
                 __m256i q = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128((int)q4));
@@ -2362,6 +2385,7 @@ cdef extern from *:
     void pcm_fixed_sums_y(const int32_t* y, int n, int sbits, uint64_t* S) nogil
     int pcm_stereo_sums_y(int32_t* yl, int32_t* yr, int n, int sbits, uint64_t* S) nogil
     void pcm_cpu_init()
+    void pcm_tables_init()
     void pcm_set_features(int avx2, int bmi2, int avx512)
     int pcm_avx2
     int pcm_bmi2
@@ -2413,6 +2437,7 @@ DEF FIXED_TRY_DEN = 100  # cost * NUM / DEN
 DEF INT64_MAX_ = 0x7FFFFFFFFFFFFFFF
 
 pcm_cpu_init()
+pcm_tables_init()
 
 
 def _cpu_features(avx2=None, bmi2=None, avx512=None):
