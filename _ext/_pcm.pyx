@@ -1681,8 +1681,9 @@ cdef extern from *:
        position - 1. Only a word's first quotient can exceed 63 (the zeros carried over from
        the words before plus its own leading zeros), so it is the only one checked; a word
        without a one is always corrupt (a quotient of 64 or more). While 64 or more codes are
-       left, a word's quotients are written eight at a time without a check per bit (the
-       qb array has 64 bytes of room past the partition); the last words stop at the n-th one.
+       left, a word's quotients are written a byte of the word at a time from a table (pcm_bitq),
+       without a check per bit (the qb array has 64 bytes of room past the partition); the
+       last words stop at the n-th one.
        Pass 2 puts the quotients and the low parts (independent loads at bit offsets i * k)
        together and unzigzags them into the residuals. */
     #define PCM_Q2_SLACK 64
