@@ -452,14 +452,26 @@ cdef extern from *:
     static int pcm_avx2 = 0, pcm_bmi2 = 0, pcm_has_avx2 = 0, pcm_has_bmi2 = 0, pcm_has_fma = 0;
     /* AVX-512 clones (version 2 residuals), used only together with the AVX2 and BMI2 ones */
     static int pcm_avx512 = 0, pcm_has_avx512 = 0;
+    /* The AVX2 version 2 writer that packs with pext (pcm_rice2_codes_avx2p): only where pext
+       is fast (Intel's BMI2 CPUs, AMD from family 19h, Zen 3; before that it is microcoded,
+       tens of cycles); pcm_has_pext: the CPU has it at all (tests can force the clone on) */
+    static int pcm_fast_pext = 0, pcm_has_pext = 0;
     #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     #include <immintrin.h>
+    #include <cpuid.h>
     #define PCM_AVX2 __attribute__((target("avx2")))
     static void pcm_cpu_init(void) {
+        unsigned int a, b, c, d, fam = 0;
         __builtin_cpu_init();
         pcm_has_avx2 = pcm_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
         pcm_has_bmi2 = pcm_bmi2 = __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") ? 1 : 0;
         pcm_has_fma = __builtin_cpu_supports("fma") ? 1 : 0;
+        pcm_has_pext = pcm_has_avx2 && pcm_has_bmi2 && __builtin_cpu_supports("popcnt");
+        if (__get_cpuid(1, &a, &b, &c, &d)) {
+            fam = (a >> 8) & 0xF;
+            if (fam == 0xF) fam += (a >> 20) & 0xFF;
+        }
+        pcm_fast_pext = pcm_has_pext && (__builtin_cpu_is("intel") || (__builtin_cpu_is("amd") && fam >= 0x19));
     #if defined(__x86_64__)
         pcm_has_avx512 = pcm_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
             && __builtin_cpu_supports("avx512dq")
@@ -473,10 +485,11 @@ cdef extern from *:
     static void pcm_cpu_init(void) { pcm_avx2 = 0; pcm_bmi2 = 0; }
     #endif
     /* tests: switch the AVX2 / BMI2 clones off (or back on where the CPU has them) */
-    static void pcm_set_features(int avx2, int bmi2, int avx512) {
+    static void pcm_set_features(int avx2, int bmi2, int avx512, int fast_pext) {
         pcm_avx2 = avx2 && pcm_has_avx2;
         pcm_bmi2 = bmi2 && pcm_has_bmi2;
         pcm_avx512 = avx512 && pcm_has_avx512;
+        pcm_fast_pext = fast_pext && pcm_has_pext;
     }
     #define PCM_DISPATCH(ret, name, params, args) \
         static PCM_AVX2 ret name##_avx2 params { return name##_body args; } \
@@ -1215,37 +1228,47 @@ cdef extern from *:
         __m128i x = _mm_or_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
         return (uint64_t)_mm_cvtsi128_si64(_mm_or_si128(x, _mm_unpackhi_epi64(x, x)));
     }
+    /* the unary codes of the 16 quotients q[0..3] (four a vector), placed by a prefix sum of
+       q + 1: one put where every q < 64 and together they fit in 120 bits */
+    static __attribute__((target("avx2,bmi,bmi2"))) inline __attribute__((always_inline))
+    void pcm_unary16_avx2(pcm_bw* w, __m256i* q) {
+        const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi64x(1), c65 = _mm256_set1_epi64x(65);
+        uint64_t a[16] __attribute__((aligned(32)));
+        __m256i c[4], lo = zero, hi = zero;
+        int j, h;
+        for (h = 0; h < 4; h++) {
+            c[h] = _mm256_add_epi64(q[h], one);
+            PCM_PSUM4(c[h]);
+        }
+        c[1] = _mm256_add_epi64(c[1], PCM_BCAST3(c[0]));
+        c[2] = _mm256_add_epi64(c[2], PCM_BCAST3(c[1]));
+        c[3] = _mm256_add_epi64(c[3], PCM_BCAST3(c[2]));
+        uint64_t tot = (uint64_t)_mm256_extract_epi64(c[3], 3);
+        __m256i qo = _mm256_or_si256(_mm256_or_si256(q[0], q[1]), _mm256_or_si256(q[2], q[3]));
+        int big = !_mm256_testz_si256(qo, _mm256_set1_epi64x(~(long long)63));
+        if (__builtin_expect((tot <= 120) & !big, 1)) {
+            for (h = 0; h < 4; h++) {
+                lo = _mm256_or_si256(lo, _mm256_sllv_epi64(one, _mm256_sub_epi64(c[h], one)));
+                hi = _mm256_or_si256(hi, _mm256_sllv_epi64(one, _mm256_sub_epi64(c[h], c65)));
+            }
+            pcm_put128(w, pcm_or4(lo), pcm_or4(hi), (int)tot);
+        } else {
+            for (h = 0; h < 4; h++) _mm256_store_si256((__m256i*)(a + 4 * h), q[h]);
+            for (j = 0; j < 16; j++) pcm_put_unary(w, a[j]);
+        }
+    }
     static __attribute__((target("avx2,bmi,bmi2"))) void pcm_rice2_codes_avx2(
             pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
-        const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi64x(1), c65 = _mm256_set1_epi64x(65);
+        const __m256i zero = _mm256_setzero_si256();
         const __m256i mkv = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1));
         const __m128i kc = _mm_cvtsi32_si128(k), k2c = _mm_cvtsi32_si128(2 * k);
-        uint64_t a[16] __attribute__((aligned(32)));
+        uint64_t a[8] __attribute__((aligned(32)));
         pcm_bw w = *bw;
         int i, j, h;
         for (i = i0; i + 16 <= end; i += 16) {
-            __m256i q[4], c[4], lo = zero, hi = zero;
-            for (h = 0; h < 4; h++) {
-                q[h] = _mm256_srl_epi64(PCM_ZZ4(r + i + 4 * h), kc);
-                c[h] = _mm256_add_epi64(q[h], one);
-                PCM_PSUM4(c[h]);
-            }
-            c[1] = _mm256_add_epi64(c[1], PCM_BCAST3(c[0]));
-            c[2] = _mm256_add_epi64(c[2], PCM_BCAST3(c[1]));
-            c[3] = _mm256_add_epi64(c[3], PCM_BCAST3(c[2]));
-            uint64_t tot = (uint64_t)_mm256_extract_epi64(c[3], 3);
-            __m256i qo = _mm256_or_si256(_mm256_or_si256(q[0], q[1]), _mm256_or_si256(q[2], q[3]));
-            int big = !_mm256_testz_si256(qo, _mm256_set1_epi64x(~(long long)63));
-            if (__builtin_expect((tot <= 120) & !big, 1)) {
-                for (h = 0; h < 4; h++) {
-                    lo = _mm256_or_si256(lo, _mm256_sllv_epi64(one, _mm256_sub_epi64(c[h], one)));
-                    hi = _mm256_or_si256(hi, _mm256_sllv_epi64(one, _mm256_sub_epi64(c[h], c65)));
-                }
-                pcm_put128(&w, pcm_or4(lo), pcm_or4(hi), (int)tot);
-            } else {
-                for (h = 0; h < 4; h++) _mm256_store_si256((__m256i*)(a + 4 * h), q[h]);
-                for (j = 0; j < 16; j++) pcm_put_unary(&w, a[j]);
-            }
+            __m256i q[4];
+            for (h = 0; h < 4; h++) q[h] = _mm256_srl_epi64(PCM_ZZ4(r + i + 4 * h), kc);
+            pcm_unary16_avx2(&w, q);
         }
         for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
         if (k) {
@@ -1279,6 +1302,103 @@ cdef extern from *:
         }
         *bw = w;
     }
+    /* AVX2 where pext is fast (pcm_fast_pext): as the AVX-512 clone, sixteen codes a step of
+       the unary stream where every q < 8: the quotients narrowed to bytes (vpackssdw twice,
+       vpackuswb), 1 << q from a vpshufb table, the code masks B | (B - 1) (per byte: no
+       borrow), and pext packs eight codes into popcount(mask) bits; other steps as
+       pcm_rice2_codes_avx2. Low parts with k <= 15: sixteen a step narrowed to bytes (k <= 8)
+       or words, pext-packed eight or four at a time. */
+    #define PCM_AVX2P __attribute__((target("avx2,bmi,bmi2,popcnt")))
+    /* sixteen quadwords below 2**15 in four vectors as words, the pairs of each 128-bit lane
+       as dwords: a01 b01 c01 d01 | a23 b23 c23 d23 */
+    static PCM_AVX2P inline __attribute__((always_inline)) __m256i pcm_pack16(__m256i a, __m256i b, __m256i c, __m256i d) {
+        return _mm256_packs_epi32(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    }
+    /* the same below 2**8, as sixteen bytes in order */
+    static PCM_AVX2P inline __attribute__((always_inline)) __m128i pcm_bytes16(__m256i a, __m256i b, __m256i c, __m256i d) {
+        __m256i x = pcm_pack16(a, b, c, d);
+        x = _mm256_packus_epi16(x, x);  /* per lane: a01 b01 c01 d01 (bytes) twice */
+        return _mm_unpacklo_epi16(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    }
+    static PCM_AVX2P void pcm_rice2_codes_avx2p(pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
+        const __m256i zero = _mm256_setzero_si256();
+        const __m256i not7 = _mm256_set1_epi64x(~(long long)7);
+        const __m256i mkv = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1));
+        const __m128i kc = _mm_cvtsi32_si128(k);
+        const __m128i pow2 = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, (char)128, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m128i m1 = _mm_set1_epi8(-1);
+        uint64_t a[8] __attribute__((aligned(32)));
+        pcm_bw w = *bw;
+        int i, j, h;
+        for (i = i0; i + 16 <= end; i += 16) {
+            __m256i q[4];
+            for (h = 0; h < 4; h++) q[h] = _mm256_srl_epi64(PCM_ZZ4(r + i + 4 * h), kc);
+            __m256i qo = _mm256_or_si256(_mm256_or_si256(q[0], q[1]), _mm256_or_si256(q[2], q[3]));
+            if (__builtin_expect(_mm256_testz_si256(qo, not7), 1)) {
+                __m128i B = _mm_shuffle_epi8(pow2, pcm_bytes16(q[0], q[1], q[2], q[3]));
+                __m128i M = _mm_or_si128(B, _mm_add_epi8(B, m1));
+                uint64_t B0 = (uint64_t)_mm_cvtsi128_si64(B), B1 = (uint64_t)_mm_extract_epi64(B, 1);
+                uint64_t M0 = (uint64_t)_mm_cvtsi128_si64(M), M1 = (uint64_t)_mm_extract_epi64(M, 1);
+                uint64_t v0 = _pext_u64(B0, M0), v1 = _pext_u64(B1, M1);
+                int l0 = (int)_mm_popcnt_u64(M0), l1 = (int)_mm_popcnt_u64(M1);
+                if (__builtin_expect(l0 + l1 <= 56, 1)) pcm_put(&w, v0 | (v1 << l0), l0 + l1);
+                else { pcm_put128(&w, v0, 0, l0); pcm_put128(&w, v1, 0, l1); }
+            } else {
+                pcm_unary16_avx2(&w, q);
+            }
+        }
+        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        if (k && k <= 8) {
+            const uint64_t m8 = 0x0101010101010101ULL * ((((uint64_t)1) << k) - 1);
+            for (i = i0; i + 16 <= end; i += 16) {
+                __m128i L = pcm_bytes16(_mm256_and_si256(PCM_ZZ4(r + i), mkv), _mm256_and_si256(PCM_ZZ4(r + i + 4), mkv),
+                                        _mm256_and_si256(PCM_ZZ4(r + i + 8), mkv), _mm256_and_si256(PCM_ZZ4(r + i + 12), mkv));
+                uint64_t L0 = (uint64_t)_mm_cvtsi128_si64(L), L1 = (uint64_t)_mm_extract_epi64(L, 1);
+                if (k < 8) {
+                    uint64_t p0 = _pext_u64(L0, m8), p1 = _pext_u64(L1, m8);
+                    pcm_put128(&w, p0 | (p1 << (8 * k)), p1 >> (64 - 8 * k), 16 * k);
+                } else {
+                    pcm_put128(&w, L0, 0, 64);
+                    pcm_put128(&w, L1, 0, 64);
+                }
+            }
+            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+            k = 0;  /* done */
+        } else if (k > 8 && k < 16) {
+            const uint64_t m16 = 0x0001000100010001ULL * ((((uint64_t)1) << k) - 1);
+            const __m256i ord = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+            for (i = i0; i + 16 <= end; i += 16) {
+                __m256i L = pcm_pack16(_mm256_and_si256(PCM_ZZ4(r + i), mkv), _mm256_and_si256(PCM_ZZ4(r + i + 4), mkv),
+                                       _mm256_and_si256(PCM_ZZ4(r + i + 8), mkv), _mm256_and_si256(PCM_ZZ4(r + i + 12), mkv));
+                _mm256_store_si256((__m256i*)a, _mm256_permutevar8x32_epi32(L, ord));
+                uint64_t p0 = _pext_u64(a[0], m16), p1 = _pext_u64(a[1], m16);
+                uint64_t p2 = _pext_u64(a[2], m16), p3 = _pext_u64(a[3], m16);
+                pcm_put128(&w, p0 | (p1 << (4 * k)), p1 >> (64 - 4 * k), 8 * k);
+                pcm_put128(&w, p2 | (p3 << (4 * k)), p3 >> (64 - 4 * k), 8 * k);
+            }
+            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+            k = 0;  /* done */
+        }
+        if (k) {  /* k > 15: as pcm_rice2_codes_avx2 */
+            for (i = i0; i + 8 <= end; i += 8) {
+                __m256i A = _mm256_and_si256(PCM_ZZ4(r + i), mkv), B = _mm256_and_si256(PCM_ZZ4(r + i + 4), mkv);
+                if (k > 28) {
+                    _mm256_store_si256((__m256i*)a, A);
+                    _mm256_store_si256((__m256i*)(a + 4), B);
+                    for (j = 0; j < 8; j += 2) pcm_put128(&w, a[j] | (a[j + 1] << k), a[j + 1] >> (64 - k), 2 * k);
+                    continue;
+                }
+                A = _mm256_or_si256(A, _mm256_sll_epi64(_mm256_srli_si256(A, 8), kc));
+                B = _mm256_or_si256(B, _mm256_sll_epi64(_mm256_srli_si256(B, 8), kc));
+                _mm256_store_si256((__m256i*)a, A);
+                _mm256_store_si256((__m256i*)(a + 4), B);
+                pcm_put128(&w, a[0] | (a[2] << (2 * k)), a[2] >> (64 - 2 * k), 4 * k);
+                pcm_put128(&w, a[4] | (a[6] << (2 * k)), a[6] >> (64 - 2 * k), 4 * k);
+            }
+            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+        }
+        *bw = w;
+    }
     static __attribute__((target("bmi,bmi2"))) void pcm_rice2_codes_bmi2(
             pcm_bw* bw, const int64_t* r, int i, int end, int k) {
         pcm_rice2_codes_body(bw, r, i, end, k);
@@ -1292,7 +1412,11 @@ cdef extern from *:
     #if defined(__x86_64__)
         if (pcm_avx512 && pcm_avx2 && pcm_bmi2) { pcm_rice2_codes_avx512(bw, r, i, end, k); return; }
     #endif
-        if (pcm_avx2 && pcm_bmi2) { pcm_rice2_codes_avx2(bw, r, i, end, k); return; }
+        if (pcm_avx2 && pcm_bmi2) {
+            if (pcm_fast_pext) pcm_rice2_codes_avx2p(bw, r, i, end, k);
+            else pcm_rice2_codes_avx2(bw, r, i, end, k);
+            return;
+        }
         if (pcm_bmi2) { pcm_rice2_codes_bmi2(bw, r, i, end, k); return; }
     #endif
         pcm_rice2_codes_base(bw, r, i, end, k);
@@ -2387,10 +2511,11 @@ cdef extern from *:
     int pcm_stereo_sums_y(int32_t* yl, int32_t* yr, int n, int sbits, uint64_t* S) nogil
     void pcm_cpu_init()
     void pcm_tables_init()
-    void pcm_set_features(int avx2, int bmi2, int avx512)
+    void pcm_set_features(int avx2, int bmi2, int avx512, int fast_pext)
     int pcm_avx2
     int pcm_bmi2
     int pcm_avx512
+    int pcm_fast_pext
     int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) nogil
     int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) nogil
     void pcm_zz_sums(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
@@ -2441,15 +2566,48 @@ pcm_cpu_init()
 pcm_tables_init()
 
 
-def _cpu_features(avx2=None, bmi2=None, avx512=None):
-    """Which run-time clones are in use, as (avx2, bmi2, avx512); with arguments, first switch
-    them (a clone the CPU lacks stays off; the AVX-512 ones only run with avx2 and bmi2 on).
-    For tests: every path must give the same bytes."""
-    if avx2 is not None or bmi2 is not None or avx512 is not None:
+def _cpu_features(avx2=None, bmi2=None, avx512=None, fast_pext=None):
+    """Which run-time clones are in use, as (avx2, bmi2, avx512, fast_pext); with arguments,
+    first switch them (a clone the CPU lacks stays off; the AVX-512 ones only run with avx2
+    and bmi2 on; fast_pext picks the AVX2 version 2 writer that packs with pext, on by default
+    only where pext is fast, and can be forced on wherever the CPU has it). For tests: every
+    path must give the same bytes."""
+    if avx2 is not None or bmi2 is not None or avx512 is not None or fast_pext is not None:
         pcm_set_features(pcm_avx2 if avx2 is None else bool(avx2),
                          pcm_bmi2 if bmi2 is None else bool(bmi2),
-                         pcm_avx512 if avx512 is None else bool(avx512))
-    return bool(pcm_avx2), bool(pcm_bmi2), bool(pcm_avx512)
+                         pcm_avx512 if avx512 is None else bool(avx512),
+                         pcm_fast_pext if fast_pext is None else bool(fast_pext))
+    return bool(pcm_avx2), bool(pcm_bmi2), bool(pcm_avx512), bool(pcm_fast_pext)
+
+
+def _rice2_codes(r, int k):
+    """For tests: a version 2 partition of Rice parameter k (0..56) coding the residuals r (a
+    buffer of int64) with the writer the current features pick, as (bytes, bad): bad when a
+    quotient is above 63 (the bytes then do not decode)."""
+    cdef const int64_t[::1] rv = r
+    cdef Py_ssize_t n = rv.shape[0], i
+    cdef uint64_t bits = 0, q
+    cdef uint8_t[::1] ob
+    cdef pcm_bw w
+    if not 0 <= k <= 56 or n >= 1 << 24:
+        raise ValueError("k or length out of range")
+    for i in range(n):
+        q = ((<uint64_t>rv[i] << 1) ^ <uint64_t>(rv[i] >> 63)) >> k
+        if q > 1 << 16:
+            raise ValueError("quotient out of range")
+        bits += q + 1 + <uint64_t>k
+    ob = bytearray(bits // 8 + 64)  # and the writer's 16-byte stores
+    w.out = &ob[0]
+    w.pos = 0
+    w.acc = 0
+    w.nb = 0
+    w.bad = 0
+    if n:
+        pcm_rice2_codes(&w, &rv[0], 0, <int>n, k)
+    if w.nb:
+        ob[w.pos] = <uint8_t>w.acc
+        w.pos += 1
+    return bytes(ob[:w.pos]), bool(w.bad)
 
 
 FORMAT_VERSION = VERSION  # first byte of every payload

@@ -19,6 +19,10 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 # ones run only with AVX2 and BMI2 on)
 FEATURE_SETS = [(False, False, False), (True, False, False), (False, True, False),
                 (True, True, False), (True, True, True)]
+# writers: the same, with both AVX2 version 2 writers (fast_pext off: vector prefix sums; on:
+# pext packing, forced on wherever the CPU has pext)
+WRITER_SETS = [(False, False, False, False), (True, False, False, False), (False, True, False, False),
+               (True, True, False, False), (True, True, False, True), (True, True, True, True)]
 
 
 def roundtrip(data: bytes, bits: int, ch: int, be: bool, flt: bool = False) -> bytes:
@@ -241,7 +245,7 @@ def test_hypothesis_simd_clones_agree(inp):
         _pcm._cpu_features(False, False, False)
         p0 = _pcm.encode(data, bits, ch, be, flt)
         assert _pcm.decode(p0, len(data)) == data
-        for feats in [(True, True, False), (True, True, True)]:
+        for feats in WRITER_SETS[3:]:
             _pcm._cpu_features(*feats)
             p1 = _pcm.encode(data, bits, ch, be, flt)
             assert _pcm.decode(p0, len(data)) == data
@@ -261,7 +265,7 @@ def _clone_payloads(data: bytes, bits: int, ch: int, be: bool, flt: bool = False
     saved = _pcm._cpu_features()
     outs = []
     try:
-        for feats in FEATURE_SETS:
+        for feats in WRITER_SETS:
             _pcm._cpu_features(*feats)
             p = _pcm.encode(data, bits, ch, be, flt)
             assert _pcm.decode(p, len(data)) == data
@@ -965,3 +969,79 @@ def test_hypothesis_v2_partitions(k, qs, seed, flips, cut):
                 assert outs[0] == plain
     finally:
         _pcm._cpu_features(*saved)
+
+
+# ------------------------------------------------------------------------------------------
+# The version 2 partition writer on its own (_rice2_codes): every clone writes the reference
+# bits, for any k and quotient, at every length (the 16-code steps and their tails).
+
+def _rice2_ref(us: list[int], k: int) -> bytes:
+    b = _Bits()
+    b.rice2([u >> 1 if u % 2 == 0 else -(u >> 1) - 1 for u in us], k)
+    return b.tobytes()
+
+
+def _rice2_all_writers(us: list[int], k: int) -> None:
+    r = np.array([u >> 1 if u % 2 == 0 else -(u >> 1) - 1 for u in us], dtype=np.int64)
+    want = _rice2_ref(us, k)
+    saved = _pcm._cpu_features()
+    try:
+        for feats in WRITER_SETS:
+            _pcm._cpu_features(*feats)
+            assert _pcm._rice2_codes(r, k) == (want, False), (feats, k, len(us))
+    finally:
+        _pcm._cpu_features(*saved)
+
+
+def test_fast_pext_switch():
+    saved = _pcm._cpu_features()
+    try:
+        assert len(saved) == 4
+        on = _pcm._cpu_features(fast_pext=True)  # stays off only where the CPU lacks pext
+        assert on[:3] == saved[:3]
+        assert _pcm._cpu_features(fast_pext=False) == saved[:3] + (False,)
+        assert _pcm._cpu_features(False, False, False) == (False, False, False, False)
+    finally:
+        _pcm._cpu_features(*saved)
+
+
+def test_v2_writer_every_k_and_quotient():
+    """Every k 0..56 with quotients 0..63 (runs of each length, steps where every q < 8 and
+    where some are 8..63, totals just over 56 and 120 bits), lengths 0..40 and around the
+    steps of 8 and 16; low parts all ones, zeros and random."""
+    rng = random.Random(11)
+    lengths = list(range(41)) + [47, 48, 49, 63, 64, 65, 127, 128, 129, 255, 301]
+    for k in range(57):
+        low = [lambda: (1 << k) - 1, lambda: 0, lambda: rng.getrandbits(k)]
+        for n in lengths:
+            for qs in ([rng.randint(0, 7) for _ in range(n)], [rng.randint(0, 2) for _ in range(n)],
+                       [rng.choice([0, 1, 7, 8, 15, 16, 63, rng.randint(0, 63)]) for _ in range(n)],
+                       [7] * n, [63] * n):
+                us = [(q << k) | rng.choice(low)() for q in qs]
+                us = [u for u in us if u < 1 << 64]
+                _rice2_all_writers(us, k)
+
+
+def test_v2_writer_long_quotient_flagged():
+    """A quotient above 63 cannot be written in version 2: every writer flags it."""
+    saved = _pcm._cpu_features()
+    try:
+        for k in (0, 5, 12, 20):
+            for n, at in ((1, 0), (16, 3), (40, 37), (33, 15)):
+                us = [1 << k] * n
+                us[at] = 64 << k
+                r = np.array([u >> 1 if u % 2 == 0 else -(u >> 1) - 1 for u in us], dtype=np.int64)
+                for feats in WRITER_SETS:
+                    _pcm._cpu_features(*feats)
+                    assert _pcm._rice2_codes(r, k)[1] is True, (feats, k, n)
+    finally:
+        _pcm._cpu_features(*saved)
+
+
+@FAST
+@given(st.integers(0, 56), st.lists(st.integers(0, 63) | st.integers(0, 7) | st.integers(0, 2), max_size=300),
+       st.integers(0, 2 ** 64 - 1))
+def test_hypothesis_v2_writer(k, qs, seed):
+    rng = random.Random(seed)
+    us = [(q << k) | rng.getrandbits(k) for q in qs]
+    _rice2_all_writers([u for u in us if u < 1 << 64], k)
