@@ -1257,20 +1257,16 @@ cdef extern from *:
             for (j = 0; j < 16; j++) pcm_put_unary(w, a[j]);
         }
     }
-    static __attribute__((target("avx2,bmi,bmi2"))) void pcm_rice2_codes_avx2(
-            pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
-        const __m256i zero = _mm256_setzero_si256();
+    /* the k-bit low parts of r[i0..end), eight a step joined in registers (two, four or eight
+       to a put, by k); both AVX2 writers */
+    static __attribute__((target("avx2,bmi,bmi2"))) inline __attribute__((always_inline))
+    void pcm_low2_avx2(pcm_bw* pw, const int64_t* r, int i0, int end, int k) {
+        const __m256i zero = _mm256_setzero_si256();  /* PCM_ZZ4 */
         const __m256i mkv = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1));
         const __m128i kc = _mm_cvtsi32_si128(k), k2c = _mm_cvtsi32_si128(2 * k);
         uint64_t a[8] __attribute__((aligned(32)));
-        pcm_bw w = *bw;
-        int i, j, h;
-        for (i = i0; i + 16 <= end; i += 16) {
-            __m256i q[4];
-            for (h = 0; h < 4; h++) q[h] = _mm256_srl_epi64(PCM_ZZ4(r + i + 4 * h), kc);
-            pcm_unary16_avx2(&w, q);
-        }
-        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        pcm_bw w = *pw;
+        int i, j;
         if (k) {
             for (i = i0; i + 8 <= end; i += 8) {
                 __m256i A = _mm256_and_si256(PCM_ZZ4(r + i), mkv), B = _mm256_and_si256(PCM_ZZ4(r + i + 4), mkv);
@@ -1300,6 +1296,21 @@ cdef extern from *:
             }
             for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
         }
+        *pw = w;
+    }
+    static __attribute__((target("avx2,bmi,bmi2"))) void pcm_rice2_codes_avx2(
+            pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
+        const __m256i zero = _mm256_setzero_si256();  /* PCM_ZZ4 */
+        const __m128i kc = _mm_cvtsi32_si128(k);
+        pcm_bw w = *bw;
+        int i, h;
+        for (i = i0; i + 16 <= end; i += 16) {
+            __m256i q[4];
+            for (h = 0; h < 4; h++) q[h] = _mm256_srl_epi64(PCM_ZZ4(r + i + 4 * h), kc);
+            pcm_unary16_avx2(&w, q);
+        }
+        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        pcm_low2_avx2(&w, r, i0, end, k);
         *bw = w;
     }
     /* AVX2 where pext is fast (pcm_fast_pext): as the AVX-512 clone, sixteen codes a step of
@@ -1329,7 +1340,7 @@ cdef extern from *:
         const __m128i m1 = _mm_set1_epi8(-1);
         uint64_t a[8] __attribute__((aligned(32)));
         pcm_bw w = *bw;
-        int i, j, h;
+        int i, h;
         for (i = i0; i + 16 <= end; i += 16) {
             __m256i q[4];
             for (h = 0; h < 4; h++) q[h] = _mm256_srl_epi64(PCM_ZZ4(r + i + 4 * h), kc);
@@ -1379,24 +1390,7 @@ cdef extern from *:
             for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
             k = 0;  /* done */
         }
-        if (k) {  /* k > 15: as pcm_rice2_codes_avx2 */
-            for (i = i0; i + 8 <= end; i += 8) {
-                __m256i A = _mm256_and_si256(PCM_ZZ4(r + i), mkv), B = _mm256_and_si256(PCM_ZZ4(r + i + 4), mkv);
-                if (k > 28) {
-                    _mm256_store_si256((__m256i*)a, A);
-                    _mm256_store_si256((__m256i*)(a + 4), B);
-                    for (j = 0; j < 8; j += 2) pcm_put128(&w, a[j] | (a[j + 1] << k), a[j + 1] >> (64 - k), 2 * k);
-                    continue;
-                }
-                A = _mm256_or_si256(A, _mm256_sll_epi64(_mm256_srli_si256(A, 8), kc));
-                B = _mm256_or_si256(B, _mm256_sll_epi64(_mm256_srli_si256(B, 8), kc));
-                _mm256_store_si256((__m256i*)a, A);
-                _mm256_store_si256((__m256i*)(a + 4), B);
-                pcm_put128(&w, a[0] | (a[2] << (2 * k)), a[2] >> (64 - 2 * k), 4 * k);
-                pcm_put128(&w, a[4] | (a[6] << (2 * k)), a[6] >> (64 - 2 * k), 4 * k);
-            }
-            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
-        }
+        if (k) pcm_low2_avx2(&w, r, i0, end, k);  /* k > 15 */
         *bw = w;
     }
     static __attribute__((target("bmi,bmi2"))) void pcm_rice2_codes_bmi2(
