@@ -1319,6 +1319,15 @@ cdef extern from *:
        borrow), and pext packs eight codes into popcount(mask) bits; other steps as
        pcm_rice2_codes_avx2. Low parts with k <= 15: sixteen a step narrowed to bytes (k <= 8)
        or words, pext-packed eight or four at a time. */
+    /* two words of unary codes as bytes 1 << q (B) with their q + 1 bits marked (M): pext
+       packs each into popcount(M) bits, one put where both fit in 56 (the pext writers) */
+    static __attribute__((target("bmi,bmi2,popcnt"))) inline __attribute__((always_inline))
+    void pcm_put_pext2(pcm_bw* w, uint64_t B0, uint64_t M0, uint64_t B1, uint64_t M1) {
+        uint64_t v0 = _pext_u64(B0, M0), v1 = _pext_u64(B1, M1);
+        int l0 = (int)_mm_popcnt_u64(M0), l1 = (int)_mm_popcnt_u64(M1);
+        if (__builtin_expect(l0 + l1 <= 56, 1)) pcm_put(w, v0 | (v1 << l0), l0 + l1);
+        else { pcm_put128(w, v0, 0, l0); pcm_put128(w, v1, 0, l1); }
+    }
     #define PCM_AVX2P __attribute__((target("avx2,bmi,bmi2,popcnt")))
     /* sixteen quadwords below 2**15 in four vectors as words, the pairs of each 128-bit lane
        as dwords: a01 b01 c01 d01 | a23 b23 c23 d23 */
@@ -1350,10 +1359,7 @@ cdef extern from *:
                 __m128i M = _mm_or_si128(B, _mm_add_epi8(B, m1));
                 uint64_t B0 = (uint64_t)_mm_cvtsi128_si64(B), B1 = (uint64_t)_mm_extract_epi64(B, 1);
                 uint64_t M0 = (uint64_t)_mm_cvtsi128_si64(M), M1 = (uint64_t)_mm_extract_epi64(M, 1);
-                uint64_t v0 = _pext_u64(B0, M0), v1 = _pext_u64(B1, M1);
-                int l0 = (int)_mm_popcnt_u64(M0), l1 = (int)_mm_popcnt_u64(M1);
-                if (__builtin_expect(l0 + l1 <= 56, 1)) pcm_put(&w, v0 | (v1 << l0), l0 + l1);
-                else { pcm_put128(&w, v0, 0, l0); pcm_put128(&w, v1, 0, l1); }
+                pcm_put_pext2(&w, B0, M0, B1, M1);
             } else {
                 pcm_unary16_avx2(&w, q);
             }
@@ -2152,10 +2158,7 @@ cdef extern from *:
                 uint64_t B0 = (uint64_t)_mm_cvtsi128_si64(_mm512_cvtepi64_epi8(_mm512_sllv_epi64(one, q0)));
                 uint64_t B1 = (uint64_t)_mm_cvtsi128_si64(_mm512_cvtepi64_epi8(_mm512_sllv_epi64(one, q1)));
                 uint64_t M0 = B0 | (B0 - ones8), M1 = B1 | (B1 - ones8);
-                uint64_t v0 = _pext_u64(B0, M0), v1 = _pext_u64(B1, M1);
-                int l0 = (int)_mm_popcnt_u64(M0), l1 = (int)_mm_popcnt_u64(M1);
-                if (__builtin_expect(l0 + l1 <= 56, 1)) pcm_put(&w, v0 | (v1 << l0), l0 + l1);
-                else { pcm_put128(&w, v0, 0, l0); pcm_put128(&w, v1, 0, l1); }
+                pcm_put_pext2(&w, B0, M0, B1, M1);
             } else {
                 pcm_unary8_avx512(&w, q0);
                 pcm_unary8_avx512(&w, q1);
