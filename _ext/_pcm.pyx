@@ -2508,6 +2508,7 @@ cdef extern from *:
     int pcm_stereo_sums_y(int32_t* yl, int32_t* yr, int n, int sbits, uint64_t* S) nogil
     void pcm_cpu_init()
     void pcm_tables_init()
+    uint64_t PCM_ZZ(int64_t v) nogil
     void pcm_set_features(int avx2, int bmi2, int avx512, int fast_pext)
     int pcm_avx2
     int pcm_bmi2
@@ -2589,7 +2590,7 @@ def _rice2_codes(r, int k):
     if not 0 <= k <= 56 or n >= 1 << 24:
         raise ValueError("k or length out of range")
     for i in range(n):
-        q = ((<uint64_t>rv[i] << 1) ^ <uint64_t>(rv[i] >> 63)) >> k
+        q = PCM_ZZ(rv[i]) >> k
         if q > 1 << 16:
             raise ValueError("quotient out of range")
         bits += q + 1 + <uint64_t>k
@@ -2601,10 +2602,8 @@ def _rice2_codes(r, int k):
     w.bad = 0
     if n:
         pcm_rice2_codes(&w, &rv[0], 0, <int>n, k)
-    if w.nb:
-        ob[w.pos] = <uint8_t>w.acc
-        w.pos += 1
-    return bytes(ob[:w.pos]), bool(w.bad)
+    # a put leaves the pending bits stored at out[pos] (as encode relies on at its end)
+    return bytes(ob[:w.pos + (1 if w.nb else 0)]), bool(w.bad)
 
 
 FORMAT_VERSION = VERSION  # first byte of every payload

@@ -862,11 +862,16 @@ def test_hypothesis_v2_same_size_as_v1(inp):
         _pcm._cpu_features(*saved)
 
 
+def _unzigzag(us: list[int]) -> list[int]:
+    """The residuals whose zigzag values are us."""
+    return [u >> 1 if u % 2 == 0 else -(u >> 1) - 1 for u in us]
+
+
 def _fixed0_block(us: list[int], k: int, version: int = 2) -> tuple[bytes, bytes]:
     """One 32-bit mono block, fixed predictor of order 0 (the samples are the residuals), one
     partition of Rice parameter k coding the zigzag values us."""
     n = len(us)
-    r = [u >> 1 if u % 2 == 0 else -(u >> 1) - 1 for u in us]
+    r = _unzigzag(us)
     b = _Bits()
     b.put(2, 8)
     b.put(0, 3)
@@ -977,12 +982,12 @@ def test_hypothesis_v2_partitions(k, qs, seed, flips, cut):
 
 def _rice2_ref(us: list[int], k: int) -> bytes:
     b = _Bits()
-    b.rice2([u >> 1 if u % 2 == 0 else -(u >> 1) - 1 for u in us], k)
+    b.rice2(_unzigzag(us), k)
     return b.tobytes()
 
 
 def _rice2_all_writers(us: list[int], k: int) -> None:
-    r = np.array([u >> 1 if u % 2 == 0 else -(u >> 1) - 1 for u in us], dtype=np.int64)
+    r = np.array(_unzigzag(us), dtype=np.int64)
     want = _rice2_ref(us, k)
     saved = _pcm._cpu_features()
     try:
@@ -1030,7 +1035,7 @@ def test_v2_writer_long_quotient_flagged():
             for n, at in ((1, 0), (16, 3), (40, 37), (33, 15)):
                 us = [1 << k] * n
                 us[at] = 64 << k
-                r = np.array([u >> 1 if u % 2 == 0 else -(u >> 1) - 1 for u in us], dtype=np.int64)
+                r = np.array(_unzigzag(us), dtype=np.int64)
                 for feats in WRITER_SETS:
                     _pcm._cpu_features(*feats)
                     assert _pcm._rice2_codes(r, k)[1] is True, (feats, k, n)
