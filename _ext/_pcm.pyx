@@ -2395,6 +2395,132 @@ cdef extern from *:
         }
         return pcm_rs_table[pcm_avx2 && pcm_bmi2 && pcm_has_fma ? 1 : 0][v](x, n, q, sh, bits);
     }
+    /* Two blocks' LPC predictions at once, one in each 64-bit lane of an SSE register (orders
+       1..8, taken as M with the missing coefficients zero; bits <= 32 and sh <= 30). One
+       block's history chain (multiply, add, shift: about 5 cycles a sample in pcm_restore)
+       leaves the core idle most of the time; here two chains share each instruction, and
+       the taps are vpmuldq (two a cycle) instead of imul (one). The history is kept as
+       u = x + 2**(62 - sh): then x = s >> sh (arithmetic, which AVX2 lacks for 64-bit lanes)
+       is u = (s + 2**62) >> sh (logical; |s| < 2**62 when x fits, and a sum outside that
+       gives an x out of range, which the range check reports, as pcm_restore's does), and
+       u's low 32 bits are x's (2**(62 - sh) has none), the operand vpmuldq multiplies. Same
+       integers as pcm_restore on each block. */
+    #if defined(__GNUC__) && defined(__x86_64__)
+    #define PCM_HAVE_PAIR 1
+    static inline __attribute__((always_inline, target("avx2,bmi,bmi2")))
+    int pcm_restore2(int64_t* xa, int64_t* xb, int n, const int32_t* qa, const int32_t* qb,
+                     int sha, int shb, int bitsa, int bitsb, const int M) {
+        const __m128i sh = _mm_set_epi64x(shb, sha);
+        const __m128i k = _mm_set_epi64x((int64_t)1 << (62 - shb), (int64_t)1 << (62 - sha));
+        const __m128i b62 = _mm_set1_epi64x((int64_t)1 << 62);
+        /* u - k + half: x + half, below 2**bits when x is in range */
+        const __m128i hk = _mm_sub_epi64(
+            _mm_set_epi64x((int64_t)1 << (bitsb - 1), (int64_t)1 << (bitsa - 1)), k);
+        const __m128i z = _mm_setzero_si128();
+        __m128i bad = z;
+        __m128i c1 = z, c2 = z, c3 = z, c4 = z, c5 = z, c6 = z, c7 = z, c8 = z;
+        __m128i u1 = z, u2 = z, u3 = z, u4 = z, u5 = z, u6 = z, u7 = z, u8 = z;
+        uint64_t bada = 0, badb = 0;
+        int i, j;
+        #define PCM_VINIT(J, C, U) if (M >= J) { \
+            C = _mm_set_epi64x(qb[J - 1], qa[J - 1]); \
+            U = _mm_add_epi64(_mm_set_epi64x(xb[M - J], xa[M - J]), k); }
+        PCM_VINIT(1, c1, u1) PCM_VINIT(2, c2, u2) PCM_VINIT(3, c3, u3) PCM_VINIT(4, c4, u4)
+        PCM_VINIT(5, c5, u5) PCM_VINIT(6, c6, u6) PCM_VINIT(7, c7, u7) PCM_VINIT(8, c8, u8)
+        #undef PCM_VINIT
+        /* one sample of both blocks, R: (r << sh) + 2**62; the history newest first in
+           U1..U8, the new u into U8 (so the next sample's history is the names rotated) */
+        #define PCM_VTAP(J, C, U) if (M >= J) acc = _mm_add_epi64(acc, _mm_mul_epi32(C, U));
+        #define PCM_VSTEP(R, U1, U2, U3, U4, U5, U6, U7, U8) do { \
+            __m128i acc = R; \
+            PCM_VTAP(8, c8, U8) PCM_VTAP(7, c7, U7) PCM_VTAP(6, c6, U6) PCM_VTAP(5, c5, U5) \
+            PCM_VTAP(4, c4, U4) PCM_VTAP(3, c3, U3) PCM_VTAP(2, c2, U2) \
+            __asm__("" : "+x"(acc)); \
+            U8 = _mm_srlv_epi64(_mm_add_epi64(acc, _mm_mul_epi32(c1, U1)), sh); \
+            bad = _mm_or_si128(bad, _mm_add_epi64(U8, hk)); \
+        } while (0)
+        /* samples O and O + 1 of both blocks: one load and one store per block */
+        #define PCM_VSTEP2(O, U1, U2, U3, U4, U5, U6, U7, U8) do { \
+            __m128i ra = _mm_loadu_si128((const __m128i*)(pa + O)); \
+            __m128i rb = _mm_loadu_si128((const __m128i*)(pb + O)); \
+            __m128i r0 = _mm_add_epi64(_mm_sllv_epi64(_mm_unpacklo_epi64(ra, rb), sh), b62); \
+            __m128i r1 = _mm_add_epi64(_mm_sllv_epi64(_mm_unpackhi_epi64(ra, rb), sh), b62); \
+            PCM_VSTEP(r0, U1, U2, U3, U4, U5, U6, U7, U8); \
+            PCM_VSTEP(r1, U8, U1, U2, U3, U4, U5, U6, U7); \
+            __m128i v0 = _mm_sub_epi64(U8, k), v1 = _mm_sub_epi64(U7, k); \
+            _mm_storeu_si128((__m128i*)(pa + O), _mm_unpacklo_epi64(v0, v1)); \
+            _mm_storeu_si128((__m128i*)(pb + O), _mm_unpackhi_epi64(v0, v1)); \
+        } while (0)
+        int64_t* pa = xa + M;
+        int64_t* pb = xb + M;
+        int64_t* const pe = xa + n;
+        for (; pe - pa >= 8; pa += 8, pb += 8) {
+            PCM_VSTEP2(0, u1, u2, u3, u4, u5, u6, u7, u8);
+            PCM_VSTEP2(2, u7, u8, u1, u2, u3, u4, u5, u6);
+            PCM_VSTEP2(4, u5, u6, u7, u8, u1, u2, u3, u4);
+            PCM_VSTEP2(6, u3, u4, u5, u6, u7, u8, u1, u2);
+        }
+        #undef PCM_VTAP
+        #undef PCM_VSTEP
+        #undef PCM_VSTEP2
+        /* the last n - M mod 8 samples, one at a time, as pcm_restore computes them */
+        for (i = (int)(pa - xa); i < n; i++) {
+            uint64_t sa = PCM_U(xa[i]) << sha, sb = PCM_U(xb[i]) << shb;
+            for (j = 1; j <= M; j++) {
+                sa += PCM_U((int64_t)qa[j - 1]) * PCM_U(xa[i - j]);
+                sb += PCM_U((int64_t)qb[j - 1]) * PCM_U(xb[i - j]);
+            }
+            xa[i] = ((int64_t)sa) >> sha;
+            xb[i] = ((int64_t)sb) >> shb;
+            bada |= PCM_U(xa[i]) + ((uint64_t)1 << (bitsa - 1));
+            badb |= PCM_U(xb[i]) + ((uint64_t)1 << (bitsb - 1));
+        }
+        for (i = 0; i < M; i++) {  /* warm-up samples */
+            bada |= PCM_U(xa[i]) + ((uint64_t)1 << (bitsa - 1));
+            badb |= PCM_U(xb[i]) + ((uint64_t)1 << (bitsb - 1));
+        }
+        bada |= (uint64_t)_mm_cvtsi128_si64(bad);
+        badb |= (uint64_t)_mm_extract_epi64(bad, 1);
+        return (bada >> bitsa) != 0 || (badb >> bitsb) != 0 ? -1 : 0;
+    }
+    typedef int (*pcm_restore2_fn)(int64_t* xa, int64_t* xb, int n, const int32_t* qa,
+                                   const int32_t* qb, int sha, int shb, int bitsa, int bitsb);
+    #define PCM_RESTORE2_FN(M) \
+        static __attribute__((noinline, target("avx2,bmi,bmi2"))) int pcm_rs2_##M( \
+                int64_t* xa, int64_t* xb, int n, const int32_t* qa, const int32_t* qb, \
+                int sha, int shb, int bitsa, int bitsb) \
+            { return pcm_restore2(xa, xb, n, qa, qb, sha, shb, bitsa, bitsb, M); }
+    PCM_RESTORE2_FN(1) PCM_RESTORE2_FN(2) PCM_RESTORE2_FN(3) PCM_RESTORE2_FN(4)
+    PCM_RESTORE2_FN(5) PCM_RESTORE2_FN(6) PCM_RESTORE2_FN(7) PCM_RESTORE2_FN(8)
+    static const pcm_restore2_fn pcm_rs2_table[8] = {
+        pcm_rs2_1, pcm_rs2_2, pcm_rs2_3, pcm_rs2_4, pcm_rs2_5, pcm_rs2_6, pcm_rs2_7, pcm_rs2_8};
+    #endif
+    /* Two channels' (or blocks') predictions of n samples each, as pcm_restore_any on each:
+       together (pcm_restore2) when both are LPC of at most 32 bits with sh <= 30 on a CPU
+       with the AVX2 clone, the lower order's first samples restored on their own so that
+       both run at the higher order. 0 ok, -1 out of range, -2 order not handled. */
+    static int pcm_restore_pair(int64_t* xa, int64_t* xb, int n, const int32_t* qa,
+                                const int32_t* qb, int ordera, int orderb, int sha, int shb,
+                                int bitsa, int bitsb, int fixeda, int fixedb) {
+    #ifdef PCM_HAVE_PAIR
+        if (!fixeda && !fixedb && pcm_avx2 && pcm_bmi2
+                && ordera >= 1 && ordera <= 8 && orderb >= 1 && orderb <= 8
+                && bitsa <= 32 && bitsb <= 32 && sha <= 30 && shb <= 30 && n >= 16) {
+            int M = ordera > orderb ? ordera : orderb, j;
+            int32_t ca[8], cb[8];
+            for (j = 0; j < 8; j++) {
+                ca[j] = j < ordera ? qa[j] : 0;
+                cb[j] = j < orderb ? qb[j] : 0;
+            }
+            if (ordera < M && pcm_restore_any(xa, M, qa, ordera, sha, bitsa, 0) != 0) return -1;
+            if (orderb < M && pcm_restore_any(xb, M, qb, orderb, shb, bitsb, 0) != 0) return -1;
+            return pcm_rs2_table[M - 1](xa, xb, n, ca, cb, sha, shb, bitsa, bitsb);
+        }
+    #endif
+        int ra = pcm_restore_any(xa, n, qa, ordera, sha, bitsa, fixeda);
+        int rb = pcm_restore_any(xb, n, qb, orderb, shb, bitsb, fixedb);
+        return ra == -2 || rb == -2 ? -2 : (ra || rb ? -1 : 0);
+    }
     /* y = 2 * zigzag(r) + 1 (as pass 1 stores it) back to r, in place. */
     static inline __attribute__((always_inline)) void pcm_unzigzag_body(int64_t* x, int n) {
         int i;
@@ -2474,18 +2600,14 @@ cdef extern from *:
         }
     }
     PCM_DISPATCH(void, pcm_decorrelate, (int64_t* L, int64_t* R, int n, int mode), (L, R, n, mode))
-    /* 0 ok, -1 corrupt, -2 order not handled. */
-    static int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
-                                    int n, int P, const int32_t* q, int order, int sh, int bits,
-                                    int fixed, int v2) {
-        if ((fixed && order > 4) || (!fixed && (order < 1 || order > 8))) return -2;
-        if (v2) {
-            if (pcm_read_residuals2(buf, ppos, nbits, x, n, P, order)) return -1;
-        } else {
-            if (pcm_read_residuals(buf, ppos, nbits, x, n, P, order)) return -1;
-            pcm_unzigzag(x + order, n - order);
-        }
-        return pcm_restore_any(x, n, q, order, sh, bits, fixed);
+    /* The residuals of x[order..n) (P: partitions, v2: the version 2 layout) read from bit
+       *ppos into x, for pcm_restore_any or pcm_restore_pair: 0 ok, -1 corrupt. */
+    static int pcm_read_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                                  int n, int P, int order, int v2) {
+        if (v2) return pcm_read_residuals2(buf, ppos, nbits, x, n, P, order) ? -1 : 0;
+        if (pcm_read_residuals(buf, ppos, nbits, x, n, P, order)) return -1;
+        pcm_unzigzag(x + order, n - order);
+        return 0;
     }
     """
     uint64_t pcm_ld64(const uint8_t* p) nogil
@@ -2539,9 +2661,13 @@ cdef extern from *:
     int pcm_float_extras(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, const int64_t* x,
                          int n, double scale, uint8_t* p, int stride, int be) nogil
     void pcm_decorrelate(int64_t* L, int64_t* R, int n, int mode) nogil
-    int pcm_decode_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
-                             int n, int P, const int32_t* q, int order, int sh, int bits,
-                             int fixed, int v2) nogil
+    int pcm_read_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
+                           int n, int P, int order, int v2) nogil
+    int pcm_restore_any(int64_t* x, int n, const int32_t* q, int order, int sh, int bits,
+                        int fixed) nogil
+    int pcm_restore_pair(int64_t* xa, int64_t* xb, int n, const int32_t* qa, const int32_t* qb,
+                         int ordera, int orderb, int sha, int shb, int bitsa, int bitsb,
+                         int fixeda, int fixedb) nogil
 
 DEF VERSION = 2
 DEF HDR = 13
@@ -3440,25 +3566,29 @@ cdef inline int64_t sext(uint64_t v, int bits) noexcept nogil:
     return (<int64_t>(v << sh)) >> sh
 
 
-cdef int predicted(Dec* d, int64_t* x, int n, int order, const int32_t* qc, int sh, int eff,
-                   bint fixed) noexcept nogil:
-    """Residual, then prediction (fixed orders 0..4, LPC orders 1..8)."""
-    cdef int P = <int>getb(d, 4)
-    if P > 8 or n % (1 << P) != 0 or (n >> P) < order or d.pos > d.nbits:
-        return -1
-    if pcm_decode_predicted(d.buf, &d.pos, d.nbits, x, n, P, qc, order, sh, eff, fixed, d.v2) != 0:
-        return -1
-    return 0
+cdef struct Sub:
+    # a subframe read by sub_read, for sub_finish: typ 0 constant, 1 verbatim (both whole
+    # already), 2 fixed, 3 LPC (predictions still to add); w: wasted low bits to shift back
+    int typ
+    int w
+    int eff
+    int order
+    int sh
+    int32_t qc[MAXLPC_DEC]
 
 
-cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
-    cdef int typ, w, eff, i, order, prec, sh
+cdef int sub_read(Dec* d, int64_t* x, int n, int sbits, Sub* s) noexcept nogil:
+    """A subframe's bits from d.pos into x: the header, warm-up samples and residuals (0, or -1
+    corrupt). Reading is apart from the prediction so that two subframes' predictions can run
+    interleaved (sub_finish2)."""
+    cdef int typ, w, eff, i, order, prec, P
     cdef int64_t v
-    cdef uint64_t hdr, half, bad = 0
-    cdef int32_t qc[MAXLPC_DEC]
+    cdef uint64_t hdr
     hdr = getb(d, 8)
     typ = <int>(hdr & 3)
     w = <int>(hdr >> 2)
+    s.typ = typ
+    s.w = w
     if typ == 0:
         if w != 0:
             return -1
@@ -3471,39 +3601,71 @@ cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
     if w >= sbits:
         return -1
     eff = sbits - w
+    s.eff = eff
     if typ == 1:
         for i in range(n):
             x[i] = sext(getb(d, eff), eff)
             if d.pos > d.nbits:
                 return -1
-    elif typ == 2:
+        return 0
+    if typ == 2:
         order = <int>getb(d, 3)
         if order > 4 or order > n:
             return -1
-        for i in range(order):
-            x[i] = sext(getb(d, eff), eff)
-        if d.pos > d.nbits:
-            return -1
-        if predicted(d, x, n, order, qc, 0, eff, True) < 0:
-            return -1
+        s.sh = 0
     else:
         order = <int>getb(d, 5) + 1
         prec = <int>getb(d, 4) + 1
-        sh = <int>getb(d, 5)
+        s.sh = <int>getb(d, 5)
         if order > MAXLPC_DEC or order > n:
             return -1
         for i in range(order):
-            qc[i] = <int32_t>sext(getb(d, prec), prec)
-        for i in range(order):
-            x[i] = sext(getb(d, eff), eff)
-        if d.pos > d.nbits:
-            return -1
-        if predicted(d, x, n, order, qc, sh, eff, False) < 0:
-            return -1
-    if w:
+            s.qc[i] = <int32_t>sext(getb(d, prec), prec)
+    s.order = order
+    for i in range(order):
+        x[i] = sext(getb(d, eff), eff)
+    if d.pos > d.nbits:
+        return -1
+    P = <int>getb(d, 4)
+    if P > 8 or n % (1 << P) != 0 or (n >> P) < order or d.pos > d.nbits:
+        return -1
+    return pcm_read_predicted(d.buf, &d.pos, d.nbits, x, n, P, order, d.v2)
+
+
+cdef inline void sub_unwaste(int64_t* x, int n, const Sub* s) noexcept nogil:
+    cdef int i
+    if s.w:
         for i in range(n):
-            x[i] = <int64_t>(<uint64_t>x[i] << w)
+            x[i] = <int64_t>(<uint64_t>x[i] << s.w)
+
+
+cdef int sub_finish(int64_t* x, int n, const Sub* s) noexcept nogil:
+    """The predictions of a subframe sub_read left in x: 0, or -1 corrupt."""
+    if s.typ >= 2 and pcm_restore_any(x, n, s.qc, s.order, s.sh, s.eff, s.typ == 2) != 0:
+        return -1
+    sub_unwaste(x, n, s)
     return 0
+
+
+cdef int sub_finish2(int64_t* xa, int64_t* xb, int n, const Sub* a, const Sub* b) noexcept nogil:
+    """sub_finish on two subframes of n samples, their predictions interleaved."""
+    if a.typ < 2 or b.typ < 2:
+        if sub_finish(xa, n, a) != 0:
+            return -1
+        return sub_finish(xb, n, b)
+    if pcm_restore_pair(xa, xb, n, a.qc, b.qc, a.order, b.order, a.sh, b.sh, a.eff, b.eff,
+                        a.typ == 2, b.typ == 2) != 0:
+        return -1
+    sub_unwaste(xa, n, a)
+    sub_unwaste(xb, n, b)
+    return 0
+
+
+cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
+    cdef Sub s
+    if sub_read(d, x, n, sbits, &s) != 0:
+        return -1
+    return sub_finish(x, n, &s)
 
 
 cdef inline int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, int stride,
@@ -3557,22 +3719,55 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
     bytes, or is corrupt) is decoded again from a padded copy of the rest, as is every block
     that starts in the last TAIL bytes."""
     cdef int64_t start = 0
-    cdef int n, rc
+    cdef int n, rc, nb, attempt
     cdef uint64_t pos0
+    # mono integer PCM, little-endian: whole blocks go two at a time (decode_pair)
+    cdef bint pairs = channels == 1 and not flt and not be
     while start < frames:
         n = bsize if frames - start > bsize else <int>(frames - start)
+        nb = 2 if pairs and frames - start >= 2 * <int64_t>bsize else 1
         if d.tail == NULL and d.pos >= d.switch_at and to_tail(d) < 0:
             return -4
         pos0 = d.pos
-        rc = decode_block(d, dst, start, n, bits, channels, be, flt, bsize, chbuf, ref)
-        if rc == -1 and d.tail == NULL:
+        for attempt in range(2):
+            if nb == 2:
+                rc = decode_pair(d, dst, start, n, bits, chbuf, ref)
+            else:
+                rc = decode_block(d, dst, start, n, bits, channels, be, flt, bsize, chbuf, ref)
+            if rc != -1 or d.tail != NULL:
+                break
             d.pos = pos0
             if to_tail(d) < 0:
                 return -4
-            rc = decode_block(d, dst, start, n, bits, channels, be, flt, bsize, chbuf, ref)
         if rc != 0:
             return rc
-        start += n
+        start += n * nb
+    return 0
+
+
+cdef int decode_pair(Dec* d, uint8_t* dst, int64_t start, int n, int bits,
+                     int64_t* chbuf, const uint8_t* ref) noexcept nogil:
+    """Two consecutive blocks of n frames of mono integer PCM from d.pos (see decode_all),
+    their predictions interleaved: 0, -1 corrupt, -3 differs from ref (dst: two blocks of
+    room with ref)."""
+    cdef int align = bits // 8, k
+    cdef int64_t* x
+    cdef uint8_t* p
+    cdef Sub s[2]
+    for k in range(2):
+        if d.pos > d.nbits:
+            return -1
+        if sub_read(d, chbuf + k * n, n, bits, &s[k]) < 0:
+            return -1
+    if sub_finish2(chbuf, chbuf + n, n, &s[0], &s[1]) < 0:
+        return -1
+    for k in range(2):
+        x = chbuf + k * n
+        p = dst + (k * n if ref != NULL else start + k * n) * align
+        if pcm_store_mono_le(p, n, bits, x) != 0:
+            pcm_store(p, align, n, bits, False, x)
+        if ref != NULL and memcmp(p, ref + (start + k * n) * align, <size_t>n * align) != 0:
+            return -3
     return 0
 
 
@@ -3585,6 +3780,7 @@ cdef int decode_block(Dec* d, uint8_t* dst, int64_t start, int n, int bits, int 
     cdef int64_t* L
     cdef int64_t* R
     cdef uint8_t* p
+    cdef Sub sl, sr
     sb = bits
     if flt:
         fmode = <int>getb(d, 2)
@@ -3600,9 +3796,11 @@ cdef int decode_block(Dec* d, uint8_t* dst, int64_t start, int n, int bits, int 
         R = chbuf + bsize
         if d.pos > d.nbits:
             return -1
-        if dec_subframe(d, L, n, sb + (1 if mode == 2 else 0)) < 0:
+        if sub_read(d, L, n, sb + (1 if mode == 2 else 0), &sl) < 0:
             return -1
-        if dec_subframe(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0)) < 0:
+        if sub_read(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0), &sr) < 0:
+            return -1
+        if sub_finish2(L, R, n, &sl, &sr) < 0:
             return -1
         pcm_decorrelate(L, R, n, mode)
         p = dst if ref != NULL else dst + start * align
@@ -3683,7 +3881,7 @@ cdef object _decode(payload, Py_ssize_t plain_len, const uint8_t* ref):
             return True if ref != NULL else b""
         if ref != NULL:
             out = None
-            dst = <uint8_t*>malloc(<size_t>min(<uint64_t>bsize, frames) * align)
+            dst = <uint8_t*>malloc(<size_t>min(2 * <uint64_t>bsize, frames) * align)
             if dst == NULL:
                 raise MemoryError()
         else:

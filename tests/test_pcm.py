@@ -678,21 +678,17 @@ def _predict(x: list[int], i: int, fixed: bool, q: list[int], sh: int) -> int:
     return sum(c * v for c, v in zip(q, h)) >> sh
 
 
-@st.composite
-def predicted_block(draw):
-    """(payload, plain bytes or None when a value leaves the sample range, or, in version 2,
-    a quotient is above 63): one mono block of one predicted subframe, residuals chosen so
-    that the output is a drawn signal (or, when spoiled, leaves the range at a drawn place),
-    in payload version 1 or 2."""
-    version = draw(st.sampled_from([1, 2]))
-    bits = draw(st.sampled_from([16, 24, 32]))
+def _draw_subframe(draw, b: _Bits, n: int, bits: int, version: int,
+                   lpc: bool = False) -> tuple[list[int], int, bool]:
+    """One predicted subframe (LPC when lpc) of n samples appended to b: (the signal, its
+    wasted bits, bad: a value leaves the sample range, or, in version 2, a quotient is above
+    63)."""
     w = draw(st.sampled_from([0, 0, 0, 1, 5]))
     eff = bits - w
     lo, hi = -(1 << (eff - 1)), (1 << (eff - 1)) - 1
-    fixed = draw(st.booleans())
-    order = draw(st.integers(0, 4)) if fixed else draw(st.integers(1, 8))
-    P = draw(st.integers(0, 4))
-    n = (1 << P) * draw(st.integers(max(1, order), 40))
+    fixed = not lpc and draw(st.booleans())
+    order = draw(st.integers(0, min(4, n))) if fixed else draw(st.integers(1, min(8, n)))
+    P = draw(st.sampled_from([p for p in range(5) if n % (1 << p) == 0 and (n >> p) >= order]))
     if fixed:
         q, prec, sh = [0] * order, 0, 0
     else:
@@ -724,7 +720,6 @@ def predicted_block(draw):
         for i in range(order, n):
             y[i] = r[i] + _predict(y, i, fixed, q, sh)
         assert not all(lo <= v <= hi for v in y)
-    b = _Bits()
     b.put((2 if fixed else 3) | (w << 2), 8)
     if fixed:
         b.put(order, 3)
@@ -752,15 +747,37 @@ def predicted_block(draw):
                 b.rice(v, k)
         else:
             b.rice2(part, k)
-    payload = bytes([version, bits // 8 - 1, 1]) + n.to_bytes(2, "little") + n.to_bytes(8, "little")
+    return x, w, spoil or (version == 2 and long_q)
+
+
+@st.composite
+def predicted_block(draw, pair: bool = False):
+    """(payload, plain length, plain bytes or None when a value leaves the sample range, or, in
+    version 2, a quotient is above 63): mono blocks of one predicted subframe each (one to
+    three blocks: the decoder runs two whole blocks' predictions together; the last block may
+    be shorter), residuals chosen so that the output is a drawn signal (or, when spoiled,
+    leaves the range at a drawn place), in payload version 1 or 2. pair: two whole blocks of
+    LPC subframes, at least 16 samples each (what the decoder runs together)."""
+    version = draw(st.sampled_from([1, 2]))
+    bits = draw(st.sampled_from([16, 24, 32]))
+    nblocks = 2 if pair else draw(st.sampled_from([1, 1, 2, 2, 3]))
+    n = draw(st.sampled_from([1, 2, 4, 8, 16])) * draw(st.integers(16 if pair else 1, 40))
+    last = n if nblocks == 1 or pair or draw(st.booleans()) else draw(st.integers(1, n))
+    frames = n * (nblocks - 1) + last
+    b = _Bits()
+    plain, bad = b"", False
+    for blk in range(nblocks):
+        x, w, spoilt = _draw_subframe(draw, b, n if blk < nblocks - 1 else last, bits, version,
+                                      lpc=pair)
+        bad |= spoilt
+        plain += pcm_bytes(np.array(x, dtype=np.int64)[:, None] << w, bits)
+    payload = bytes([version, bits // 8 - 1, 1]) + n.to_bytes(2, "little") + frames.to_bytes(8, "little")
     payload += b.tobytes()
-    bad = spoil or (version == 2 and long_q)
-    plain = None if bad else pcm_bytes(np.array(x, dtype=np.int64)[:, None] << w, bits)
-    return payload, n * (bits // 8), plain
+    return payload, frames * (bits // 8), None if bad else plain
 
 
 @FAST
-@given(predicted_block())
+@given(st.one_of(predicted_block(), predicted_block(pair=True)))
 def test_hypothesis_reference_decoder(blk):
     payload, n, plain = blk
     saved = _pcm._cpu_features()
@@ -785,7 +802,7 @@ def _outcome(p: bytes, n: int):
 
 
 @FAST
-@given(predicted_block(), st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 7)),
+@given(st.one_of(predicted_block(), predicted_block(pair=True)), st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 7)),
                                    min_size=1, max_size=4), st.integers(0, 10 ** 6))
 def test_hypothesis_damaged_blocks_agree(blk, flips, cut):
     """Flipped bits and truncation: every clone gives the same bytes or ValueError, never a
