@@ -2395,131 +2395,174 @@ cdef extern from *:
         }
         return pcm_rs_table[pcm_avx2 && pcm_bmi2 && pcm_has_fma ? 1 : 0][v](x, n, q, sh, bits);
     }
-    /* Two blocks' LPC predictions at once, one in each 64-bit lane of an SSE register (orders
-       1..8, taken as M with the missing coefficients zero; bits <= 32 and sh <= 30). One
-       block's history chain (multiply, add, shift: about 5 cycles a sample in pcm_restore)
-       leaves the core idle most of the time; here two chains share each instruction, and
-       the taps are vpmuldq (two a cycle) instead of imul (one). The history is kept as
-       u = x + 2**(62 - sh): then x = s >> sh (arithmetic, which AVX2 lacks for 64-bit lanes)
-       is u = (s + 2**62) >> sh (logical; |s| < 2**62 when x fits, and a sum outside that
-       gives an x out of range, which the range check reports, as pcm_restore's does), and
-       u's low 32 bits are x's (2**(62 - sh) has none), the operand vpmuldq multiplies. Same
-       integers as pcm_restore on each block. */
+    /* Four blocks' LPC predictions at once, one in each 64-bit lane of an AVX2 register
+       (orders 1..8, taken as M with the missing coefficients zero; bits <= 32 and sh <= 30).
+       One block's history chain (multiply, add, shift: about 5 cycles a sample in
+       pcm_restore) leaves the core idle most of the time; here four chains share each
+       instruction, and the taps are vpmuldq (two a cycle) instead of imul (one). The
+       history is kept as u = x + 2**(62 - sh): then x = s >> sh (arithmetic, which AVX2
+       lacks for 64-bit lanes) is u = (s + 2**62) >> sh (logical; |s| < 2**62 when x fits,
+       and a sum outside that gives an x out of range, which the range check reports, as
+       pcm_restore's does), and u's low 32 bits are x's (2**(62 - sh) has none), the operand
+       vpmuldq multiplies. Same integers as pcm_restore on each block. Lanes count..3 repeat
+       lane 0 (the same values stored twice): the vector loop computes them, the scalar
+       parts do not. */
     #if defined(__GNUC__) && defined(__x86_64__)
-    #define PCM_HAVE_PAIR 1
+    #define PCM_HAVE_GROUP 1
     static inline __attribute__((always_inline, target("avx2,bmi,bmi2")))
-    int pcm_restore2(int64_t* xa, int64_t* xb, int n, const int32_t* qa, const int32_t* qb,
-                     int sha, int shb, int bitsa, int bitsb, const int M) {
-        const __m128i sh = _mm_set_epi64x(shb, sha);
-        const __m128i k = _mm_set_epi64x((int64_t)1 << (62 - shb), (int64_t)1 << (62 - sha));
-        const __m128i b62 = _mm_set1_epi64x((int64_t)1 << 62);
-        /* u - k + half: x + half, below 2**bits when x is in range */
-        const __m128i hk = _mm_sub_epi64(
-            _mm_set_epi64x((int64_t)1 << (bitsb - 1), (int64_t)1 << (bitsa - 1)), k);
-        const __m128i z = _mm_setzero_si128();
-        __m128i bad = z;
-        __m128i c1 = z, c2 = z, c3 = z, c4 = z, c5 = z, c6 = z, c7 = z, c8 = z;
-        __m128i u1 = z, u2 = z, u3 = z, u4 = z, u5 = z, u6 = z, u7 = z, u8 = z;
-        uint64_t bada = 0, badb = 0;
-        int i, j;
+    void pcm_transpose4(__m256i* r0, __m256i* r1, __m256i* r2, __m256i* r3) {
+        __m256i t0 = _mm256_unpacklo_epi64(*r0, *r1), t1 = _mm256_unpackhi_epi64(*r0, *r1);
+        __m256i t2 = _mm256_unpacklo_epi64(*r2, *r3), t3 = _mm256_unpackhi_epi64(*r2, *r3);
+        *r0 = _mm256_permute2x128_si256(t0, t2, 0x20);
+        *r1 = _mm256_permute2x128_si256(t1, t3, 0x20);
+        *r2 = _mm256_permute2x128_si256(t0, t2, 0x31);
+        *r3 = _mm256_permute2x128_si256(t1, t3, 0x31);
+    }
+    static inline __attribute__((always_inline, target("avx2,bmi,bmi2")))
+    int pcm_restore4(int64_t* const* xs, int count, int n, const int32_t* const* qs,
+                     const int* shs, const int* bitss, const int M) {
+        int64_t *x0 = xs[0], *x1 = xs[1], *x2 = xs[2], *x3 = xs[3];
+        const __m256i sh = _mm256_set_epi64x(shs[3], shs[2], shs[1], shs[0]);
+        const __m256i k = _mm256_set_epi64x((int64_t)1 << (62 - shs[3]), (int64_t)1 << (62 - shs[2]),
+                                            (int64_t)1 << (62 - shs[1]), (int64_t)1 << (62 - shs[0]));
+        const __m256i b62 = _mm256_set1_epi64x((int64_t)1 << 62);
+        const __m256i hk = _mm256_sub_epi64(_mm256_set_epi64x(
+            (int64_t)1 << (bitss[3] - 1), (int64_t)1 << (bitss[2] - 1),
+            (int64_t)1 << (bitss[1] - 1), (int64_t)1 << (bitss[0] - 1)), k);
+        const __m256i z = _mm256_setzero_si256();
+        __m256i bad = z;
+        __m256i c1 = z, c2 = z, c3 = z, c4 = z, c5 = z, c6 = z, c7 = z, c8 = z;
+        __m256i u1 = z, u2 = z, u3 = z, u4 = z, u5 = z, u6 = z, u7 = z, u8 = z;
+        uint64_t badl[4] = {0, 0, 0, 0};
+        int i, j, l;
         #define PCM_VINIT(J, C, U) if (M >= J) { \
-            C = _mm_set_epi64x(qb[J - 1], qa[J - 1]); \
-            U = _mm_add_epi64(_mm_set_epi64x(xb[M - J], xa[M - J]), k); }
+            C = _mm256_set_epi64x(qs[3][J - 1], qs[2][J - 1], qs[1][J - 1], qs[0][J - 1]); \
+            U = _mm256_add_epi64(_mm256_set_epi64x(x3[M - J], x2[M - J], x1[M - J], x0[M - J]), k); }
         PCM_VINIT(1, c1, u1) PCM_VINIT(2, c2, u2) PCM_VINIT(3, c3, u3) PCM_VINIT(4, c4, u4)
         PCM_VINIT(5, c5, u5) PCM_VINIT(6, c6, u6) PCM_VINIT(7, c7, u7) PCM_VINIT(8, c8, u8)
         #undef PCM_VINIT
-        /* one sample of both blocks, R: (r << sh) + 2**62; the history newest first in
-           U1..U8, the new u into U8 (so the next sample's history is the names rotated) */
-        #define PCM_VTAP(J, C, U) if (M >= J) acc = _mm_add_epi64(acc, _mm_mul_epi32(C, U));
+        #define PCM_VTAP(J, C, U) if (M >= J) acc = _mm256_add_epi64(acc, _mm256_mul_epi32(C, U));
         #define PCM_VSTEP(R, U1, U2, U3, U4, U5, U6, U7, U8) do { \
-            __m128i acc = R; \
+            __m256i acc = _mm256_add_epi64(_mm256_sllv_epi64(R, sh), b62); \
             PCM_VTAP(8, c8, U8) PCM_VTAP(7, c7, U7) PCM_VTAP(6, c6, U6) PCM_VTAP(5, c5, U5) \
             PCM_VTAP(4, c4, U4) PCM_VTAP(3, c3, U3) PCM_VTAP(2, c2, U2) \
             __asm__("" : "+x"(acc)); \
-            U8 = _mm_srlv_epi64(_mm_add_epi64(acc, _mm_mul_epi32(c1, U1)), sh); \
-            bad = _mm_or_si128(bad, _mm_add_epi64(U8, hk)); \
+            U8 = _mm256_srlv_epi64(_mm256_add_epi64(acc, _mm256_mul_epi32(c1, U1)), sh); \
+            bad = _mm256_or_si256(bad, _mm256_add_epi64(U8, hk)); \
         } while (0)
-        /* samples O and O + 1 of both blocks: one load and one store per block */
-        #define PCM_VSTEP2(O, U1, U2, U3, U4, U5, U6, U7, U8) do { \
-            __m128i ra = _mm_loadu_si128((const __m128i*)(pa + O)); \
-            __m128i rb = _mm_loadu_si128((const __m128i*)(pb + O)); \
-            __m128i r0 = _mm_add_epi64(_mm_sllv_epi64(_mm_unpacklo_epi64(ra, rb), sh), b62); \
-            __m128i r1 = _mm_add_epi64(_mm_sllv_epi64(_mm_unpackhi_epi64(ra, rb), sh), b62); \
+        /* samples O .. O + 3 of the four blocks: one load and one store per block */
+        #define PCM_VSTEP4(O, U1, U2, U3, U4, U5, U6, U7, U8) do { \
+            __m256i r0 = _mm256_loadu_si256((const __m256i*)(p0 + O)); \
+            __m256i r1 = _mm256_loadu_si256((const __m256i*)(p1 + O)); \
+            __m256i r2 = _mm256_loadu_si256((const __m256i*)(p2 + O)); \
+            __m256i r3 = _mm256_loadu_si256((const __m256i*)(p3 + O)); \
+            pcm_transpose4(&r0, &r1, &r2, &r3); \
             PCM_VSTEP(r0, U1, U2, U3, U4, U5, U6, U7, U8); \
             PCM_VSTEP(r1, U8, U1, U2, U3, U4, U5, U6, U7); \
-            __m128i v0 = _mm_sub_epi64(U8, k), v1 = _mm_sub_epi64(U7, k); \
-            _mm_storeu_si128((__m128i*)(pa + O), _mm_unpacklo_epi64(v0, v1)); \
-            _mm_storeu_si128((__m128i*)(pb + O), _mm_unpackhi_epi64(v0, v1)); \
+            PCM_VSTEP(r2, U7, U8, U1, U2, U3, U4, U5, U6); \
+            PCM_VSTEP(r3, U6, U7, U8, U1, U2, U3, U4, U5); \
+            r0 = _mm256_sub_epi64(U8, k); r1 = _mm256_sub_epi64(U7, k); \
+            r2 = _mm256_sub_epi64(U6, k); r3 = _mm256_sub_epi64(U5, k); \
+            pcm_transpose4(&r0, &r1, &r2, &r3); \
+            _mm256_storeu_si256((__m256i*)(p0 + O), r0); \
+            _mm256_storeu_si256((__m256i*)(p1 + O), r1); \
+            _mm256_storeu_si256((__m256i*)(p2 + O), r2); \
+            _mm256_storeu_si256((__m256i*)(p3 + O), r3); \
         } while (0)
-        int64_t* pa = xa + M;
-        int64_t* pb = xb + M;
-        int64_t* const pe = xa + n;
-        for (; pe - pa >= 8; pa += 8, pb += 8) {
-            PCM_VSTEP2(0, u1, u2, u3, u4, u5, u6, u7, u8);
-            PCM_VSTEP2(2, u7, u8, u1, u2, u3, u4, u5, u6);
-            PCM_VSTEP2(4, u5, u6, u7, u8, u1, u2, u3, u4);
-            PCM_VSTEP2(6, u3, u4, u5, u6, u7, u8, u1, u2);
+        int64_t *p0 = x0 + M, *p1 = x1 + M, *p2 = x2 + M, *p3 = x3 + M;
+        int64_t* const pe = x0 + n;
+        for (; pe - p0 >= 8; p0 += 8, p1 += 8, p2 += 8, p3 += 8) {
+            PCM_VSTEP4(0, u1, u2, u3, u4, u5, u6, u7, u8);
+            PCM_VSTEP4(4, u5, u6, u7, u8, u1, u2, u3, u4);
         }
         #undef PCM_VTAP
         #undef PCM_VSTEP
-        #undef PCM_VSTEP2
-        /* the last n - M mod 8 samples, one at a time, as pcm_restore computes them */
-        for (i = (int)(pa - xa); i < n; i++) {
-            uint64_t sa = PCM_U(xa[i]) << sha, sb = PCM_U(xb[i]) << shb;
-            for (j = 1; j <= M; j++) {
-                sa += PCM_U((int64_t)qa[j - 1]) * PCM_U(xa[i - j]);
-                sb += PCM_U((int64_t)qb[j - 1]) * PCM_U(xb[i - j]);
+        #undef PCM_VSTEP4
+        for (l = 0; l < count; l++) {
+            int64_t* x = xs[l];
+            const int32_t* q = qs[l];
+            const int s = shs[l];
+            const uint64_t half = (uint64_t)1 << (bitss[l] - 1);
+            /* the last n - M mod 8 samples, as pcm_restore computes them */
+            for (i = (int)(p0 - x0); i < n; i++) {
+                uint64_t acc = PCM_U(x[i]) << s;
+                for (j = 1; j <= M; j++) acc += PCM_U((int64_t)q[j - 1]) * PCM_U(x[i - j]);
+                x[i] = ((int64_t)acc) >> s;
+                badl[l] |= PCM_U(x[i]) + half;
             }
-            xa[i] = ((int64_t)sa) >> sha;
-            xb[i] = ((int64_t)sb) >> shb;
-            bada |= PCM_U(xa[i]) + ((uint64_t)1 << (bitsa - 1));
-            badb |= PCM_U(xb[i]) + ((uint64_t)1 << (bitsb - 1));
+            for (i = 0; i < M; i++) badl[l] |= PCM_U(x[i]) + half;  /* warm-up samples */
         }
-        for (i = 0; i < M; i++) {  /* warm-up samples */
-            bada |= PCM_U(xa[i]) + ((uint64_t)1 << (bitsa - 1));
-            badb |= PCM_U(xb[i]) + ((uint64_t)1 << (bitsb - 1));
-        }
-        bada |= (uint64_t)_mm_cvtsi128_si64(bad);
-        badb |= (uint64_t)_mm_extract_epi64(bad, 1);
-        return (bada >> bitsa) != 0 || (badb >> bitsb) != 0 ? -1 : 0;
+        badl[0] |= (uint64_t)_mm256_extract_epi64(bad, 0);
+        badl[1] |= (uint64_t)_mm256_extract_epi64(bad, 1);
+        badl[2] |= (uint64_t)_mm256_extract_epi64(bad, 2);
+        badl[3] |= (uint64_t)_mm256_extract_epi64(bad, 3);
+        for (l = 0; l < 4; l++) if (badl[l] >> bitss[l]) return -1;
+        return 0;
     }
-    typedef int (*pcm_restore2_fn)(int64_t* xa, int64_t* xb, int n, const int32_t* qa,
-                                   const int32_t* qb, int sha, int shb, int bitsa, int bitsb);
-    #define PCM_RESTORE2_FN(M) \
-        static __attribute__((noinline, target("avx2,bmi,bmi2"))) int pcm_rs2_##M( \
-                int64_t* xa, int64_t* xb, int n, const int32_t* qa, const int32_t* qb, \
-                int sha, int shb, int bitsa, int bitsb) \
-            { return pcm_restore2(xa, xb, n, qa, qb, sha, shb, bitsa, bitsb, M); }
-    PCM_RESTORE2_FN(1) PCM_RESTORE2_FN(2) PCM_RESTORE2_FN(3) PCM_RESTORE2_FN(4)
-    PCM_RESTORE2_FN(5) PCM_RESTORE2_FN(6) PCM_RESTORE2_FN(7) PCM_RESTORE2_FN(8)
-    static const pcm_restore2_fn pcm_rs2_table[8] = {
-        pcm_rs2_1, pcm_rs2_2, pcm_rs2_3, pcm_rs2_4, pcm_rs2_5, pcm_rs2_6, pcm_rs2_7, pcm_rs2_8};
+    typedef int (*pcm_restore4_fn)(int64_t* const* xs, int count, int n,
+                                   const int32_t* const* qs, const int* shs, const int* bitss);
+    #define PCM_RESTORE4_FN(M) \
+        static __attribute__((noinline, target("avx2,bmi,bmi2"))) int pcm_rs4_##M( \
+                int64_t* const* xs, int count, int n, const int32_t* const* qs, \
+                const int* shs, const int* bitss) \
+            { return pcm_restore4(xs, count, n, qs, shs, bitss, M); }
+    PCM_RESTORE4_FN(1) PCM_RESTORE4_FN(2) PCM_RESTORE4_FN(3) PCM_RESTORE4_FN(4)
+    PCM_RESTORE4_FN(5) PCM_RESTORE4_FN(6) PCM_RESTORE4_FN(7) PCM_RESTORE4_FN(8)
+    static const pcm_restore4_fn pcm_rs4_table[8] = {
+        pcm_rs4_1, pcm_rs4_2, pcm_rs4_3, pcm_rs4_4, pcm_rs4_5, pcm_rs4_6, pcm_rs4_7, pcm_rs4_8};
     #endif
-    /* Two channels' (or blocks') predictions of n samples each, as pcm_restore_any on each:
-       together (pcm_restore2) when both are LPC of at most 32 bits with sh <= 30 on a CPU
-       with the AVX2 clone, the lower order's first samples restored on their own so that
-       both run at the higher order. 0 ok, -1 out of range, -2 order not handled. */
-    static int pcm_restore_pair(int64_t* xa, int64_t* xb, int n, const int32_t* qa,
-                                const int32_t* qb, int ordera, int orderb, int sha, int shb,
-                                int bitsa, int bitsb, int fixeda, int fixedb) {
-    #ifdef PCM_HAVE_PAIR
-        if (!fixeda && !fixedb && pcm_avx2 && pcm_bmi2
-                && ordera >= 1 && ordera <= 8 && orderb >= 1 && orderb <= 8
-                && bitsa <= 32 && bitsb <= 32 && sha <= 30 && shb <= 30 && n >= 16) {
-            int M = ordera > orderb ? ordera : orderb, j;
-            int32_t ca[8], cb[8];
-            for (j = 0; j < 8; j++) {
-                ca[j] = j < ordera ? qa[j] : 0;
-                cb[j] = j < orderb ? qb[j] : 0;
+    /* The predictions of count (<= 4) subframes of n samples each, as pcm_restore_any on
+       each: the LPC ones of at most 32 bits with sh <= 30 together (pcm_restore4) on a CPU
+       with the AVX2 clone, two or more of them, the lower orders' first samples restored on
+       their own so that all run at the highest order. 0 ok, -1 out of range, -2 order not
+       handled. */
+    static int pcm_restore_group(int64_t* const* xs, int count, int n, const int32_t* const* qs,
+                                 const int* orders, const int* shs, const int* bitss,
+                                 const int* fixeds) {
+        int g = 0, i, rc = 0, r;
+    #ifdef PCM_HAVE_GROUP
+        int64_t* gx[4];
+        const int32_t* gq[4];
+        int gsh[4], gbits[4], M = 0, j;
+        int32_t cq[4][8];
+        int in[4] = {0, 0, 0, 0};
+        if (pcm_avx2 && pcm_bmi2 && n >= 16) {
+            for (i = 0; i < count; i++) {
+                in[i] = !fixeds[i] && orders[i] >= 1 && orders[i] <= 8 && bitss[i] <= 32
+                        && shs[i] <= 30;
+                g += in[i];
             }
-            if (ordera < M && pcm_restore_any(xa, M, qa, ordera, sha, bitsa, 0) != 0) return -1;
-            if (orderb < M && pcm_restore_any(xb, M, qb, orderb, shb, bitsb, 0) != 0) return -1;
-            return pcm_rs2_table[M - 1](xa, xb, n, ca, cb, sha, shb, bitsa, bitsb);
+            if (g < 2) g = 0;
         }
+        if (g) {
+            for (i = 0; i < count; i++) if (in[i] && orders[i] > M) M = orders[i];
+            g = 0;
+            for (i = 0; i < count; i++) {
+                if (!in[i]) continue;
+                if (orders[i] < M && pcm_restore_any(xs[i], M, qs[i], orders[i], shs[i], bitss[i], 0) != 0)
+                    return -1;
+                for (j = 0; j < 8; j++) cq[g][j] = j < orders[i] ? qs[i][j] : 0;
+                gx[g] = xs[i]; gq[g] = cq[g]; gsh[g] = shs[i]; gbits[g] = bitss[i];
+                g++;
+            }
+            for (i = g; i < 4; i++) {
+                gx[i] = gx[0]; gq[i] = gq[0]; gsh[i] = gsh[0]; gbits[i] = gbits[0];
+            }
+            rc = pcm_rs4_table[M - 1](gx, g, n, gq, gsh, gbits);
+        }
+        for (i = 0; i < count; i++) {
+            if (g && in[i]) continue;
+            r = pcm_restore_any(xs[i], n, qs[i], orders[i], shs[i], bitss[i], fixeds[i]);
+            if (r == -2 || rc == 0) rc = r;
+        }
+        return rc;
+    #else
+        for (i = 0; i < count; i++) {
+            r = pcm_restore_any(xs[i], n, qs[i], orders[i], shs[i], bitss[i], fixeds[i]);
+            if (r == -2 || rc == 0) rc = r;
+        }
+        return rc;
     #endif
-        int ra = pcm_restore_any(xa, n, qa, ordera, sha, bitsa, fixeda);
-        int rb = pcm_restore_any(xb, n, qb, orderb, shb, bitsb, fixedb);
-        return ra == -2 || rb == -2 ? -2 : (ra || rb ? -1 : 0);
     }
     /* y = 2 * zigzag(r) + 1 (as pass 1 stores it) back to r, in place. */
     static inline __attribute__((always_inline)) void pcm_unzigzag_body(int64_t* x, int n) {
@@ -2601,7 +2644,7 @@ cdef extern from *:
     }
     PCM_DISPATCH(void, pcm_decorrelate, (int64_t* L, int64_t* R, int n, int mode), (L, R, n, mode))
     /* The residuals of x[order..n) (P: partitions, v2: the version 2 layout) read from bit
-       *ppos into x, for pcm_restore_any or pcm_restore_pair: 0 ok, -1 corrupt. */
+       *ppos into x, for pcm_restore_any or pcm_restore_group: 0 ok, -1 corrupt. */
     static int pcm_read_predicted(const uint8_t* buf, uint64_t* ppos, uint64_t nbits, int64_t* x,
                                   int n, int P, int order, int v2) {
         if (v2) return pcm_read_residuals2(buf, ppos, nbits, x, n, P, order) ? -1 : 0;
@@ -2665,14 +2708,15 @@ cdef extern from *:
                            int n, int P, int order, int v2) nogil
     int pcm_restore_any(int64_t* x, int n, const int32_t* q, int order, int sh, int bits,
                         int fixed) nogil
-    int pcm_restore_pair(int64_t* xa, int64_t* xb, int n, const int32_t* qa, const int32_t* qb,
-                         int ordera, int orderb, int sha, int shb, int bitsa, int bitsb,
-                         int fixeda, int fixedb) nogil
+    int pcm_restore_group(int64_t* const* xs, int count, int n, const int32_t* const* qs,
+                          const int* orders, const int* shs, const int* bitss,
+                          const int* fixeds) nogil
 
 DEF VERSION = 2
 DEF HDR = 13
 DEF BLOCK = 4096
 DEF MAXBLOCK = 16384
+DEF GROUP = 4  # mono blocks decoded together (their predictions in the lanes of a register)
 DEF MAXLPC = 8
 DEF MAXLPC_DEC = 8  # the decoder rejects higher orders (the format could hold 32)
 DEF LPC_PREC = 14
@@ -3579,8 +3623,8 @@ cdef struct Sub:
 
 cdef int sub_read(Dec* d, int64_t* x, int n, int sbits, Sub* s) noexcept nogil:
     """A subframe's bits from d.pos into x: the header, warm-up samples and residuals (0, or -1
-    corrupt). Reading is apart from the prediction so that two subframes' predictions can run
-    interleaved (sub_finish2)."""
+    corrupt). Reading is apart from the prediction so that several subframes' predictions can
+    run together (sub_finish_group)."""
     cdef int typ, w, eff, i, order, prec, P
     cdef int64_t v
     cdef uint64_t hdr
@@ -3647,17 +3691,28 @@ cdef int sub_finish(int64_t* x, int n, const Sub* s) noexcept nogil:
     return 0
 
 
-cdef int sub_finish2(int64_t* xa, int64_t* xb, int n, const Sub* a, const Sub* b) noexcept nogil:
-    """sub_finish on two subframes of n samples, their predictions interleaved."""
-    if a.typ < 2 or b.typ < 2:
-        if sub_finish(xa, n, a) != 0:
-            return -1
-        return sub_finish(xb, n, b)
-    if pcm_restore_pair(xa, xb, n, a.qc, b.qc, a.order, b.order, a.sh, b.sh, a.eff, b.eff,
-                        a.typ == 2, b.typ == 2) != 0:
+cdef int sub_finish_group(int64_t** xs, int count, int n, const Sub* subs) noexcept nogil:
+    """sub_finish on count (<= 4) subframes of n samples, their predictions run together."""
+    cdef const int32_t* qs[4]
+    cdef int orders[4]
+    cdef int shs[4]
+    cdef int bitss[4]
+    cdef int fixeds[4]
+    cdef int i, g = 0
+    cdef int64_t* gx[4]
+    for i in range(count):
+        if subs[i].typ >= 2:
+            gx[g] = xs[i]
+            qs[g] = subs[i].qc
+            orders[g] = subs[i].order
+            shs[g] = subs[i].sh
+            bitss[g] = subs[i].eff
+            fixeds[g] = subs[i].typ == 2
+            g += 1
+    if g and pcm_restore_group(gx, g, n, qs, orders, shs, bitss, fixeds) != 0:
         return -1
-    sub_unwaste(xa, n, a)
-    sub_unwaste(xb, n, b)
+    for i in range(count):
+        sub_unwaste(xs[i], n, &subs[i])
     return 0
 
 
@@ -3721,17 +3776,19 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
     cdef int64_t start = 0
     cdef int n, rc, nb, attempt
     cdef uint64_t pos0
-    # mono integer PCM, little-endian: whole blocks go two at a time (decode_pair)
-    cdef bint pairs = channels == 1 and not flt and not be
+    # mono integer PCM, little-endian: whole blocks go up to GROUP at a time (decode_group)
+    cdef bint groups = channels == 1 and not flt and not be
     while start < frames:
         n = bsize if frames - start > bsize else <int>(frames - start)
-        nb = 2 if pairs and frames - start >= 2 * <int64_t>bsize else 1
+        nb = <int>min((frames - start) // bsize, GROUP) if groups else 1
+        if nb < 2:
+            nb = 1
         if d.tail == NULL and d.pos >= d.switch_at and to_tail(d) < 0:
             return -4
         pos0 = d.pos
         for attempt in range(2):
-            if nb == 2:
-                rc = decode_pair(d, dst, start, n, bits, chbuf, ref)
+            if nb > 1:
+                rc = decode_group(d, dst, start, n, nb, bits, chbuf, ref)
             else:
                 rc = decode_block(d, dst, start, n, bits, channels, be, flt, bsize, chbuf, ref)
             if rc != -1 or d.tail != NULL:
@@ -3745,27 +3802,27 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
     return 0
 
 
-cdef int decode_pair(Dec* d, uint8_t* dst, int64_t start, int n, int bits,
-                     int64_t* chbuf, const uint8_t* ref) noexcept nogil:
-    """Two consecutive blocks of n frames of mono integer PCM from d.pos (see decode_all),
-    their predictions interleaved: 0, -1 corrupt, -3 differs from ref (dst: two blocks of
-    room with ref)."""
+cdef int decode_group(Dec* d, uint8_t* dst, int64_t start, int n, int count, int bits,
+                      int64_t* chbuf, const uint8_t* ref) noexcept nogil:
+    """count (<= 4) consecutive blocks of n frames of mono integer PCM from d.pos (see
+    decode_all), their predictions run together: 0, -1 corrupt, -3 differs from ref (dst:
+    count blocks of room with ref)."""
     cdef int align = bits // 8, k
-    cdef int64_t* x
     cdef uint8_t* p
-    cdef Sub s[2]
-    for k in range(2):
+    cdef Sub s[4]
+    cdef int64_t* xs[4]
+    for k in range(count):
+        xs[k] = chbuf + k * n
         if d.pos > d.nbits:
             return -1
-        if sub_read(d, chbuf + k * n, n, bits, &s[k]) < 0:
+        if sub_read(d, xs[k], n, bits, &s[k]) < 0:
             return -1
-    if sub_finish2(chbuf, chbuf + n, n, &s[0], &s[1]) < 0:
+    if sub_finish_group(xs, count, n, s) < 0:
         return -1
-    for k in range(2):
-        x = chbuf + k * n
+    for k in range(count):
         p = dst + (k * n if ref != NULL else start + k * n) * align
-        if pcm_store_mono_le(p, n, bits, x) != 0:
-            pcm_store(p, align, n, bits, False, x)
+        if pcm_store_mono_le(p, n, bits, xs[k]) != 0:
+            pcm_store(p, align, n, bits, False, xs[k])
         if ref != NULL and memcmp(p, ref + (start + k * n) * align, <size_t>n * align) != 0:
             return -3
     return 0
@@ -3780,7 +3837,8 @@ cdef int decode_block(Dec* d, uint8_t* dst, int64_t start, int n, int bits, int 
     cdef int64_t* L
     cdef int64_t* R
     cdef uint8_t* p
-    cdef Sub sl, sr
+    cdef Sub sl[2]
+    cdef int64_t* xs[2]
     sb = bits
     if flt:
         fmode = <int>getb(d, 2)
@@ -3796,11 +3854,13 @@ cdef int decode_block(Dec* d, uint8_t* dst, int64_t start, int n, int bits, int 
         R = chbuf + bsize
         if d.pos > d.nbits:
             return -1
-        if sub_read(d, L, n, sb + (1 if mode == 2 else 0), &sl) < 0:
+        if sub_read(d, L, n, sb + (1 if mode == 2 else 0), &sl[0]) < 0:
             return -1
-        if sub_read(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0), &sr) < 0:
+        if sub_read(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0), &sl[1]) < 0:
             return -1
-        if sub_finish2(L, R, n, &sl, &sr) < 0:
+        xs[0] = L
+        xs[1] = R
+        if sub_finish_group(xs, 2, n, sl) < 0:
             return -1
         pcm_decorrelate(L, R, n, mode)
         p = dst if ref != NULL else dst + start * align
@@ -3881,7 +3941,7 @@ cdef object _decode(payload, Py_ssize_t plain_len, const uint8_t* ref):
             return True if ref != NULL else b""
         if ref != NULL:
             out = None
-            dst = <uint8_t*>malloc(<size_t>min(2 * <uint64_t>bsize, frames) * align)
+            dst = <uint8_t*>malloc(<size_t>min(GROUP * <uint64_t>bsize, frames) * align)
             if dst == NULL:
                 raise MemoryError()
         else:
@@ -3890,7 +3950,8 @@ cdef object _decode(payload, Py_ssize_t plain_len, const uint8_t* ref):
         body = view.len - HDR
         if bsize > <int>frames:
             bsize = <int>frames
-        chbuf = <int64_t*>malloc(sizeof(int64_t) * bsize * 2)  # one block of <= 2 channels
+        # one block of <= 2 channels, or GROUP blocks of one
+        chbuf = <int64_t*>malloc(sizeof(int64_t) * bsize * max(2, GROUP))
         if chbuf == NULL:
             raise MemoryError()
         # in place while PAD bytes short of the end, a padded copy for the last TAIL bytes

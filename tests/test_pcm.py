@@ -751,24 +751,24 @@ def _draw_subframe(draw, b: _Bits, n: int, bits: int, version: int,
 
 
 @st.composite
-def predicted_block(draw, pair: bool = False):
+def predicted_block(draw, group: bool = False):
     """(payload, plain length, plain bytes or None when a value leaves the sample range, or, in
-    version 2, a quotient is above 63): mono blocks of one predicted subframe each (one to
-    three blocks: the decoder runs two whole blocks' predictions together; the last block may
+    version 2, a quotient is above 63): mono blocks of one predicted subframe each (one to six
+    blocks: the decoder runs up to four whole blocks' predictions together; the last block may
     be shorter), residuals chosen so that the output is a drawn signal (or, when spoiled,
-    leaves the range at a drawn place), in payload version 1 or 2. pair: two whole blocks of
-    LPC subframes, at least 16 samples each (what the decoder runs together)."""
+    leaves the range at a drawn place), in payload version 1 or 2. group: two to four whole
+    blocks of LPC subframes, at least 16 samples each (what the decoder runs together)."""
     version = draw(st.sampled_from([1, 2]))
     bits = draw(st.sampled_from([16, 24, 32]))
-    nblocks = 2 if pair else draw(st.sampled_from([1, 1, 2, 2, 3]))
-    n = draw(st.sampled_from([1, 2, 4, 8, 16])) * draw(st.integers(16 if pair else 1, 40))
-    last = n if nblocks == 1 or pair or draw(st.booleans()) else draw(st.integers(1, n))
+    nblocks = draw(st.integers(2, 4)) if group else draw(st.sampled_from([1, 1, 2, 3, 4, 5, 6]))
+    n = draw(st.sampled_from([1, 2, 4, 8, 16])) * draw(st.integers(16 if group else 1, 40))
+    last = n if nblocks == 1 or group or draw(st.booleans()) else draw(st.integers(1, n))
     frames = n * (nblocks - 1) + last
     b = _Bits()
     plain, bad = b"", False
     for blk in range(nblocks):
         x, w, spoilt = _draw_subframe(draw, b, n if blk < nblocks - 1 else last, bits, version,
-                                      lpc=pair)
+                                      lpc=group)
         bad |= spoilt
         plain += pcm_bytes(np.array(x, dtype=np.int64)[:, None] << w, bits)
     payload = bytes([version, bits // 8 - 1, 1]) + n.to_bytes(2, "little") + frames.to_bytes(8, "little")
@@ -777,7 +777,7 @@ def predicted_block(draw, pair: bool = False):
 
 
 @FAST
-@given(st.one_of(predicted_block(), predicted_block(pair=True)))
+@given(st.one_of(predicted_block(), predicted_block(group=True)))
 def test_hypothesis_reference_decoder(blk):
     payload, n, plain = blk
     saved = _pcm._cpu_features()
@@ -794,6 +794,63 @@ def test_hypothesis_reference_decoder(blk):
         _pcm._cpu_features(*saved)
 
 
+def _lpc_blocks(xs: list[list[int]], orders: list[int], q: list[int], sh: int, bits: int,
+                spoil: tuple[int, int] | None = None) -> bytes:
+    """A version 2 mono payload of one LPC subframe (coefficients q[:order], one partition)
+    per signal in xs (all of one length); spoil (block, sample): that residual pushed so the
+    sample leaves the range."""
+    n = len(xs[0])
+    b = _Bits()
+    for blk, (x, order) in enumerate(zip(xs, orders)):
+        r = [0] * n
+        for i in range(order, n):
+            r[i] = x[i] - _predict(x, i, False, q[:order], sh)
+        if spoil and spoil[0] == blk:
+            r[spoil[1]] += 1 << bits
+        b.put(3, 8)
+        b.put(order - 1, 5)
+        b.put(15, 4)
+        b.put(sh, 5)
+        for c in q[:order]:
+            b.put(c, 16)
+        for i in range(order):
+            b.put(x[i], bits)
+        b.put(0, 4)
+        part = r[order:]
+        umax = max(2 * v if v >= 0 else -2 * v - 1 for v in part)
+        k = max(0, umax.bit_length() - 6)
+        b.put(k, 6)
+        b.rice2(part, k)
+    frames = n * len(xs)
+    return (bytes([2, bits // 8 - 1, 1]) + n.to_bytes(2, "little") + frames.to_bytes(8, "little")
+            + b.tobytes())
+
+
+@pytest.mark.parametrize("nblocks", [2, 3, 4, 5])
+def test_grouped_blocks_each_checked(nblocks):
+    """Blocks decoded together (mono, up to four whole blocks a group): each block's own
+    orders and range check count, wherever it sits in the group, under every clone."""
+    rnd = random.Random(nblocks)
+    bits, sh, n = 24, 12, 200
+    q = [1800, -900, 400, -200, 100, -50, 25, -12]
+    xs = [[rnd.randint(-(1 << 22), 1 << 22) for _ in range(n)] for _ in range(nblocks)]
+    orders = [8 - (i % 3) * 3 for i in range(nblocks)]  # 8, 5, 2, ...
+    plain = b"".join(pcm_bytes(np.array(x, dtype=np.int64)[:, None], bits) for x in xs)
+    saved = _pcm._cpu_features()
+    try:
+        for feats in FEATURE_SETS:
+            _pcm._cpu_features(*feats)
+            assert _pcm.decode(_lpc_blocks(xs, orders, q, sh, bits), len(plain)) == plain
+            for blk in range(nblocks):
+                for i in (8, 100, n - 1):  # first, middle and last (a scalar tail) samples
+                    bad = _lpc_blocks(xs, orders, q, sh, bits, spoil=(blk, i))
+                    with pytest.raises(ValueError):
+                        _pcm.decode(bad, len(plain))
+                    assert _pcm.verify(bad, plain) is False
+    finally:
+        _pcm._cpu_features(*saved)
+
+
 def _outcome(p: bytes, n: int):
     try:
         return _pcm.decode(p, n)
@@ -802,7 +859,7 @@ def _outcome(p: bytes, n: int):
 
 
 @FAST
-@given(st.one_of(predicted_block(), predicted_block(pair=True)), st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 7)),
+@given(st.one_of(predicted_block(), predicted_block(group=True)), st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 7)),
                                    min_size=1, max_size=4), st.integers(0, 10 ** 6))
 def test_hypothesis_damaged_blocks_agree(blk, flips, cut):
     """Flipped bits and truncation: every clone gives the same bytes or ValueError, never a
