@@ -37,6 +37,8 @@ _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 
 @dataclass(frozen=True)
 class AudioInfo:
+    """The format and sample-data region of a PCM audio file, from its header."""
+
     container: str  # "wav", "bwf", "rf64", "bw64", "aiff", "aifc"
     sample_rate: int
     bits: int  # container bits per sample: 8/16/24/32

@@ -35,6 +35,8 @@ INFLIGHT = 4 * WORKERS
 
 @dataclass
 class Problem:
+    """One problem fsck found, with every project/version/path it affects."""
+
     kind: str          # missing_pack, damaged_pack, damaged_blob, missing_chunk, damaged_tree, ...
     detail: str
     pack: str | None = None
@@ -49,6 +51,8 @@ class Problem:
 
 @dataclass
 class CheckResult:
+    """What a check covered and what it found (`ok` when no problems)."""
+
     packs_checked: int = 0
     chunks_checked: int = 0
     bytes_checked: int = 0

@@ -12,7 +12,6 @@ import threading
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from . import _chunker
 from .errors import FormatError
 
 MASK64 = (1 << 64) - 1
@@ -90,6 +89,7 @@ def reference_cuts(data: bytes, params: ChunkParams, align: int = 1) -> list[int
 
 def find_cuts(buf, start: int, end: int, eof: bool, params: ChunkParams, align: int = 1):
     """Fast kernel call: chunk lengths in buf[start:end] and where scanning stopped."""
+    from . import _chunker
     th_small, th_large = params.thresholds
     return _chunker.find_cuts(buf, start, end, eof, params.min, params.avg, params.max,
                               th_small, th_large, GEAR, align)
@@ -151,6 +151,7 @@ def is_cut(buf, start: int, length: int, avail: int, eof: bool, params: ChunkPar
            align: int = 1) -> bool:
     """Whether `find_cuts` would cut the chunk at `start` after exactly `length` bytes, given
     that those bytes are a chunk it once cut elsewhere (see `_chunker.is_cut`)."""
+    from . import _chunker
     th_small, th_large = params.thresholds
     return _chunker.is_cut(buf, start, length, avail, eof, params.min, params.avg, params.max,
                            th_small, th_large, GEAR, align)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import threading
 
 _SPEC = os.environ.get("ARCHIVESTORE_FAULT", "")
@@ -44,6 +43,7 @@ def hit(point: str) -> None:
         n = _counts[point] = _counts.get(point, 0) + 1
     if n < _TARGET[1]:
         return
+    import signal
     if _TARGET[2] == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     if _TARGET[2] == "stop":  # freeze here until SIGCONT (a test interleaves another process)

@@ -15,7 +15,6 @@ import datetime as _dt
 import errno
 import getpass
 import os
-import socket
 import stat
 import threading
 import time
@@ -30,9 +29,10 @@ from .audio import probe as probe_audio
 from .backend import leftover_temps
 from .chunking import GuidedChunks
 from .errors import ArchiveError, InputError, NotFound, StoreFull, UsageError
-from .locks import StoreLock
+from .locks import HOST, StoreLock
 from .packs import KIND_DATA, KIND_SNAPSHOT, KIND_TREE
-from .snapshots import SNAPSHOT_VERSION, TreeBuilder, encode_snapshot, larger_than
+from .snapshots import (SNAPSHOT_VERSION, TreeBuilder, encode_snapshot, larger_than,
+                        validate_project_name)
 from .store import Store
 
 # In-flight encodes are bounded so memory stays flat whatever the file size: each holds at most
@@ -59,6 +59,8 @@ GUIDE_MAX_CHUNKS = 1 << 20
 
 @dataclass
 class IngestResult:
+    """The outcome of one ingest: the version made and what it cost and skipped."""
+
     project: str
     version: int
     files: int = 0
@@ -86,12 +88,6 @@ class IngestResult:
 
 class _Skip(Exception):
     """A source entry that is not archived, with the reason given to the user."""
-
-
-def validate_project_name(name: str) -> str:
-    if not name or "/" in name or "\0" in name or name in (".", ".."):
-        raise UsageError(f"invalid project name {name!r} (no '/', not empty)")
-    return name
 
 
 class Ingester:
@@ -267,7 +263,7 @@ class Ingester:
             version = self.store.claim_version(res.project, index.next_version(res.project))
             record = {"v": SNAPSHOT_VERSION, "project": res.project, "version": version,
                       "time": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                      "host": socket.gethostname(), "user": _user(), "source": os.fsdecode(src),
+                      "host": HOST, "user": _user(), "source": os.fsdecode(src),
                       "message": message or "", "files": res.files, "dirs": res.dirs,
                       "symlinks": res.symlinks, "bytes": res.bytes_in, "tree": tree_ids,
                       "skipped": res.skipped}

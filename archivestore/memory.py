@@ -11,7 +11,6 @@ heap and peak RSS rose from 103 to 130 MB for no measurable gain.
 """
 from __future__ import annotations
 
-import ctypes
 import sys
 
 # mallopt parameters (malloc.h)
@@ -27,6 +26,7 @@ def tune_allocator() -> bool:
     """Keep short-lived chunk buffers in the heap (glibc only); True if the setting took."""
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes
     try:
         # the C library the interpreter runs on (find_library would spawn `ldconfig -p`)
         mallopt = ctypes.CDLL(None).mallopt

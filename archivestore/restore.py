@@ -37,6 +37,8 @@ INLINE_FILE = 64 << 10
 
 @dataclass
 class RestoreResult:
+    """The outcome of one restore (`ok` when every file verified)."""
+
     project: str
     version: int
     files: int = 0

@@ -8,7 +8,6 @@ claimed with a create-once marker `versions/<project-hex>/<number>` (docs/FORMAT
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 import threading
@@ -42,12 +41,14 @@ def _writer_id(cache: Path) -> str:
 
 
 def encode_entries(entries: list[BlobRef]) -> str:
+    import base64
     raw = b"".join(FOOTER_ENTRY.pack(e.id, e.offset, e.plain_len, e.stored_len, e.kind, e.codec, 0)
                    for e in entries)
     return base64.b64encode(raw).decode()
 
 
 def decode_entries(text: str) -> list[BlobRef]:
+    import base64
     raw = base64.b64decode(text)
     if len(raw) % FOOTER_ENTRY.size:
         raise FormatError("segment pack entries have a bad length")

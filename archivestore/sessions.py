@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -68,6 +67,7 @@ def closed_format(path: str) -> str | None:
 
 def parse_ardour(data: bytes) -> tuple[str | None, list[tuple[str, str]]]:
     """(session name, [(source name, "audio"|"midi")]) from an Ardour session document."""
+    import xml.etree.ElementTree as ET
     try:
         root = ET.fromstring(data)
     except ET.ParseError as e:

@@ -11,13 +11,19 @@ import re
 from typing import Callable, Iterable, Iterator
 
 from . import jsontext
-from .errors import FormatError
+from .errors import FormatError, UsageError
 
 SNAPSHOT_VERSION = 1
 # A tree part closes at ~4 MiB of JSON so that building and reading a manifest of any size
 # holds one part in memory.
 TREE_PART_BYTES = 4 * 1024 * 1024
 ENTRY_TYPES = ("file", "dir", "symlink")
+
+
+def validate_project_name(name: str) -> str:
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
+        raise UsageError(f"invalid project name {name!r} (no '/', not empty)")
+    return name
 
 
 def validate_path(path: str) -> str:

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import catalog, codecs, faults, hashing
+from . import codecs, faults, hashing
 from .backend import LocalBackend, open_backend, write_atomic
 from .locations import on_network_fs
 from .segments import SharedCatalog, create_once
@@ -248,6 +248,7 @@ class Store:
             self.shared.refresh(self.index)
             # versions merged from other writers (here or during a version claim) get their file
             # records from their trees; a version that already has them costs one index read
+            from . import catalog
             catalog.fill_missing(self)
         self.sync_index(only_if_empty=True)  # packs of writers that predate segments
 
@@ -424,6 +425,7 @@ class Store:
                         rec["conflict"] = True
                         continue
                     self.index.add_version(rec["project"], rec["version"], rec)
+        from . import catalog
         catalog.fill_versions(self, [r for r in snaps if not r.get("conflict")])
         return snaps
 
@@ -482,6 +484,7 @@ class Store:
                 bad.append(f"{name}: {e}")
             if progress:
                 progress(name, size)
+        from . import catalog
         catalog.fill_missing(self)  # tree parts may sit in packs indexed after their snapshot
         self.index.set_rebuilding(False)
         return {"packs": packs, "versions": versions, "unreadable_packs": bad}

@@ -9,6 +9,7 @@ import click
 from ..chunking import ChunkParams
 from ..errors import EXIT_DAMAGE, UsageError
 from ..memory import tune_allocator
+from ..snapshots import path_selected, validate_project_name
 from ..store import Store
 from . import cli
 from .common import (Progress, complete_project, emit_json, human, json_option, open_store, quiet_option, run,
@@ -74,7 +75,7 @@ def ingest(folders, store_path, project, message, strict, no_verify_codec, no_au
       archive ingest ./mix --project "Paper Boats" -m "revised mix"
       archive ingest /Deliveries/2026-11/*/
     """
-    from ..ingest import Ingester, validate_project_name
+    from ..ingest import Ingester
     if project and len(folders) > 1:
         raise UsageError("--project names one folder's project; with several folders each "
                          "project is named after its folder")
@@ -166,7 +167,6 @@ def restore(project, paths, store_path, target, version, all_projects, overwrite
                          "give no PROJECT, PATHS or --version with it")
     if not all_projects and not project:
         raise UsageError("which project? Give its name (archive projects lists them) or --all")
-    from ..ingest import validate_project_name
     failed = False
     tune_allocator()
     with open_store(store_path) as st:
@@ -189,7 +189,6 @@ def _restore_one(st, project, version, paths, target, overwrite, as_json, quiet,
     n, rec = st.version(project, version)
     total = rec.get("bytes")
     if paths:
-        from ..snapshots import path_selected
         # the selection's bytes take a walk of the version's tree: only for a bar on screen
         total = lambda: sum(e.get("size", 0) for e in st.iter_tree(rec)  # noqa: E731
                             if e["type"] == "file" and path_selected(e["path"], paths))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import catalog
 from .common import human
 
 if TYPE_CHECKING:  # the session parsers are imported by the commands that check sessions
@@ -25,7 +24,8 @@ def entry_detail(e: dict) -> str:
     out = human(e.get("size", 0))
     a = e.get("audio")
     if a:
-        out += "  " + catalog.audio_summary(a)
+        from ..catalog import audio_summary
+        out += "  " + audio_summary(a)
         if a.get("description"):
             out += f"  “{a['description']}”"
     if e.get("session"):
