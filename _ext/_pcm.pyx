@@ -3776,11 +3776,12 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
     cdef int64_t start = 0
     cdef int n, rc, nb, attempt
     cdef uint64_t pos0
-    # mono integer PCM, little-endian: whole blocks go up to GROUP at a time (decode_group)
-    cdef bint groups = channels == 1 and not flt and not be
+    # integer PCM, little-endian, one or two channels: whole blocks go GROUP channels at a
+    # time (decode_group)
+    cdef int per = GROUP // channels if channels <= 2 and not flt and not be else 1
     while start < frames:
         n = bsize if frames - start > bsize else <int>(frames - start)
-        nb = <int>min((frames - start) // bsize, GROUP) if groups else 1
+        nb = <int>min((frames - start) // bsize, per)
         if nb < 2:
             nb = 1
         if d.tail == NULL and d.pos >= d.switch_at and to_tail(d) < 0:
@@ -3788,7 +3789,7 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
         pos0 = d.pos
         for attempt in range(2):
             if nb > 1:
-                rc = decode_group(d, dst, start, n, nb, bits, chbuf, ref)
+                rc = decode_group(d, dst, start, n, nb, bits, channels, chbuf, ref)
             else:
                 rc = decode_block(d, dst, start, n, bits, channels, be, flt, bsize, chbuf, ref)
             if rc != -1 or d.tail != NULL:
@@ -3803,25 +3804,41 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
 
 
 cdef int decode_group(Dec* d, uint8_t* dst, int64_t start, int n, int count, int bits,
-                      int64_t* chbuf, const uint8_t* ref) noexcept nogil:
-    """count (<= 4) consecutive blocks of n frames of mono integer PCM from d.pos (see
-    decode_all), their predictions run together: 0, -1 corrupt, -3 differs from ref (dst:
-    count blocks of room with ref)."""
-    cdef int align = bits // 8, k
+                      int channels, int64_t* chbuf, const uint8_t* ref) noexcept nogil:
+    """count consecutive blocks of n frames of integer little-endian PCM, one or two channels
+    (count * channels <= GROUP), from d.pos (see decode_all), their predictions run together:
+    0, -1 corrupt, -3 differs from ref (dst: count blocks of room with ref)."""
+    cdef int align = channels * (bits // 8), k, c, j = 0, mode, side
+    cdef int modes[GROUP]
     cdef uint8_t* p
-    cdef Sub s[4]
-    cdef int64_t* xs[4]
+    cdef Sub s[GROUP]
+    cdef int64_t* xs[GROUP]
     for k in range(count):
-        xs[k] = chbuf + k * n
+        mode = 0
+        if channels == 2:
+            mode = <int>getb(d, 2)
+        modes[k] = mode
         if d.pos > d.nbits:
             return -1
-        if sub_read(d, xs[k], n, bits, &s[k]) < 0:
-            return -1
-    if sub_finish_group(xs, count, n, s) < 0:
+        for c in range(channels):
+            if c == 0:  # the side channel is a bit wider
+                side = mode == 2
+            else:
+                side = mode == 1 or mode == 3
+            xs[j] = chbuf + j * n
+            if sub_read(d, xs[j], n, bits + side, &s[j]) < 0:
+                return -1
+            j += 1
+    if sub_finish_group(xs, j, n, s) < 0:
         return -1
     for k in range(count):
         p = dst + (k * n if ref != NULL else start + k * n) * align
-        if pcm_store_mono_le(p, n, bits, xs[k]) != 0:
+        if channels == 2:
+            pcm_decorrelate(xs[2 * k], xs[2 * k + 1], n, modes[k])
+            if pcm_store_stereo_le(p, n, bits, xs[2 * k], xs[2 * k + 1]) != 0:
+                pcm_store(p, align, n, bits, False, xs[2 * k])
+                pcm_store(p + bits // 8, align, n, bits, False, xs[2 * k + 1])
+        elif pcm_store_mono_le(p, n, bits, xs[k]) != 0:
             pcm_store(p, align, n, bits, False, xs[k])
         if ref != NULL and memcmp(p, ref + (start + k * n) * align, <size_t>n * align) != 0:
             return -3
