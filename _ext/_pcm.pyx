@@ -3776,9 +3776,9 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
     cdef int64_t start = 0
     cdef int n, rc, nb, attempt
     cdef uint64_t pos0
-    # integer PCM, little-endian, one or two channels: whole blocks go GROUP channels at a
-    # time (decode_group)
-    cdef int per = GROUP // channels if channels <= 2 and not flt and not be else 1
+    # integer PCM, one or two channels: whole blocks go GROUP channels at a time
+    # (decode_group)
+    cdef int per = GROUP // channels if channels <= 2 and not flt else 1
     while start < frames:
         n = bsize if frames - start > bsize else <int>(frames - start)
         nb = <int>min((frames - start) // bsize, per)
@@ -3789,7 +3789,7 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
         pos0 = d.pos
         for attempt in range(2):
             if nb > 1:
-                rc = decode_group(d, dst, start, n, nb, bits, channels, chbuf, ref)
+                rc = decode_group(d, dst, start, n, nb, bits, channels, be, chbuf, ref)
             else:
                 rc = decode_block(d, dst, start, n, bits, channels, be, flt, bsize, chbuf, ref)
             if rc != -1 or d.tail != NULL:
@@ -3804,10 +3804,10 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
 
 
 cdef int decode_group(Dec* d, uint8_t* dst, int64_t start, int n, int count, int bits,
-                      int channels, int64_t* chbuf, const uint8_t* ref) noexcept nogil:
-    """count consecutive blocks of n frames of integer little-endian PCM, one or two channels
-    (count * channels <= GROUP), from d.pos (see decode_all), their predictions run together:
-    0, -1 corrupt, -3 differs from ref (dst: count blocks of room with ref)."""
+                      int channels, bint be, int64_t* chbuf, const uint8_t* ref) noexcept nogil:
+    """count consecutive blocks of n frames of integer PCM, one or two channels (count *
+    channels <= GROUP), from d.pos (see decode_all), their predictions run together: 0, -1
+    corrupt, -3 differs from ref (dst: count blocks of room with ref)."""
     cdef int align = channels * (bits // 8), k, c, j = 0, mode, side
     cdef int modes[GROUP]
     cdef uint8_t* p
@@ -3835,11 +3835,11 @@ cdef int decode_group(Dec* d, uint8_t* dst, int64_t start, int n, int count, int
         p = dst + (k * n if ref != NULL else start + k * n) * align
         if channels == 2:
             pcm_decorrelate(xs[2 * k], xs[2 * k + 1], n, modes[k])
-            if pcm_store_stereo_le(p, n, bits, xs[2 * k], xs[2 * k + 1]) != 0:
-                pcm_store(p, align, n, bits, False, xs[2 * k])
-                pcm_store(p + bits // 8, align, n, bits, False, xs[2 * k + 1])
-        elif pcm_store_mono_le(p, n, bits, xs[k]) != 0:
-            pcm_store(p, align, n, bits, False, xs[k])
+            if be or pcm_store_stereo_le(p, n, bits, xs[2 * k], xs[2 * k + 1]) != 0:
+                pcm_store(p, align, n, bits, be, xs[2 * k])
+                pcm_store(p + bits // 8, align, n, bits, be, xs[2 * k + 1])
+        elif be or pcm_store_mono_le(p, n, bits, xs[k]) != 0:
+            pcm_store(p, align, n, bits, be, xs[k])
         if ref != NULL and memcmp(p, ref + (start + k * n) * align, <size_t>n * align) != 0:
             return -3
     return 0

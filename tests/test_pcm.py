@@ -86,6 +86,22 @@ def test_channel_counts_block_edges(ch):
         roundtrip(_ints(x, 24, False), 24, ch, False)
 
 
+@pytest.mark.parametrize("bits,be", INT_FORMATS)
+@pytest.mark.parametrize("ch", [1, 2])
+def test_grouped_blocks_roundtrip(bits, be, ch):
+    """Whole blocks decoded together (four mono or two stereo at a time, then the rest one
+    by one), under every clone, in both byte orders."""
+    saved = _pcm._cpu_features()
+    try:
+        for n in (5 * 4096, 5 * 4096 + 17):
+            data = _ints(_signals(n, ch, bits, seed=n + ch)["music"], bits, be)
+            for feats in FEATURE_SETS:
+                _pcm._cpu_features(*feats)
+                roundtrip(data, bits, ch, be)
+    finally:
+        _pcm._cpu_features(*saved)
+
+
 def test_music_compresses():
     x = quantize(music(2.0, 2, seed=3), 24)
     d = _ints(x, 24, False)
