@@ -3611,7 +3611,7 @@ cdef inline int64_t sext(uint64_t v, int bits) noexcept nogil:
 
 
 cdef struct Sub:
-    # a subframe read by sub_read, for sub_finish: typ 0 constant, 1 verbatim (both whole
+    # a subframe read by sub_read, for sub_finish_group: typ 0 constant, 1 verbatim (both whole
     # already), 2 fixed, 3 LPC (predictions still to add); w: wasted low bits to shift back
     int typ
     int w
@@ -3683,16 +3683,9 @@ cdef inline void sub_unwaste(int64_t* x, int n, const Sub* s) noexcept nogil:
             x[i] = <int64_t>(<uint64_t>x[i] << s.w)
 
 
-cdef int sub_finish(int64_t* x, int n, const Sub* s) noexcept nogil:
-    """The predictions of a subframe sub_read left in x: 0, or -1 corrupt."""
-    if s.typ >= 2 and pcm_restore_any(x, n, s.qc, s.order, s.sh, s.eff, s.typ == 2) != 0:
-        return -1
-    sub_unwaste(x, n, s)
-    return 0
-
-
 cdef int sub_finish_group(int64_t** xs, int count, int n, const Sub* subs) noexcept nogil:
-    """sub_finish on count (<= 4) subframes of n samples, their predictions run together."""
+    """The predictions of count (<= GROUP) subframes that sub_read left in xs (n samples each),
+    run together, and their wasted bits shifted back: 0, or -1 corrupt."""
     cdef const int32_t* qs[4]
     cdef int orders[4]
     cdef int shs[4]
@@ -3714,13 +3707,6 @@ cdef int sub_finish_group(int64_t** xs, int count, int n, const Sub* subs) noexc
     for i in range(count):
         sub_unwaste(xs[i], n, &subs[i])
     return 0
-
-
-cdef int dec_subframe(Dec* d, int64_t* x, int n, int sbits) noexcept nogil:
-    cdef Sub s
-    if sub_read(d, x, n, sbits, &s) != 0:
-        return -1
-    return sub_finish(x, n, &s)
 
 
 cdef inline int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, int stride,
@@ -3854,8 +3840,9 @@ cdef int decode_block(Dec* d, uint8_t* dst, int64_t start, int n, int bits, int 
     cdef int64_t* L
     cdef int64_t* R
     cdef uint8_t* p
-    cdef Sub sl[2]
-    cdef int64_t* xs[2]
+    cdef Sub sl[GROUP]
+    cdef int64_t* xs[GROUP]
+    cdef int g, k
     sb = bits
     if flt:
         fmode = <int>getb(d, 2)
@@ -3890,11 +3877,22 @@ cdef int decode_block(Dec* d, uint8_t* dst, int64_t start, int n, int bits, int 
         if d.pos > d.nbits:
             return -1
         p = dst if ref != NULL else dst + start * align
-        for c in range(channels):
-            if dec_subframe(d, chbuf, n, sb) < 0:
+        # channels GROUP at a time, predicted together (float: one at a time, since mode 2
+        # reads each channel's mantissa bits as it stores it)
+        c = 0
+        while c < channels:
+            g = 1 if flt else min(GROUP, channels - c)
+            for k in range(g):
+                xs[k] = chbuf + k * bsize
+                if sub_read(d, xs[k], n, sb, &sl[k]) < 0:
+                    return -1
+            if sub_finish_group(xs, g, n, sl) < 0:
                 return -1
-            if store_channel(d, chbuf, n, p + c * bpsamp, align, bits, be, flt, fmode, E) < 0:
-                return -1
+            for k in range(g):
+                if store_channel(d, xs[k], n, p + (c + k) * bpsamp, align, bits, be, flt, fmode,
+                                 E) < 0:
+                    return -1
+            c += g
     if ref != NULL and memcmp(p, ref + start * align, <size_t>n * align) != 0:
         return -3
     return 0
