@@ -2520,19 +2520,22 @@ cdef extern from *:
                                  const int* orders, const int* shs, const int* bitss,
                                  const int* fixeds) {
         int g = 0, i, rc = 0, r;
+        int in[4] = {0, 0, 0, 0};  /* run by pcm_restore4 */
     #ifdef PCM_HAVE_GROUP
         int64_t* gx[4];
         const int32_t* gq[4];
         int gsh[4], gbits[4], M = 0, j;
         int32_t cq[4][8];
-        int in[4] = {0, 0, 0, 0};
         if (pcm_avx2 && pcm_bmi2 && n >= 16) {
             for (i = 0; i < count; i++) {
                 in[i] = !fixeds[i] && orders[i] >= 1 && orders[i] <= 8 && bitss[i] <= 32
                         && shs[i] <= 30;
                 g += in[i];
             }
-            if (g < 2) g = 0;
+            if (g < 2) {  /* a lone one runs by itself */
+                g = 0;
+                for (i = 0; i < count; i++) in[i] = 0;
+            }
         }
         if (g) {
             for (i = 0; i < count; i++) if (in[i] && orders[i] > M) M = orders[i];
@@ -2550,19 +2553,13 @@ cdef extern from *:
             }
             rc = pcm_rs4_table[M - 1](gx, g, n, gq, gsh, gbits);
         }
-        for (i = 0; i < count; i++) {
-            if (g && in[i]) continue;
-            r = pcm_restore_any(xs[i], n, qs[i], orders[i], shs[i], bitss[i], fixeds[i]);
-            if (r == -2 || rc == 0) rc = r;
-        }
-        return rc;
-    #else
-        for (i = 0; i < count; i++) {
-            r = pcm_restore_any(xs[i], n, qs[i], orders[i], shs[i], bitss[i], fixeds[i]);
-            if (r == -2 || rc == 0) rc = r;
-        }
-        return rc;
     #endif
+        for (i = 0; i < count; i++) {
+            if (in[i]) continue;
+            r = pcm_restore_any(xs[i], n, qs[i], orders[i], shs[i], bitss[i], fixeds[i]);
+            if (r == -2 || rc == 0) rc = r;
+        }
+        return rc;
     }
     /* y = 2 * zigzag(r) + 1 (as pass 1 stores it) back to r, in place. */
     static inline __attribute__((always_inline)) void pcm_unzigzag_body(int64_t* x, int n) {
@@ -2716,7 +2713,7 @@ DEF VERSION = 2
 DEF HDR = 13
 DEF BLOCK = 4096
 DEF MAXBLOCK = 16384
-DEF GROUP = 4  # mono blocks decoded together (their predictions in the lanes of a register)
+DEF GROUP = 4  # subframes predicted together (in the lanes of an AVX2 register)
 DEF MAXLPC = 8
 DEF MAXLPC_DEC = 8  # the decoder rejects higher orders (the format could hold 32)
 DEF LPC_PREC = 14
@@ -3686,13 +3683,13 @@ cdef inline void sub_unwaste(int64_t* x, int n, const Sub* s) noexcept nogil:
 cdef int sub_finish_group(int64_t** xs, int count, int n, const Sub* subs) noexcept nogil:
     """The predictions of count (<= GROUP) subframes that sub_read left in xs (n samples each),
     run together, and their wasted bits shifted back: 0, or -1 corrupt."""
-    cdef const int32_t* qs[4]
-    cdef int orders[4]
-    cdef int shs[4]
-    cdef int bitss[4]
-    cdef int fixeds[4]
+    cdef const int32_t* qs[GROUP]
+    cdef int orders[GROUP]
+    cdef int shs[GROUP]
+    cdef int bitss[GROUP]
+    cdef int fixeds[GROUP]
     cdef int i, g = 0
-    cdef int64_t* gx[4]
+    cdef int64_t* gx[GROUP]
     for i in range(count):
         if subs[i].typ >= 2:
             gx[g] = xs[i]
@@ -3707,6 +3704,14 @@ cdef int sub_finish_group(int64_t** xs, int count, int n, const Sub* subs) noexc
     for i in range(count):
         sub_unwaste(xs[i], n, &subs[i])
     return 0
+
+
+cdef inline int side_bit(int mode, int c) noexcept nogil:
+    """1 when channel c (0 left, 1 right) of a stereo block in this mode is the side channel,
+    which takes a bit more than the samples (1 L/S, 2 S/R, 3 M/S)."""
+    if c == 0:
+        return mode == 2
+    return mode == 1 or mode == 3
 
 
 cdef inline int read_float_extras(Dec* d, const int64_t* x, int n, int E, uint8_t* p, int stride,
@@ -3767,9 +3772,7 @@ cdef int decode_all(Dec* d, uint8_t* dst, int64_t frames, int bits, int channels
     cdef int per = GROUP // channels if channels <= 2 and not flt else 1
     while start < frames:
         n = bsize if frames - start > bsize else <int>(frames - start)
-        nb = <int>min((frames - start) // bsize, per)
-        if nb < 2:
-            nb = 1
+        nb = <int>max(1, min((frames - start) // bsize, per))  # 0: the short last block
         if d.tail == NULL and d.pos >= d.switch_at and to_tail(d) < 0:
             return -4
         pos0 = d.pos
@@ -3794,7 +3797,7 @@ cdef int decode_group(Dec* d, uint8_t* dst, int64_t start, int n, int count, int
     """count consecutive blocks of n frames of integer PCM, one or two channels (count *
     channels <= GROUP), from d.pos (see decode_all), their predictions run together: 0, -1
     corrupt, -3 differs from ref (dst: count blocks of room with ref)."""
-    cdef int align = channels * (bits // 8), k, c, j = 0, mode, side
+    cdef int align = channels * (bits // 8), k, c, j = 0, mode
     cdef int modes[GROUP]
     cdef uint8_t* p
     cdef Sub s[GROUP]
@@ -3807,12 +3810,8 @@ cdef int decode_group(Dec* d, uint8_t* dst, int64_t start, int n, int count, int
         if d.pos > d.nbits:
             return -1
         for c in range(channels):
-            if c == 0:  # the side channel is a bit wider
-                side = mode == 2
-            else:
-                side = mode == 1 or mode == 3
             xs[j] = chbuf + j * n
-            if sub_read(d, xs[j], n, bits + side, &s[j]) < 0:
+            if sub_read(d, xs[j], n, bits + side_bit(mode, c), &s[j]) < 0:
                 return -1
             j += 1
     if sub_finish_group(xs, j, n, s) < 0:
@@ -3858,9 +3857,9 @@ cdef int decode_block(Dec* d, uint8_t* dst, int64_t start, int n, int bits, int 
         R = chbuf + bsize
         if d.pos > d.nbits:
             return -1
-        if sub_read(d, L, n, sb + (1 if mode == 2 else 0), &sl[0]) < 0:
+        if sub_read(d, L, n, sb + side_bit(mode, 0), &sl[0]) < 0:
             return -1
-        if sub_read(d, R, n, sb + (1 if mode == 1 or mode == 3 else 0), &sl[1]) < 0:
+        if sub_read(d, R, n, sb + side_bit(mode, 1), &sl[1]) < 0:
             return -1
         xs[0] = L
         xs[1] = R
@@ -3965,7 +3964,7 @@ cdef object _decode(payload, Py_ssize_t plain_len, const uint8_t* ref):
         body = view.len - HDR
         if bsize > <int>frames:
             bsize = <int>frames
-        # one block of <= 2 channels, or GROUP blocks of one
+        # GROUP subframes of a block's length (one block's channels, or a group's)
         chbuf = <int64_t*>malloc(sizeof(int64_t) * bsize * max(2, GROUP))
         if chbuf == NULL:
             raise MemoryError()
