@@ -1,8 +1,6 @@
-import gc
+from .memory import quiet_gc
 
-# The same setting as cli.main, made before the imports: everything they create lives for the
-# whole run, so no collection needs to scan it meanwhile
-gc.set_threshold(50_000, 50, 100)
+quiet_gc()  # before the bulk of the imports: everything they create lives for the whole run
 
 from .cli import main  # noqa: E402
 

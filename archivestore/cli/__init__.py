@@ -13,6 +13,7 @@ import sys
 import click
 
 from .. import __version__
+from ..memory import quiet_gc
 from .common import ArchiveGroup
 
 
@@ -52,7 +53,7 @@ def main() -> None:
     # (py-spy showed gc_collect_main at 31% of a re-ingest before this). No gc.collect() first:
     # imports leave no cycles to free, and a full collection cost 6-8 ms of every command.
     gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    quiet_gc()
     # File names that are not UTF-8 print as their original bytes instead of failing
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
