@@ -736,6 +736,21 @@ def _draw_subframe(draw, b: _Bits, n: int, bits: int, version: int,
         for i in range(order, n):
             y[i] = r[i] + _predict(y, i, fixed, q, sh)
         assert not all(lo <= v <= hi for v in y)
+    def pick_k(umax: int) -> int:
+        # bit_length - 6 keeps every quotient <= 63 (as the encoder does); - 7 and - 12 may not
+        kmin = max(0, umax.bit_length() - draw(st.sampled_from([0, 2, 6, 6, 7, 12])))
+        return min(56, kmin + draw(st.integers(0, 4)))
+
+    long_q = _put_subframe(b, x, r, fixed, q, prec, sh, w, eff, P, version, pick_k)
+    return x, w, spoil or (version == 2 and long_q)
+
+
+def _put_subframe(b: _Bits, x: list[int], r: list[int], fixed: bool, q: list[int], prec: int,
+                  sh: int, w: int, eff: int, P: int, version: int, pick_k) -> bool:
+    """A predicted subframe (fixed of order len(q), else LPC) of the warm-up samples
+    x[:len(q)] and the residuals r[len(q):], in 2**P partitions of Rice parameter
+    pick_k(the partition's largest zigzag value); True when a quotient is above 63."""
+    order = len(q)
     b.put((2 if fixed else 3) | (w << 2), 8)
     if fixed:
         b.put(order, 3)
@@ -748,14 +763,12 @@ def _draw_subframe(draw, b: _Bits, n: int, bits: int, version: int,
     for i in range(order):
         b.put(x[i], eff)
     b.put(P, 4)
-    ps = n >> P
+    ps = len(r) >> P
     long_q = False
     for j in range(1 << P):
         part = r[max(j * ps, order):(j + 1) * ps]
         umax = max([2 * v if v >= 0 else -2 * v - 1 for v in part], default=0)
-        # bit_length - 6 keeps every quotient <= 63 (as the encoder does); - 7 and - 12 may not
-        kmin = max(0, umax.bit_length() - draw(st.sampled_from([0, 2, 6, 6, 7, 12])))
-        k = min(56, kmin + draw(st.integers(0, 4)))
+        k = pick_k(umax)
         long_q |= (umax >> k) > 63
         b.put(k, 6)
         if version == 1:
@@ -763,7 +776,7 @@ def _draw_subframe(draw, b: _Bits, n: int, bits: int, version: int,
                 b.rice(v, k)
         else:
             b.rice2(part, k)
-    return x, w, spoil or (version == 2 and long_q)
+    return long_q
 
 
 @st.composite
@@ -823,20 +836,8 @@ def _lpc_blocks(xs: list[list[int]], orders: list[int], q: list[int], sh: int, b
             r[i] = x[i] - _predict(x, i, False, q[:order], sh)
         if spoil and spoil[0] == blk:
             r[spoil[1]] += 1 << bits
-        b.put(3, 8)
-        b.put(order - 1, 5)
-        b.put(15, 4)
-        b.put(sh, 5)
-        for c in q[:order]:
-            b.put(c, 16)
-        for i in range(order):
-            b.put(x[i], bits)
-        b.put(0, 4)
-        part = r[order:]
-        umax = max(2 * v if v >= 0 else -2 * v - 1 for v in part)
-        k = max(0, umax.bit_length() - 6)
-        b.put(k, 6)
-        b.rice2(part, k)
+        _put_subframe(b, x, r, False, q[:order], 16, sh, 0, bits, 0, 2,
+                      lambda umax: max(0, umax.bit_length() - 6))
     frames = n * len(xs)
     return (bytes([2, bits // 8 - 1, 1]) + n.to_bytes(2, "little") + frames.to_bytes(8, "little")
             + b.tobytes())
