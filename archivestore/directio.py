@@ -29,7 +29,8 @@ from . import locations
 
 ALIGN = 4096  # O_DIRECT needs buffer address, file offset and length in multiples of this
 BUF = 2 << 20  # one device write
-QUEUE_DEPTH = 2  # writes in flight per writer, besides the buffer being filled
+QUEUE_DEPTH = 2  # writes in flight per writer, besides the buffer being filled (the default)
+IO_THREADS = 16  # the shared I/O pool's bound; threads start only as writes need them
 # ARCHIVESTORE_DIRECT_IO=0 writes through the page cache (for a filesystem where O_DIRECT is
 # accepted but slow, and for measuring the difference).
 _O_DIRECT = getattr(os, "O_DIRECT", 0) if os.environ.get("ARCHIVESTORE_DIRECT_IO", "1") != "0" else 0
@@ -60,7 +61,7 @@ def _io_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(2 * QUEUE_DEPTH, thread_name_prefix="direct-io")
+            _pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="direct-io")
         return _pool
 
 
@@ -96,15 +97,17 @@ def _set_direct(fd: int, on: bool) -> bool:
 
 
 class DirectWriter:
-    """A new file written front to back. `write` blocks on the device only when QUEUE_DEPTH
+    """A new file written front to back. `write` blocks on the device only when `depth`
     writes are already in flight; an error of a background write surfaces at the next `write`
     or at `close`, and at every call after. Not thread-safe: one writer per file, used by one
     thread at a time."""
 
     def __init__(self, path: str | os.PathLike, flags: int = os.O_CREAT | os.O_EXCL,
-                 mode: int = 0o666, direct: bool = True) -> None:
+                 mode: int = 0o666, direct: bool = True, depth: int = QUEUE_DEPTH) -> None:
         """direct=False: plain writes through the page cache, for a file known to be small
-        (an O_DIRECT write of a few KiB waits for the disk and saves nothing)."""
+        (an O_DIRECT write of a few KiB waits for the disk and saves nothing). `depth`: writes
+        in flight before `write` waits (each holds a BUF-sized buffer)."""
+        self._depth = max(1, depth)
         self.fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | flags, mode)
         try:
             self._direct = (direct and not _on_network_fs(os.path.dirname(os.fsdecode(path)))
@@ -163,10 +166,10 @@ class DirectWriter:
 
     def _submit(self) -> None:
         """Hand the full buffer to the I/O threads and go on filling another one. Up to
-        QUEUE_DEPTH writes are in flight (at their own offsets): one at a time left the
+        `depth` writes are in flight (at their own offsets): one at a time left the
         virtual disk idle between them, and restore waited on it for 45% of its time."""
-        if len(self._inflight) >= QUEUE_DEPTH:
-            self._wait(1)
+        if len(self._inflight) >= self._depth:
+            self._wait(self._depth - 1)
         full, offset = self._buf, self._disk
         self._disk += BUF
         self._buf = self._spare.pop() if self._spare else _get_buffer()

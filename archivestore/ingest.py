@@ -22,7 +22,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from . import catalog, codecs, faults, hashing, locations, sessions
 from .audio import probe as probe_audio
@@ -40,6 +40,10 @@ from .store import Store
 MAX_INFLIGHT_ENCODES = 8
 # Files being read at once: one per core keeps both busy on a folder of many tracks.
 FILE_WORKERS = 2
+# Walk entries read ahead of the one that joins the tree next. Finished ones hold only their
+# entry; the lookahead keeps both readers busy on the next folder while a version is committed
+# (each commit waits on fsyncs; with 8, a delivery of guided files ran dry there).
+WINDOW = 64
 # A file that changes while it is read is re-read this many times before it is skipped.
 READ_RETRIES = 2
 # Files smaller than SMALL_FILE are read and chunked by one file worker, start to end, and their
@@ -53,6 +57,8 @@ INLINE_FILE = 64 << 10
 # transaction cost ~13 µs of ~110.
 BATCH_CHUNKS = 256
 BATCH_BYTES = 4 << 20
+# Free bytes below which an EIO from the index counts as a full disk (_disk_full)
+NEARLY_FULL = 16 << 20
 # Chunk ids of the previous version kept to guide an ingest: 32 MB, about 1 TB of project.
 GUIDE_MAX_CHUNKS = 1 << 20
 
@@ -90,8 +96,35 @@ class _Skip(Exception):
     """A source entry that is not archived, with the reason given to the user."""
 
 
+@dataclass
+class _Project:
+    """One folder of an ingest run, from its walk to its committed version: what the run keeps
+    per project while the next one is already being read."""
+
+    src: Path
+    name: str
+    message: str | None
+    res: IngestResult
+    t0: float
+    root: str = ""  # the folder as text, for session documents
+    tree: TreeBuilder = field(default_factory=TreeBuilder)
+    tree_ids: list[str] = field(default_factory=list)
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # catalog records
+    watcher: sessions.TreeWatcher = field(default_factory=sessions.TreeWatcher)
+    guides: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
+    # a changed file that began like its previous version is read again from its start for
+    # the digest (_chunk_file); not worth it over a network
+    reread_ok: bool = True
+    batch: list[tuple[bytes, bytes, object]] = field(default_factory=list)  # small files' chunks
+    batch_bytes: int = 0
+    # chunks this project found claimed, and not yet stored, by another file's job (maybe of the
+    # next project): its version waits until they are in a pack (_wait_borrowed)
+    borrowed: set[bytes] = field(default_factory=set)
+
+
 class Ingester:
-    """Ingests folders into a store. `progress(event)` receives dicts: {"file", "bytes"}."""
+    """Ingests folders into a store. `progress(event)` receives dicts: {"project", "file",
+    "bytes"}."""
 
     def __init__(self, store: Store, progress: Callable[[dict], None] | None = None,
                  strict: bool = False, verify_codec: bool = True,
@@ -105,9 +138,9 @@ class Ingester:
         # audio-aware either way, so dedup is the same.
         self.audio_codec = audio_codec
         self._lock = threading.Lock()
-        self._pending: set[bytes] = set()
-        self._batch: list[tuple[bytes, bytes, object]] = []  # small files' chunks, unclaimed
-        self._batch_bytes = 0
+        self._stored = threading.Condition(self._lock)  # notified as claimed chunks reach a pack
+        self._pending: set[bytes] = set()  # claimed, not yet indexed
+        self._unadded: set[bytes] = set()  # claimed, not yet in a pack
         self._error: BaseException | None = None
 
     # -- public ---------------------------------------------------------------------------
@@ -127,39 +160,33 @@ class Ingester:
 
     def ingest(self, source: str | os.PathLike, project: str | None = None,
                message: str | None = None) -> IngestResult:
-        t0 = time.monotonic()
-        src = self.check_source(source)
-        project = validate_project_name(project or src.name)
-        res = IngestResult(project=project, version=0)
-        self._res = res
+        """Archive one folder as the next version of `project` (default: the folder's name)."""
+        return list(self.ingest_many([(source, project, message)]))[0]
+
+    def ingest_many(self, sources: Iterable[tuple[str | os.PathLike, str | None, str | None]]
+                    ) -> Iterator[IngestResult]:
+        """Archive folders, each (folder, project or None, message or None) as its own project
+        version, in one pipeline: the next folder is read while the previous one's last files
+        are encoded and its version committed. Yields each result once its version is
+        committed; an error stops the run there (earlier versions stay committed)."""
         for p, _size in leftover_temps(self.store.root):  # partial packs of killed ingests
             try:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
-        self._guides = self._load_guides(project)
-        # a changed file that began like its previous version is read again from its start for
-        # the digest (below); not worth it over a network
-        self._reread_ok = not locations.on_network_fs(src)
+        self._error = None
+        self._pending.clear()
+        self._unadded.clear()
         self._sink = self.store.sink()
         self._sink.on_indexed = self._forget_indexed
-        tree = TreeBuilder()
-        tree_ids: list[str] = []
-        self._files: list[tuple[str, bytes]] = []  # catalog records, committed with the version
-        self._sessions = sessions.TreeWatcher()  # what the session check needs of the tree
         self._enc_pool = ThreadPoolExecutor(2, thread_name_prefix="encode")
         self._enc_slots = threading.BoundedSemaphore(MAX_INFLIGHT_ENCODES)
         self._enc_futures: set[Future] = set()
         file_pool = ThreadPoolExecutor(FILE_WORKERS, thread_name_prefix="read")
+        # files in flight, in walk order, each with its project; ("end", project) closes one
         window: deque = deque()
-        root = os.fsdecode(src)  # once, not per file: the session documents are read under it
+        committed: list[str] = []
         try:
-            def emit(entry: dict) -> None:
-                self._observe(root, entry)
-                part = tree.add(entry)
-                if part is not None:
-                    tree_ids.append(self._store_tree_part(part))
-
             def settle(get):
                 try:
                     return get()
@@ -167,53 +194,85 @@ class Ingester:
                     self._raise_pending_error()  # the cause, not a worker's "aborted"
                     raise
 
-            def drain(limit: int) -> None:
+            def drain(limit: int) -> Iterator[IngestResult]:
                 while len(window) > limit:
-                    kind, item = window.popleft()
+                    kind, proj, item = window.popleft()
+                    if kind == "end":
+                        res = self._finish_project(proj)
+                        committed.append(res.project)
+                        yield res
+                        continue
                     entry = settle(item.result) if kind == "future" else item
                     self._raise_pending_error()
                     if entry is not None:
-                        emit(entry)
+                        self._emit(proj, entry)
 
-            for entry_or_job in self._walk(src, res):
-                if callable(entry_or_job) and entry_or_job.small:
-                    # read here: a pool thread would cost more in hand-offs than the file does
-                    window.append(("entry", settle(entry_or_job)))
-                elif callable(entry_or_job):
-                    window.append(("future", file_pool.submit(entry_or_job)))
-                else:
-                    window.append(("entry", entry_or_job))
-                drain(4 * FILE_WORKERS)
-            drain(0)
+            for source, name, message in sources:
+                proj = self._start_project(source, name, message)
+                for entry_or_job in self._walk(proj):
+                    if callable(entry_or_job) and entry_or_job.small:
+                        # read here: a pool thread would cost more in hand-offs than the file does
+                        window.append(("entry", proj, settle(entry_or_job)))
+                    elif callable(entry_or_job):
+                        window.append(("future", proj, file_pool.submit(entry_or_job)))
+                    else:
+                        window.append(("entry", proj, entry_or_job))
+                    yield from drain(WINDOW)
+                window.append(("end", proj, None))
+            yield from drain(0)
             file_pool.shutdown(wait=True)
-            self._store_batch()
-            self._wait_encodes()
-            self._raise_pending_error()
-            self._check_sessions(res, src)
-            if self.strict and res.skipped:
-                first = res.skipped[0]
-                raise InputError(f"--strict: {len(res.skipped)} entr"
-                                 f"{'y' if len(res.skipped) == 1 else 'ies'} could not be archived, "
-                                 f"first {first['path']}: {first['reason']}")
-            part = tree.flush_part()
-            if part is not None:
-                tree_ids.append(self._store_tree_part(part))
-            self._sink.flush()  # data and tree parts durable and indexed before the snapshot
-            self._commit(res, src, tree_ids, message)
         except BaseException as exc:
             self._error = self._error or RuntimeError("aborted")
             file_pool.shutdown(wait=True, cancel_futures=True)
             self._enc_pool.shutdown(wait=True, cancel_futures=True)
             self._sink.abort()
-            if _disk_full(exc):
-                raise StoreFull(f"store disk is full ({self.store.root}); nothing was committed "
-                                f"— free space and run the ingest again") from None
+            if _disk_full(exc, self.store.index_path):
+                done = (f"only {', '.join(committed)} {'was' if len(committed) == 1 else 'were'} "
+                        f"committed" if committed else "nothing was committed")
+                raise StoreFull(f"store disk is full ({self.store.root}); {done} — free space "
+                                f"and run the ingest again") from None
             raise
         finally:
             self._enc_pool.shutdown(wait=True)
             self._sink.close()
-        res.bytes_stored = self._sink.bytes_stored
-        res.seconds = time.monotonic() - t0
+
+    # -- one project ------------------------------------------------------------------------
+    def _start_project(self, source: str | os.PathLike, name: str | None,
+                       message: str | None) -> _Project:
+        t0 = time.monotonic()
+        src = self.check_source(source)
+        name = validate_project_name(name or src.name)
+        proj = _Project(src=src, name=name, message=message, res=IngestResult(project=name, version=0),
+                        t0=t0, root=os.fsdecode(src))  # root once, not per file
+        proj.guides = self._load_guides(name)
+        proj.reread_ok = not locations.on_network_fs(src)
+        return proj
+
+    def _emit(self, proj: _Project, entry: dict) -> None:
+        """An entry joins its project's tree, in walk order."""
+        self._observe(proj, entry)
+        part = proj.tree.add(entry)
+        if part is not None:
+            proj.tree_ids.append(self._store_tree_part(proj, part))
+
+    def _finish_project(self, proj: _Project) -> IngestResult:
+        """Every file of `proj` is read: store what is left of it, then commit its version."""
+        res = proj.res
+        self._store_batch(proj)
+        self._wait_encodes()
+        self._wait_borrowed(proj)
+        self._raise_pending_error()
+        self._check_sessions(proj)
+        if self.strict and res.skipped:
+            first = res.skipped[0]
+            raise InputError(f"--strict: {len(res.skipped)} entr"
+                             f"{'y' if len(res.skipped) == 1 else 'ies'} could not be archived, "
+                             f"first {first['path']}: {first['reason']}")
+        part = proj.tree.flush_part()
+        if part is not None:
+            proj.tree_ids.append(self._store_tree_part(proj, part))
+        self._commit(proj)
+        res.seconds = time.monotonic() - proj.t0
         return res
 
     # -- the previous version ---------------------------------------------------------------
@@ -240,8 +299,8 @@ class Ingester:
             pass  # a damaged or odd old version only costs the guidance; fsck reports it
         return guides
 
-    def _guide(self, rel: str) -> "_Guide | None":
-        g = self._guides.get(rel)
+    def _guide(self, proj: _Project, rel: str) -> "_Guide | None":
+        g = proj.guides.get(rel)
         if g is None:
             return None
         size, digest, joined = g
@@ -253,10 +312,13 @@ class Ingester:
         return _Guide(ids, [loc.plain_len for loc in locs], size, digest)
 
     # -- commit ---------------------------------------------------------------------------
-    def _store_tree_part(self, part: bytes) -> str:
-        return self._sink.add_plain(KIND_TREE, part).hex()
+    def _store_tree_part(self, proj: _Project, part: bytes) -> str:
+        blob_id, nbytes = self._sink.add_plain(KIND_TREE, part)
+        proj.res.bytes_stored += nbytes
+        return blob_id.hex()
 
-    def _commit(self, res: IngestResult, src: Path, tree_ids: list[str], message: str | None) -> None:
+    def _commit(self, proj: _Project) -> None:
+        res, src, tree_ids, message = proj.res, proj.src, proj.tree_ids, proj.message
         index = self.store.index
         with StoreLock(self.store.root, "commit", f"ingest {res.project}"):
             faults.hit("snapshot")
@@ -268,28 +330,33 @@ class Ingester:
                       "symlinks": res.symlinks, "bytes": res.bytes_in, "tree": tree_ids,
                       "skipped": res.skipped}
             plain = encode_snapshot(record)
-            snap_id = self._sink.add_plain(KIND_SNAPSHOT, plain)
+            snap_id, nbytes = self._sink.add_plain(KIND_SNAPSHOT, plain)
+            res.bytes_stored += nbytes
             record["id"] = snap_id.hex()
-            self._sink.flush(version=(res.project, version, record, self._files))
+            # one flush: every earlier pack is durable and indexed first, then the last one
+            # (the project's last data, its tree parts and this snapshot) is made durable and
+            # indexed in the transaction that records the version
+            self._sink.flush(version=(res.project, version, record, proj.files))
         res.version = version
         res.snapshot_id = snap_id.hex()
 
     # -- catalog and session documents ----------------------------------------------------
-    def _observe(self, root: str, entry: dict) -> None:
+    def _observe(self, proj: _Project, entry: dict) -> None:
         """Before an entry joins the tree: its catalog record, and for a session document (in
-        the project folder `root`) the media it refers to (recorded on the entry as `session`)."""
+        the project folder) the media it refers to (recorded on the entry as `session`)."""
         if entry["type"] == "file":
-            self._files.append((entry["path"], catalog.encode_record(catalog.file_record(entry))))
-            sess = sessions.read_document(root, entry["path"])
+            proj.files.append((entry["path"], catalog.encode_record(catalog.file_record(entry))))
+            sess = sessions.read_document(proj.root, entry["path"])
             if sess is not None:
                 entry["session"] = sess
-        self._sessions.add(entry)
+        proj.watcher.add(entry)
 
-    def _check_sessions(self, res: IngestResult, src: Path) -> None:
-        if not self._sessions.relevant:
+    def _check_sessions(self, proj: _Project) -> None:
+        res, src = proj.res, proj.src
+        if not proj.watcher.relevant:
             return
         skipped = {s["path"] for s in res.skipped}
-        check = self._sessions.check(
+        check = proj.watcher.check(
             lambda rel: rel not in skipped and os.path.lexists(os.path.join(src, *rel.split("/"))))
         res.session_check = check
         if self.strict and not check.ok:
@@ -305,8 +372,9 @@ class Ingester:
         with self._lock:
             res.skipped.append({"path": rel, "reason": reason})
 
-    def _walk(self, root: Path, res: IngestResult):
+    def _walk(self, proj: _Project):
         """Yield entry dicts or file jobs depth first, names sorted; never follows links."""
+        root, res = proj.src, proj.res
         links: dict[tuple[int, int], str] = {}
         stack: list[tuple[bytes, str]] = [(os.fsencode(root), "")]
         while stack:
@@ -343,11 +411,11 @@ class Ingester:
                 elif stat.S_ISREG(mode):
                     key = (st.st_dev, st.st_ino)
                     if st.st_nlink > 1 and key in links:
-                        job = self._hardlink_job(d.path, rel, base, links[key], res)
+                        job = self._hardlink_job(d.path, rel, base, links[key], proj)
                     else:
                         if st.st_nlink > 1:
                             links[key] = rel
-                        job = self._file_job(d.path, rel, base, res)
+                        job = self._file_job(d.path, rel, base, proj)
                     job.small = st.st_size < INLINE_FILE
                     yield job
                 else:
@@ -356,31 +424,31 @@ class Ingester:
                     self._skip(res, rel, f"is a {kind}, not archived")
             stack.extend(reversed(subdirs))
 
-    def _hardlink_job(self, path: bytes, rel: str, base: dict, first: str, res: IngestResult):
+    def _hardlink_job(self, path: bytes, rel: str, base: dict, first: str, proj: _Project):
         def job():
-            entry = self._file_job(path, rel, base, res)()
+            entry = self._file_job(path, rel, base, proj)()
             if entry is not None:
                 entry["hardlink"] = first
             return entry
         return job
 
-    def _file_job(self, path: bytes, rel: str, base: dict, res: IngestResult):
+    def _file_job(self, path: bytes, rel: str, base: dict, proj: _Project):
         def job() -> dict | None:
             if self._error is not None:
                 return None
             for attempt in range(READ_RETRIES + 1):
                 try:
-                    return self._read_file(path, rel, base, res)
+                    return self._read_file(path, rel, base, proj)
                 except _Skip as e:
                     if "changed while" in str(e) and attempt < READ_RETRIES:
                         continue
-                    self._skip(res, rel, str(e))
+                    self._skip(proj.res, rel, str(e))
                     return None
             return None
         return job
 
     # -- one file -------------------------------------------------------------------------
-    def _read_file(self, path: bytes, rel: str, base: dict, res: IngestResult) -> dict:
+    def _read_file(self, path: bytes, rel: str, base: dict, proj: _Project) -> dict:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -395,7 +463,7 @@ class Ingester:
             if not stat.S_ISREG(st.st_mode):
                 raise _Skip("is no longer a regular file")
             try:
-                entry = self._chunk_file(f, rel, st, st.st_size < SMALL_FILE)
+                entry = self._chunk_file(proj, f, rel, st, st.st_size < SMALL_FILE)
             except OSError as e:
                 raise _Skip(f"read error: {e.strerror}") from None
             st2 = os.fstat(fd)
@@ -407,21 +475,23 @@ class Ingester:
         entry.update(base)
         entry["mode"] = stat.S_IMODE(st.st_mode)
         entry["mtime_ns"] = st.st_mtime_ns
+        res = proj.res
         with self._lock:
             res.files += 1
             res.bytes_in += entry["size"]
             res.chunks += len(entry["chunks"])
         return entry
 
-    def _chunk_file(self, f, rel: str, st: os.stat_result, small: bool = False) -> dict:
+    def _chunk_file(self, proj: _Project, f, rel: str, st: os.stat_result,
+                    small: bool = False) -> dict:
         """The file's entry; its new chunks go to the encode pool, or when `small` to the batch
         once the whole file is read."""
         params = self.store.params
         digest = hashing.FileDigest()
         # a file of one chunk is never scanned: its guidance would cost more than it saves
-        guide = self._guide(rel) if self._guides and st.st_size > params.min else None
+        guide = self._guide(proj, rel) if proj.guides and st.st_size > params.min else None
         # while the file is its previous version chunk for chunk, its digest is that version's
-        deferred = guide is not None and guide.size == st.st_size and self._reread_ok
+        deferred = guide is not None and guide.size == st.st_size and proj.reread_ok
         ids: list[str] = []
         held: list | None = [] if small else None
         size = 0
@@ -463,15 +533,15 @@ class Ingester:
                 if held is not None:
                     # a copy: a batch of small files' chunks would pin a read buffer each
                     held.append((cid, bytes(chunk), fmt))  # claimed in a batch: one index read
-                elif self._claim([cid])[0]:
+                elif self._claim([cid], proj)[0]:
                     # the view, not a copy: it pins its read buffer only until encoded, and the
                     # MAX_INFLIGHT_ENCODES chunks in flight are the latest few of two files, so
                     # they hold a handful of the pool's buffers (chunking._BufferPool)
-                    self._submit_encode(cid, chunk, fmt)
+                    self._submit_encode(cid, chunk, fmt, proj.res)
                 if self.progress:
-                    self.progress({"file": rel, "bytes": len(chunk)})
+                    self.progress({"project": proj.name, "file": rel, "bytes": len(chunk)})
         if held:
-            self._add_batch(held)
+            self._add_batch(proj, held)
         if deferred and len(ids) == len(guide.ids) and size == guide.size:
             hexdigest = guide.digest
         else:
@@ -483,29 +553,30 @@ class Ingester:
             entry["audio"] = info.to_manifest()
         return {"path": rel, **entry}
 
-    def _add_batch(self, chunks: list) -> None:
+    def _add_batch(self, proj: _Project, chunks: list) -> None:
         """Queue a small file's chunks; every BATCH_CHUNKS (or BATCH_BYTES) they are claimed
         with one index read and the new ones stored, by the thread that fills the batch.
         Claimed chunks are stored whatever becomes of their file: another file may already
         count on them (see _claim)."""
         with self._lock:
-            self._batch.extend(chunks)
-            self._batch_bytes += sum(len(c[1]) for c in chunks)
-            full = len(self._batch) >= BATCH_CHUNKS or self._batch_bytes >= BATCH_BYTES
+            proj.batch.extend(chunks)
+            proj.batch_bytes += sum(len(c[1]) for c in chunks)
+            full = len(proj.batch) >= BATCH_CHUNKS or proj.batch_bytes >= BATCH_BYTES
         if full:
-            self._store_batch()
+            self._store_batch(proj)
 
-    def _store_batch(self) -> None:
+    def _store_batch(self, proj: _Project) -> None:
         with self._lock:
-            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            batch, proj.batch, proj.batch_bytes = proj.batch, [], 0
         if not batch:
             return
-        claimed = [c for c, new in zip(batch, self._claim([c[0] for c in batch])) if new]
+        claimed = [c for c, new in zip(batch, self._claim([c[0] for c in batch], proj)) if new]
         for cid, chunk, fmt in claimed:  # claimed: stored whatever happens (see _claim)
-            self._encode_and_store(cid, chunk, fmt)
+            self._encode_and_store(cid, chunk, fmt, proj.res)
 
-    def _claim(self, cids: list[bytes]) -> list[bool]:
-        """For each chunk: True if it is new to the store and this thread must store it."""
+    def _claim(self, cids: list[bytes], proj: _Project) -> list[bool]:
+        """For each chunk: True if it is new to the store and this thread must store it. One
+        that another job claimed and has not yet stored is noted as borrowed by `proj`."""
         with self._lock:
             known = self.store.index.contains_many(cids)
             out = []
@@ -513,14 +584,17 @@ class Ingester:
                 new = not k and cid not in self._pending
                 if new:
                     self._pending.add(cid)
+                    self._unadded.add(cid)
+                elif not k and cid in self._unadded:
+                    proj.borrowed.add(cid)
                 out.append(new)
             return out
 
     # -- encoding -------------------------------------------------------------------------
-    def _submit_encode(self, cid: bytes, chunk, fmt) -> None:
+    def _submit_encode(self, cid: bytes, chunk, fmt, res: IngestResult) -> None:
         self._enc_slots.acquire()
         try:
-            fut = self._enc_pool.submit(self._encode_and_store, cid, chunk, fmt)
+            fut = self._enc_pool.submit(self._encode_and_store, cid, chunk, fmt, res)
         except BaseException:
             self._enc_slots.release()
             raise
@@ -533,20 +607,26 @@ class Ingester:
             self._enc_futures.discard(fut)
         self._enc_slots.release()
         exc = fut.exception() if not fut.cancelled() else None
-        if exc is not None and self._error is None:
-            self._error = exc
+        if exc is not None:
+            with self._stored:
+                if self._error is None:
+                    self._error = exc
+                self._stored.notify_all()  # a version waiting on its borrowed chunks gives up
 
-    def _encode_and_store(self, cid: bytes, chunk, fmt) -> None:
+    def _encode_and_store(self, cid: bytes, chunk, fmt, res: IngestResult) -> None:
         if self._error is not None:
             return
         codec, stored = codecs.encode(chunk, fmt if self.audio_codec else None)
         if codec == codecs.PCM and self.verify_codec:
             if not codecs.verify(codec, stored, chunk):
                 codec, stored = codecs.encode(chunk, None)  # never store what does not round-trip
-        self._sink.add(cid, KIND_DATA, codec, len(chunk), stored)
-        with self._lock:
-            self._res.bytes_new += len(chunk)
-            self._res.chunks_new += 1
+        nbytes = self._sink.add(cid, KIND_DATA, codec, len(chunk), stored)
+        with self._stored:
+            self._unadded.discard(cid)
+            res.bytes_new += len(chunk)
+            res.chunks_new += 1
+            res.bytes_stored += nbytes
+            self._stored.notify_all()
 
     def _forget_indexed(self, entries) -> None:
         """Once a pack is indexed its ids leave the pending set (keeps memory flat)."""
@@ -555,13 +635,18 @@ class Ingester:
                 self._pending.discard(e.id)
 
     def _wait_encodes(self) -> None:
-        while True:
-            with self._lock:
-                futs = list(self._enc_futures)
-            if not futs:
-                return
-            for f in futs:
-                f.exception()
+        """Wait for the encodes submitted so far (not for those the next project adds)."""
+        with self._lock:
+            futs = list(self._enc_futures)
+        for f in futs:
+            f.exception()
+
+    def _wait_borrowed(self, proj: _Project) -> None:
+        """Wait until every chunk `proj` found claimed by another job is in a pack (the next
+        flush makes it durable), or an encode failed."""
+        with self._stored:
+            while proj.borrowed & self._unadded and self._error is None:
+                self._stored.wait(0.5)
 
     def _raise_pending_error(self) -> None:
         if self._error is not None:
@@ -651,12 +736,24 @@ def _probe_audio(f, size: int):
         return None
 
 
-def _disk_full(exc: BaseException) -> bool:
-    """ENOSPC/EDQUOT from a pack write or the index (LMDB reports it as text)."""
+def _disk_full(exc: BaseException, index_path: Path) -> bool:
+    """ENOSPC/EDQUOT from a pack write or the index (LMDB reports it as text). LMDB turns a
+    short page write into EIO ("short write, filesystem full?" in mdb_page_flush): that is
+    taken as a full disk when the index's filesystem has next to nothing left."""
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if type(exc).__module__ != "lmdb":
+        return False
     text = str(exc)
-    return type(exc).__module__ == "lmdb" and ("No space left" in text or "quota" in text)
+    if "No space left" in text or "quota" in text:
+        return True
+    if "Input/output error" not in text:
+        return False
+    try:
+        st = os.statvfs(index_path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NEARLY_FULL
 
 
 def _user() -> str:

@@ -49,6 +49,11 @@ KIND_NAMES = {KIND_DATA: "data", KIND_TREE: "tree", KIND_SNAPSHOT: "snapshot"}
 # Packs close at 32 MiB: large sequential writes and few files (20 TB is ~600k packs), small
 # enough that a damaged or missing pack loses little and replication resumes at fine grain.
 PACK_TARGET = 32 * 1024 * 1024
+# Pack writes in flight (2 MiB each) before an encoder waits for the disk. While the previous
+# pack is fsync'd, ext4 holds up appends to the next one (journal commit); with 2 in flight both
+# encoders, then both readers, stalled every pack (~0.2 s apart): 5.6% of ingest samples had no
+# thread runnable. 8 rides that out: first ingest 3.70 -> 3.44 s, +16 MB peak RSS.
+PACK_QUEUE_DEPTH = 8
 
 
 def pack_object_name(name: str) -> str:
@@ -111,7 +116,7 @@ class PackWriter:
         self.name = os.urandom(16).hex()
         self.tmp: Path = backend.temp_path(".pack.tmp")
         # Packs are fsync'd and not read back soon: written around the page cache (directio.py).
-        self._f = DirectWriter(self.tmp)
+        self._f = DirectWriter(self.tmp, depth=PACK_QUEUE_DEPTH)
         try:
             self._f.write(PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
         except BaseException:

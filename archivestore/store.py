@@ -21,8 +21,8 @@ from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound
 from .index import Index, Location
 from .locks import StoreLock
-from .packs import (KIND_DATA, KIND_SNAPSHOT, KIND_TREE, PACK_TARGET, BlobRef, PackWriter,
-                    pack_object_name, parse_blob, read_footer, scan_blobs)
+from .packs import (BLOB_HEADER, KIND_DATA, KIND_SNAPSHOT, KIND_TREE, PACK_TARGET, BlobRef,
+                    PackWriter, pack_object_name, parse_blob, read_footer, scan_blobs)
 from .snapshots import parse_snapshot, parse_tree_part
 
 STORE_FORMAT = 1
@@ -57,7 +57,9 @@ class BlobSink:
         self.on_indexed: Callable[[list[BlobRef]], None] | None = None
         self._failed: BaseException | None = None
 
-    def add(self, blob_id: bytes, kind: int, codec: int, plain_len: int, stored) -> None:
+    def add(self, blob_id: bytes, kind: int, codec: int, plain_len: int, stored) -> int:
+        """Append a blob to the current pack; returns the bytes it adds to the store."""
+        nbytes = BLOB_HEADER.size + len(stored)
         with self._lock:
             if self._failed is not None:
                 raise self._failed
@@ -73,9 +75,9 @@ class BlobSink:
                 if w is not None:
                     w.abort()
                 raise
-            self.bytes_stored += 52 + len(stored)
+            self.bytes_stored += nbytes
             if self._writer.offset < self.store.pack_target:
-                return
+                return nbytes
             w, self._writer = self._writer, None
             for f in self._finishing:
                 if f.done() and f.exception() is not None:
@@ -89,13 +91,14 @@ class BlobSink:
                     w.abort()  # it failed (disk full?): do not leave this one behind in tmp/
                     raise
             self._finishing.append(self._finisher.submit(self._finish, w, None))
+        return nbytes
 
-    def add_plain(self, kind: int, plain: bytes) -> bytes:
-        """Encode and add a metadata blob (tree part or snapshot); returns its id."""
+    def add_plain(self, kind: int, plain: bytes) -> tuple[bytes, int]:
+        """Encode and add a metadata blob (tree part or snapshot); returns its id and the bytes
+        it adds to the store."""
         blob_id = hashing.chunk_id(plain)
         codec, stored = codecs.encode(plain)
-        self.add(blob_id, kind, codec, len(plain), stored)
-        return blob_id
+        return blob_id, self.add(blob_id, kind, codec, len(plain), stored)
 
     def _finish(self, w: PackWriter, version) -> None:
         name, size, entries = w.finish()

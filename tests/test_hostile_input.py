@@ -199,8 +199,8 @@ class _Meddler(Ingester):
         super().__init__(store)
         self.victim, self.times, self.how = victim, times, how
 
-    def _chunk_file(self, f, rel, st, small=False):
-        entry = super()._chunk_file(f, rel, st, small)
+    def _chunk_file(self, proj, f, rel, st, small=False):
+        entry = super()._chunk_file(proj, f, rel, st, small)
         if rel == self.victim and self.times > 0:
             self.times -= 1
             fd = f.fileno()
@@ -270,10 +270,10 @@ def test_file_appended_by_another_writer_during_ingest(tmp_path, store):
 
 
 class _Vanisher(Ingester):
-    def _read_file(self, path, rel, base, res):
+    def _read_file(self, path, rel, base, proj):
         if rel == "gone.txt":
             os.unlink(path)
-        return super()._read_file(path, rel, base, res)
+        return super()._read_file(path, rel, base, proj)
 
 
 def test_file_vanishing_before_read(tmp_path, store):
@@ -293,11 +293,11 @@ def _craft_version(store: Path, project: str, entries: list[dict]) -> None:
     part = b"".join(json.dumps(e).encode() + b"\n" for e in entries)
     with Store.open(store) as st:
         sink = st.sink()
-        tree_id = sink.add_plain(KIND_TREE, part)
+        tree_id, _ = sink.add_plain(KIND_TREE, part)
         rec = {"v": SNAPSHOT_VERSION, "project": project, "version": 1, "time": "t", "host": "h",
                "user": "u", "source": "/", "message": "", "files": 1, "dirs": 0, "symlinks": 0,
                "bytes": 5, "tree": [tree_id.hex()], "skipped": []}
-        rec["id"] = sink.add_plain(KIND_SNAPSHOT, encode_snapshot(rec)).hex()
+        rec["id"] = sink.add_plain(KIND_SNAPSHOT, encode_snapshot(rec))[0].hex()
         sink.flush(version=(project, 1, rec))
         sink.close()
 
@@ -307,7 +307,7 @@ def _file(path: str, store: Path) -> dict:
     data = b"pwned"
     with Store.open(store) as st:
         sink = st.sink()
-        cid = sink.add_plain(0, data)
+        cid, _ = sink.add_plain(0, data)
         sink.flush()
         sink.close()
     return {"path": path, "type": "file", "mode": 0o644, "mtime_ns": 0, "size": len(data),

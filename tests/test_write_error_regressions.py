@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from archivestore import Store, directio, hashing, ingest
+from archivestore import Store, directio, hashing, ingest, packs
 from archivestore.codecs import RAW
 from archivestore.directio import ALIGN, DirectWriter
 from archivestore.errors import StoreFull
@@ -73,7 +73,9 @@ def test_sink_does_not_index_a_pack_with_a_lost_write(tmp_path, monkeypatch):
         _fail_first_full_buffer(monkeypatch, directio.BUF)
         added = []
         raised = False
-        for i in range(12):  # ~1 MiB blobs: the 3rd buffer's submit waits on the failed 1st
+        # 1 MiB blobs, two to a buffer: the submit of buffer PACK_QUEUE_DEPTH + 1 waits on the
+        # failed 1st
+        for i in range(2 * packs.PACK_QUEUE_DEPTH + 8):
             plain = os.urandom(1 << 20)
             bid = hashing.chunk_id(plain)
             try:
@@ -213,3 +215,25 @@ def test_release_never_closes_the_fd_under_a_pending_write(tmp_path, monkeypatch
         os.close(fd2)
     assert not closed_while_pending, "the descriptor was closed while a write was still pending"
     assert (tmp_path / "b").read_bytes() == b"B" * 100
+
+
+def test_lmdb_short_write_on_a_full_disk_is_disk_full(tmp_path, monkeypatch):
+    """LMDB reports a page write cut short by a full filesystem as EIO (mdb_page_flush): that is
+    a full disk when the index's filesystem is nearly out of space, and stays an index error
+    otherwise (a failing device)."""
+    import lmdb
+    eio = lmdb.Error("mdb_txn_commit: Input/output error")
+
+    class Vfs:
+        f_frsize = 4096
+
+        def __init__(self, free: int) -> None:
+            self.f_bavail = free // 4096
+
+    monkeypatch.setattr(ingest.os, "statvfs", lambda p: Vfs(100_000))
+    assert ingest._disk_full(eio, tmp_path)
+    monkeypatch.setattr(ingest.os, "statvfs", lambda p: Vfs(10 << 30))
+    assert not ingest._disk_full(eio, tmp_path)
+    assert ingest._disk_full(lmdb.Error("mdb_put: No space left on device"), tmp_path)
+    assert ingest._disk_full(OSError(errno.ENOSPC, "full"), tmp_path)
+    assert not ingest._disk_full(ValueError("Input/output error"), tmp_path)

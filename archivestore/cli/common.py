@@ -247,6 +247,17 @@ class Progress:
         with self._lock:
             self._print(line)
 
+    def echo(self, out: list[str], err: list[str] = ()) -> None:
+        """Print lines to stdout and stderr above the bar (redrawn on the next event)."""
+        with self._lock:
+            if self.enabled:
+                self._clear()
+                self.stream.flush()
+            for line in out:
+                click.echo(line)
+            for line in err:
+                click.echo(line, err=True)
+
     def _print(self, line: str) -> None:
         if self.enabled:
             self._clear()

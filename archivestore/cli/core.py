@@ -65,9 +65,9 @@ def ingest(folders, store_path, project, message, strict, no_verify_codec, no_au
     """Archive project folders, each as a new version of its project.
 
     Every ingest of the same project adds version 1, 2, 3, …; unchanged data is stored once.
-    Several folders in one command (a whole delivery) are archived one after another in one
-    run; each becomes its own project version as soon as it is complete. With --json, one
-    JSON object per folder, one per line.
+    Several folders in one command (a whole delivery) are archived in one run, each read
+    while the one before it is committed; each becomes its own project version as soon as it
+    is complete. With --json, one JSON object per folder, one per line.
 
     \b
     Example:
@@ -87,26 +87,24 @@ def ingest(folders, store_path, project, message, strict, no_verify_codec, no_au
             raise UsageError(f"{seen[name]} and {f} would both be project {name!r}; "
                              f"ingest them in separate commands")
         seen[name] = f
+    many = len(folders) > 1
     with open_store(store_path) as st:
-        for f, name in zip(folders, names):
-            label = "ingest" if len(folders) == 1 else f"ingest {name}"
-            prog = Progress(lambda: tree_size(f), label, enabled=not (quiet or as_json),
-                            verbose=verbose)
-            try:
-                ingester = Ingester(st, progress=prog, strict=strict,
-                                    verify_codec=not no_verify_codec,
-                                    audio_codec=not no_audio_codec)
-                res = ingester.ingest(f, name, message)
-            finally:
-                prog.close()
-            if as_json:
-                emit_json(res.to_json())
-                continue
-            out, err = ingest_summary(res, verbose)
-            for line in out:
-                click.echo(line)
-            for line in err:
-                click.echo(line, err=True)
+        prog = Progress(lambda: sum(tree_size(f) for f in folders),
+                        f"ingest {len(folders)} projects" if many else "ingest",
+                        enabled=not (quiet or as_json), verbose=verbose)
+        # with several folders the bar names files under their project
+        on_event = (lambda ev: prog({**ev, "file": f"{ev['project']}/{ev['file']}"})) if many else prog
+        ingester = Ingester(st, progress=on_event, strict=strict, verify_codec=not no_verify_codec,
+                            audio_codec=not no_audio_codec)
+        try:
+            for res in ingester.ingest_many(
+                    (src, name, message) for src, name in zip(srcs, names)):
+                if as_json:
+                    emit_json(res.to_json())
+                    continue
+                prog.echo(*ingest_summary(res, verbose))
+        finally:
+            prog.close()
 
 
 @cli.command()
