@@ -89,6 +89,22 @@ def test_progress_on_terminal_not_in_pipe(big_session, store, tmp_path):
     assert code == 0 and frames(raw)[0].startswith("fsck --read-data  ") and out.startswith("OK:")
 
 
+def test_one_bar_for_a_delivery_of_several_folders(big_session, store, tmp_path):
+    """Several folders: one bar over the whole delivery, files named under their project, and
+    each project's summary printed (stdout) once it is committed, with the bar cleared first."""
+    second = tmp_path / "Night Shift"
+    make_tracks(second / "Audio Files", n=3, seconds=20.0, seed=5)
+    code, out, raw = run_on_pty(["ingest", big_session, second, "--store", store], cols=120)
+    assert code == 0
+    shown = frames(raw)
+    assert shown and all(f.startswith("ingest 2 projects  ") for f in shown)
+    assert any("Long Day/Audio Files/Track" in f for f in shown)
+    assert raw.endswith(b"\r\x1b[K")
+    lines = out.splitlines()
+    assert lines[0].startswith("Long Day: version 1 — 6 files")
+    assert any(line.startswith("Night Shift: version 1 — 3 files") for line in lines)
+
+
 def test_quiet_json_and_narrow_terminal(big_session, store):
     code, out, raw = run_on_pty(["ingest", big_session, "--store", store, "-q"])
     assert code == 0 and raw == b"" and "version 1" in out
