@@ -242,8 +242,9 @@ class Ingester:
         t0 = time.monotonic()
         src = self.check_source(source)
         name = validate_project_name(name or src.name)
-        proj = _Project(src=src, name=name, message=message, res=IngestResult(project=name, version=0),
-                        t0=t0, root=os.fsdecode(src))  # root once, not per file
+        proj = _Project(src=src, name=name, message=message,
+                        res=IngestResult(project=name, version=0), t0=t0,
+                        root=os.fsdecode(src))  # as text once, not per file
         proj.guides = self._load_guides(name)
         proj.reread_ok = not locations.on_network_fs(src)
         return proj

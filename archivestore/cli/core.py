@@ -92,8 +92,8 @@ def ingest(folders, store_path, project, message, strict, no_verify_codec, no_au
         prog = Progress(lambda: sum(tree_size(f) for f in folders),
                         f"ingest {len(folders)} projects" if many else "ingest",
                         enabled=not (quiet or as_json), verbose=verbose)
-        # with several folders the bar names files under their project
-        on_event = (lambda ev: prog({**ev, "file": f"{ev['project']}/{ev['file']}"})) if many else prog
+        def on_event(ev: dict) -> None:  # with several folders, files under their project
+            prog({**ev, "file": f"{ev['project']}/{ev['file']}"} if many else ev)
         ingester = Ingester(st, progress=on_event, strict=strict, verify_codec=not no_verify_codec,
                             audio_codec=not no_audio_codec)
         try:
