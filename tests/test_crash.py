@@ -258,3 +258,41 @@ def test_restore_into_a_full_disk(base, tmp_path):
         for p in left:
             assert p.read_bytes() == (src1 / p.relative_to(mnt / "r")).read_bytes(), p
     restore_equals(base["store"], "Song", 1, base["src1"], tmp_path / "again")
+
+
+@pytest.fixture(scope="module")
+def delivery(tmp_path_factory):
+    """Two project folders (sharing a track) for one ingest run."""
+    d = tmp_path_factory.mktemp("delivery")
+    a = make_session(d / "in" / "Alpha", seed=11)
+    b = make_session(d / "in" / "Bravo", seed=12)
+    shutil.copy(a / "Audio Files" / "Track 1.wav", b / "Audio Files" / "Shared.wav")
+    return {"a": a, "b": b}
+
+
+@pytest.mark.parametrize("fault", ["snapshot:2", "commit_index:2", "chunk:60", "pack_fsync:3"])
+def test_kill_a_delivery_between_and_inside_versions(delivery, tmp_path, fault):
+    """A delivery of two folders is one pipeline, each folder committed on its own: a kill
+    leaves the versions committed before it (in order, whole) and nothing else; the run
+    again completes, and every version restores byte-identically."""
+    store = make_store(tmp_path / "store")
+    args = ["ingest", delivery["a"], delivery["b"], "--store", store, "--json", "-q"]
+    r = cli_subprocess(*args, env={"ARCHIVESTORE_FAULT": fault})
+    assert r.returncode == -signal.SIGKILL, (fault, r.returncode, r.stderr)
+    done = [json.loads(line)["project"] for line in r.stdout.splitlines()]
+    committed = [p for p in ("Alpha", "Bravo") if versions(store, p)]
+    assert committed == done and committed in ([], ["Alpha"]), (fault, committed)
+    if fault in ("snapshot:2", "commit_index:2"):
+        assert committed == ["Alpha"]
+    chk = fsck(store)
+    assert chk["ok"] is True and chk["problems"] == [], (fault, chk["problems"])
+    for p in committed:
+        restore_equals(store, p, 1, delivery[p[0].lower()], tmp_path / f"r-{p}")
+    again = [json.loads(line) for line in run_cli(*args).stdout.splitlines()]
+    assert [(o["project"], o["version"]) for o in again] == \
+        [("Alpha", 2 if committed else 1), ("Bravo", 1)]
+    for o in again:
+        restore_equals(store, o["project"], o["version"], delivery[o["project"][0].lower()],
+                       tmp_path / f"again-{o['project']}")
+    rep = fsck(store, "--repair")
+    assert rep["ok"] is True and rep["reclaimable"] == [], (fault, rep)
