@@ -51,8 +51,8 @@ KIND_NAMES = {KIND_DATA: "data", KIND_TREE: "tree", KIND_SNAPSHOT: "snapshot"}
 PACK_TARGET = 32 * 1024 * 1024
 # Pack writes in flight (2 MiB each) before an encoder waits for the disk. While the previous
 # pack is fsync'd, ext4 holds up appends to the next one (journal commit); with 2 in flight both
-# encoders, then both readers, stalled every pack (~0.2 s apart): 5.6% of ingest samples had no
-# thread runnable. 8 rides that out: first ingest 3.70 -> 3.44 s, +16 MB peak RSS.
+# encoders, then both readers, stalled every pack (~0.2 s apart): 5-7% of ingest samples had no
+# thread runnable, 1-2% with 8 (bench/timeline.py --stalls). Costs ~10 MB of peak RSS.
 PACK_QUEUE_DEPTH = 8
 
 
