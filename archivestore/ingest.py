@@ -7,7 +7,12 @@ committed last: data packs and tree parts are durable and indexed before the sna
 
 A project's previous version guides the next (`_Guide`): a file is first tried against the
 chunks it had, so unchanged bytes skip the content-defined scan and, when the whole file is
-unchanged, the second BLAKE3 pass. The cuts and ids are exactly those of a plain ingest.
+unchanged, the second BLAKE3 pass. A file at a path the previous version did not have is
+matched by its size and first chunks to the file it was moved from (`_moved_from`). The cuts
+and ids are exactly those of a plain ingest.
+
+Several folders (a delivery) go through one pipeline (`ingest_many`): the next folder is read
+while the one before it is committed, each as its own version.
 """
 from __future__ import annotations
 
@@ -112,6 +117,8 @@ class _Project:
     files: list[tuple[str, bytes]] = field(default_factory=list)  # catalog records
     watcher: sessions.TreeWatcher = field(default_factory=sessions.TreeWatcher)
     guides: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
+    # (size, first chunk id) -> paths in the previous version: where a moved file came from
+    firsts: dict[tuple[int, bytes], list[str]] = field(default_factory=dict)
     # a changed file that began like its previous version is read again from its start for
     # the digest (_chunk_file); not worth it over a network
     reread_ok: bool = True
@@ -246,6 +253,8 @@ class Ingester:
                         res=IngestResult(project=name, version=0), t0=t0,
                         root=os.fsdecode(src))  # as text once, not per file
         proj.guides = self._load_guides(name)
+        for path, (size, _digest, joined) in proj.guides.items():
+            proj.firsts.setdefault((size, joined[:32]), []).append(path)
         proj.reread_ok = not locations.on_network_fs(src)
         return proj
 
@@ -311,6 +320,22 @@ class Ingester:
         if any(loc is None for loc in locs):
             return None
         return _Guide(ids, [loc.plain_len for loc in locs], size, digest)
+
+    def _moved_from(self, proj: _Project, size: int, k: int, cid: bytes,
+                    cands: list[str] | None) -> "tuple[_Guide | None, list[str] | None]":
+        """For chunk `k` (0 or 1, id `cid`) of a file with no previous version at its path: the
+        guide of the previous file it matches, or the candidates still in the running after
+        chunk 0 (same size and first chunk: takes of one length often share a header), or
+        neither (it is a new file: give up)."""
+        if k == 0:
+            cands = proj.firsts.get((size, cid))
+        else:
+            cands = [p for p in cands or () if proj.guides[p][2][32:64] == cid]
+        if not cands:
+            return None, None
+        if len(cands) == 1 or k > 0:
+            return self._guide(proj, cands[0]), None
+        return None, cands
 
     # -- commit ---------------------------------------------------------------------------
     def _store_tree_part(self, proj: _Project, part: bytes) -> str:
@@ -493,6 +518,9 @@ class Ingester:
         guide = self._guide(proj, rel) if proj.guides and st.st_size > params.min else None
         # while the file is its previous version chunk for chunk, its digest is that version's
         deferred = guide is not None and guide.size == st.st_size and proj.reread_ok
+        # no file at this path before: its first chunks may name the file it was moved from
+        moved = guide is None and bool(proj.guides) and st.st_size > params.min
+        cands: list[str] | None = None
         ids: list[str] = []
         held: list | None = [] if small else None
         size = 0
@@ -519,6 +547,12 @@ class Ingester:
                 if self._error is not None:
                     raise ArchiveError("ingest aborted")
                 cid = hashing.chunk_id(chunk)
+                if moved:
+                    guide, cands = self._moved_from(proj, st.st_size, len(ids), cid, cands)
+                    moved = cands is not None
+                    if guide is not None and proj.reread_ok:
+                        # deferred like any guide's digest: it starts over (chunk 0 may be in it)
+                        digest, deferred = hashing.FileDigest(), True
                 if guide is not None:
                     if not guide.follow(cid, guessed, len(ids)):
                         chunks.reject()
