@@ -87,16 +87,21 @@ def _count_digest_bytes(monkeypatch) -> dict:
     return fed
 
 
+def _guided_and_plain(tmp_path: Path, before: Path, after: Path, monkeypatch):
+    """`after` ingested guided by `before` and into a fresh store: (the guided store, its
+    entries, the plain store's, the digest bytes the guided ingest fed)."""
+    plain = Store.init(tmp_path / "plain", params=PARAMS)
+    Ingester(plain).ingest(after)
+    guided = Store.init(tmp_path / "guided", params=PARAMS)
+    Ingester(guided).ingest(before)
+    fed = _count_digest_bytes(monkeypatch)
+    Ingester(guided).ingest(after)
+    return guided, _files(guided, "Song"), _files(plain, "Song"), fed
+
+
 def test_guided_ingest_records_what_a_plain_one_does(tmp_path, deliveries, monkeypatch):
     d1, d2, changed = deliveries
-    guided = Store.init(tmp_path / "guided", params=PARAMS)
-    Ingester(guided).ingest(d1)
-    plain = Store.init(tmp_path / "plain", params=PARAMS)
-    Ingester(plain).ingest(d2)
-    fed = _count_digest_bytes(monkeypatch)
-    Ingester(guided).ingest(d2)
-
-    g, p = _files(guided, "Song"), _files(plain, "Song")
+    guided, g, p, fed = _guided_and_plain(tmp_path, d1, d2, monkeypatch)
     assert g.keys() == p.keys()
     for path, e in g.items():
         data = (d2 / path).read_bytes()
@@ -196,13 +201,7 @@ def test_moved_files_follow_the_file_they_were(tmp_path, deliveries, monkeypatch
     (d3 / "Tracks" / "Vox_01.wav").unlink()
     (d3 / "Tracks" / "Vox comp.wav").write_bytes(bytes(vox))
     _wav(d3 / "Tracks" / "Vox_02.wav", 96000, 98)  # new: same size and header as the takes
-    plain = Store.init(tmp_path / "plain", params=PARAMS)
-    Ingester(plain).ingest(d3)
-    guided = Store.init(tmp_path / "guided", params=PARAMS)
-    Ingester(guided).ingest(d1)
-    fed = _count_digest_bytes(monkeypatch)
-    Ingester(guided).ingest(d3)
-    g, p = _files(guided, "Song"), _files(plain, "Song")
+    _guided, g, p, fed = _guided_and_plain(tmp_path, d1, d3, monkeypatch)
     assert {k: (e["chunks"], e["digest"]) for k, e in g.items()} == \
         {k: (e["chunks"], e["digest"]) for k, e in p.items()}
     for path, e in g.items():
