@@ -15,7 +15,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from . import hashing
 from .directio import DirectWriter
@@ -60,8 +60,24 @@ class RestoreResult:
                 "failed": self.failed}
 
 
+@dataclass
+class _Job:
+    """One version in a restore run, from its checked entries to its result."""
+
+    res: RestoreResult
+    root: str
+    entries: list[dict]
+    overwrite: bool
+    t0: float
+    dirs: list[dict] = field(default_factory=list)
+    files: list[dict] = field(default_factory=list)
+    futures: list[Future | None] = field(default_factory=list)
+    done: list[bool | None] = field(default_factory=list)
+
+
 class Restorer:
-    """Restores versions from `store`; `progress(event)` gets {"file", "bytes"} dicts."""
+    """Restores versions from `store`; `progress(event)` gets {"project", "file", "bytes"}
+    dicts."""
 
     def __init__(self, store: Store, progress: Callable[[dict], None] | None = None) -> None:
         self.store = store
@@ -71,8 +87,49 @@ class Restorer:
 
     def restore(self, project: str, target: str | os.PathLike, version: int | None = None,
                 paths: Iterable[str] = (), overwrite: bool = False) -> RestoreResult:
-        t0 = time.monotonic()
+        """Restore one version of `project` (default: the latest) into `target`."""
+        return list(self.restore_many([(project, target, version, paths)], overwrite))[0]
+
+    def restore_many(self, jobs: Iterable[tuple[str, str | os.PathLike, int | None, Iterable[str]]],
+                     overwrite: bool = False) -> Iterator[RestoreResult]:
+        """Restore versions, each (project, target, version or None, paths), in one pipeline:
+        the next one's files start while the last files of the one before are written (with
+        `restore --all`, each project's end left a writer idle). Yields each result once its
+        version is restored, in order; an error stops the run there, after the version in
+        progress is finished."""
         self._safe_dirs = set()
+        # remote backends hide per-request latency behind more reads in flight
+        self._workers = getattr(self.store.backend, "read_parallelism", WORKERS)
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="restore")
+        writers = ThreadPoolExecutor(FILE_WRITERS, thread_name_prefix="restore-file")
+        prev: _Job | None = None
+        try:
+            for project, target, version, paths in jobs:
+                try:
+                    job = self._prepare(project, target, version, paths, overwrite)
+                    self._start(job, writers)
+                except BaseException:
+                    if prev is not None:
+                        done, prev = prev, None
+                        yield self._finish(done)
+                    raise
+                if prev is not None:
+                    done, prev = prev, None
+                    yield self._finish(done)
+                prev = job
+            if prev is not None:
+                done, prev = prev, None
+                yield self._finish(done)
+        finally:
+            # stopped early (an error, or the caller stopped iterating): no file starts any
+            # more, and those being written end cleanly (verified and renamed, or removed)
+            writers.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True)
+
+    def _prepare(self, project: str, target: str | os.PathLike, version: int | None,
+                 paths: Iterable[str], overwrite: bool) -> "_Job":
+        """A version's entries, checked before anything of it is written."""
+        t0 = time.monotonic()
         number, record = self.store.version(project, version)
         res = RestoreResult(project=project, version=number)
         target = Path(target)
@@ -100,35 +157,48 @@ class Restorer:
                 more = f" and {len(clash) - 1} more" if len(clash) > 1 else ""
                 raise UsageError(f"{self._dest(root, clash[0])} exists{more}; "
                                  f"restore into an empty folder or pass --overwrite")
-        # remote backends hide per-request latency behind more reads in flight
-        self._workers = getattr(self.store.backend, "read_parallelism", WORKERS)
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="restore")
+        return _Job(res=res, root=root, entries=entries, overwrite=overwrite, t0=t0)
+
+    def _start(self, job: "_Job", writers: ThreadPoolExecutor) -> None:
+        """Make the folders, hand the files of INLINE_FILE bytes and more to the writers
+        (FILE_WRITERS at a time: one at a time left the decoders idle at every file's end) and
+        restore the smaller ones on this thread meanwhile."""
+        root, res = job.root, job.res
+        job.dirs = [e for e in job.entries if e["type"] == "dir"]
+        for e in job.dirs:
+            self._make_dir(root, e, res)
+        # a hard link's first name may sort later: links come after every file (_finish)
+        job.files = [e for e in job.entries if e["type"] == "file" and "hardlink" not in e]
+        job.futures = [writers.submit(self._restore_file, root, e, res)
+                       if _size(e) >= INLINE_FILE else None for e in job.files]
+        job.done = [self._restore_file(root, e, res) if f is None else None
+                    for e, f in zip(job.files, job.futures)]
+
+    def _finish(self, job: "_Job") -> RestoreResult:
+        """Wait for a version's files, then its hard links, symlinks and folder times."""
+        root, res, entries = job.root, job.res, job.entries
         try:
-            dirs = [e for e in entries if e["type"] == "dir"]
-            for e in dirs:
-                self._make_dir(root, e, res)
-            restored: dict[str, dict] = {}  # path -> the entry this run wrote there, verified
-            links = [e for e in entries if e["type"] == "file" and "hardlink" in e]
-            # after every file: a hard link's first name may sort later
-            files = [e for e in entries if e["type"] == "file" and "hardlink" not in e]
-            for e, ok in zip(files, self._restore_files(root, files, res)):
-                if ok:
-                    restored[e["path"]] = e
-            for e in links:
+            oks = [d if f is None else f.result() for d, f in zip(job.done, job.futures)]
+        except BaseException:
+            for f in job.futures:
+                if f is not None:
+                    f.cancel()
+            raise
+        restored = {e["path"]: e for e, ok in zip(job.files, oks) if ok}  # verified
+        for e in entries:
+            if e["type"] == "file" and "hardlink" in e:
                 first = restored.get(e["hardlink"])
                 if (first is not None and self._link(root, first, e, res)) or \
                         self._restore_file(root, e, res):
                     restored[e["path"]] = e
-            for e in entries:
-                if e["type"] == "symlink":
-                    self._make_symlink(root, e, res, overwrite)
-            for e in sorted(dirs, key=lambda d: d["path"].count("/"), reverse=True):
-                d = self._dest(root, e["path"])
-                os.chmod(d, e["mode"])
-                os.utime(d, ns=(e["mtime_ns"], e["mtime_ns"]), follow_symlinks=False)
-        finally:
-            self._pool.shutdown(wait=True)
-        res.seconds = time.monotonic() - t0
+        for e in entries:
+            if e["type"] == "symlink":
+                self._make_symlink(root, e, res, job.overwrite)
+        for e in sorted(job.dirs, key=lambda d: d["path"].count("/"), reverse=True):
+            d = self._dest(root, e["path"])
+            os.chmod(d, e["mode"])
+            os.utime(d, ns=(e["mtime_ns"], e["mtime_ns"]), follow_symlinks=False)
+        res.seconds = time.monotonic() - job.t0
         return res
 
     # -- helpers --------------------------------------------------------------------------
@@ -213,26 +283,6 @@ class Restorer:
     def _fetch(self, cid: bytes) -> bytes:
         return self.store.read_blob(cid)
 
-    def _restore_files(self, root: str, files: list[dict], res: RestoreResult) -> list[bool]:
-        """Restore `files`: FILE_WRITERS at a time (one at a time left the decoders idle at
-        every file's end: its last chunks decoded, its last writes waited for), and those under
-        INLINE_FILE by this thread meanwhile."""
-        big = [e for e in files if _size(e) >= INLINE_FILE]
-        if len(big) < 2:
-            return [self._restore_file(root, e, res) for e in files]
-        with ThreadPoolExecutor(FILE_WRITERS, thread_name_prefix="restore-file") as pool:
-            futures = [pool.submit(self._restore_file, root, e, res) if _size(e) >= INLINE_FILE
-                       else None for e in files]
-            try:
-                done = [self._restore_file(root, e, res) if f is None else None
-                        for e, f in zip(files, futures)]
-                return [d if f is None else f.result() for d, f in zip(done, futures)]
-            except BaseException:
-                for f in futures:
-                    if f is not None:
-                        f.cancel()
-                raise
-
     def _restore_file(self, root: str, e: dict, res: RestoreResult) -> bool:
         """Write one file (False when its chunks or digest failed: named in `res.failed`)."""
         validate_entry(e)
@@ -270,7 +320,7 @@ class Restorer:
                     out.write(data)
                     written += len(data)
                     if self.progress:
-                        self.progress({"file": rel, "bytes": len(data)})
+                        self.progress({"project": res.project, "file": rel, "bytes": len(data)})
             except BaseException:
                 out.abort()
                 raise

@@ -103,6 +103,14 @@ def test_one_bar_for_a_delivery_of_several_folders(big_session, store, tmp_path)
     lines = out.splitlines()
     assert lines[0].startswith("Long Day: version 1 — 6 files")
     assert any(line.startswith("Night Shift: version 1 — 3 files") for line in lines)
+    # and back: one bar for `restore --all`, each project's line as it is done
+    code, out, raw = run_on_pty(["restore", "--all", "--store", store, "--to", tmp_path / "r"],
+                                cols=120)
+    assert code == 0
+    shown = frames(raw)
+    assert shown and all(f.startswith("restore 2 projects  ") for f in shown)
+    assert raw.endswith(b"\r\x1b[K")
+    assert [line.split(":")[0] for line in out.splitlines()] == ["Long Day", "Night Shift"]
 
 
 def test_quiet_json_and_narrow_terminal(big_session, store):

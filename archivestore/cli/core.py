@@ -165,7 +165,6 @@ def restore(project, paths, store_path, target, version, all_projects, overwrite
                          "give no PROJECT, PATHS or --version with it")
     if not all_projects and not project:
         raise UsageError("which project? Give its name (archive projects lists them) or --all")
-    failed = False
     tune_allocator()
     with open_store(store_path) as st:
         if all_projects:
@@ -175,37 +174,47 @@ def restore(project, paths, store_path, target, version, all_projects, overwrite
                 raise UsageError("the store holds no projects yet")
         else:
             jobs = [(project, version, paths, target)]
-        for proj, ver, sel, dest in jobs:
-            failed |= not _restore_one(st, proj, ver, sel, dest, overwrite, as_json, quiet, verbose)
-    if failed:
+        ok = _restore_jobs(st, jobs, overwrite, as_json, quiet, verbose)
+    if not ok:
         sys.exit(EXIT_DAMAGE)
 
 
-def _restore_one(st, project, version, paths, target, overwrite, as_json, quiet, verbose) -> bool:
-    """Restore one project version and report it; False if any file failed verification."""
+def _restore_jobs(st, jobs, overwrite, as_json, quiet, verbose) -> bool:
+    """Restore (project, version, paths, target) jobs in one run, reporting each version as it
+    is done; False if any file failed verification."""
     from ..restore import Restorer
-    n, rec = st.version(project, version)
-    total = rec.get("bytes")
-    if paths:
+    many = len(jobs) > 1
+    recs = [st.version(p, v) for p, v, _sel, _dest in jobs]
+    total = sum(rec.get("bytes") or 0 for _n, rec in recs)
+    if not many and jobs[0][2]:
+        paths, rec = jobs[0][2], recs[0][1]
         # the selection's bytes take a walk of the version's tree: only for a bar on screen
         total = lambda: sum(e.get("size", 0) for e in st.iter_tree(rec)  # noqa: E731
                             if e["type"] == "file" and path_selected(e["path"], paths))
-    prog = Progress(total, "restore", enabled=not (quiet or as_json), verbose=verbose)
+    prog = Progress(total, f"restore {len(jobs)} projects" if many else "restore",
+                    enabled=not (quiet or as_json), verbose=verbose)
+
+    def on_event(ev: dict) -> None:  # with several projects, files under their project
+        prog({**ev, "file": f"{ev['project']}/{ev['file']}"} if many else ev)
+    ok = True
     try:
-        res = Restorer(st, progress=prog).restore(project, target, n, paths, overwrite)
+        run = Restorer(st, progress=on_event).restore_many(
+            [(p, dest, n, sel) for (p, _v, sel, dest), (n, _rec) in zip(jobs, recs)], overwrite)
+        for res, (_p, _v, _sel, target) in zip(run, jobs):
+            ok &= res.ok
+            if as_json:
+                emit_json(res.to_json())
+                continue
+            prog.echo([f"{res.project}: version {res.version} restored to {target} — "
+                       f"{res.files} files, {human(res.bytes)}, all verified "
+                       f"({res.seconds:.1f} s, {human(res.bytes / max(res.seconds, 1e-9))}/s)"
+                       if res.ok else
+                       f"{res.project}: version {res.version}: {res.files} files restored, "
+                       f"{len(res.failed)} FAILED verification:"],
+                      [f"  NOT restored: {f['path']}: {f['error']}" for f in res.failed])
     finally:
         prog.close()
-    if as_json:
-        emit_json(res.to_json())
-    else:
-        click.echo(f"{project}: version {res.version} restored to {target} — {res.files} files, "
-                   f"{human(res.bytes)}, all verified ({res.seconds:.1f} s, "
-                   f"{human(res.bytes / max(res.seconds, 1e-9))}/s)" if res.ok else
-                   f"{project}: version {res.version}: {res.files} files restored, "
-                   f"{len(res.failed)} FAILED verification:")
-        for f in res.failed:
-            click.echo(f"  NOT restored: {f['path']}: {f['error']}", err=True)
-    return res.ok
+    return ok
 
 
 @cli.command()
