@@ -5,7 +5,9 @@ section 5): deleting it loses nothing, `Store.rebuild_index` refills it from the
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import struct
 from contextlib import contextmanager
@@ -25,6 +27,8 @@ from .packs import BlobRef
 # (docs/FORMAT.md section 5); 3: compact records in a DUPSORT|DUPFIXED `chunks` table, wide ones in `wide`; 2 kept every
 # record in a plain `chunks` table; 1 stored `<IIIIBB` for every chunk
 INDEX_FORMAT = b"5"
+# Free bytes below which an EIO from LMDB counts as a full disk (disk_full_error)
+NEARLY_FULL = 16 << 20
 CHUNK_VALUE = struct.Struct("<IIIIBB")  # the wide chunk record, for fields the compact one can't hold
 # The compact chunk record: one 96-bit little-endian integer, low bits first:
 # pack number 23 | blob offset 25 | plain length - 1 22 | stored length - 1 22 | kind 2 | codec 2
@@ -125,6 +129,24 @@ def file_key(project: str, version: int, path: str) -> bytes:
         import hashlib  # rare (a key this long), and importing it loads OpenSSL
         key = key[:MAX_KEY - 17] + b"\0" + hashlib.blake2b(key, digest_size=16).digest()
     return key
+
+
+def disk_full_error(e: lmdb.Error, path: Path) -> OSError | None:
+    """ENOSPC for an LMDB error that means the index's disk is full, else None. LMDB names
+    ENOSPC and EDQUOT in its text, and turns a page write cut short into EIO ("short write,
+    filesystem full?" in mdb_page_flush): that is a full disk when the filesystem holding
+    `path` has next to nothing left (NEARLY_FULL)."""
+    text = str(e)
+    if "No space left" not in text and "quota" not in text:
+        if "Input/output error" not in text:
+            return None
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            return None
+        if st.f_bavail * st.f_frsize >= NEARLY_FULL:
+            return None
+    return OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (index: {text})")
 
 
 class Index:
@@ -235,6 +257,12 @@ class Index:
         except StaleRuns:  # the write transaction sees the latest list: a named run is gone
             self.table.aborted()
             raise self._missing_run() from None
+        except lmdb.Error as e:
+            self.table.aborted()
+            full = disk_full_error(e, self.path)
+            if full is not None:  # callers report a full disk as such, not as a damaged index
+                raise full from e
+            raise
         except BaseException:
             self.table.aborted()
             raise

@@ -3,7 +3,8 @@
 Pipeline (all hot work outside the GIL): two file workers read, chunk (Cython) and hash (BLAKE3)
 files in parallel; chunks the store lacks go to an encode pool (zstd / PCM codec) whose results
 are appended to packs by `BlobSink`. Tree entries are collected in walk order. The version is
-committed last: data packs and tree parts are durable and indexed before the snapshot record.
+committed last: every earlier pack is durable and indexed first, then the last one (the last
+data, tree parts and the snapshot record) is indexed in the transaction recording the version.
 
 A project's previous version guides the next (`_Guide`): a file is first tried against the
 chunks it had, so unchanged bytes skip the content-defined scan and, when the whole file is
@@ -62,8 +63,6 @@ INLINE_FILE = 64 << 10
 # transaction cost ~13 µs of ~110.
 BATCH_CHUNKS = 256
 BATCH_BYTES = 4 << 20
-# Free bytes below which an EIO from the index counts as a full disk (_disk_full)
-NEARLY_FULL = 16 << 20
 # Chunk ids of the previous version kept to guide an ingest: 32 MB, about 1 TB of project.
 GUIDE_MAX_CHUNKS = 1 << 20
 
@@ -233,7 +232,7 @@ class Ingester:
             file_pool.shutdown(wait=True, cancel_futures=True)
             self._enc_pool.shutdown(wait=True, cancel_futures=True)
             self._sink.abort()
-            if _disk_full(exc, self.store.index_path):
+            if _disk_full(exc):
                 done = (f"only {', '.join(committed)} {'was' if len(committed) == 1 else 'were'} "
                         f"committed" if committed else "nothing was committed")
                 raise StoreFull(f"store disk is full ({self.store.root}); {done} — free space "
@@ -771,24 +770,10 @@ def _probe_audio(f, size: int):
         return None
 
 
-def _disk_full(exc: BaseException, index_path: Path) -> bool:
-    """ENOSPC/EDQUOT from a pack write or the index (LMDB reports it as text). LMDB turns a
-    short page write into EIO ("short write, filesystem full?" in mdb_page_flush): that is
-    taken as a full disk when the index's filesystem has next to nothing left."""
-    if isinstance(exc, OSError):
-        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    if type(exc).__module__ != "lmdb":
-        return False
-    text = str(exc)
-    if "No space left" in text or "quota" in text:
-        return True
-    if "Input/output error" not in text:
-        return False
-    try:
-        st = os.statvfs(index_path)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < NEARLY_FULL
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from a pack write or the index (which reports LMDB's full disk as ENOSPC:
+    index.disk_full_error)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _user() -> str:

@@ -218,10 +218,12 @@ def test_release_never_closes_the_fd_under_a_pending_write(tmp_path, monkeypatch
 
 
 def test_lmdb_short_write_on_a_full_disk_is_disk_full(tmp_path, monkeypatch):
-    """LMDB reports a page write cut short by a full filesystem as EIO (mdb_page_flush): that is
-    a full disk when the index's filesystem is nearly out of space, and stays an index error
-    otherwise (a failing device)."""
+    """LMDB reports a page write cut short by a full filesystem as EIO (mdb_page_flush): the
+    index turns that into ENOSPC when its filesystem is nearly out of space, and leaves it an
+    index error otherwise (a failing device). Ingest then says the disk is full."""
     import lmdb
+
+    from archivestore import index
     eio = lmdb.Error("mdb_txn_commit: Input/output error")
 
     class Vfs:
@@ -230,10 +232,14 @@ def test_lmdb_short_write_on_a_full_disk_is_disk_full(tmp_path, monkeypatch):
         def __init__(self, free: int) -> None:
             self.f_bavail = free // 4096
 
-    monkeypatch.setattr(ingest.os, "statvfs", lambda p: Vfs(100_000))
-    assert ingest._disk_full(eio, tmp_path)
-    monkeypatch.setattr(ingest.os, "statvfs", lambda p: Vfs(10 << 30))
-    assert not ingest._disk_full(eio, tmp_path)
-    assert ingest._disk_full(lmdb.Error("mdb_put: No space left on device"), tmp_path)
-    assert ingest._disk_full(OSError(errno.ENOSPC, "full"), tmp_path)
-    assert not ingest._disk_full(ValueError("Input/output error"), tmp_path)
+    monkeypatch.setattr(index.os, "statvfs", lambda p: Vfs(100_000))
+    full = index.disk_full_error(eio, tmp_path)
+    assert isinstance(full, OSError) and full.errno == errno.ENOSPC
+    assert ingest._disk_full(full)
+    monkeypatch.setattr(index.os, "statvfs", lambda p: Vfs(10 << 30))
+    assert index.disk_full_error(eio, tmp_path) is None
+    assert index.disk_full_error(lmdb.Error("mdb_put: No space left on device"), tmp_path).errno \
+        == errno.ENOSPC
+    assert index.disk_full_error(lmdb.Error("mdb_get: MDB_NOTFOUND"), tmp_path) is None
+    assert ingest._disk_full(OSError(errno.ENOSPC, "full"))
+    assert not ingest._disk_full(ValueError("Input/output error"))
