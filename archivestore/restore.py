@@ -108,18 +108,15 @@ class Restorer:
                 try:
                     job = self._prepare(project, target, version, paths, overwrite)
                     self._start(job, writers)
-                except BaseException:
+                except BaseException:  # the version before is finished and reported first
                     if prev is not None:
-                        done, prev = prev, None
-                        yield self._finish(done)
+                        yield self._finish(prev)
                     raise
                 if prev is not None:
-                    done, prev = prev, None
-                    yield self._finish(done)
+                    yield self._finish(prev)
                 prev = job
             if prev is not None:
-                done, prev = prev, None
-                yield self._finish(done)
+                yield self._finish(prev)
         finally:
             # stopped early (an error, or the caller stopped iterating): no file starts any
             # more, and those being written end cleanly (verified and renamed, or removed)
@@ -177,13 +174,8 @@ class Restorer:
     def _finish(self, job: "_Job") -> RestoreResult:
         """Wait for a version's files, then its hard links, symlinks and folder times."""
         root, res, entries = job.root, job.res, job.entries
-        try:
-            oks = [d if f is None else f.result() for d, f in zip(job.done, job.futures)]
-        except BaseException:
-            for f in job.futures:
-                if f is not None:
-                    f.cancel()
-            raise
+        # on an error restore_many's shutdown cancels the files not yet started
+        oks = [d if f is None else f.result() for d, f in zip(job.done, job.futures)]
         restored = {e["path"]: e for e, ok in zip(job.files, oks) if ok}  # verified
         for e in entries:
             if e["type"] == "file" and "hardlink" in e:

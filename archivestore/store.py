@@ -52,7 +52,6 @@ class BlobSink:
         self._lock = threading.Lock()
         self._finisher = ThreadPoolExecutor(1, thread_name_prefix="pack-finish")
         self._finishing: list[Future] = []
-        self.bytes_stored = 0
         self.packs_written = 0
         self.on_indexed: Callable[[list[BlobRef]], None] | None = None
         self._failed: BaseException | None = None
@@ -75,7 +74,6 @@ class BlobSink:
                 if w is not None:
                     w.abort()
                 raise
-            self.bytes_stored += nbytes
             if self._writer.offset < self.store.pack_target:
                 return nbytes
             w, self._writer = self._writer, None

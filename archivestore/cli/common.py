@@ -193,7 +193,8 @@ class Progress:
     written as one `\\r…\\x1b[K` per redraw so the line never flickers. `close()` clears it.
     With `verbose`, each file is also named on its own line as work on it starts (terminal or
     not). Thread-safe: components call it from their worker threads with {"file"|"pack",
-    "bytes"} events.
+    "bytes"} events; with `by_project` (a run over several projects) a file is named under the
+    event's "project".
     """
 
     # Rate (and so ETA) over the last few seconds, so a slow NAS patch shows up quickly.
@@ -201,7 +202,7 @@ class Progress:
 
     def __init__(self, total: int | None | Callable[[], int | None], label: str,
                  enabled: bool = True, verbose: int = 0, stream=None,
-                 interval: float = 0.125) -> None:
+                 interval: float = 0.125, by_project: bool = False) -> None:
         """total: bytes to do, or a function that counts them (a walk of the source folder),
         called only when the bar will be drawn: with --json or in a pipe nobody sees it."""
         self.stream = stream or sys.stderr
@@ -212,6 +213,7 @@ class Progress:
         self.total = (total() if self.enabled else None) if callable(total) else total
         self.verbose = verbose if enabled else 0
         self.interval = interval
+        self.by_project = by_project
         self._t0 = time.monotonic()
         self._last = 0.0
         self._samples: list[tuple[float, int]] = [(self._t0, 0)]
@@ -231,7 +233,10 @@ class Progress:
     def __call__(self, event: dict) -> None:
         with self._lock:
             self.done += event.get("bytes", 0)
-            name = event.get("file") or (f"pack {event['pack']}" if event.get("pack") else None)
+            name = event.get("file")
+            if name and self.by_project:
+                name = f"{event['project']}/{name}"
+            name = name or (f"pack {event['pack']}" if event.get("pack") else None)
             if name:
                 if self.verbose and name not in self._seen:
                     self._seen.add(name)

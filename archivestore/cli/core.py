@@ -91,10 +91,8 @@ def ingest(folders, store_path, project, message, strict, no_verify_codec, no_au
     with open_store(store_path) as st:
         prog = Progress(lambda: sum(tree_size(f) for f in folders),
                         f"ingest {len(folders)} projects" if many else "ingest",
-                        enabled=not (quiet or as_json), verbose=verbose)
-        def on_event(ev: dict) -> None:  # with several folders, files under their project
-            prog({**ev, "file": f"{ev['project']}/{ev['file']}"} if many else ev)
-        ingester = Ingester(st, progress=on_event, strict=strict, verify_codec=not no_verify_codec,
+                        enabled=not (quiet or as_json), verbose=verbose, by_project=many)
+        ingester = Ingester(st, progress=prog, strict=strict, verify_codec=not no_verify_codec,
                             audio_codec=not no_audio_codec)
         try:
             for res in ingester.ingest_many(
@@ -192,13 +190,10 @@ def _restore_jobs(st, jobs, overwrite, as_json, quiet, verbose) -> bool:
         total = lambda: sum(e.get("size", 0) for e in st.iter_tree(rec)  # noqa: E731
                             if e["type"] == "file" and path_selected(e["path"], paths))
     prog = Progress(total, f"restore {len(jobs)} projects" if many else "restore",
-                    enabled=not (quiet or as_json), verbose=verbose)
-
-    def on_event(ev: dict) -> None:  # with several projects, files under their project
-        prog({**ev, "file": f"{ev['project']}/{ev['file']}"} if many else ev)
+                    enabled=not (quiet or as_json), verbose=verbose, by_project=many)
     ok = True
     try:
-        run = Restorer(st, progress=on_event).restore_many(
+        run = Restorer(st, progress=prog).restore_many(
             [(p, dest, n, sel) for (p, _v, sel, dest), (n, _rec) in zip(jobs, recs)], overwrite)
         for res, (_p, _v, _sel, target) in zip(run, jobs):
             ok &= res.ok
