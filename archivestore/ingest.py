@@ -514,11 +514,12 @@ class Ingester:
         params = self.store.params
         digest = hashing.FileDigest()
         # a file of one chunk is never scanned: its guidance would cost more than it saves
-        guide = self._guide(proj, rel) if proj.guides and st.st_size > params.min else None
+        guidable = bool(proj.guides) and st.st_size > params.min
+        guide = self._guide(proj, rel) if guidable else None
         # while the file is its previous version chunk for chunk, its digest is that version's
         deferred = guide is not None and guide.size == st.st_size and proj.reread_ok
         # no file at this path before: its first chunks may name the file it was moved from
-        moved = guide is None and bool(proj.guides) and st.st_size > params.min
+        moved = guidable and guide is None
         cands: list[str] | None = None
         ids: list[str] = []
         held: list | None = [] if small else None
