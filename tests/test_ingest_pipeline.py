@@ -5,6 +5,7 @@ folder leaves the earlier versions committed."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -113,13 +114,16 @@ def test_a_chunk_claimed_by_the_next_folder_is_stored_before_this_version(
     monkeypatch.setattr(ingest, "BATCH_CHUNKS", 1)
     read, enc = Ingester._read_file, Ingester._encode_and_store
 
+    bravo_claimed = threading.Event()
+
     def slow_read(self, path, rel, base, proj):
-        if proj.name == "Alpha":
-            time.sleep(0.4)  # Bravo's reader gets there first
+        if proj.name == "Alpha":  # Bravo's reader gets there first, however loaded the machine
+            assert bravo_claimed.wait(30)
         return read(self, path, rel, base, proj)
 
     def slow_encode(self, cid, chunk, fmt, res):
-        if res.project == "Bravo":
+        if res.project == "Bravo":  # its batch is claimed whole before the first encode
+            bravo_claimed.set()
             time.sleep(0.1)
         return enc(self, cid, chunk, fmt, res)
 
