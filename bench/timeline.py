@@ -106,15 +106,22 @@ def main(argv: list[str] | None = None) -> int:
         total: collections.Counter = collections.Counter()
         samples = stalled = 0
         waits: collections.Counter = collections.Counter()
+        runnable: collections.Counter = collections.Counter()  # threads in R -> samples
+        waits1: collections.Counter = collections.Counter()  # the others, when one is R
         while p.poll() is None:
             if a.stalls:
                 now = threads(p.pid)
                 if now:
                     samples += 1
-                    if not any(st == "R" for _n, _t, st in now.values()):
+                    r = sum(st == "R" for _n, _t, st in now.values())
+                    runnable[min(r, 2)] += 1
+                    if r == 0:
                         stalled += 1
+                    if r <= 1:
                         for tid, (name, _t, st) in now.items():
-                            waits[(group(name), st, wchan(p.pid, tid))] += 1
+                            if st != "R":
+                                (waits if r == 0 else waits1)[(group(name), st,
+                                                               wchan(p.pid, tid))] += 1
                 time.sleep(a.stall_interval)
             else:
                 time.sleep(a.interval)
@@ -139,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.stalls and samples:
         print(f"no thread runnable in {stalled} of {samples} samples ({100 * stalled / samples:.1f}%)")
         for (name, st, w), n in waits.most_common(12):
+            print(f"  {n:5d}  {name:<14} {st}  {w}")
+        print(f"one thread runnable (one core idle) in {runnable[1]} samples "
+              f"({100 * runnable[1] / samples:.1f}%), two or more in {runnable[2]} "
+              f"({100 * runnable[2] / samples:.1f}%); what the others waited in then:")
+        for (name, st, w), n in waits1.most_common(12):
             print(f"  {n:5d}  {name:<14} {st}  {w}")
     return p.returncode
 
