@@ -33,9 +33,18 @@ def _gear_table() -> array.array:
 GEAR = _gear_table()
 
 
+# The chunker algorithms a store may name in its config (docs/FORMAT.md section 8). v2 is v1
+# except inside 24-bit PCM data, where only the middle byte of each sample is hashed: a third of
+# the scan, the same cuts in expectation (threshold x3), still content-defined on the audio.
+V1 = "fastcdc-gear-v1"
+V2 = "fastcdc-gear-v2"
+ALGORITHMS = (V1, V2)
+
+
 @dataclass(frozen=True)
 class ChunkParams:
-    """Chunk size bounds in bytes; `avg` must be a power of two. Recorded in the store config.
+    """Chunk size bounds in bytes; `avg` must be a power of two. Recorded in the store config
+    with the algorithm (new stores: v2; a store keeps the one it was created with).
 
     Defaults (256 KiB / 1 MiB / 4 MiB): audio dedups by whole takes and punch-ins, so small
     chunks buy little and cost index entries (20 TB at 1 MiB is 20 M entries).
@@ -44,12 +53,15 @@ class ChunkParams:
     min: int = 256 * 1024
     avg: int = 1024 * 1024
     max: int = 4 * 1024 * 1024
+    algorithm: str = V2
 
     def __post_init__(self) -> None:
         if not (0 < self.min <= self.avg <= self.max) or self.avg & (self.avg - 1):
             raise FormatError(f"invalid chunk sizes min={self.min} avg={self.avg} max={self.max}")
         if self.max >= 1 << 32:
             raise FormatError("max chunk size must be below 4 GiB")
+        if self.algorithm not in ALGORITHMS:
+            raise FormatError(f"unknown chunker {self.algorithm!r} (made by a newer archivestore?)")
 
     @property
     def thresholds(self) -> tuple[int, int]:
@@ -57,13 +69,35 @@ class ChunkParams:
         bits = self.avg.bit_length() - 1
         return 1 << (64 - (bits + 2)), 1 << (64 - max(1, bits - 2))
 
+    def scan_thresholds(self, stride: int = 1) -> tuple[int, int]:
+        """`thresholds` per hashed byte when one byte in `stride` is hashed: as likely a cut
+        per byte of input."""
+        return tuple(min(t * stride, MASK64) for t in self.thresholds)
+
+    def stride_for(self, audio_format: tuple | None) -> int:
+        """Bytes per hashed byte inside PCM data of `audio_format` (bits, channels, big endian,
+        float): 3 for 24-bit integer samples under v2 (the middle byte, in either byte order),
+        else 1."""
+        if self.algorithm == V2 and audio_format is not None:
+            bits, _channels, _big_endian, is_float = audio_format
+            if bits == 24 and not is_float:
+                return 3
+        return 1
+
     def to_dict(self) -> dict:
-        return {"min": self.min, "avg": self.avg, "max": self.max}
+        return {"algorithm": self.algorithm, "min": self.min, "avg": self.avg, "max": self.max}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ChunkParams":
+        return cls(d["min"], d["avg"], d["max"], d.get("algorithm", V1))
 
 
-def reference_cuts(data: bytes, params: ChunkParams, align: int = 1) -> list[int]:
+def reference_cuts(data: bytes, params: ChunkParams, align: int = 1,
+                   stride: int = 1) -> list[int]:
     """Chunk lengths of `data` by the plain-Python loop: the oracle for the Cython kernel."""
-    th_small, th_large = params.thresholds
+    th_small, th_large = params.scan_thresholds(stride)
+    phase = stride // 2
+    first = params.min + (phase - params.min) % stride  # the first hashed byte at or after min
     out = []
     pos = 0
     while pos < len(data):
@@ -75,7 +109,7 @@ def reference_cuts(data: bytes, params: ChunkParams, align: int = 1) -> list[int
             normal = min(params.avg, lim)
             h = 0
             c = lim
-            for i in range(params.min, lim):
+            for i in range(first, lim, stride):
                 h = ((h << 1) + GEAR[data[pos + i]]) & MASK64
                 if h < (th_small if i < normal else th_large):
                     c = i + 1
@@ -87,12 +121,13 @@ def reference_cuts(data: bytes, params: ChunkParams, align: int = 1) -> list[int
     return out
 
 
-def find_cuts(buf, start: int, end: int, eof: bool, params: ChunkParams, align: int = 1):
+def find_cuts(buf, start: int, end: int, eof: bool, params: ChunkParams, align: int = 1,
+              stride: int = 1):
     """Fast kernel call: chunk lengths in buf[start:end] and where scanning stopped."""
     from . import _chunker
-    th_small, th_large = params.thresholds
+    th_small, th_large = params.scan_thresholds(stride)
     return _chunker.find_cuts(buf, start, end, eof, params.min, params.avg, params.max,
-                              th_small, th_large, GEAR, align)
+                              th_small, th_large, GEAR, align, stride)
 
 
 class _BufferPool:
@@ -135,26 +170,26 @@ _BUFFERS = _BufferPool()
 
 
 def iter_chunks(f: BinaryIO, params: ChunkParams, length: int | None = None, align: int = 1,
-                bufsize: int = 4 * 1024 * 1024) -> Iterator[memoryview]:
+                bufsize: int = 4 * 1024 * 1024, stride: int = 1) -> Iterator[memoryview]:
     """Yield the chunks of the next `length` bytes of `f` (all of it when None), streaming.
 
     Chunks are read-only views into a fresh buffer per refill (no per-chunk copy), so a consumer
     may hold them while later chunks are read; memory is bounded by what the consumer keeps plus
     one buffer of `bufsize + params.max`.
     """
-    chunks = GuidedChunks(f, params, length, align, bufsize)
+    chunks = GuidedChunks(f, params, length, align, bufsize, stride)
     while (got := chunks.next()) is not None:
         yield got[0]
 
 
 def is_cut(buf, start: int, length: int, avail: int, eof: bool, params: ChunkParams,
-           align: int = 1) -> bool:
+           align: int = 1, stride: int = 1) -> bool:
     """Whether `find_cuts` would cut the chunk at `start` after exactly `length` bytes, given
     that those bytes are a chunk it once cut elsewhere (see `_chunker.is_cut`)."""
     from . import _chunker
-    th_small, th_large = params.thresholds
+    th_small, th_large = params.scan_thresholds(stride)
     return _chunker.is_cut(buf, start, length, avail, eof, params.min, params.avg, params.max,
-                           th_small, th_large, GEAR, align)
+                           th_small, th_large, GEAR, align, stride)
 
 
 class GuidedChunks:
@@ -170,11 +205,12 @@ class GuidedChunks:
     """
 
     def __init__(self, f: BinaryIO, params: ChunkParams, length: int | None = None,
-                 align: int = 1, bufsize: int = 4 * 1024 * 1024) -> None:
+                 align: int = 1, bufsize: int = 4 * 1024 * 1024, stride: int = 1) -> None:
         self._f = f
         self._params = params
         self._remaining = length
         self._align = align
+        self._stride = stride
         self._cap = bufsize + params.max
         self._view: memoryview | None = None
         self._ro: memoryview | None = None
@@ -226,7 +262,8 @@ class GuidedChunks:
         if pos >= self._have:
             return None
         avail, eof = (self._have - pos, self._eof) if left is None else (left, True)
-        if not is_cut(self._view, pos, expect, avail, eof, self._params, self._align):
+        if not is_cut(self._view, pos, expect, avail, eof, self._params, self._align,
+                      self._stride):
             return None
         self._cuts = []
         self._last, self._pos = pos, pos + expect
@@ -245,7 +282,8 @@ class GuidedChunks:
             self._view = self._ro = None  # the buffer goes back to the pool with the last chunk
             return None
         if not self._cuts:
-            lengths, _stop = find_cuts(self._view, pos, have, self._eof, self._params, self._align)
+            lengths, _stop = find_cuts(self._view, pos, have, self._eof, self._params, self._align,
+                                       self._stride)
             self._cuts = lengths[::-1]
         c = self._cuts.pop()
         self._last, self._pos = pos, pos + c

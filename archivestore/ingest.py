@@ -541,7 +541,8 @@ class Ingester:
             if 0 <= expect_len <= params.min:
                 chunks = _OneChunk(f, expect_len, to_eof=length is None)
             else:
-                chunks = GuidedChunks(f, params, length=length, align=align)
+                chunks = GuidedChunks(f, params, length=length, align=align,
+                                      stride=params.stride_for(fmt))
             while (got := chunks.next(guide.expect() if guide is not None else 0)) is not None:
                 chunk, guessed = got
                 if self._error is not None:

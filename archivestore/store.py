@@ -162,8 +162,7 @@ class Store:
         self.url = url or str(self.root)
         # S3 and NAS stores: index segments and version claims shared by several writers
         self.shared = shared
-        c = config["chunker"]
-        self.params = ChunkParams(c["min"], c["avg"], c["max"])
+        self.params = ChunkParams.from_dict(config["chunker"])
         self.pack_target = int(config.get("pack_target", PACK_TARGET))
         self.index_path = index_path or self.root / "index"
         if fresh_index:  # about to be rebuilt: never open what may be a damaged file
@@ -211,7 +210,7 @@ class Store:
         return {"format": "archivestore", "version": STORE_FORMAT,
                 "store_id": os.urandom(16).hex(), "created": _now(),
                 "hash": hashing.ALGORITHM,
-                "chunker": {"algorithm": "fastcdc-gear-v1", **params.to_dict()},
+                "chunker": params.to_dict(),
                 "pack_target": pack_target}
 
     @classmethod

@@ -354,3 +354,213 @@ def test_guided_takes_every_chunk_of_an_unchanged_file(n, align, known_length):
         guided, taken = _guided(data, data, SMALL, align, bufsize, known_length)
         assert guided == plain
         assert taken == len(plain)
+
+
+# -- fastcdc-gear-v2: inside 24-bit PCM only the middle byte of each sample is hashed ----------
+
+def test_golden_vectors_v2():
+    """Frozen like v1's: the sampled scan's cuts are part of every v2 store's chunk ids."""
+    d = np.random.default_rng(12345).integers(0, 256, 300000, dtype=np.uint8).tobytes()
+    cuts = reference_cuts(d, ChunkParams(256, 1024, 4096), align=3, stride=3)
+    assert cuts[:12] == [1032, 1191, 1407, 930, 1359, 2724, 1359, 1029, 1161, 1248, 417, 1311]
+    assert len(cuts) == 247
+    rng = np.random.default_rng(12345)
+    rng.integers(0, 256, 300000, dtype=np.uint8)
+    d2 = rng.integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()
+    d2 = d2[:len(d2) // 6 * 6]
+    assert find_cuts(d2, 0, len(d2), True, ChunkParams(), 6, 3)[0] == [1100976, 1138392, 906360]
+
+
+def test_stride_follows_the_algorithm_and_the_format():
+    v1 = ChunkParams(algorithm="fastcdc-gear-v1")
+    v2 = ChunkParams()
+    assert v2.algorithm == "fastcdc-gear-v2"
+    assert v2.stride_for((24, 1, False, False)) == 3
+    assert v2.stride_for((24, 2, True, False)) == 3   # AIFF: big-endian, still the middle byte
+    assert v2.stride_for((16, 2, False, False)) == 1
+    assert v2.stride_for((32, 2, False, True)) == 1
+    assert v2.stride_for(None) == 1
+    assert v1.stride_for((24, 1, False, False)) == 1
+    assert ChunkParams.from_dict({"min": 64, "avg": 256, "max": 1024}).algorithm == "fastcdc-gear-v1"
+    assert ChunkParams.from_dict(v2.to_dict()) == v2
+    with pytest.raises(FormatError, match="unknown chunker"):
+        ChunkParams(algorithm="fastcdc-gear-v9")
+    with pytest.raises(ValueError):
+        find_cuts(b"x" * 100, 0, 100, True, SMALL, 1, 2)
+
+
+def test_sampled_scan_hashes_only_the_middle_bytes():
+    """Bytes other than each sample's middle byte do not move a cut; a middle byte does."""
+    data = bytearray(rand(30000, 5))
+    cuts = find_cuts(data, 0, len(data), True, SMALL, 3, 3)[0]
+    other = bytearray(data)
+    for i in range(0, len(other), 3):
+        other[i] ^= 0x5A
+        other[i + 2] ^= 0xA5
+    assert find_cuts(other, 0, len(other), True, SMALL, 3, 3)[0] == cuts
+    assert find_cuts(other, 0, len(other), True, SMALL, 3, 1)[0] != \
+        find_cuts(data, 0, len(data), True, SMALL, 3, 1)[0]
+    first = cuts[0]
+    data[first - 2] ^= 0xFF  # the middle byte of the sample just before the first cut
+    assert find_cuts(data, 0, len(data), True, SMALL, 3, 3)[0][0] != first
+
+
+@given(st.binary(max_size=12000), st.sampled_from([SMALL, TINY, ChunkParams(1, 128, 4096)]),
+       st.sampled_from([1, 3, 6, 24]))
+def test_sampled_kernel_matches_reference(data, params, align):
+    lengths, stop = find_cuts(data, 0, len(data), True, params, align, 3)
+    assert lengths == reference_cuts(data, params, align, 3)
+    assert stop == len(data)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sampled_kernel_matches_reference_big_rounds(seed):
+    rng = np.random.default_rng(seed)
+    parts = [rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes(), bytes(600000),
+             bytes(rng.integers(0, 4, 300000, dtype=np.uint8)), b"take" * 100000,
+             rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()]
+    data = b"".join(parts)
+    for align in (3, 6):
+        assert find_cuts(data, 0, len(data), True, MID, align, 3)[0] == \
+            reference_cuts(data, MID, align, 3)
+
+
+def _plant_sampled(buf: bytearray, params: ChunkParams, t: int) -> None:
+    """As _plant, for the stride-3 scan: hashed bytes t - 6, t - 3, t (t = 1 mod 3)."""
+    th_small, th_large = params.scan_thresholds(3)
+    th = th_small if t < params.avg else th_large
+    h = 0
+    first = params.min + (1 - params.min) % 3
+    for i in range(max(first, t - 66 * 3), t - 6, 3):
+        h = ((h << 1) + GEAR[buf[i]]) & ((1 << 64) - 1)
+    g = np.frombuffer(bytes(GEAR), dtype=np.uint64)
+    base = np.uint64((h << 3) & ((1 << 64) - 1))
+    bc = (g[:, None] << np.uint64(1)) + g[None, :]
+    for a in range(256):
+        hit = np.flatnonzero(base + (g[a] << np.uint64(2)) + bc < np.uint64(th))
+        if len(hit):
+            b, c = divmod(int(hit[0]), 256)
+            buf[t - 6], buf[t - 3], buf[t] = a, b, c
+            return
+    raise AssertionError("nothing to plant")
+
+
+def _background_sampled(params: ChunkParams) -> bytes:
+    for v in range(256):
+        fill = bytes([v]) * (params.max + 100)
+        if reference_cuts(fill, params, 1, 3)[0] == params.max:
+            return fill
+    raise AssertionError("no quiet fill byte")
+
+
+@pytest.mark.parametrize("params,t", [(TINY, t) for t in (40 + 6, 40 + 3 * 63, 40 + 3 * 64,
+                                                           40 + 3 * 128, 40 + 3 * 192, 511, 512,
+                                                           2047)]
+                         + [(MID, t) for t in (1006, 1000 + 3 * KW, 1000 + 6 * KW,
+                                               1000 + 9 * KW, 1000 + 12 * KW - 3, 131072,
+                                               131072 + 3 * KW, 524287)])
+def test_sampled_cut_at_round_boundaries(params, t):
+    """Hits planted at the edges of the kernel's segments, rounds and tiers, in visit units."""
+    t -= (t - 1) % 3  # a hashed byte
+    buf = bytearray(_background_sampled(params))
+    _plant_sampled(buf, params, t)
+    expect = reference_cuts(bytes(buf), params, 1, 3)
+    assert expect[0] == t + 1
+    for align in (1, 3, 6):
+        assert find_cuts(buf, 0, len(buf), True, params, align, 3)[0] == \
+            reference_cuts(bytes(buf), params, align, 3)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 6000), st.sampled_from([3, 6]))
+def test_sampled_cuts_short_of_the_end_are_final(seed, end, align):
+    data = rand(6000, seed)
+    part, stop = find_cuts(data, 0, end, False, SMALL, align, 3)
+    assert stop == sum(part) <= end
+    for whole in (data, data[:end]):
+        assert part == find_cuts(whole, 0, len(whole), True, SMALL, align, 3)[0][:len(part)]
+
+
+@given(st.integers(1, 5000), st.integers(0, 2**32 - 1), st.sampled_from([3, 6]))
+def test_sampled_streaming_invariance(bufsize, seed, align):
+    data = rand(20000, seed)
+    expect = find_cuts(data, 0, len(data), True, SMALL, align, 3)[0]
+    chunks = list(iter_chunks(io.BytesIO(data), SMALL, align=align, bufsize=bufsize, stride=3))
+    assert [len(c) for c in chunks] == expect
+    assert b"".join(chunks) == data
+
+
+@given(st.binary(min_size=1, max_size=12000), st.sampled_from([1, 3, 6]),
+       st.sampled_from([SMALL, ChunkParams(1, 128, 4096), ChunkParams(100, 512, 700)]))
+def test_sampled_is_cut_agrees_with_the_scan(data, align, params):
+    lengths = find_cuts(data, 0, len(data), True, params, align, 3)[0]
+    for pos, c in _offsets(lengths):
+        assert is_cut(data, pos, c, len(data) - pos, True, params, align, 3)
+        for shorter in {1, c // 2, c - 1, c - align} - {0, c}:
+            if 0 < shorter < c:
+                assert not is_cut(data, pos, shorter, len(data) - pos, True, params, align, 3)
+
+
+def _guided_sampled(data: bytes, previous: bytes, params: ChunkParams, align: int,
+                    bufsize: int) -> tuple[list[bytes], int]:
+    prev = [bytes(c) for c in iter_chunks(io.BytesIO(previous), params, align=align, stride=3)]
+    ids = [hashing.chunk_id(c) for c in prev]
+    where = {cid: i for i, cid in enumerate(ids)}
+    g = GuidedChunks(io.BytesIO(data), params, align=align, bufsize=bufsize, stride=3)
+    out, taken, nxt = [], 0, 0
+    while (got := g.next(len(prev[nxt]) if nxt is not None and nxt < len(prev) else 0)) is not None:
+        chunk, guessed = got
+        cid = hashing.chunk_id(chunk)
+        if guessed and cid != ids[nxt]:
+            g.reject()
+            nxt = None
+            continue
+        taken += guessed
+        j = nxt if guessed else where.get(cid)
+        nxt = None if j is None else j + 1
+        out.append(bytes(chunk))
+    return out, taken
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([3, 6]), st.sampled_from([200, 1500, 9000]),
+       st.lists(st.tuples(st.floats(0, 1), st.integers(0, 700), st.integers(0, 700)), max_size=3))
+def test_sampled_guided_cuts_equal_plain_cuts(seed, align, bufsize, edits):
+    data = rand(int(20000 + seed % 9000) // 6 * 6, seed)
+    prev = bytearray(data)
+    for where, cut, insert in edits:
+        at = int(where * len(prev))
+        prev[at:at + cut] = rand(insert, seed + at)
+    plain = [bytes(c) for c in iter_chunks(io.BytesIO(data), SMALL, align=align, stride=3)]
+    guided, _ = _guided_sampled(data, bytes(prev), SMALL, align, bufsize)
+    assert guided == plain
+    unchanged, taken = _guided_sampled(data, data, SMALL, align, bufsize)
+    assert unchanged == plain and taken == len(plain)
+
+
+def test_sampled_scan_keeps_dedup_across_inserted_frames():
+    """Audio with frames inserted in the middle (an edit that adds bars) keeps its chunks."""
+    frame, params = 6, ChunkParams(16384, 65536, 262144)
+    audio = rand(4 << 20, 11)
+    audio = audio[:len(audio) // frame * frame]
+    mid = len(audio) // 2 // frame * frame
+    edited = audio[:mid] + rand(frame * 4000, 12) + audio[mid:]
+
+    def pieces(buf):
+        lengths = find_cuts(buf, 0, len(buf), True, params, frame, 3)[0]
+        return {bytes(buf[p:p + c]) for p, c in _offsets(lengths)}, len(lengths)
+    a, n = pieces(audio)
+    b, _ = pieces(edited)
+    assert n > 30 and len(a & b) >= n - 3
+
+
+def test_sampled_scan_cuts_16_bit_audio_padded_to_24():
+    """A 16-bit source converted to 24 bits has a zero low byte: the middle byte still moves,
+    so cuts stay content-defined (no run of max-size chunks)."""
+    rng = np.random.default_rng(3)
+    s16 = (np.sin(np.arange(400000) / 30) * 8000 + rng.normal(0, 20, 400000)).astype(np.int16)
+    pcm = np.zeros((len(s16), 3), dtype=np.uint8)
+    pcm[:, 1] = s16.view(np.uint8)[0::2]
+    pcm[:, 2] = s16.view(np.uint8)[1::2]
+    params = ChunkParams(4096, 16384, 65536)
+    lengths = find_cuts(pcm.tobytes(), 0, pcm.size, True, params, 3, 3)[0]
+    assert len(lengths) > pcm.size // params.max * 2
+    assert sum(c == params.max for c in lengths) <= len(lengths) // 4
