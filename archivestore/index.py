@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Iterable, Iterator
 
 import lmdb
 
-from . import faults, findindex
+from . import faults
 from .chunktable import ChunkTable, StaleRuns
 from .errors import FormatError
 from .packs import BlobRef
@@ -179,6 +178,7 @@ class Index:
             with self.env.begin(write=True) as txn:
                 fmt = txn.get(b"format", db=self.meta)
                 if fmt is None:
+                    from . import findindex  # deferred: only `find` and ingest use it (start-up time)
                     txn.put(b"format", INDEX_FORMAT, db=self.meta)
                     findindex.mark_new(txn, self.meta)  # no records: its blocks are complete
                 self.rebuilding = txn.get(b"rebuilding", db=self.meta) is not None
@@ -245,6 +245,7 @@ class Index:
 
     @staticmethod
     def destroy(path: Path) -> None:
+        import shutil  # deferred: rare here, and it loads bz2 and lzma (start-up time)
         shutil.rmtree(path, ignore_errors=True)
 
     # -- writes ---------------------------------------------------------------------------
@@ -432,6 +433,7 @@ class Index:
                 value = json.dumps({**json.loads(value), "path": path}, ensure_ascii=False,
                                    separators=(",", ":")).encode("utf-8", "surrogateescape")
             txn.put(key, value, db=self.files)
+        from . import findindex  # deferred: restore and fsck never index versions (start-up time)
         findindex.index_version(self, txn, version_key(project, version))  # same transaction
 
     def add_version(self, project: str, version: int, record: dict,

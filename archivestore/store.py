@@ -11,12 +11,11 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import codecs, faults, hashing
 from .backend import LocalBackend, open_backend, write_atomic
 from .locations import on_network_fs
-from .segments import SharedCatalog, create_once
 from .chunking import ChunkParams
 from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFound
 from .index import Index, Location
@@ -24,6 +23,9 @@ from .locks import StoreLock
 from .packs import (BLOB_HEADER, KIND_DATA, KIND_SNAPSHOT, KIND_TREE, PACK_TARGET, BlobRef,
                     PackWriter, pack_object_name, parse_blob, read_footer, scan_blobs)
 from .snapshots import parse_snapshot, parse_tree_part
+
+if TYPE_CHECKING:  # segments: S3 and NAS stores only, imported where they are opened
+    from .segments import SharedCatalog
 
 STORE_FORMAT = 1
 CONFIG = "config.json"
@@ -216,6 +218,7 @@ class Store:
     @classmethod
     def _init_remote(cls, url: str, params: ChunkParams, pack_target: int) -> "Store":
         from .remotes import attach_remote
+        from .segments import create_once
         backend = open_backend(url)
         backend.ensure_bucket()
         config = cls._new_config(params, pack_target)
@@ -228,6 +231,7 @@ class Store:
     def _shared(cls, backend, config: dict, cache: Path, url: str, root: Path | None = None) -> "Store":
         """A store whose index lives in the local `cache` and is merged from published segments
         (docs/FORMAT.md section 14); `root` is the store folder of a NAS store."""
+        from .segments import SharedCatalog
         inner = getattr(backend, "inner", backend)  # an EncryptedBackend writes through it
         if root is None and hasattr(inner, "tmp_dir"):
             inner.tmp_dir = cache / "tmp"
