@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+from ._bulk import copy_into
 from .errors import FormatError
 
 MASK64 = (1 << 64) - 1
@@ -227,7 +228,7 @@ class GuidedChunks:
         have = 0
         if self._view is not None:
             have = self._have - self._pos
-            view[:have] = self._view[self._pos:self._have]
+            copy_into(view, 0, self._view[self._pos:self._have])  # without the GIL
         f, remaining, cap = self._f, self._remaining, self._cap
         while not self._eof and have < cap:
             want = cap - have if remaining is None else min(cap - have, remaining)

@@ -26,6 +26,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import locations
+from ._bulk import copy_into
 
 ALIGN = 4096  # O_DIRECT needs buffer address, file offset and length in multiples of this
 BUF = 2 << 20  # one device write
@@ -156,7 +157,7 @@ class DirectWriter:
         buf = self._buf
         while mv:
             n = min(len(mv), BUF - self._fill)
-            buf[self._fill:self._fill + n] = mv[:n]
+            copy_into(buf, self._fill, mv[:n])  # without the GIL: encoders and readers go on
             self._fill += n
             mv = mv[n:]
             if self._fill == BUF:

@@ -1,0 +1,83 @@
+"""_bulk.copy_into: slice assignment without the GIL, with the same bounds and buffer rules."""
+from __future__ import annotations
+
+import mmap
+import threading
+import time
+
+import pytest
+from hypothesis import given, strategies as st
+
+from archivestore._bulk import copy_into
+
+
+@given(st.binary(max_size=300), st.integers(0, 400), st.binary(max_size=300))
+def test_same_as_slice_assignment(dst, at, src):
+    a, b = bytearray(dst), bytearray(dst)
+    if at + len(src) > len(dst):
+        with pytest.raises(ValueError):
+            copy_into(a, at, src)
+        assert a == b  # nothing written
+        return
+    assert copy_into(a, at, src) == len(src)
+    b[at:at + len(src)] = src
+    assert a == b
+
+
+def test_large_copies_into_mmap_and_views():
+    src = bytes(range(256)) * 4096  # 1 MiB: copied without the GIL
+    m = mmap.mmap(-1, 2 << 20)
+    copy_into(m, 4096, memoryview(src)[1:])
+    assert m[4096:4096 + len(src) - 1] == src[1:]
+    buf = bytearray(len(src) + 10)
+    view = memoryview(buf)
+    copy_into(view, 0, src)
+    copy_into(view, 5, view[:len(src)])  # overlapping: memmove semantics
+    assert bytes(buf[5:5 + len(src)]) == src
+
+
+def test_refuses_what_slice_assignment_would():
+    with pytest.raises(BufferError):
+        copy_into(b"read-only", 0, b"x")
+    with pytest.raises(BufferError):
+        copy_into(memoryview(bytearray(8)).toreadonly(), 0, b"x")
+    with pytest.raises(ValueError):
+        copy_into(bytearray(4), -1, b"x")
+    with pytest.raises(TypeError):
+        copy_into(bytearray(4), 0, "text")
+
+
+def _ticks_inside(copy) -> int:
+    """How many times a spinning Python thread ran while `copy()` was running."""
+    stamps: list[float] = []
+    done = threading.Event()
+
+    def spin():
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        time.sleep(0.01)
+        inside = 0
+        for _ in range(3):
+            start = time.perf_counter()
+            copy()
+            end = time.perf_counter()
+            inside += sum(start < x < end for x in stamps[-100000:])
+        return inside
+    finally:
+        done.set()
+        t.join()
+
+
+def test_other_threads_run_during_a_large_copy():
+    """The point of it: a copy of many MiB does not stop the Python threads; slice assignment
+    (the control) does."""
+    src = bytes(64 << 20)
+    dst = bytearray(len(src))
+    assert _ticks_inside(lambda: copy_into(dst, 0, src)) > 0
+
+    def sliced():
+        dst[:] = src
+    assert _ticks_inside(sliced) == 0
