@@ -157,21 +157,23 @@ MID = ChunkParams(1000, 131072, 524288)  # [1000, 66536) one big round, 252 smal
 KW = 16384
 
 
-def _background(params: ChunkParams) -> bytes:
+def _background(params: ChunkParams, stride: int = 1) -> bytes:
     """A constant fill in which no cut is found before max (so planted cuts are the first)."""
     for v in range(256):
         fill = bytes([v]) * (params.max + 100)
-        if reference_cuts(fill, params)[0] == params.max:
+        if reference_cuts(fill, params, 1, stride)[0] == params.max:
             return fill
     raise AssertionError("no quiet fill byte")
 
 
-def _plant(buf: bytearray, params: ChunkParams, t: int) -> None:
-    """Rewrite buf[t-2:t+1] so that the hash at t is below its threshold (h at t-3 is kept)."""
-    th_small, th_large = params.thresholds
+def _plant(buf: bytearray, params: ChunkParams, t: int, stride: int = 1) -> None:
+    """Rewrite the hashed bytes t - 2*stride, t - stride and t so that the hash at t is below
+    its threshold (the hash before them is kept). With stride 3, t = 1 mod 3."""
+    th_small, th_large = params.scan_thresholds(stride)
     th = th_small if t < params.avg else th_large
     h = 0
-    for i in range(max(params.min, t - 66), t - 2):
+    first = params.min + (stride // 2 - params.min) % stride
+    for i in range(max(first, t - 66 * stride), t - 2 * stride, stride):
         h = ((h << 1) + GEAR[buf[i]]) & ((1 << 64) - 1)
     g = np.frombuffer(bytes(GEAR), dtype=np.uint64)
     base = np.uint64((h << 3) & ((1 << 64) - 1))
@@ -180,7 +182,7 @@ def _plant(buf: bytearray, params: ChunkParams, t: int) -> None:
         hit = np.flatnonzero(base + (g[a] << np.uint64(2)) + bc < np.uint64(th))
         if len(hit):
             b, c = divmod(int(hit[0]), 256)
-            buf[t - 2:t + 1] = bytes([a, b, c])
+            buf[t - 2 * stride], buf[t - stride], buf[t] = a, b, c
             return
     raise AssertionError("nothing to plant")
 
@@ -221,23 +223,25 @@ def test_earlier_segment_hits_after_later_one(hits):
 
 
 @given(st.binary(max_size=12000), st.sampled_from([SMALL, TINY, ChunkParams(1, 128, 4096)]),
-       st.sampled_from([1, 4, 6]))
-def test_kernel_matches_reference_small_rounds(data, params, align):
-    lengths, stop = find_cuts(data, 0, len(data), True, params, align)
-    assert lengths == reference_cuts(data, params, align)
+       st.sampled_from([1, 3, 4, 6, 24]), st.sampled_from([1, 3]))
+def test_kernel_matches_reference_small_rounds(data, params, align, stride):
+    """stride 3: fastcdc-gear-v2's scan of 24-bit PCM (the middle byte of each sample)."""
+    lengths, stop = find_cuts(data, 0, len(data), True, params, align, stride)
+    assert lengths == reference_cuts(data, params, align, stride)
     assert stop == len(data)
 
 
+@pytest.mark.parametrize("stride", [1, 3])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_kernel_matches_reference_big_rounds(seed):
+def test_kernel_matches_reference_big_rounds(seed, stride):
     rng = np.random.default_rng(seed)
     parts = [rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes(), bytes(600000),
              bytes(rng.integers(0, 4, 300000, dtype=np.uint8)), b"take" * 100000,
              rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()]
     data = b"".join(parts)
-    for align in (1, 6):
-        assert find_cuts(data, 0, len(data), True, MID, align)[0] == \
-            reference_cuts(data, MID, align)
+    for align in ((1, 6) if stride == 1 else (3, 6)):
+        assert find_cuts(data, 0, len(data), True, MID, align, stride)[0] == \
+            reference_cuts(data, MID, align, stride)
 
 
 # -- guided chunking: a previous version's cuts taken without a scan, the same cuts as a scan ---
@@ -277,16 +281,18 @@ def test_is_cut_needs_max_bytes_or_eof():
 
 
 def _guided(data: bytes, previous: bytes, params: ChunkParams, align: int, bufsize: int,
-            known_length: bool = False):
+            known_length: bool = False, stride: int = 1):
     """Chunk `data` guided by `previous`'s chunks, as ingest does: (lengths, guesses taken).
     With `known_length` it is a segment of a longer file, its length given (as for audio)."""
-    prev = [bytes(c) for c in iter_chunks(io.BytesIO(previous), params, align=align)]
+    prev = [bytes(c) for c in iter_chunks(io.BytesIO(previous), params, align=align,
+                                          stride=stride)]
     ids = [hashing.chunk_id(c) for c in prev]
     where = {cid: i for i, cid in enumerate(ids)}
     if known_length:
-        g = GuidedChunks(io.BytesIO(data + b"trailer bytes"), params, len(data), align, bufsize)
+        g = GuidedChunks(io.BytesIO(data + b"trailer bytes"), params, len(data), align, bufsize,
+                         stride)
     else:
-        g = GuidedChunks(io.BytesIO(data), params, align=align, bufsize=bufsize)
+        g = GuidedChunks(io.BytesIO(data), params, align=align, bufsize=bufsize, stride=stride)
     out, taken, nxt = [], 0, 0
     while (got := g.next(len(prev[nxt]) if nxt is not None and nxt < len(prev) else 0)) is not None:
         chunk, guessed = got
@@ -405,54 +411,6 @@ def test_sampled_scan_hashes_only_the_middle_bytes():
     assert find_cuts(data, 0, len(data), True, SMALL, 3, 3)[0][0] != first
 
 
-@given(st.binary(max_size=12000), st.sampled_from([SMALL, TINY, ChunkParams(1, 128, 4096)]),
-       st.sampled_from([1, 3, 6, 24]))
-def test_sampled_kernel_matches_reference(data, params, align):
-    lengths, stop = find_cuts(data, 0, len(data), True, params, align, 3)
-    assert lengths == reference_cuts(data, params, align, 3)
-    assert stop == len(data)
-
-
-@pytest.mark.parametrize("seed", [1, 2])
-def test_sampled_kernel_matches_reference_big_rounds(seed):
-    rng = np.random.default_rng(seed)
-    parts = [rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes(), bytes(600000),
-             bytes(rng.integers(0, 4, 300000, dtype=np.uint8)), b"take" * 100000,
-             rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()]
-    data = b"".join(parts)
-    for align in (3, 6):
-        assert find_cuts(data, 0, len(data), True, MID, align, 3)[0] == \
-            reference_cuts(data, MID, align, 3)
-
-
-def _plant_sampled(buf: bytearray, params: ChunkParams, t: int) -> None:
-    """As _plant, for the stride-3 scan: hashed bytes t - 6, t - 3, t (t = 1 mod 3)."""
-    th_small, th_large = params.scan_thresholds(3)
-    th = th_small if t < params.avg else th_large
-    h = 0
-    first = params.min + (1 - params.min) % 3
-    for i in range(max(first, t - 66 * 3), t - 6, 3):
-        h = ((h << 1) + GEAR[buf[i]]) & ((1 << 64) - 1)
-    g = np.frombuffer(bytes(GEAR), dtype=np.uint64)
-    base = np.uint64((h << 3) & ((1 << 64) - 1))
-    bc = (g[:, None] << np.uint64(1)) + g[None, :]
-    for a in range(256):
-        hit = np.flatnonzero(base + (g[a] << np.uint64(2)) + bc < np.uint64(th))
-        if len(hit):
-            b, c = divmod(int(hit[0]), 256)
-            buf[t - 6], buf[t - 3], buf[t] = a, b, c
-            return
-    raise AssertionError("nothing to plant")
-
-
-def _background_sampled(params: ChunkParams) -> bytes:
-    for v in range(256):
-        fill = bytes([v]) * (params.max + 100)
-        if reference_cuts(fill, params, 1, 3)[0] == params.max:
-            return fill
-    raise AssertionError("no quiet fill byte")
-
-
 @pytest.mark.parametrize("params,t", [(TINY, t) for t in (40 + 6, 40 + 3 * 63, 40 + 3 * 64,
                                                            40 + 3 * 128, 40 + 3 * 192, 511, 512,
                                                            2047)]
@@ -462,8 +420,8 @@ def _background_sampled(params: ChunkParams) -> bytes:
 def test_sampled_cut_at_round_boundaries(params, t):
     """Hits planted at the edges of the kernel's segments, rounds and tiers, in visit units."""
     t -= (t - 1) % 3  # a hashed byte
-    buf = bytearray(_background_sampled(params))
-    _plant_sampled(buf, params, t)
+    buf = bytearray(_background(params, 3))
+    _plant(buf, params, t, 3)
     expect = reference_cuts(bytes(buf), params, 1, 3)
     assert expect[0] == t + 1
     for align in (1, 3, 6):
@@ -500,27 +458,6 @@ def test_sampled_is_cut_agrees_with_the_scan(data, align, params):
                 assert not is_cut(data, pos, shorter, len(data) - pos, True, params, align, 3)
 
 
-def _guided_sampled(data: bytes, previous: bytes, params: ChunkParams, align: int,
-                    bufsize: int) -> tuple[list[bytes], int]:
-    prev = [bytes(c) for c in iter_chunks(io.BytesIO(previous), params, align=align, stride=3)]
-    ids = [hashing.chunk_id(c) for c in prev]
-    where = {cid: i for i, cid in enumerate(ids)}
-    g = GuidedChunks(io.BytesIO(data), params, align=align, bufsize=bufsize, stride=3)
-    out, taken, nxt = [], 0, 0
-    while (got := g.next(len(prev[nxt]) if nxt is not None and nxt < len(prev) else 0)) is not None:
-        chunk, guessed = got
-        cid = hashing.chunk_id(chunk)
-        if guessed and cid != ids[nxt]:
-            g.reject()
-            nxt = None
-            continue
-        taken += guessed
-        j = nxt if guessed else where.get(cid)
-        nxt = None if j is None else j + 1
-        out.append(bytes(chunk))
-    return out, taken
-
-
 @given(st.integers(0, 2**32 - 1), st.sampled_from([3, 6]), st.sampled_from([200, 1500, 9000]),
        st.lists(st.tuples(st.floats(0, 1), st.integers(0, 700), st.integers(0, 700)), max_size=3))
 def test_sampled_guided_cuts_equal_plain_cuts(seed, align, bufsize, edits):
@@ -530,9 +467,9 @@ def test_sampled_guided_cuts_equal_plain_cuts(seed, align, bufsize, edits):
         at = int(where * len(prev))
         prev[at:at + cut] = rand(insert, seed + at)
     plain = [bytes(c) for c in iter_chunks(io.BytesIO(data), SMALL, align=align, stride=3)]
-    guided, _ = _guided_sampled(data, bytes(prev), SMALL, align, bufsize)
+    guided, _ = _guided(data, bytes(prev), SMALL, align, bufsize, stride=3)
     assert guided == plain
-    unchanged, taken = _guided_sampled(data, data, SMALL, align, bufsize)
+    unchanged, taken = _guided(data, data, SMALL, align, bufsize, stride=3)
     assert unchanged == plain and taken == len(plain)
 
 
