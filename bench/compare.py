@@ -143,31 +143,32 @@ spec = json.loads(sys.argv[1])
 fa = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
       (os.POSIX_SPAWN_OPEN, 1, spec["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
       (os.POSIX_SPAWN_OPEN, 2, spec["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)]
-def busy():  # machine-wide busy CPU seconds (user nice system irq softirq steal)
+def busy():  # machine-wide (busy CPU seconds: user nice system irq softirq, stolen seconds)
     try:
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
-        return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
+        hz = os.sysconf("SC_CLK_TCK")
+        return (v[0] + v[1] + v[2] + v[5] + v[6]) / hz, v[7] / hz
     except (OSError, ValueError, IndexError):
-        return 0.0
+        return 0.0, 0.0
 if spec["cwd"]:
     os.chdir(spec["cwd"])
-b0 = busy()
+b0, s0 = busy()
 t0 = time.perf_counter()
 pid = os.posix_spawnp(spec["argv"][0], spec["argv"], os.environ, file_actions=fa)
 _, status, ru = os.wait4(pid, 0)
 wall = time.perf_counter() - t0
-b1 = busy()
+b1, s1 = busy()
 cpu = ru.ru_utime + ru.ru_stime
 print(json.dumps({"wall": wall, "cpu": cpu, "maxrss_kb": ru.ru_maxrss, "others_cpu": max(0.0, b1 - b0 - cpu),
-                  "rc": os.waitstatus_to_exitcode(status)}))
+                  "steal": s1 - s0, "rc": os.waitstatus_to_exitcode(status)}))
 """
 
 
 def run_measured(cmds: list[dict], logdir: Path, label: str) -> dict:
     """Run commands one after the other: summed wall and child CPU, max child
     ru_maxrss.  cmds: {argv, cwd, env}."""
-    cpu = wall = others = 0.0
+    cpu = wall = others = steal = 0.0
     rss_kb = 0
     outs = []
     for i, c in enumerate(cmds):
@@ -182,13 +183,14 @@ def run_measured(cmds: list[dict], logdir: Path, label: str) -> dict:
         wall += m["wall"]
         cpu += m["cpu"]
         others += m["others_cpu"]
+        steal += m.get("steal", 0.0)
         rss_kb = max(rss_kb, m["maxrss_kb"])
         outs.append(out_p.read_text(errors="replace"))
         if m["rc"] != 0:
             tail = err_p.read_text(errors="replace")[-2000:]
             raise StepFailed(f"{' '.join(map(str, c['argv']))} exited {m['rc']}:\n{tail}")
     return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss_kb * 1024 / MB, "others_cpu_s": others,
-            "stdout": outs}
+            "steal_s": steal, "stdout": outs}
 
 
 # ----------------------------------------------------------------------------
@@ -425,7 +427,7 @@ def bench_tool(tool: Tool, d1: Path, d2: Path, logical: dict, keep: bool) -> dic
             r = {"wall_s": round(m["wall_s"], 3), "mb": nbytes / MB,
                  "mb_s": nbytes / MB / m["wall_s"] if m["wall_s"] > 0 else None,
                  "cpu_s": round(m["cpu_s"], 3), "peak_rss_mb": round(m["peak_rss_mb"], 1),
-                 "others_cpu_s": round(m["others_cpu_s"], 2),
+                 "others_cpu_s": round(m["others_cpu_s"], 2), "steal_s": round(m["steal_s"], 2),
                  "store_disk_mb": disk / MB, "store_apparent_mb": app / MB, "store_files": nfiles,
                  "growth_mb": (disk - prev_disk) / MB}
             prev_disk = disk
@@ -505,8 +507,9 @@ def best_of(runs: list[dict]) -> dict:
 
 def print_table(results: dict) -> str:
     hdr = (f"{'tool':13s} {'step':8s} {'wall s':>8s} {'MB/s':>8s} {'CPU s':>8s} {'RSS MB':>8s} "
-           f"{'store MB':>9s} {'growth MB':>9s} {'others':>6s}")
-    lines = ["(others: cores used by other processes on the machine during the step; > 0.25 = disturbed)",
+           f"{'store MB':>9s} {'growth MB':>9s} {'others':>6s} {'steal':>6s}")
+    lines = ["(others: cores used by other processes on the machine during the step; > 0.25 = disturbed."
+             " steal: cores the hypervisor took from this VM meanwhile)",
              hdr, "-" * len(hdr)]
     for tname, r in results.items():
         for step in STEPS:
@@ -516,7 +519,8 @@ def print_table(results: dict) -> str:
                 continue
             lines.append(f"{tname:13s} {step:8s} {s['wall_s']:8.2f} {s['mb_s']:8.1f} {s['cpu_s']:8.1f} "
                          f"{s['peak_rss_mb']:8.1f} {s['store_disk_mb']:9.1f} {s['growth_mb']:9.1f} "
-                         f"{s['others_cpu_s'] / s['wall_s'] if s['wall_s'] else 0:6.2f}")
+                         f"{s['others_cpu_s'] / s['wall_s'] if s['wall_s'] else 0:6.2f} "
+                         f"{s.get('steal_s', 0.0) / s['wall_s'] if s['wall_s'] else 0:6.2f}")
         if r.get("error"):
             lines.append(f"{'':13s} ERROR: {r['error'].splitlines()[0]}")
     return "\n".join(lines)
