@@ -66,3 +66,22 @@ def test_a_config_without_a_known_chunker_is_refused(tmp_path):
     (tmp_path / "s" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(FormatError, match="unknown chunker"):
         Store.open(tmp_path / "s")
+
+
+def test_a_v1_store_keeps_deduplicating_against_its_old_versions(tmp_path, monkeypatch):
+    """The upgrade case: a store whose versions were cut by code that knew only v1 (every byte
+    hashed), ingested again by this code, finds every chunk of the unchanged delivery already
+    stored, a moved file's too."""
+    src = tmp_path / "Song"
+    (src / "Audio Files").mkdir(parents=True)
+    for i in range(3):
+        _take(src / "Audio Files" / f"take_{i}.wav", 120_000 + 1000 * i, 24, 1 + i % 2)
+    Store.init(tmp_path / "store", ChunkParams(4096, 16384, 65536, V1)).close()
+    with Store.open(tmp_path / "store") as st:
+        with monkeypatch.context() as m:  # the old code: no sampled scan anywhere
+            m.setattr(ChunkParams, "stride_for", lambda self, fmt: 1)
+            first = Ingester(st).ingest(src)
+        (src / "Audio Files" / "take_1.wav").rename(src / "Audio Files" / "take_1 renamed.wav")
+        again = Ingester(st).ingest(src)
+        assert st.params.algorithm == V1
+    assert first.bytes_new > 0 and again.chunks_new == 0 and again.bytes_new == 0
