@@ -125,14 +125,10 @@ class PackWriter:
         self.offset = PACK_HEADER.size
         self.entries: list[BlobRef] = []
 
-    def add(self, blob_id: bytes, kind: int, codec: int, plain_len: int, stored,
-            header: bytes | None = None) -> BlobRef:
-        """Append a blob; `header` is its blob_header(...) when the caller made it already
-        (outside a lock that serializes the writers: it holds the CRC of the stored bytes)."""
+    def add(self, blob_id: bytes, kind: int, codec: int, plain_len: int, stored) -> BlobRef:
         ref = BlobRef(blob_id, self.offset, plain_len, len(stored), kind, codec)
         faults.hit("pack_write")
-        self._f.write(header if header is not None
-                      else blob_header(kind, codec, plain_len, stored, blob_id))
+        self._f.write(blob_header(kind, codec, plain_len, stored, blob_id))
         self._f.write(stored)
         self.offset += ref.size
         self.entries.append(ref)

@@ -21,8 +21,7 @@ from .errors import DamageError, FormatError, NotFound, StoreExists, StoreNotFou
 from .index import Index, Location
 from .locks import StoreLock
 from .packs import (BLOB_HEADER, KIND_DATA, KIND_SNAPSHOT, KIND_TREE, PACK_TARGET, BlobRef,
-                    PackWriter, blob_header, pack_object_name, parse_blob, read_footer,
-                    scan_blobs)
+                    PackWriter, pack_object_name, parse_blob, read_footer, scan_blobs)
 from .snapshots import parse_snapshot, parse_tree_part
 
 if TYPE_CHECKING:  # segments: S3 and NAS stores only, imported where they are opened
@@ -62,16 +61,13 @@ class BlobSink:
     def add(self, blob_id: bytes, kind: int, codec: int, plain_len: int, stored) -> int:
         """Append a blob to the current pack; returns the bytes it adds to the store."""
         nbytes = BLOB_HEADER.size + len(stored)
-        # the header's CRC covers the stored bytes: computed before the lock, so that two
-        # encoders only queue for the copy into the pack
-        header = blob_header(kind, codec, plain_len, stored, blob_id)
         with self._lock:
             if self._failed is not None:
                 raise self._failed
             try:
                 if self._writer is None:
                     self._writer = PackWriter(self.store.backend)
-                self._writer.add(blob_id, kind, codec, plain_len, stored, header)
+                self._writer.add(blob_id, kind, codec, plain_len, stored)
             except BaseException as e:
                 # the pack may now miss what this call wrote: it is never finished, and no
                 # later blob goes anywhere (the ingest is failing anyway)
