@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import mmap
+import sys
 import threading
 import time
 
@@ -48,13 +49,18 @@ def test_refuses_what_slice_assignment_would():
 
 
 def _ticks_inside(copy) -> int:
-    """How many times a spinning Python thread ran while `copy()` was running."""
+    """How many times a Python thread ran while `copy()` was running. The switch interval is
+    made long, so the GIL changes hands only where a thread lets it go: the spinner at each
+    sleep(0), the copying thread only if the copy releases it."""
     stamps: list[float] = []
     done = threading.Event()
 
     def spin():
         while not done.is_set():
             stamps.append(time.perf_counter())
+            time.sleep(0)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
     t = threading.Thread(target=spin)
     t.start()
     try:
@@ -69,6 +75,7 @@ def _ticks_inside(copy) -> int:
     finally:
         done.set()
         t.join()
+        sys.setswitchinterval(interval)
 
 
 def test_other_threads_run_during_a_large_copy():
