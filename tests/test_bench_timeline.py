@@ -32,3 +32,6 @@ def test_timeline_names_python_threads_and_finds_stalls(capsys):
     assert cpu > 0.2  # two threads spinning 0.4 s (sharing the GIL: about one core)
     stalls = next(line for line in out.splitlines() if line.startswith("no thread runnable"))
     assert not stalls.startswith("no thread runnable in 0 of")
+    # the spinners share the GIL: mostly one of them runnable, i.e. one core idle
+    one = next(line for line in out.splitlines() if line.startswith("one thread runnable"))
+    assert not one.startswith("one thread runnable (one core idle) in 0 samples")
