@@ -54,7 +54,6 @@ class BlobSink:
         self._lock = threading.Lock()
         self._finisher = ThreadPoolExecutor(1, thread_name_prefix="pack-finish")
         self._finishing: list[Future] = []
-        self.packs_written = 0
         self.on_indexed: Callable[[list[BlobRef]], None] | None = None
         self._failed: BaseException | None = None
 
@@ -108,7 +107,6 @@ class BlobSink:
         self.store.index.add_pack(name, size, entries, version)
         if self.store.shared is not None:
             self.store.shared.note_pack(name, size, entries)
-        self.packs_written += 1
         if self.on_indexed is not None:
             self.on_indexed(entries)
 

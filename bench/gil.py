@@ -41,9 +41,9 @@ FUNCS = ("PyEval_RestoreThread", "PyEval_RestoreThread%return", "PyEval_SaveThre
 def libpython(python: str) -> str:
     """The file that holds PyEval_SaveThread for this interpreter: libpython, or the binary."""
     out = subprocess.run([python, "-c", "import sys, sysconfig; v = sysconfig.get_config_var;"
-                          "print(v('LIBDIR') or '', v('INSTSONAME') or '', sys.executable)"],
-                         capture_output=True, text=True, check=True).stdout.split()
-    libdir, soname, exe = (out + ["", "", ""])[:3] if len(out) == 3 else ("", "", out[-1])
+                          "print(v('LIBDIR') or '', v('INSTSONAME') or '', sys.executable, sep='\\n')"],
+                         capture_output=True, text=True, check=True).stdout
+    libdir, soname, exe = out.split("\n")[:3]
     lib = Path(libdir, soname)
     return str(lib) if soname and lib.exists() else os.path.realpath(exe)
 
