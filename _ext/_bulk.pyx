@@ -5,10 +5,11 @@ Packs and restored files are gathered into 2 MiB device buffers (`directio`), an
 moves the unscanned tail of its buffer into the next one (`chunking`). Done by slice assignment,
 those copies hold the GIL for 0.1-0.3 ms each, and every thread that comes back from its own
 GIL-free work (hashing, encoding, reading) waits for them. `copy_into` is the same copy without
-the GIL.
+the GIL. `empty` is a bytearray whose pages are not touched until written.
 """
 from libc.string cimport memmove
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.bytearray cimport PyByteArray_FromStringAndSize
 
 # Below this many bytes the GIL is kept: releasing and taking it back costs more than the copy.
 cdef Py_ssize_t NOGIL_MIN = 65536
@@ -37,3 +38,12 @@ def copy_into(dst, Py_ssize_t at, src):
     finally:
         PyBuffer_Release(&d)
     return n
+
+
+def empty(Py_ssize_t n):
+    """A bytearray of `n` bytes with undefined contents. `bytearray(n)` zero-fills, which
+    faults in every page at once; a buffer that is written before it is read (an encoder's
+    output) then holds in memory only the pages it has used."""
+    if n < 0:
+        raise ValueError("negative size")
+    return PyByteArray_FromStringAndSize(NULL, n)

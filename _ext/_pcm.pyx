@@ -74,7 +74,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, int8_t, int16_t, int32_t, 
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset, memcmp
 from libc.math cimport log2, frexp, cos, ldexp
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, _PyBytes_Resize
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
@@ -3485,13 +3485,28 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
     return 0
 
 
-def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int version=VERSION):
+def encode_bound(Py_ssize_t n):
+    """The smallest `out` buffer `encode` takes for `n` bytes of PCM: room for its payload at
+    9/8 of the input, and for the bits its last subframe might need (one that outgrows even
+    this, white noise at full scale, is copied out to bytes: correct, only slower)."""
+    return n + n // 8 + 16 * BLOCK + 8192
+
+
+def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int version=VERSION,
+           out=None):
     """Compress interleaved PCM frames; None if the format is unsupported or `data` is not a
     whole number of frames (or, never with this encoder's Rice parameters, when a version 2
     quotient would exceed 63: the caller then stores the chunk another way). `version` 1
     writes the old one-stream residual partitions (for tests and comparisons: the same bit
-    count as version 2, which is what the store writes)."""
+    count as version 2, which is what the store writes).
+
+    With `out`, a writable buffer of at least `encode_bound(len(data))` bytes, the payload is
+    written there and a memoryview of it is returned (a payload that outgrows `out` comes back
+    as bytes): a caller that encodes chunk after chunk reuses memory that is already mapped
+    instead of faulting in a fresh block per chunk."""
     cdef Py_buffer view
+    cdef Py_buffer oview
+    cdef bint have_out = False
     cdef Enc e
     cdef int code, rc, align
     cdef int64_t frames
@@ -3514,8 +3529,16 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int 
         # encoded straight into the bytes object that is returned (shrunk to fit at the end;
         # a shrinking realloc does not move it): no copy of the payload
         e.cap = <size_t>view.len + <size_t>view.len // 8 + 4096
-        result = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>e.cap)
-        e.out = <uint8_t*>PyBytes_AS_STRING(result)
+        if out is not None:
+            PyObject_GetBuffer(out, &oview, PyBUF_WRITABLE)
+            have_out = True
+            if oview.len < view.len + view.len // 8 + 16 * BLOCK + 8192:
+                raise ValueError("out is smaller than encode_bound(len(data))")
+            e.cap = <size_t>oview.len
+            e.out = <uint8_t*>oview.buf
+        else:
+            result = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>e.cap)
+            e.out = <uint8_t*>PyBytes_AS_STRING(result)
         e.borrowed = True
         chbuf = <int64_t*>malloc(sizeof(int64_t) * BLOCK * channels)
         e.sig = <int64_t*>malloc(sizeof(int64_t) * BLOCK)
@@ -3555,6 +3578,10 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int 
         total = e.pos + (1 if e.nb else 0)
         if not e.borrowed:
             return PyBytes_FromStringAndSize(<char*>e.out, total)
+        if have_out:
+            PyBuffer_Release(&oview)
+            have_out = False
+            return memoryview(out)[:total]
         raw = <PyObject*>result  # _PyBytes_Resize needs the only reference: raw's
         Py_INCREF(result)
         result = None
@@ -3564,6 +3591,8 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int 
         return out
     finally:
         PyBuffer_Release(&view)
+        if have_out:
+            PyBuffer_Release(&oview)
         if not e.borrowed:
             free(e.out)
         free(chbuf)

@@ -652,7 +652,8 @@ class Ingester:
     def _encode_and_store(self, cid: bytes, chunk, fmt, res: IngestResult) -> None:
         if self._error is not None:
             return
-        codec, stored = codecs.encode(chunk, fmt if self.audio_codec else None)
+        # reuse: the sink copies `stored` into its pack before this thread encodes again
+        codec, stored = codecs.encode(chunk, fmt if self.audio_codec else None, reuse=True)
         if codec == codecs.PCM and self.verify_codec:
             if not codecs.verify(codec, stored, chunk):
                 codec, stored = codecs.encode(chunk, None)  # never store what does not round-trip

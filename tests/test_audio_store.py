@@ -179,10 +179,10 @@ def test_ingest_verifies_pcm_payloads_against_the_chunk(tmp_path, store, monkeyp
     from archivestore import _pcm
     real = _pcm.encode
 
-    def wrong(data, *fmt):  # a valid payload of slightly different audio
+    def wrong(data, *fmt, **kw):  # a valid payload of slightly different audio
         b = bytearray(data)
         b[len(b) // 2] ^= 1
-        return real(bytes(b), *fmt)
+        return real(bytes(b), *fmt, **kw)
 
     monkeypatch.setattr(_pcm, "encode", wrong)
     src = tmp_path / "S"
@@ -196,3 +196,28 @@ def test_ingest_verifies_pcm_payloads_against_the_chunk(tmp_path, store, monkeyp
         assert (tmp_path / "r" / "Take.wav").read_bytes() == (src / "Take.wav").read_bytes()
     else:
         assert pcm
+
+
+def test_codec_reuse_writes_into_one_buffer_per_thread():
+    """codecs.encode(reuse=True) hands back a view of the calling thread's output buffer
+    (ingest copies it into a pack before the thread encodes again): the same buffer for the
+    next chunk of this thread, a different one on another thread, and the same stored bytes
+    as a fresh encode."""
+    import threading
+
+    from archivestore import codecs
+    from .audio_helpers import pcm_bytes
+    fmt = (24, 1, False, False)
+    a, b = (pcm_bytes(music(1.0, s), 24) for s in (1, 2))
+    codec, first = codecs.encode(a, fmt, reuse=True)
+    assert codec == codecs.PCM and bytes(first) == codecs.encode(a, fmt)[1]
+    mine = first.obj
+    del first
+    _, second = codecs.encode(b, fmt, reuse=True)
+    assert second.obj is mine and bytes(second) == codecs.encode(b, fmt)[1]
+    theirs = []
+    t = threading.Thread(target=lambda: theirs.append(codecs.encode(a, fmt, reuse=True)[1].obj))
+    t.start()
+    t.join()
+    assert theirs[0] is not mine
+    assert type(codecs.encode(a, fmt)[1]) is bytes  # without reuse: bytes of its own

@@ -88,3 +88,14 @@ def test_other_threads_run_during_a_large_copy():
     def sliced():
         dst[:] = src
     assert _ticks_inside(sliced) == 0
+
+
+def test_empty_is_a_writable_bytearray_of_its_size():
+    from archivestore._bulk import empty
+    for n in (0, 1, 4096, 5 << 20):
+        b = empty(n)
+        assert type(b) is bytearray and len(b) == n
+        b[-1:] = b"x" if n else b""
+        assert b[-1:] == (b"x" if n else b"")
+    with pytest.raises(ValueError):
+        empty(-1)

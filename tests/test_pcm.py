@@ -194,6 +194,34 @@ def test_output_larger_than_the_first_guess():
     assert len(out) < len(y) and _pcm.decode(out, len(y)) == y
 
 
+def test_encode_into_a_caller_buffer():
+    """`out=`: the payload is written into the caller's buffer and returned as a view of it,
+    byte for byte what encode returns on its own; a buffer used again holds the new payload;
+    one smaller than encode_bound is refused; a payload that outgrows even the bound (floats
+    of wildly varying magnitude) comes back as bytes, still exact."""
+    from archivestore._bulk import empty
+    y = _ints(quantize(music(1.0, 2, seed=5), 24), 24, False)
+    z = _ints(quantize(music(0.5, 2, seed=6), 24), 24, False)
+    out = empty(_pcm.encode_bound(len(y)))
+    for data in (y, z, y):
+        got = _pcm.encode(data, 24, 2, False, False, out=out)
+        assert isinstance(got, memoryview) and got.obj is out
+        assert got == _pcm.encode(data, 24, 2, False, False)
+        assert _pcm.decode(got, len(data)) == data
+        del got
+    with pytest.raises(ValueError, match="encode_bound"):
+        _pcm.encode(y, 24, 2, False, False, out=bytearray(_pcm.encode_bound(len(y)) - 1))
+    with pytest.raises(BufferError):  # read-only
+        _pcm.encode(y, 24, 2, False, False, out=bytes(_pcm.encode_bound(len(y))))
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(400_000) * np.exp(rng.uniform(-20, 5, 400_000))).astype("<f4")
+    x = x.tobytes()
+    big = _pcm.encode(x, 32, 1, False, True, out=empty(_pcm.encode_bound(len(x))))
+    assert len(big) > _pcm.encode_bound(len(x))
+    assert type(big) is bytes and big == _pcm.encode(x, 32, 1, False, True)
+    assert _pcm.encode(y[:-1], 24, 2, False, False, out=out) is None  # not whole frames
+
+
 def test_threads_share_nothing():
     datas = [_ints(quantize(music(0.5, 2, seed=s), 24), 24, False) for s in range(4)]
     want = [_pcm.encode(d, 24, 2, False, False) for d in datas]
@@ -248,6 +276,15 @@ def test_hypothesis_roundtrip(inp):
     data, bits, ch, be, flt = inp
     p = roundtrip(data, bits, ch, be, flt)
     _verify_rejects_changes(p, data)
+
+
+@FAST
+@given(pcm_input())
+def test_hypothesis_encode_into_equals_encode(inp):
+    from archivestore._bulk import empty
+    data, bits, ch, be, flt = inp
+    got = _pcm.encode(data, bits, ch, be, flt, out=empty(_pcm.encode_bound(len(data))))
+    assert bytes(got) == _pcm.encode(data, bits, ch, be, flt)
 
 
 @FAST
