@@ -3485,11 +3485,15 @@ cdef int encode_all(Enc* e, const uint8_t* src, int64_t frames, int bits, int ch
     return 0
 
 
+cdef inline Py_ssize_t _out_bound(Py_ssize_t n) noexcept:
+    return n + n // 8 + 16 * BLOCK + 8192
+
+
 def encode_bound(Py_ssize_t n):
     """The smallest `out` buffer `encode` takes for `n` bytes of PCM: room for its payload at
     9/8 of the input, and for the bits its last subframe might need (one that outgrows even
     this, white noise at full scale, is copied out to bytes: correct, only slower)."""
-    return n + n // 8 + 16 * BLOCK + 8192
+    return _out_bound(n)
 
 
 def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int version=VERSION,
@@ -3532,7 +3536,7 @@ def encode(data, int bits, int channels, bint big_endian, bint is_float, *, int 
         if out is not None:
             PyObject_GetBuffer(out, &oview, PyBUF_WRITABLE)
             have_out = True
-            if oview.len < view.len + view.len // 8 + 16 * BLOCK + 8192:
+            if oview.len < _out_bound(view.len):
                 raise ValueError("out is smaller than encode_bound(len(data))")
             e.cap = <size_t>oview.len
             e.out = <uint8_t*>oview.buf
