@@ -501,3 +501,24 @@ def test_sampled_scan_cuts_16_bit_audio_padded_to_24():
     lengths = find_cuts(pcm.tobytes(), 0, pcm.size, True, params, 3, 3)[0]
     assert len(lengths) > pcm.size // params.max * 2
     assert sum(c == params.max for c in lengths) <= len(lengths) // 4
+
+
+def test_read_buffers_are_shared_between_formats():
+    """Files of any frame size draw their read buffers from one pool: after a 24-bit mono file
+    (align 3), a stereo one (6) and a plain one (1) read into a buffer the pool already had."""
+    from archivestore.chunking import _BUFFERS
+    params = ChunkParams()
+    data = rand(300_000, 5)
+
+    def buffer_of(align: int) -> bytearray:
+        it = iter_chunks(io.BytesIO(data), params, align=align)
+        first = next(it)
+        buf = first.obj
+        assert bytes(first) + b"".join(it) == data
+        return buf
+
+    mono = buffer_of(3)
+    for align in (6, 1):
+        pooled = {id(b) for b in _BUFFERS._free}
+        buf = buffer_of(align)
+        assert id(buf) in pooled and len(buf) == len(mono)
