@@ -29,7 +29,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import compare  # noqa: E402
 
-FIELDS = (("wall_s", "wall s", 2), ("cpu_s", "CPU s", 2), ("peak_rss_mb", "RSS MB", 0))
+# page faults do not drift with the host as time does: a change in memory use shows in one pair
+FIELDS = (("wall_s", "wall s", 2), ("cpu_s", "CPU s", 2), ("peak_rss_mb", "RSS MB", 0),
+          ("page_faults_k", "faults k", 1))
 
 
 def run_rounds(roots: dict[str, Path], d1: Path, d2: Path, logical: dict, rounds: int,
@@ -56,7 +58,8 @@ def report(runs: dict[str, list[dict]]) -> str:
     for step in compare.STEPS:
         lines.append(f"\n{step}")
         for key, label, nd in FIELDS:
-            vals = {n: [r["steps"][step][key] for r in runs[n] if step in r["steps"]] for n in runs}
+            vals = {n: [r["steps"][step][key] for r in runs[n]
+                        if key in r["steps"].get(step, {})] for n in runs}
             if not vals[a] or not vals[b]:
                 continue
             med = {n: statistics.median(v) for n, v in vals.items()}

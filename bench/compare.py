@@ -161,7 +161,8 @@ wall = time.perf_counter() - t0
 b1, s1 = busy()
 cpu = ru.ru_utime + ru.ru_stime
 print(json.dumps({"wall": wall, "cpu": cpu, "maxrss_kb": ru.ru_maxrss, "others_cpu": max(0.0, b1 - b0 - cpu),
-                  "steal": s1 - s0, "rc": os.waitstatus_to_exitcode(status)}))
+                  "steal": s1 - s0, "faults": ru.ru_minflt + ru.ru_majflt,
+                  "rc": os.waitstatus_to_exitcode(status)}))
 """
 
 
@@ -169,7 +170,7 @@ def run_measured(cmds: list[dict], logdir: Path, label: str) -> dict:
     """Run commands one after the other: summed wall and child CPU, max child
     ru_maxrss.  cmds: {argv, cwd, env}."""
     cpu = wall = others = steal = 0.0
-    rss_kb = 0
+    rss_kb = faults = 0
     outs = []
     for i, c in enumerate(cmds):
         out_p = logdir / f"{label}.{i}.out"
@@ -185,12 +186,13 @@ def run_measured(cmds: list[dict], logdir: Path, label: str) -> dict:
         others += m["others_cpu"]
         steal += m.get("steal", 0.0)
         rss_kb = max(rss_kb, m["maxrss_kb"])
+        faults += m.get("faults", 0)
         outs.append(out_p.read_text(errors="replace"))
         if m["rc"] != 0:
             tail = err_p.read_text(errors="replace")[-2000:]
             raise StepFailed(f"{' '.join(map(str, c['argv']))} exited {m['rc']}:\n{tail}")
     return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss_kb * 1024 / MB, "others_cpu_s": others,
-            "steal_s": steal, "stdout": outs}
+            "steal_s": steal, "page_faults": faults, "stdout": outs}
 
 
 # ----------------------------------------------------------------------------
@@ -428,6 +430,7 @@ def bench_tool(tool: Tool, d1: Path, d2: Path, logical: dict, keep: bool) -> dic
                  "mb_s": nbytes / MB / m["wall_s"] if m["wall_s"] > 0 else None,
                  "cpu_s": round(m["cpu_s"], 3), "peak_rss_mb": round(m["peak_rss_mb"], 1),
                  "others_cpu_s": round(m["others_cpu_s"], 2), "steal_s": round(m["steal_s"], 2),
+                 "page_faults_k": round(m["page_faults"] / 1000, 1),
                  "store_disk_mb": disk / MB, "store_apparent_mb": app / MB, "store_files": nfiles,
                  "growth_mb": (disk - prev_disk) / MB}
             prev_disk = disk
@@ -668,6 +671,9 @@ def main(argv=None) -> int:
             "check mb_s": "logical bytes of delivery1 + delivery2 / wall (mb_s_store: store bytes on disk / wall)",
             "cpu_s": "user+sys of the child process(es) from os.wait4",
             "peak_rss_mb": "max ru_maxrss of the child process(es)",
+            "page_faults_k": "thousands of page faults (ru_minflt + ru_majflt) of the child "
+                             "process(es): memory first touched; unlike time, it does not drift "
+                             "with the host",
             "store_disk_mb": "sum of st_blocks*512 over the store dir after the step (restic/borg caches excluded)",
             "delivery2_new_audio_bytes": "new takes + new bounce + punched range + appended frames: "
                                          "floor for ingest2 growth before compression",
