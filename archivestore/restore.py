@@ -24,6 +24,7 @@ from .snapshots import path_selected, validate_entry
 from .store import Store
 
 READ_AHEAD = 8
+LOOKUP_BATCH = 64  # chunk locations looked up at once (a file's next 64 MiB or so)
 WORKERS = 2
 FILE_WRITERS = 2  # files written at once (each with its own read-ahead window)
 # Files smaller than DIRECT_MIN are written through the page cache (an O_DIRECT write of a few
@@ -272,8 +273,18 @@ class Restorer:
         short = os.fsdecode(os.fsencode(os.path.basename(dest))[:200])
         return os.path.join(os.path.dirname(dest), f".{short}.{uuid.uuid4().hex[:8]}.partial")
 
-    def _fetch(self, cid: bytes) -> bytes:
-        return self.store.read_blob(cid)
+    def _fetch(self, cid: bytes, loc) -> bytes:
+        if loc is None:
+            raise DamageError(f"chunk {cid.hex()[:16]} is not in the store")
+        return self.store.read_location(cid, loc)
+
+    def _located(self, chunks: list[str]) -> Iterator[tuple[bytes, object]]:
+        """(id, location or None) of each chunk, looked up LOOKUP_BATCH at a time: one read
+        transaction and one chunk-table search a batch instead of one a chunk (≈ 0.1 ms of
+        Python under the GIL each). Packs are never rewritten, so a location stays good."""
+        for i in range(0, len(chunks), LOOKUP_BATCH):
+            ids = [bytes.fromhex(h) for h in chunks[i:i + LOOKUP_BATCH]]
+            yield from zip(ids, self.store.index.lookup_many(ids))
 
     def _restore_file(self, root: str, e: dict, res: RestoreResult) -> bool:
         """Write one file (False when its chunks or digest failed: named in `res.failed`)."""
@@ -285,7 +296,7 @@ class Restorer:
         digest = hashing.FileDigest()
         written = 0
         window: deque = deque()
-        ids = iter(e["chunks"])
+        ids = self._located(e["chunks"])
         small = e["size"] < INLINE_FILE  # its chunks are fetched by this thread
         try:
             # Restored files are written around the page cache (directio.py): a studio restores
@@ -296,14 +307,14 @@ class Restorer:
             try:
                 def fill() -> None:
                     while len(window) < max(READ_AHEAD, 2 * self._workers):
-                        h = next(ids, None)
-                        if h is None:
+                        got = next(ids, None)
+                        if got is None:
                             return
                         if small:
                             window.append(f := Future())
-                            f.set_result(self._fetch(bytes.fromhex(h)))
+                            f.set_result(self._fetch(*got))
                         else:
-                            window.append(self._pool.submit(self._fetch, bytes.fromhex(h)))
+                            window.append(self._pool.submit(self._fetch, *got))
                 fill()
                 while window:
                     data = window.popleft().result()

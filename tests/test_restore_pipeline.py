@@ -94,3 +94,36 @@ def test_restore_all_reports_every_project(three, tmp_path):
     assert all("version 1 restored to" in line and "all verified" in line for line in lines)
     for n in NAMES:
         assert _read(tmp_path / "all" / n) == trees[n]
+
+
+def test_chunk_locations_looked_up_in_batches(three, tmp_path, monkeypatch):
+    """Restore looks chunk locations up a batch at a time (restore.LOOKUP_BATCH): with batches
+    of 3, files of 20-30 chunks restore whole; a chunk the index no longer knows, in a later
+    batch, fails its file alone, named, and leaves no partial file."""
+    from archivestore import restore as restore_mod
+    store, trees = three
+    monkeypatch.setattr(restore_mod, "LOOKUP_BATCH", 3)
+    with Store.open(store) as st:
+        entry = next(e for e in st.iter_tree(st.version("Bravo")[1])
+                     if e["path"] == "Audio Files/t3.bin")
+        gone = bytes.fromhex(entry["chunks"][7])
+        real = st.index.lookup_many
+        calls = []
+
+        def lookup_many(ids):
+            calls.append(len(ids))
+            return [None if i == gone else loc for i, loc in zip(ids, real(ids))]
+        monkeypatch.setattr(st.index, "lookup_many", lookup_many)
+        results = {r.project: r for r in Restorer(st).restore_many(
+            (n, tmp_path / "out" / n, None, ()) for n in NAMES)}
+    assert max(calls) == 3 and len(calls) > 3 * 4
+    for n in NAMES:
+        got = _read(tmp_path / "out" / n)
+        want = dict(trees[n])
+        if n == "Bravo":
+            [failed] = results[n].failed
+            assert failed["path"] == "Audio Files/t3.bin" and "not in the store" in failed["error"]
+            del want["Audio Files/t3.bin"]
+        else:
+            assert not results[n].failed
+        assert got == want
