@@ -85,7 +85,7 @@ def encode(plain, audio_format: tuple | None = None,
     return ZSTD, stored
 
 
-def _encode_pcm(plain, audio_format: tuple, reuse: bool = False) -> bytes | None:
+def _encode_pcm(plain, audio_format: tuple, reuse: bool = False) -> bytes | memoryview | None:
     try:
         from . import _pcm
     except ImportError:  # the audio codec is optional until it is built

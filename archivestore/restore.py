@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Iterator
 from . import hashing
 from .directio import DirectWriter
 from .errors import DamageError, FormatError, UsageError
+from .index import Location
 from .snapshots import path_selected, validate_entry
 from .store import Store
 
@@ -273,12 +274,7 @@ class Restorer:
         short = os.fsdecode(os.fsencode(os.path.basename(dest))[:200])
         return os.path.join(os.path.dirname(dest), f".{short}.{uuid.uuid4().hex[:8]}.partial")
 
-    def _fetch(self, cid: bytes, loc) -> bytes:
-        if loc is None:
-            raise DamageError(f"chunk {cid.hex()[:16]} is not in the store")
-        return self.store.read_location(cid, loc)
-
-    def _located(self, chunks: list[str]) -> Iterator[tuple[bytes, object]]:
+    def _located(self, chunks: list[str]) -> Iterator[tuple[bytes, Location | None]]:
         """(id, location or None) of each chunk, looked up LOOKUP_BATCH at a time: one read
         transaction and one chunk-table search a batch instead of one a chunk (≈ 0.1 ms of
         Python under the GIL each). Packs are never rewritten, so a location stays good."""
@@ -312,9 +308,9 @@ class Restorer:
                             return
                         if small:
                             window.append(f := Future())
-                            f.set_result(self._fetch(*got))
+                            f.set_result(self.store.read_location(*got))
                         else:
-                            window.append(self._pool.submit(self._fetch, *got))
+                            window.append(self._pool.submit(self.store.read_location, *got))
                 fill()
                 while window:
                     data = window.popleft().result()

@@ -315,8 +315,11 @@ class Store:
     def sink(self) -> BlobSink:
         return BlobSink(self)
 
-    def read_location(self, blob_id: bytes, loc: Location, check_crc: bool = False) -> bytes:
-        """Read, decode and verify one blob; raises DamageError naming the pack on any fault."""
+    def read_location(self, blob_id: bytes, loc: Location | None, check_crc: bool = False) -> bytes:
+        """Read, decode and verify one blob; raises DamageError naming the pack on any fault
+        (and the chunk, when the index had no location for it: `loc` None)."""
+        if loc is None:
+            raise DamageError(f"chunk {blob_id.hex()[:16]} is not in the store")
         obj = pack_object_name(loc.pack)
         try:
             raw = self.backend.get(obj, loc.offset, 52 + loc.stored_len)
@@ -329,10 +332,7 @@ class Store:
         return plain
 
     def read_blob(self, blob_id: bytes) -> bytes:
-        loc = self.index.lookup(blob_id)
-        if loc is None:
-            raise DamageError(f"chunk {blob_id.hex()[:16]} is not in the store")
-        return self.read_location(blob_id, loc)
+        return self.read_location(blob_id, self.index.lookup(blob_id))
 
     # -- projects and versions ------------------------------------------------------------
     def projects(self) -> list[str]:

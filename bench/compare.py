@@ -184,9 +184,9 @@ def run_measured(cmds: list[dict], logdir: Path, label: str) -> dict:
         wall += m["wall"]
         cpu += m["cpu"]
         others += m["others_cpu"]
-        steal += m.get("steal", 0.0)
+        steal += m["steal"]
         rss_kb = max(rss_kb, m["maxrss_kb"])
-        faults += m.get("faults", 0)
+        faults += m["faults"]
         outs.append(out_p.read_text(errors="replace"))
         if m["rc"] != 0:
             tail = err_p.read_text(errors="replace")[-2000:]
