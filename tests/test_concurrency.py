@@ -137,6 +137,28 @@ def test_lock_of_killed_process_is_stale(tmp_path):
     assert out["version"] == 2 and not lock.exists()
 
 
+
+def test_lock_from_an_earlier_boot_is_stale_even_if_its_pid_lives(tmp_path):
+    """After a machine restart the pid in a leftover lock may name a new, unrelated process."""
+    from archivestore import locks
+    if not locks.BOOT:
+        pytest.skip("no boot id on this system")
+    lock = StoreLock(tmp_path, "commit", "test")
+    lock.path.parent.mkdir()
+    live = os.getppid()  # alive, and not this process (which would nest)
+    lock.path.write_text(json.dumps({"host": HOST, "boot": "another-boot", "pid": live, "op": "x"}))
+    assert lock._is_stale(lock.owner())
+    lock.path.write_text(json.dumps({"host": HOST, "boot": locks.BOOT, "pid": live, "op": "x"}))
+    assert not lock._is_stale(lock.owner())
+    lock.path.write_text(json.dumps({"host": HOST, "pid": live, "op": "x"}))  # older archivestore
+    assert not lock._is_stale(lock.owner())
+    lock.path.write_text(json.dumps({"host": "elsewhere", "boot": "b", "pid": 1, "op": "x"}))
+    assert not lock._is_stale(lock.owner())  # another machine's lock: only it can tell
+    lock.path.unlink()
+    with StoreLock(tmp_path, "commit", "test", timeout=1):
+        held = json.loads(lock.path.read_bytes())
+    assert held["boot"] == locks.BOOT and held["pid"] == os.getpid()
+
 RACER = """
 import os, sys, time
 from archivestore.locks import StoreLock
