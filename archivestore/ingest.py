@@ -554,10 +554,12 @@ class Ingester:
                     if guide is not None and proj.reread_ok:
                         # deferred like any guide's digest: it starts over (chunk 0 may be in it)
                         digest, deferred = hashing.FileDigest(), True
+                known = False
                 if guide is not None:
                     if not guide.follow(cid, guessed, len(ids)):
                         chunks.reject()
                         continue
+                    known = guide.took_own()  # then no index read to tell it is stored
                     if deferred and not guide.in_order:
                         _digest_prefix(f, digest, size, params)
                         deferred = False
@@ -569,7 +571,7 @@ class Ingester:
                 if held is not None:
                     # a copy: a batch of small files' chunks would pin a read buffer each
                     held.append((cid, bytes(chunk), fmt))  # claimed in a batch: one index read
-                elif self._claim([cid], proj)[0]:
+                elif not known and self._claim([cid], proj)[0]:
                     # the view, not a copy: it pins its read buffer only until encoded, and the
                     # MAX_INFLIGHT_ENCODES chunks in flight are the latest few of two files, so
                     # they hold a handful of the pool's buffers (chunking._BufferPool)
@@ -751,6 +753,11 @@ class _Guide:
             self.in_order = False
         self.next = -1 if j is None else j + 1
         return True
+
+    def took_own(self) -> bool:
+        """Whether the chunk just taken is one of the previous version's, which were all in the
+        index when this guide was made (and a store only gains chunks)."""
+        return self.next > 0
 
 
 def _digest_prefix(f, digest: hashing.FileDigest, n: int, params: ChunkParams) -> None:
