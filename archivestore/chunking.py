@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from ._bulk import copy_into
+from ._bulk import copy_into, empty
 from .errors import FormatError
 
 MASK64 = (1 << 64) - 1
@@ -33,6 +33,8 @@ def _gear_table() -> array.array:
 
 GEAR = _gear_table()
 
+
+_SCAN_THRESHOLDS: dict = {}  # (ChunkParams, stride) -> ChunkParams.scan_thresholds(stride)
 
 # The chunker algorithms a store may name in its config (docs/FORMAT.md section 8). v2 is v1
 # except inside 24-bit PCM data, where only the middle byte of each sample is hashed: a third of
@@ -73,7 +75,12 @@ class ChunkParams:
     def scan_thresholds(self, stride: int = 1) -> tuple[int, int]:
         """`thresholds` per hashed byte when one byte in `stride` is hashed: as likely a cut
         per byte of input."""
-        return tuple(min(t * stride, MASK64) for t in self.thresholds)
+        try:
+            return _SCAN_THRESHOLDS[(self, stride)]  # asked once per scan and per guess
+        except KeyError:
+            th = tuple(min(t * stride, MASK64) for t in self.thresholds)
+            _SCAN_THRESHOLDS[(self, stride)] = th
+            return th
 
     def stride_for(self, audio_format: tuple | None) -> int:
         """Bytes per hashed byte inside PCM data of `audio_format` (bits, channels, big endian,
@@ -151,7 +158,9 @@ class _BufferPool:
                     del self._free[i]
                     break
             else:
-                b = bytearray(cap)
+                # not bytearray(cap): its zero-fill faulted in all 1,280 pages holding the GIL
+                # (≈ 6 ms here); the reads that fill it fault them in without the GIL
+                b = empty(cap)
             self._free.append(b)
             if len(self._free) > self._keep:
                 self._free.pop(0)

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from archivestore import hashing
 from archivestore.chunking import (GEAR, ChunkParams, GuidedChunks, find_cuts, is_cut,
@@ -522,3 +522,27 @@ def test_read_buffers_are_shared_between_formats():
         pooled = {id(b) for b in _BUFFERS._free}
         buf = buffer_of(align)
         assert id(buf) in pooled and len(buf) == len(mono)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 3, 6]), st.sampled_from([200, 1500, 9000]),
+       st.booleans())
+def test_stale_bytes_in_a_reused_read_buffer_change_no_cut(seed, align, bufsize, known_length):
+    """Pool buffers are not zero-filled (`_bulk.empty`), and a reused one still holds an
+    earlier file's bytes past what a refill reads: neither a scan nor a guess may look there."""
+    from archivestore.chunking import _BUFFERS
+    data = rand(int(20000 + seed % 9000), seed)
+    prev = bytearray(data)
+    prev[len(prev) // 3:len(prev) // 3 + 40] = rand(90, seed + 1)  # a punch-in, as a guide
+    plain = [bytes(c) for c in iter_chunks(io.BytesIO(data), SMALL, align=align)]
+    cap = max(bufsize, SMALL.max) + max(SMALL.avg, align)
+    for fill in (b"\x00", b"\xff", bytes(rand(251, seed + 2))):
+        held = [_BUFFERS.get(cap) for _ in range(4)]  # every buffer the pass may draw
+        for v in held:
+            v[:] = (fill * (len(v) // len(fill) + 1))[:len(v)]
+        del held, v
+        guided, _ = _guided(data, bytes(prev), SMALL, align, bufsize, known_length)
+        assert guided == plain
+        again = [bytes(c) for c in iter_chunks(io.BytesIO(data), SMALL, align=align,
+                                               bufsize=bufsize)]
+        assert again == plain
