@@ -210,3 +210,35 @@ def test_moved_files_follow_the_file_they_were(tmp_path, deliveries, monkeypatch
     # and the first chunk (the header) of each moved file, fed to a digest that was then dropped
     assert sum(g[c]["size"] for c in new_or_edited) - 1 <= fed["bytes"] \
         <= sum(g[c]["size"] for c in new_or_edited) + 7 * 4096
+
+
+def test_streamed_files_skip_the_index_only_for_their_own_chunks(tmp_path, deliveries,
+                                                                  monkeypatch):
+    """Files read in a stream (not batched as small files) take a chunk their guide knows
+    without an index read, and claim every other one: the version restores, and only the
+    previous version's chunks went unclaimed."""
+    monkeypatch.setattr(ingest, "SMALL_FILE", 1024)
+    monkeypatch.setattr(ingest, "INLINE_FILE", 1024)
+    d1, d2, _changed = deliveries
+    s = Store.init(tmp_path / "s", params=PARAMS)
+    Ingester(s).ingest(d1)
+    before = {c for e in _files(s, "Song").values() for c in e["chunks"]}
+    claimed: list[bytes] = []
+    claim = Ingester._claim
+
+    def counting(self, cids, proj):
+        claimed.extend(cids)
+        return claim(self, cids, proj)
+    monkeypatch.setattr(Ingester, "_claim", counting)
+    Ingester(s).ingest(d2)
+    after = _files(s, "Song")
+    refs = [c for e in after.values() for c in e["chunks"]]
+    unclaimed = {c for c in refs if bytes.fromhex(c) not in claimed}
+    assert unclaimed and unclaimed <= before  # some skipped, all of them the old version's
+    assert {c for c in refs if c not in before} <= {c.hex() for c in claimed}
+    assert all(s.index.contains_many([bytes.fromhex(c) for c in refs]))
+    s.close()
+    out = tmp_path / "out"
+    run_cli("restore", "Song", "--store", tmp_path / "s", "--to", out)
+    for path in after:
+        assert (out / path).read_bytes() == (d2 / path).read_bytes()
