@@ -8,6 +8,7 @@ in every store: golden vectors in tests/test_chunking.py freeze them.
 from __future__ import annotations
 
 import array
+import functools
 import threading
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -33,8 +34,6 @@ def _gear_table() -> array.array:
 
 GEAR = _gear_table()
 
-
-_SCAN_THRESHOLDS: dict = {}  # (ChunkParams, stride) -> ChunkParams.scan_thresholds(stride)
 
 # The chunker algorithms a store may name in its config (docs/FORMAT.md section 8). v2 is v1
 # except inside 24-bit PCM data, where only the middle byte of each sample is hashed: a third of
@@ -72,15 +71,11 @@ class ChunkParams:
         bits = self.avg.bit_length() - 1
         return 1 << (64 - (bits + 2)), 1 << (64 - max(1, bits - 2))
 
+    @functools.lru_cache(maxsize=None)  # asked once per scan and per guess; params are few
     def scan_thresholds(self, stride: int = 1) -> tuple[int, int]:
         """`thresholds` per hashed byte when one byte in `stride` is hashed: as likely a cut
         per byte of input."""
-        try:
-            return _SCAN_THRESHOLDS[(self, stride)]  # asked once per scan and per guess
-        except KeyError:
-            th = tuple(min(t * stride, MASK64) for t in self.thresholds)
-            _SCAN_THRESHOLDS[(self, stride)] = th
-            return th
+        return tuple(min(t * stride, MASK64) for t in self.thresholds)
 
     def stride_for(self, audio_format: tuple | None) -> int:
         """Bytes per hashed byte inside PCM data of `audio_format` (bits, channels, big endian,
@@ -179,7 +174,10 @@ def _unexported(b: bytearray) -> bool:
 _BUFFERS = _BufferPool()
 
 
-def buffer_size(params: ChunkParams, bufsize: int = 4 * 1024 * 1024, align: int = 1) -> int:
+READ_SIZE = 4 * 1024 * 1024  # bytes a refill reads (the default `bufsize`)
+
+
+def buffer_size(params: ChunkParams, bufsize: int = READ_SIZE, align: int = 1) -> int:
     """The read buffers' size: a refill keeps the unscanned tail (< max, mostly < avg) and
     reads into the rest; a scan or a guess needs at most max + align bytes past the position.
     One size for files of every format (align < avg in any real store), so that the pool can
@@ -196,7 +194,7 @@ def read_buffer(params: ChunkParams) -> memoryview:
 
 
 def iter_chunks(f: BinaryIO, params: ChunkParams, length: int | None = None, align: int = 1,
-                bufsize: int = 4 * 1024 * 1024, stride: int = 1) -> Iterator[memoryview]:
+                bufsize: int = READ_SIZE, stride: int = 1) -> Iterator[memoryview]:
     """Yield the chunks of the next `length` bytes of `f` (all of it when None), streaming.
 
     Chunks are read-only views into a fresh buffer per refill (no per-chunk copy), so a consumer
@@ -231,7 +229,7 @@ class GuidedChunks:
     """
 
     def __init__(self, f: BinaryIO, params: ChunkParams, length: int | None = None,
-                 align: int = 1, bufsize: int = 4 * 1024 * 1024, stride: int = 1) -> None:
+                 align: int = 1, bufsize: int = READ_SIZE, stride: int = 1) -> None:
         self._f = f
         self._params = params
         self._remaining = length
