@@ -26,7 +26,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import locations
-from ._bulk import copy_into
+from ._bulk import copy_into, populate
 
 ALIGN = 4096  # O_DIRECT needs buffer address, file offset and length in multiples of this
 BUF = 2 << 20  # one device write
@@ -37,7 +37,7 @@ IO_THREADS = 16  # the shared I/O pool's bound; threads start only as writes nee
 _O_DIRECT = getattr(os, "O_DIRECT", 0) if os.environ.get("ARCHIVESTORE_DIRECT_IO", "1") != "0" else 0
 _KEEP = 16  # free buffers kept for reuse: a new mmap is first-touch memory too
 
-_MAP_FLAGS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+_MAP_FLAGS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
 
 _free: list[mmap.mmap] = []
 _free_lock = threading.Lock()
@@ -51,8 +51,10 @@ def _get_buffer() -> mmap.mmap:
             return _free.pop()
     # anonymous mappings are page aligned; populated in one call, every page of which is
     # written anyway: half the cost of faulting them in one by one (≈ 2.4 against 4.9 µs a page
-    # on the build VM)
-    return mmap.mmap(-1, BUF, flags=_MAP_FLAGS)
+    # on the build VM). Not by MAP_POPULATE: mmap.mmap holds the GIL through it.
+    buf = mmap.mmap(-1, BUF, flags=_MAP_FLAGS)
+    populate(buf)
+    return buf
 
 
 def _put_buffer(buf: mmap.mmap) -> None:

@@ -1,4 +1,5 @@
-"""_bulk.copy_into: slice assignment without the GIL, with the same bounds and buffer rules."""
+"""_bulk: copy_into (slice assignment without the GIL, with the same bounds and buffer rules),
+empty and populate."""
 from __future__ import annotations
 
 import mmap
@@ -99,3 +100,47 @@ def test_empty_is_a_writable_bytearray_of_its_size():
         assert b[-1:] == (b"x" if n else b"")
     with pytest.raises(ValueError):
         empty(-1)
+
+
+def _resident_pages(m: mmap.mmap) -> int:
+    """Pages of the anonymous mapping `m` that are in memory (/proc/self/smaps_rollup cannot
+    tell one mapping from another; mincore through ctypes can)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    n = (len(m) + 4095) // 4096
+    vec = (ctypes.c_ubyte * n)()
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    assert libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(len(m)), vec) == 0
+    return sum(v & 1 for v in vec)
+
+
+def test_populate_faults_in_every_page_of_a_fresh_mapping():
+    from archivestore._bulk import populate
+    m = mmap.mmap(-1, 2 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    assert _resident_pages(m) == 0
+    populate(m)
+    assert _resident_pages(m) == 512
+    m[:3] = b"abc"  # still an ordinary writable mapping
+    assert m[:3] == b"abc"
+    populate(bytearray())  # nothing to do
+    with pytest.raises(BufferError):
+        populate(b"read-only")
+
+
+def test_other_threads_run_while_pages_are_populated():
+    """mmap.mmap(..., MAP_POPULATE) holds the GIL while the kernel faults the pages in (the
+    control); populate does not."""
+    from archivestore._bulk import populate
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    maps: list[mmap.mmap] = []
+
+    def populated():
+        m = mmap.mmap(-1, 64 << 20, flags=flags)
+        populate(m)
+        maps.append(m)
+    assert _ticks_inside(populated) > 0
+    if hasattr(mmap, "MAP_POPULATE"):
+        assert _ticks_inside(lambda: maps.append(
+            mmap.mmap(-1, 64 << 20, flags=flags | mmap.MAP_POPULATE))) == 0
+    for m in maps:
+        m.close()
