@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         waits: collections.Counter = collections.Counter()
         runnable: collections.Counter = collections.Counter()  # threads in R -> samples
         waits1: collections.Counter = collections.Counter()  # the others, when one is R
+        ran1: collections.Counter = collections.Counter()  # the one in R then
         while p.poll() is None:
             if a.stalls:
                 now = threads(p.pid)
@@ -119,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                         stalled += 1
                     if r <= 1:
                         for tid, (name, _t, st) in now.items():
-                            if st != "R":
+                            if st == "R":
+                                ran1[group(name)] += 1
+                            else:
                                 (waits if r == 0 else waits1)[(group(name), st,
                                                                wchan(p.pid, tid))] += 1
                 time.sleep(a.stall_interval)
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {n:5d}  {name:<14} {st}  {w}")
         print(f"one thread runnable (one core idle) in {runnable[1]} samples "
               f"({100 * runnable[1] / samples:.1f}%), two or more in {runnable[2]} "
-              f"({100 * runnable[2] / samples:.1f}%); what the others waited in then:")
+              f"({100 * runnable[2] / samples:.1f}%); the one running then: "
+              + ", ".join(f"{n} {c}" for n, c in ran1.most_common()) + "; what the others waited in:")
         for (name, st, w), n in waits1.most_common(12):
             print(f"  {n:5d}  {name:<14} {st}  {w}")
     return p.returncode
