@@ -85,6 +85,11 @@ class IngestResult:
     skipped: list[dict] = field(default_factory=list)
     snapshot_id: str = ""
     session_check: sessions.SessionCheck | None = None
+    # the audio codec's own check at ingest (Ingester.verify_codec): payloads decoded and
+    # compared with their chunk, and the chunks whose payload decoded to other bytes (a codec
+    # bug: each was stored with zstd/raw instead, so nothing is lost; they are reported)
+    codec_checked: int = 0
+    codec_failed: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"project": self.project, "version": self.version, "files": self.files,
@@ -93,7 +98,8 @@ class IngestResult:
                 "dirs": self.dirs, "symlinks": self.symlinks, "chunks": self.chunks,
                 "chunks_new": self.chunks_new, "skipped": self.skipped,
                 "snapshot": self.snapshot_id,
-                "session_check": self.session_check.to_json() if self.session_check else None}
+                "session_check": self.session_check.to_json() if self.session_check else None,
+                "codec_checked": self.codec_checked, "codec_failed": self.codec_failed}
 
 
 class _Skip(Exception):
@@ -656,11 +662,19 @@ class Ingester:
             return
         # reuse: the sink copies `stored` into its pack before this thread encodes again
         codec, stored = codecs.encode(chunk, fmt if self.audio_codec else None, reuse=True)
-        if codec == codecs.PCM and self.verify_codec:
-            if not codecs.verify(codec, stored, chunk):
-                codec, stored = codecs.encode(chunk, None)  # never store what does not round-trip
+        checked, failed = codec == codecs.PCM and self.verify_codec, False
+        if checked and not codecs.verify(codec, stored, chunk):
+            failed = True
+            codec, stored = codecs.encode(chunk, None)  # never store what does not round-trip
         nbytes = self._sink.add(cid, KIND_DATA, codec, len(chunk), stored)
         with self._stored:
+            if checked:
+                res.codec_checked += 1
+            if failed:
+                bits, channels, big_endian, is_float = fmt
+                res.codec_failed.append({"chunk": cid.hex(), "bytes": len(chunk), "bits": bits,
+                                         "channels": channels, "big_endian": big_endian,
+                                         "float": is_float})
             self._unadded.discard(cid)
             res.bytes_new += len(chunk)
             res.chunks_new += 1

@@ -48,7 +48,11 @@ def test_formats_round_trip_and_use_the_codec(tmp_path, store):
         n, rec = st.version("Formats")
         entries = {e["path"]: e for e in st.iter_tree(rec)}
         codecs = {st.index.lookup(bytes.fromhex(c)).codec for c in entries["bwf24.wav"]["chunks"]}
+        pcm = {c for e in entries.values() for c in e.get("chunks", ())
+               if st.index.lookup(bytes.fromhex(c)).codec == 2}
     assert 2 in codecs  # PCM codec
+    # every PCM payload was decoded and compared at ingest, and none failed
+    assert out["codec_checked"] == len(pcm) and out["codec_failed"] == []
     bwf = entries["bwf24.wav"]["audio"]
     assert (bwf["container"], bwf["bits"], bwf["channels"], bwf["sample_rate"]) == ("bwf", 24, 1, RATE)
     assert bwf["description"] == "Kick in" and bwf["originator"] == "Room A"
@@ -188,14 +192,30 @@ def test_ingest_verifies_pcm_payloads_against_the_chunk(tmp_path, store, monkeyp
     src = tmp_path / "S"
     src.mkdir()
     write_wav(src / "Take.wav", music(3.0, 12), RATE, 24)
-    run_json("ingest", src, "--store", store, "--project", "P", *([] if verify else ["--no-verify-codec"]))
-    pcm = [loc for loc in _chunks(store, "P", "Take.wav") if loc.codec == 2]
+    res = run_json("ingest", src, "--store", store, "--project", "P",
+                   *([] if verify else ["--no-verify-codec"]))
+    locs = _chunks(store, "P", "Take.wav")
+    pcm = [loc for loc in locs if loc.codec == 2]
     if verify:
         assert not pcm
         run_cli("restore", "P", "--store", store, "--to", tmp_path / "r")
         assert (tmp_path / "r" / "Take.wav").read_bytes() == (src / "Take.wav").read_bytes()
+        # every failure is reported, by chunk: the audio chunks of the take (not its header)
+        failed = res["codec_failed"]
+        assert failed and res["codec_checked"] == len(failed)
+        with Store.open(store) as st:
+            ids = _ids(st, "Take.wav")
+        assert {f["chunk"] for f in failed} <= set(ids) and len(failed) == len(ids) - 1
+        assert all(f["bits"] == 24 and f["channels"] == 1 and not f["float"] for f in failed)
+        # and said in words, not only in --json
+        run_cli("init", "--store", tmp_path / "s2")
+        r = run_cli("ingest", src, "--store", tmp_path / "s2", "--project", "P", expect=None)
+        assert r.exit_code == 0  # nothing is lost: a warning, not a failure
+        assert "the audio codec failed its own check on" in r.stderr
+        assert failed[0]["chunk"] in r.stderr
     else:
         assert pcm
+        assert res["codec_checked"] == 0 and res["codec_failed"] == []
 
 
 def test_codec_reuse_writes_into_one_buffer_per_thread():

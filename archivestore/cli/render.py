@@ -148,6 +148,21 @@ def ingest_summary(res, verbose: int = 0) -> tuple[list[str], list[str]]:
             err.append(f"    skipped {s['path']}: {s['reason']}")
         if len(shown) < len(res.skipped):
             err.append(f"    … and {len(res.skipped) - len(shown)} more (-v lists all)")
+    if res.codec_failed:
+        n = len(res.codec_failed)
+        err.append(f"  warning: the audio codec failed its own check on {n} chunk"
+                   f"{'' if n == 1 else 's'} (the payload decoded to other bytes).")
+        err.append(f"  {'It was' if n == 1 else 'They were'} stored without the codec, so "
+                   f"nothing is lost; this is a bug in archivestore: please report it with "
+                   f"`archive --version` and the chunk id{'' if n == 1 else 's'}:")
+        shown = res.codec_failed if verbose else res.codec_failed[:LIST_MAX]
+        for f in shown:
+            err.append(f"    chunk {f['chunk']} ({f['bytes']} bytes, {f['bits']}-bit"
+                       f"{' float' if f['float'] else ''}, {f['channels']} channel"
+                       f"{'' if f['channels'] == 1 else 's'}"
+                       f"{', big-endian' if f['big_endian'] else ''})")
+        if len(shown) < n:
+            err.append(f"    … and {n - len(shown)} more (-v lists all)")
     if res.session_check is not None:
         lines = render_session_check(res.session_check, "", verbose=bool(verbose))
         (err if not res.session_check.ok else out).extend(lines)
