@@ -64,10 +64,11 @@ def empty(Py_ssize_t n):
     return PyByteArray_FromStringAndSize(NULL, n)
 
 
-def populate(buf):
+def populate(buf, bint advise=True):
     """Fault in every page of the writable buffer `buf` (a fresh anonymous mapping, whose bytes
     are undefined to the caller), without the GIL: madvise(MADV_POPULATE_WRITE) where the
-    kernel has it (5.14+), else one write per page (a fault each, taken from user space)."""
+    kernel has it (5.14+), else one write per page (a fault each, taken from user space;
+    `advise=False` takes that way, for its test)."""
     cdef Py_buffer b
     cdef size_t i, n, start, addr
     cdef char* p
@@ -81,12 +82,11 @@ def populate(buf):
         with nogil:
             addr = <size_t>p
             start = addr & ~(PAGE - 1)
-            rc = madvise(<void*>start, addr + n - start, MADV_POPULATE_WRITE)
+            rc = madvise(<void*>start, addr + n - start, MADV_POPULATE_WRITE) if advise else -1
             if rc != 0:
                 i = 0
                 while i < n:
                     (<volatile char*>(p + i))[0] = 0
                     i += PAGE - ((addr + i) & (PAGE - 1))
-                p[n - 1] = 0
     finally:
         PyBuffer_Release(&b)

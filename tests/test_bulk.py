@@ -114,12 +114,16 @@ def _resident_pages(m: mmap.mmap) -> int:
     return sum(v & 1 for v in vec)
 
 
-def test_populate_faults_in_every_page_of_a_fresh_mapping():
+@pytest.mark.parametrize("advise", [True, False])
+def test_populate_faults_in_every_page_of_a_fresh_mapping(advise):
     from archivestore._bulk import populate
     m = mmap.mmap(-1, 2 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     assert _resident_pages(m) == 0
-    populate(m)
+    populate(m, advise)
     assert _resident_pages(m) == 512
+    tail = mmap.mmap(-1, 3 * 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    populate(memoryview(tail)[4095:4097], advise)  # a view across one page boundary
+    assert _resident_pages(tail) == 2
     m[:3] = b"abc"  # still an ordinary writable mapping
     assert m[:3] == b"abc"
     populate(bytearray())  # nothing to do
