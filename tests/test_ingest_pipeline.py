@@ -94,7 +94,10 @@ def test_many_folders_one_run(tmp_path):
     assert stats["chunks"] == len(unique)  # each chunk stored once, shared ones included
     assert sum(r.chunks_new for r in results) == len(unique)
     assert all(r.bytes_stored > 0 and r.files == 4 for r in results)
-    assert results[1].bytes_new < results[0].bytes_new  # the shared files dedup across projects
+    # the shared files dedup across projects: stored, and counted as new, once in all. Not
+    # necessarily by the first project: the next one's files are read while the one before is
+    # still in progress, and whichever job claims a shared chunk first stores it.
+    assert sum(r.bytes_new for r in results) <= sum(r.bytes_in for r in results) - 2 * len(shared)
     for name, files in folders.items():
         assert _restored(store, name, tmp_path / "out" / name) == files
     assert run_json("fsck", "--read-data", "--store", store)["ok"] is True
