@@ -12,6 +12,7 @@ per 2 MiB device buffer on a busy VM, while every other thread waited).
 from libc.string cimport memmove
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytearray cimport PyByteArray_FromStringAndSize
+from posix.unistd cimport sysconf, _SC_PAGESIZE
 
 cdef extern from "<sys/mman.h>" nogil:
     int madvise(void* addr, size_t length, int advice)
@@ -24,7 +25,7 @@ cdef extern from *:
     """
     int MADV_POPULATE_WRITE
 
-cdef size_t PAGE = 4096
+cdef size_t PAGE = <size_t>sysconf(_SC_PAGESIZE)  # 4 KiB on x86-64; 16 or 64 KiB on some arm64
 
 # Below this many bytes the GIL is kept: releasing and taking it back costs more than the copy.
 cdef Py_ssize_t NOGIL_MIN = 65536
@@ -72,7 +73,7 @@ def populate(buf, bint advise=True):
     cdef Py_buffer b
     cdef size_t i, n, start, addr
     cdef char* p
-    cdef int rc = 0
+    cdef int rc
     PyObject_GetBuffer(buf, &b, PyBUF_WRITABLE)
     try:
         p = <char*>b.buf

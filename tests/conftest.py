@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
+import time
 import sys
 from pathlib import Path
 
@@ -119,3 +121,33 @@ def small_delta(monkeypatch):
     """A chunk table whose delta merges into a run every 8 entries (archivestore.chunktable)."""
     from archivestore import chunktable
     monkeypatch.setattr(chunktable, "DELTA_MAX", 8)
+
+
+def ticks_inside(copy) -> int:
+    """How many times a Python thread ran while `copy()` was running. The switch interval is
+    made long, so the GIL changes hands only where a thread lets it go: the spinner at each
+    sleep(0), the copying thread only if the copy releases it."""
+    stamps: list[float] = []
+    done = threading.Event()
+
+    def spin():
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        time.sleep(0.01)
+        inside = 0
+        for _ in range(3):
+            start = time.perf_counter()
+            copy()
+            end = time.perf_counter()
+            inside += sum(start < x < end for x in stamps[-100000:])
+        return inside
+    finally:
+        done.set()
+        t.join()
+        sys.setswitchinterval(interval)

@@ -3,14 +3,13 @@ empty and populate."""
 from __future__ import annotations
 
 import mmap
-import sys
-import threading
-import time
 
 import pytest
 from hypothesis import given, strategies as st
 
 from archivestore._bulk import copy_into
+
+from .conftest import ticks_inside
 
 
 @given(st.binary(max_size=300), st.integers(0, 400), st.binary(max_size=300))
@@ -49,46 +48,16 @@ def test_refuses_what_slice_assignment_would():
         copy_into(bytearray(4), 0, "text")
 
 
-def _ticks_inside(copy) -> int:
-    """How many times a Python thread ran while `copy()` was running. The switch interval is
-    made long, so the GIL changes hands only where a thread lets it go: the spinner at each
-    sleep(0), the copying thread only if the copy releases it."""
-    stamps: list[float] = []
-    done = threading.Event()
-
-    def spin():
-        while not done.is_set():
-            stamps.append(time.perf_counter())
-            time.sleep(0)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(5.0)
-    t = threading.Thread(target=spin)
-    t.start()
-    try:
-        time.sleep(0.01)
-        inside = 0
-        for _ in range(3):
-            start = time.perf_counter()
-            copy()
-            end = time.perf_counter()
-            inside += sum(start < x < end for x in stamps[-100000:])
-        return inside
-    finally:
-        done.set()
-        t.join()
-        sys.setswitchinterval(interval)
-
-
 def test_other_threads_run_during_a_large_copy():
     """The point of it: a copy of many MiB does not stop the Python threads; slice assignment
     (the control) does."""
     src = bytes(64 << 20)
     dst = bytearray(len(src))
-    assert _ticks_inside(lambda: copy_into(dst, 0, src)) > 0
+    assert ticks_inside(lambda: copy_into(dst, 0, src)) > 0
 
     def sliced():
         dst[:] = src
-    assert _ticks_inside(sliced) == 0
+    assert ticks_inside(sliced) == 0
 
 
 def test_empty_is_a_writable_bytearray_of_its_size():
@@ -142,9 +111,9 @@ def test_other_threads_run_while_pages_are_populated():
         m = mmap.mmap(-1, 64 << 20, flags=flags)
         populate(m)
         maps.append(m)
-    assert _ticks_inside(populated) > 0
+    assert ticks_inside(populated) > 0
     if hasattr(mmap, "MAP_POPULATE"):
-        assert _ticks_inside(lambda: maps.append(
+        assert ticks_inside(lambda: maps.append(
             mmap.mmap(-1, 64 << 20, flags=flags | mmap.MAP_POPULATE))) == 0
     for m in maps:
         m.close()

@@ -5,7 +5,7 @@ import os
 
 from archivestore import codecs
 
-from .test_bulk import _ticks_inside
+from .conftest import ticks_inside
 
 
 def test_zstd_round_trip_and_raw_fallback():
@@ -24,4 +24,4 @@ def test_other_threads_run_during_a_large_zstd_compress():
     one-shot `compress` does not; the stream writer used before held it while it grew its
     output)."""
     data = b"".join(os.urandom(64) * (i % 7 + 1) for i in range(60_000))  # ~15 MB, compressible
-    assert _ticks_inside(lambda: codecs._zstd(codecs.ZSTD_LEVEL, data)) > 0
+    assert ticks_inside(lambda: codecs._zstd(codecs.ZSTD_LEVEL, data)) > 0

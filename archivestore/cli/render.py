@@ -1,7 +1,7 @@
 """Text a person reads: trees, dates, audio details, session-check reports, ingest summaries."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .common import human
 
@@ -139,15 +139,8 @@ def ingest_summary(res, verbose: int = 0) -> tuple[list[str], list[str]]:
         out.append("  " + "; ".join(words))
     err = []
     if res.skipped:
-        reasons: dict[str, int] = {}
-        for s in res.skipped:
-            reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
         err.append(f"  {len(res.skipped)} entr{'y' if len(res.skipped) == 1 else 'ies'} not archived:")
-        shown = res.skipped if verbose else res.skipped[:LIST_MAX]
-        for s in shown:
-            err.append(f"    skipped {s['path']}: {s['reason']}")
-        if len(shown) < len(res.skipped):
-            err.append(f"    … and {len(res.skipped) - len(shown)} more (-v lists all)")
+        err += _listed(res.skipped, verbose, lambda s: f"    skipped {s['path']}: {s['reason']}")
     if res.codec_failed:
         n = len(res.codec_failed)
         err.append(f"  warning: the audio codec failed its own check on {n} chunk"
@@ -155,14 +148,11 @@ def ingest_summary(res, verbose: int = 0) -> tuple[list[str], list[str]]:
         err.append(f"  {'It was' if n == 1 else 'They were'} stored without the codec, so "
                    f"nothing is lost; this is a bug in archivestore: please report it with "
                    f"`archive --version` and the chunk id{'' if n == 1 else 's'}:")
-        shown = res.codec_failed if verbose else res.codec_failed[:LIST_MAX]
-        for f in shown:
-            err.append(f"    chunk {f['chunk']} ({f['bytes']} bytes, {f['bits']}-bit"
-                       f"{' float' if f['float'] else ''}, {f['channels']} channel"
-                       f"{'' if f['channels'] == 1 else 's'}"
-                       f"{', big-endian' if f['big_endian'] else ''})")
-        if len(shown) < n:
-            err.append(f"    … and {n - len(shown)} more (-v lists all)")
+        err += _listed(res.codec_failed, verbose,
+                       lambda f: f"    chunk {f['chunk']} ({f['bytes']} bytes, {f['bits']}-bit"
+                                 f"{' float' if f['float'] else ''}, {f['channels']} channel"
+                                 f"{'' if f['channels'] == 1 else 's'}"
+                                 f"{', big-endian' if f['big_endian'] else ''})")
     if res.session_check is not None:
         lines = render_session_check(res.session_check, "", verbose=bool(verbose))
         (err if not res.session_check.ok else out).extend(lines)
@@ -170,6 +160,15 @@ def ingest_summary(res, verbose: int = 0) -> tuple[list[str], list[str]]:
             err.append("  warning: this version is archived, but its sessions will not open "
                        "complete; use --strict to refuse such ingests")
     return out, err
+
+
+def _listed(items: list[dict], verbose: int, line: Callable[[dict], str]) -> list[str]:
+    """`line(item)` for the first LIST_MAX items (all of them with -v), then how many more."""
+    shown = items if verbose else items[:LIST_MAX]
+    out = [line(i) for i in shown]
+    if len(shown) < len(items):
+        out.append(f"    … and {len(items) - len(shown)} more (-v lists all)")
+    return out
 
 
 def _duration(s: float) -> str:

@@ -1,0 +1,33 @@
+"""cli.render: the ingest summary's lists (skipped entries, codec-check failures)."""
+from __future__ import annotations
+
+from archivestore.cli.render import LIST_MAX, ingest_summary
+from archivestore.ingest import IngestResult
+
+
+def _result(n: int) -> IngestResult:
+    res = IngestResult(project="P", version=1, files=1, bytes_in=1, seconds=1.0)
+    res.skipped = [{"path": f"f{i}", "reason": "is a FIFO, not archived"} for i in range(n)]
+    res.codec_failed = [{"chunk": f"{i:064x}", "bytes": 1000, "bits": 24, "channels": 2,
+                         "big_endian": False, "float": False} for i in range(n)]
+    return res
+
+
+def test_long_lists_are_cut_unless_verbose():
+    n = LIST_MAX + 2
+    _out, err = ingest_summary(_result(n))
+    assert sum(ln.startswith("    skipped f") for ln in err) == LIST_MAX
+    assert sum(ln.startswith("    chunk ") for ln in err) == LIST_MAX
+    assert err.count("    … and 2 more (-v lists all)") == 2
+    _out, err = ingest_summary(_result(n), verbose=1)
+    assert sum(ln.startswith("    skipped f") for ln in err) == n
+    assert sum(ln.startswith("    chunk ") for ln in err) == n
+    assert not any("more (-v lists all)" in ln for ln in err)
+    assert f"    chunk {0:064x} (1000 bytes, 24-bit, 2 channels)" in err
+
+
+def test_short_lists_are_whole():
+    _out, err = ingest_summary(_result(1))
+    assert "  1 entry not archived:" in err and "    skipped f0: is a FIFO, not archived" in err
+    assert any("failed its own check on 1 chunk " in ln for ln in err)
+    assert not any("more (-v lists all)" in ln for ln in err)
