@@ -492,6 +492,34 @@ def test_verify():
         assert _pcm.verify(b"\xff" * 40, bytes(n)) is False
 
 
+def test_verify_compares_every_byte():
+    """verify() compares every byte: a change of any one byte, in the vector steps or the
+    scalar ends of any block of a group (four blocks decoded together, then a short one),
+    with and without the SIMD clones, fails it."""
+    rng = np.random.default_rng(7)
+    saved = _pcm._cpu_features()
+    try:
+        for bits, ch in [(16, 1), (16, 2), (24, 1), (24, 2)]:
+            n = 4096 * 4 + 4096 // 2 + 3  # a group of four blocks, then a short one
+            x = quantize(music(n / 48000 + 0.001, ch, seed=bits + ch)[:n], bits)
+            d = _ints(x, bits, False)
+            p = _pcm.encode(d, bits, ch, False, False)
+            align = ch * bits // 8
+            edges = {0, len(d)}
+            edges.update(b * 4096 * align for b in range(1, 5))
+            where = {i for e in edges for i in range(e - 40, e + 40) if 0 <= i < len(d)}
+            where.update(int(i) for i in rng.integers(0, len(d), 300))
+            for feats in [(False, False, False), (True, True, False)]:
+                _pcm._cpu_features(*feats)
+                assert _pcm.verify(p, d) is True
+                for i in sorted(where):
+                    b = bytearray(d)
+                    b[i] ^= 1 << int(rng.integers(0, 8))
+                    assert _pcm.verify(p, bytes(b)) is False, (bits, ch, feats, i)
+    finally:
+        _pcm._cpu_features(*saved)
+
+
 # --- hostile payloads --------------------------------------------------------------------
 
 def _decode_hostile(p: bytes, n: int) -> None:
