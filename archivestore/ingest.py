@@ -87,9 +87,12 @@ class IngestResult:
     session_check: sessions.SessionCheck | None = None
     # the audio codec's own check at ingest (Ingester.verify_codec): payloads decoded and
     # compared with their chunk, and the chunks whose payload decoded to other bytes (a codec
-    # bug: each was stored with zstd/raw instead, so nothing is lost; they are reported)
+    # bug: each was stored with zstd/raw instead, so nothing is lost; they are reported);
+    # codec_unchecked: payloads stored without the check (--no-verify-codec). All three go
+    # into the snapshot record, the codec's record of trust (`archive stats` sums them).
     codec_checked: int = 0
     codec_failed: list[dict] = field(default_factory=list)
+    codec_unchecked: int = 0
 
     def to_json(self) -> dict:
         return {"project": self.project, "version": self.version, "files": self.files,
@@ -99,7 +102,8 @@ class IngestResult:
                 "chunks_new": self.chunks_new, "skipped": self.skipped,
                 "snapshot": self.snapshot_id,
                 "session_check": self.session_check.to_json() if self.session_check else None,
-                "codec_checked": self.codec_checked, "codec_failed": self.codec_failed}
+                "codec_checked": self.codec_checked, "codec_failed": self.codec_failed,
+                "codec_unchecked": self.codec_unchecked}
 
 
 class _Skip(Exception):
@@ -359,7 +363,8 @@ class Ingester:
                       "host": HOST, "user": _user(), "source": os.fsdecode(src),
                       "message": message or "", "files": res.files, "dirs": res.dirs,
                       "symlinks": res.symlinks, "bytes": res.bytes_in, "tree": tree_ids,
-                      "skipped": res.skipped}
+                      "skipped": res.skipped, "codec_checked": res.codec_checked,
+                      "codec_failed": res.codec_failed, "codec_unchecked": res.codec_unchecked}
             plain = encode_snapshot(record)
             snap_id, nbytes = self._sink.add_plain(KIND_SNAPSHOT, plain)
             res.bytes_stored += nbytes
@@ -670,6 +675,8 @@ class Ingester:
         with self._stored:
             if checked:
                 res.codec_checked += 1
+            elif codec == codecs.PCM:
+                res.codec_unchecked += 1
             if failed:
                 bits, channels, big_endian, is_float = fmt
                 res.codec_failed.append({"chunk": cid.hex(), "bytes": len(chunk), "bits": bits,

@@ -371,12 +371,24 @@ class Store:
         return self.shared.claim_version(self.index, project, first, hint)
 
     def stats(self) -> dict:
+        """Counts and sizes, and the audio codec's record at ingest summed over every version
+        (`codec`: payloads checked, failed and stored unchecked; `versions_unrecorded`:
+        versions made before snapshot records kept it)."""
         s = self.index.stats()
         projects = self.projects()
-        logical = sum(rec.get("bytes", 0) for _p, _n, rec in self.index.iter_versions())
+        logical = 0
+        codec = {"checked": 0, "failed": 0, "unchecked": 0, "versions_unrecorded": 0}
+        for _p, _n, rec in self.index.iter_versions():
+            logical += rec.get("bytes", 0)
+            if "codec_checked" not in rec:
+                codec["versions_unrecorded"] += 1
+                continue
+            codec["checked"] += rec["codec_checked"]
+            codec["failed"] += len(rec.get("codec_failed", ()))
+            codec["unchecked"] += rec.get("codec_unchecked", 0)
         return {"projects": len(projects), "versions": s["versions"], "chunks": s["chunks"],
                 "bytes_logical": logical, "bytes_unique": s["bytes_unique"],
-                "bytes_stored": s["bytes_stored"], "packs": s["packs"]}
+                "bytes_stored": s["bytes_stored"], "packs": s["packs"], "codec": codec}
 
     # -- packs ----------------------------------------------------------------------------
     def list_pack_files(self) -> Iterator[tuple[str, int]]:

@@ -51,8 +51,14 @@ def test_formats_round_trip_and_use_the_codec(tmp_path, store):
         pcm = {c for e in entries.values() for c in e.get("chunks", ())
                if st.index.lookup(bytes.fromhex(c)).codec == 2}
     assert 2 in codecs  # PCM codec
-    # every PCM payload was decoded and compared at ingest, and none failed
+    # every PCM payload was decoded and compared at ingest, and none failed: so the version's
+    # record says, and `archive stats` sums it
     assert out["codec_checked"] == len(pcm) and out["codec_failed"] == []
+    assert (rec["codec_checked"], rec["codec_failed"], rec["codec_unchecked"]) == (len(pcm), [], 0)
+    stats = run_json("stats", "--store", store)["codec"]
+    assert stats == {"checked": len(pcm), "failed": 0, "unchecked": 0, "versions_unrecorded": 0}
+    assert f"{len(pcm)} audio payloads decoded and checked at ingest, none failed" in \
+        run_cli("stats", "--store", store).output
     bwf = entries["bwf24.wav"]["audio"]
     assert (bwf["container"], bwf["bits"], bwf["channels"], bwf["sample_rate"]) == ("bwf", 24, 1, RATE)
     assert bwf["description"] == "Kick in" and bwf["originator"] == "Room A"
@@ -207,6 +213,10 @@ def test_ingest_verifies_pcm_payloads_against_the_chunk(tmp_path, store, monkeyp
             ids = _ids(st, "Take.wav")
         assert {f["chunk"] for f in failed} <= set(ids) and len(failed) == len(ids) - 1
         assert all(f["bits"] == 24 and f["channels"] == 1 and not f["float"] for f in failed)
+        # the version's record keeps them: the codec's record of trust, summed by stats
+        stats = run_json("stats", "--store", store)["codec"]
+        assert (stats["checked"], stats["failed"], stats["unchecked"]) == (len(failed), len(failed), 0)
+        assert "FAILED" in run_cli("stats", "--store", store).output
         # and said in words, not only in --json
         run_cli("init", "--store", tmp_path / "s2")
         r = run_cli("ingest", src, "--store", tmp_path / "s2", "--project", "P", expect=None)
@@ -216,6 +226,9 @@ def test_ingest_verifies_pcm_payloads_against_the_chunk(tmp_path, store, monkeyp
     else:
         assert pcm
         assert res["codec_checked"] == 0 and res["codec_failed"] == []
+        assert res["codec_unchecked"] == len(pcm)
+        stats = run_json("stats", "--store", store)["codec"]
+        assert (stats["checked"], stats["failed"], stats["unchecked"]) == (0, 0, len(pcm))
 
 
 def test_codec_reuse_writes_into_one_buffer_per_thread():

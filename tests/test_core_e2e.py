@@ -90,6 +90,26 @@ def test_fsck_clean_and_stats(session, store):
     s = run_json("stats", "--store", store)
     assert s["projects"] == 1 and s["versions"] == 1 and s["chunks"] > 0
     assert s["bytes_unique"] <= s["bytes_logical"] and s["bytes_stored"] > 0
+    assert s["codec"]["checked"] > 0 and s["codec"]["versions_unrecorded"] == 0
+
+
+def test_stats_counts_versions_without_the_codec_record(session, store):
+    """A version whose record predates the codec's check record (session 17) is counted as
+    such, not as checked."""
+    run_json("ingest", session, "--store", store)
+    run_json("ingest", session, "--store", store)
+    with Store.open(store) as st:
+        # version 2's record (version 1 stored, and so checked, every chunk)
+        key, rec = [(k, json.loads(v)) for k, v in st.index.env.begin().cursor(st.index.versions)][-1]
+        assert rec["version"] == 2
+        for f in ("codec_checked", "codec_failed", "codec_unchecked"):
+            del rec[f]
+        with st.index.env.begin(write=True) as txn:
+            txn.put(key, json.dumps(rec).encode(), db=st.index.versions)
+    s = run_json("stats", "--store", store)["codec"]
+    assert s["versions_unrecorded"] == 1 and s["checked"] > 0
+    assert "1 version made before versions recorded the codec's check" in \
+        run_cli("stats", "--store", store).output
 
 
 def _packs(store: Path) -> list[Path]:

@@ -1,7 +1,8 @@
-"""cli.render: the ingest summary's lists (skipped entries, codec-check failures)."""
+"""cli.render: the ingest summary's lists (skipped entries, codec-check failures) and the
+codec's record in `archive stats`."""
 from __future__ import annotations
 
-from archivestore.cli.render import LIST_MAX, ingest_summary
+from archivestore.cli.render import LIST_MAX, codec_record, ingest_summary
 from archivestore.ingest import IngestResult
 
 
@@ -31,3 +32,14 @@ def test_short_lists_are_whole():
     assert "  1 entry not archived:" in err and "    skipped f0: is a FIFO, not archived" in err
     assert any("failed its own check on 1 chunk " in ln for ln in err)
     assert not any("more (-v lists all)" in ln for ln in err)
+
+
+def test_codec_record_says_what_was_checked():
+    c = {"checked": 1, "failed": 0, "unchecked": 0, "versions_unrecorded": 0}
+    assert codec_record(c) == ["  1 audio payload decoded and checked at ingest, none failed"]
+    c = {"checked": 40, "failed": 2, "unchecked": 7, "versions_unrecorded": 3}
+    lines = codec_record(c)
+    assert lines[0].startswith("  40 audio payloads decoded and checked at ingest, 2 FAILED")
+    assert lines[1].startswith("  7 audio payloads stored without that check (--no-verify-codec)")
+    assert lines[2] == "  3 versions made before versions recorded the codec's check"
+    assert codec_record({"checked": 0, "failed": 0, "unchecked": 0, "versions_unrecorded": 0}) == []

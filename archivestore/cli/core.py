@@ -14,7 +14,7 @@ from ..store import Store
 from . import cli
 from .common import (Progress, complete_project, emit_json, human, json_option, open_store, quiet_option, run,
                      store_option, tree_size)
-from .render import ingest_summary, when
+from .render import codec_record, ingest_summary, when
 
 
 @cli.command()
@@ -319,3 +319,5 @@ def stats(store_path, as_json):
         click.echo(f"  dedup saved {human(s['bytes_logical'] - s['bytes_unique'])}, compression "
                    + (f"{human(comp)}" if comp > 0 else "nothing") + ": the store is "
                    f"{s['bytes_logical'] / s['bytes_stored']:.1f}× smaller than what it holds")
+    for line in codec_record(s["codec"]):
+        click.echo(line)

@@ -162,6 +162,25 @@ def ingest_summary(res, verbose: int = 0) -> tuple[list[str], list[str]]:
     return out, err
 
 
+def codec_record(c: dict) -> list[str]:
+    """`archive stats`' lines on the audio codec's own check at ingest, summed over every
+    version (`Store.stats()["codec"]`): the record a decision to skip the check rests on."""
+    def n(k: int, what: str) -> str:
+        return f"{k} {what}{'' if k == 1 else 's'}"
+    out = []
+    if c["checked"] or c["failed"]:
+        failed = (f"{c['failed']} FAILED (stored without the codec, nothing lost; please report "
+                  f"it)" if c["failed"] else "none failed")
+        out.append(f"  {n(c['checked'], 'audio payload')} decoded and checked at ingest, {failed}")
+    if c["unchecked"]:
+        out.append(f"  {n(c['unchecked'], 'audio payload')} stored without that check "
+                   f"(--no-verify-codec); every read still verifies them")
+    if c["versions_unrecorded"]:
+        out.append(f"  {n(c['versions_unrecorded'], 'version')} made before versions recorded "
+                   f"the codec's check")
+    return out
+
+
 def _listed(items: list[dict], verbose: int, line: Callable[[dict], str]) -> list[str]:
     """`line(item)` for the first LIST_MAX items (all of them with -v), then how many more."""
     shown = items if verbose else items[:LIST_MAX]
