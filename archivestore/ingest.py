@@ -65,6 +65,9 @@ BATCH_CHUNKS = 256
 BATCH_BYTES = 4 << 20
 # Chunk ids of the previous version kept to guide an ingest: 32 MB, about 1 TB of project.
 GUIDE_MAX_CHUNKS = 1 << 20
+# Codec-check failures listed in an ingest's result and its snapshot record (all are counted):
+# a codec bug that failed every chunk of a big delivery must not grow either without bound.
+CODEC_FAILED_KEEP = 1000
 
 
 @dataclass
@@ -88,10 +91,12 @@ class IngestResult:
     # the audio codec's own check at ingest (Ingester.verify_codec): payloads decoded and
     # compared with their chunk, and the chunks whose payload decoded to other bytes (a codec
     # bug: each was stored with zstd/raw instead, so nothing is lost; they are reported);
-    # codec_unchecked: payloads stored without the check (--no-verify-codec). All three go
-    # into the snapshot record, the codec's record of trust (`archive stats` sums them).
+    # codec_unchecked: payloads stored without the check (--no-verify-codec). They go into the
+    # snapshot record, the codec's record of trust (`archive stats` sums them). Failures are
+    # all counted (codec_failed_count), the first CODEC_FAILED_KEEP listed.
     codec_checked: int = 0
     codec_failed: list[dict] = field(default_factory=list)
+    codec_failed_count: int = 0
     codec_unchecked: int = 0
 
     def to_json(self) -> dict:
@@ -103,6 +108,7 @@ class IngestResult:
                 "snapshot": self.snapshot_id,
                 "session_check": self.session_check.to_json() if self.session_check else None,
                 "codec_checked": self.codec_checked, "codec_failed": self.codec_failed,
+                "codec_failed_count": self.codec_failed_count,
                 "codec_unchecked": self.codec_unchecked}
 
 
@@ -364,7 +370,9 @@ class Ingester:
                       "message": message or "", "files": res.files, "dirs": res.dirs,
                       "symlinks": res.symlinks, "bytes": res.bytes_in, "tree": tree_ids,
                       "skipped": res.skipped, "codec_checked": res.codec_checked,
-                      "codec_failed": res.codec_failed, "codec_unchecked": res.codec_unchecked}
+                      "codec_failed": res.codec_failed,
+                      "codec_failed_count": res.codec_failed_count,
+                      "codec_unchecked": res.codec_unchecked}
             plain = encode_snapshot(record)
             snap_id, nbytes = self._sink.add_plain(KIND_SNAPSHOT, plain)
             res.bytes_stored += nbytes
@@ -678,6 +686,8 @@ class Ingester:
             elif codec == codecs.PCM:
                 res.codec_unchecked += 1
             if failed:
+                res.codec_failed_count += 1
+            if failed and len(res.codec_failed) < CODEC_FAILED_KEEP:
                 bits, channels, big_endian, is_float = fmt
                 res.codec_failed.append({"chunk": cid.hex(), "bytes": len(chunk), "bits": bits,
                                          "channels": channels, "big_endian": big_endian,

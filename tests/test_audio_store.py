@@ -54,7 +54,8 @@ def test_formats_round_trip_and_use_the_codec(tmp_path, store):
     # every PCM payload was decoded and compared at ingest, and none failed: so the version's
     # record says, and `archive stats` sums it
     assert out["codec_checked"] == len(pcm) and out["codec_failed"] == []
-    assert (rec["codec_checked"], rec["codec_failed"], rec["codec_unchecked"]) == (len(pcm), [], 0)
+    assert (rec["codec_checked"], rec["codec_failed"], rec["codec_failed_count"],
+            rec["codec_unchecked"]) == (len(pcm), [], 0, 0)
     stats = run_json("stats", "--store", store)["codec"]
     assert stats == {"checked": len(pcm), "failed": 0, "unchecked": 0, "versions_unrecorded": 0}
     assert f"{len(pcm)} audio payloads decoded and checked at ingest, none failed" in \
@@ -208,7 +209,7 @@ def test_ingest_verifies_pcm_payloads_against_the_chunk(tmp_path, store, monkeyp
         assert (tmp_path / "r" / "Take.wav").read_bytes() == (src / "Take.wav").read_bytes()
         # every failure is reported, by chunk: the audio chunks of the take (not its header)
         failed = res["codec_failed"]
-        assert failed and res["codec_checked"] == len(failed)
+        assert failed and res["codec_checked"] == len(failed) == res["codec_failed_count"]
         with Store.open(store) as st:
             ids = _ids(st, "Take.wav")
         assert {f["chunk"] for f in failed} <= set(ids) and len(failed) == len(ids) - 1
@@ -223,6 +224,19 @@ def test_ingest_verifies_pcm_payloads_against_the_chunk(tmp_path, store, monkeyp
         assert r.exit_code == 0  # nothing is lost: a warning, not a failure
         assert "the audio codec failed its own check on" in r.stderr
         assert failed[0]["chunk"] in r.stderr
+        # all are counted, the first CODEC_FAILED_KEEP listed (memory and record stay bounded)
+        monkeypatch.setattr("archivestore.ingest.CODEC_FAILED_KEEP", 2)
+        three = tmp_path / "Three"
+        three.mkdir()
+        for i in range(3):  # an audio chunk each
+            write_wav(three / f"Take {i}.wav", music(3.0, 20 + i), RATE, 24)
+        run_cli("init", "--store", tmp_path / "s3")
+        r3 = run_json("ingest", three, "--store", tmp_path / "s3", "--project", "P")
+        assert len(r3["codec_failed"]) == 2 and r3["codec_failed_count"] == 3
+        with Store.open(tmp_path / "s3") as st:
+            _n, rec = st.version("P")
+        assert len(rec["codec_failed"]) == 2 and rec["codec_failed_count"] == 3
+        assert run_json("stats", "--store", tmp_path / "s3")["codec"]["failed"] == 3
     else:
         assert pcm
         assert res["codec_checked"] == 0 and res["codec_failed"] == []

@@ -41,5 +41,5 @@ def test_codec_record_says_what_was_checked():
     lines = codec_record(c)
     assert lines[0].startswith("  40 audio payloads decoded and checked at ingest, 2 FAILED")
     assert lines[1].startswith("  7 audio payloads stored without that check (--no-verify-codec)")
-    assert lines[2] == "  3 versions made before versions recorded the codec's check"
+    assert lines[2] == "  3 versions made before archivestore recorded this check"
     assert codec_record({"checked": 0, "failed": 0, "unchecked": 0, "versions_unrecorded": 0}) == []

@@ -142,7 +142,7 @@ def ingest_summary(res, verbose: int = 0) -> tuple[list[str], list[str]]:
         err.append(f"  {len(res.skipped)} entr{'y' if len(res.skipped) == 1 else 'ies'} not archived:")
         err += _listed(res.skipped, verbose, lambda s: f"    skipped {s['path']}: {s['reason']}")
     if res.codec_failed:
-        n = len(res.codec_failed)
+        n = max(res.codec_failed_count, len(res.codec_failed))
         err.append(f"  warning: the audio codec failed its own check on {n} chunk"
                    f"{'' if n == 1 else 's'} (the payload decoded to other bytes).")
         err.append(f"  {'It was' if n == 1 else 'They were'} stored without the codec, so "
@@ -176,8 +176,8 @@ def codec_record(c: dict) -> list[str]:
         out.append(f"  {n(c['unchecked'], 'audio payload')} stored without that check "
                    f"(--no-verify-codec); every read still verifies them")
     if c["versions_unrecorded"]:
-        out.append(f"  {n(c['versions_unrecorded'], 'version')} made before versions recorded "
-                   f"the codec's check")
+        out.append(f"  {n(c['versions_unrecorded'], 'version')} made before archivestore "
+                   f"recorded this check")
     return out
 
 
