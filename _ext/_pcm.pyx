@@ -374,15 +374,20 @@ cdef extern from *:
         }
     }
     #define PCM_ZZ(v) (((uint64_t)(v) << 1) ^ (uint64_t)((int64_t)(v) >> 63))  /* zigzag */
+    /* The encoder's residual arrays, once their partition sums are worked out, hold the
+       zigzags of the residuals (as uint64 in int64 slots): the Rice writers code them as they
+       are, instead of each working them out again. */
+    #define PCM_RZ(v) ((uint64_t)(v))
     /* Per-partition sums and ORs of zigzag(r[i]) over 2**P partitions of n/2**P samples (the
-       first starts at `order`), for the Rice parameter choice. */
+       first starts at `order`), for the Rice parameter choice; r[i] becomes zigzag(r[i]). */
     static inline __attribute__((always_inline))
-    void pcm_zz_sums_body(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) {
+    void pcm_zz_sums_body(int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) {
         int j, i, ps = n >> P;
         for (j = 0; j < (1 << P); j++) {
             uint64_t s = 0, o = 0;
             for (i = j ? j * ps : order; i < (j + 1) * ps; i++) {
                 uint64_t u = PCM_ZZ(r[i]);
+                r[i] = (int64_t)u;
                 s += u;
                 o |= u;
             }
@@ -390,8 +395,8 @@ cdef extern from *:
             ors[j] = o;
         }
     }
-    /* The fixed predictor's residual of `order` (0..4) over x[order..n) into r, with the
-       per-partition sums and ORs of its zigzags (as pcm_zz_sums of it) in the same pass. */
+    /* The fixed predictor's residual of `order` (0..4) over x[order..n), zigzagged, into r,
+       with the per-partition sums and ORs (as pcm_zz_sums of it) in the same pass. */
     static inline __attribute__((always_inline)) int64_t pcm_fixed_res1(const int O, const int64_t* x, int i) {
         if (O == 0) return x[i];
         if (O == 1) return x[i] - x[i - 1];
@@ -400,7 +405,7 @@ cdef extern from *:
         return x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4];
     }
     #define PCM_FRZ_LOOP(O) for (; i < e; i++) { int64_t v = pcm_fixed_res1(O, x, i); \
-            uint64_t u = PCM_ZZ(v); r[i] = v; s += u; o |= u; } break;
+            uint64_t u = PCM_ZZ(v); r[i] = (int64_t)u; s += u; o |= u; } break;
     static inline __attribute__((always_inline))
     void pcm_fixed_residual_zz_body(const int64_t* x, int64_t* r, int n, int order, int P,
                                     uint64_t* sums, uint64_t* ors) {
@@ -534,11 +539,13 @@ cdef extern from *:
         return 0;
     }
     /* The fused residual loops' vector step: zigzag the four residuals b into the partition's
-       sum and OR lanes; and the lanes' total and OR at the partition's end. */
-    static inline __attribute__((always_inline, target("avx2"))) void pcm_zz_acc4(__m256i b, __m256i* S, __m256i* O) {
+       sum and OR lanes, and return the zigzags (what r holds); and the lanes' total and OR at
+       the partition's end. */
+    static inline __attribute__((always_inline, target("avx2"))) __m256i pcm_zz_acc4(__m256i b, __m256i* S, __m256i* O) {
         __m256i u = _mm256_xor_si256(_mm256_add_epi64(b, b), _mm256_cmpgt_epi64(_mm256_setzero_si256(), b));
         *S = _mm256_add_epi64(*S, u);
         *O = _mm256_or_si256(*O, u);
+        return u;
     }
     static inline __attribute__((always_inline, target("avx2"))) void pcm_zz_lanes(__m256i S, __m256i O, uint64_t* su, uint64_t* ou) {
         uint64_t t4[4] __attribute__((aligned(32)));
@@ -570,8 +577,7 @@ cdef extern from *:
                 __m256d d = _mm256_sub_pd(_mm256_loadu_pd(xd + i),
                                           _mm256_round_pd(s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
                 __m256i b = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(d, bias)), biasb);
-                _mm256_storeu_si256((__m256i*)(r + i), b);
-                pcm_zz_acc4(b, &S, &O);
+                _mm256_storeu_si256((__m256i*)(r + i), pcm_zz_acc4(b, &S, &O));
             }
             pcm_zz_lanes(S, O, &su, &ou);
             for (; i < e; i++) {
@@ -579,8 +585,8 @@ cdef extern from *:
                 uint64_t u;
                 for (t = 0; t < M; t++) sv += (int64_t)q[t] * x[i - 1 - t];
                 v = x[i] - (sv >> sh);
-                r[i] = v;
                 u = PCM_ZZ(v);
+                r[i] = (int64_t)u;
                 su += u;
                 ou |= u;
             }
@@ -629,7 +635,7 @@ cdef extern from *:
     PCM_DISPATCH(void, pcm_fixed_sums_y, (const int32_t* y, int n, int sbits, uint64_t* S), (y, n, sbits, S))
     PCM_DISPATCH(int, pcm_stereo_sums_y, (int32_t* yl, int32_t* yr, int n, int sbits, uint64_t* S), (yl, yr, n, sbits, S))
     PCM_DISPATCH(void, pcm_window, (const int64_t* x, int n, const double* win, double* xd, double* xw), (x, n, win, xd, xw))
-    PCM_DISPATCH(void, pcm_zz_sums, (const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
+    PCM_DISPATCH(void, pcm_zz_sums, (int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors), (r, n, order, P, sums, ors))
     PCM_DISPATCH(void, pcm_or_diff, (const int64_t* x, int n, uint64_t* orv, uint64_t* diff), (x, n, orv, diff))
     static void pcm_fixed_residual_zz_base(const int64_t* x, int64_t* r, int n, int order, int P,
                                            uint64_t* sums, uint64_t* ors)
@@ -665,14 +671,13 @@ cdef extern from *:
             e = (j + 1) * ps;
             for (; i + 4 <= e; i += 4) {
                 __m256i b = pcm_fres4(O, x + i);
-                _mm256_storeu_si256((__m256i*)(r + i), b);
-                pcm_zz_acc4(b, &S, &O4);
+                _mm256_storeu_si256((__m256i*)(r + i), pcm_zz_acc4(b, &S, &O4));
             }
             pcm_zz_lanes(S, O4, &su, &ou);
             for (; i < e; i++) {
                 int64_t v = pcm_fixed_res1(O, x, i);
                 uint64_t u = PCM_ZZ(v);
-                r[i] = v;
+                r[i] = (int64_t)u;
                 su += u;
                 ou |= u;
             }
@@ -1007,10 +1012,10 @@ cdef extern from *:
             pcm_put(w, u & ((((uint64_t)1) << k) - 1), k);
         }
     }
-    /* Rice codes (parameter k) of zigzag(r[i]), i in [i, end): G consecutive codes (G from k,
+    /* Rice codes (parameter k) of the zigzags r[i] (PCM_RZ), i in [i, end): G consecutive codes (G from k,
        so that a group usually fits) are joined into one put when together they are at most
        56 bits long; the bitstream is the same as one put per code. */
-    #define PCM_RC(j) uint64_t u##j = PCM_ZZ(r[i + j]), q##j = u##j >> k, \
+    #define PCM_RC(j) uint64_t u##j = PCM_RZ(r[i + j]), q##j = u##j >> k, \
                       c##j = (((u##j & mk) << 1) | 1)
     static inline __attribute__((always_inline))
     void pcm_rice_codes_body(pcm_bw* bw, const int64_t* r, int i, int end, int k) {
@@ -1051,7 +1056,7 @@ cdef extern from *:
                 }
             }
         }
-        for (; i < end; i++) pcm_put_rice1(&w, PCM_ZZ(r[i]), k);
+        for (; i < end; i++) pcm_put_rice1(&w, PCM_RZ(r[i]), k);
         *bw = w;
     }
     static void pcm_rice_codes_base(pcm_bw* bw, const int64_t* r, int i, int end, int k) {
@@ -1073,8 +1078,8 @@ cdef extern from *:
             PC = _mm256_or_si256(c_, _mm256_sllv_epi64(_mm256_shuffle_epi32(c_, 0x4E), l_)); \
             PL = _mm256_add_epi64(l_, _mm256_shuffle_epi32(l_, 0x4E)); \
         } while (0)
-    #define PCM_ZZ4(ptr) ({ __m256i rv_ = _mm256_loadu_si256((const __m256i*)(ptr)); \
-                            _mm256_xor_si256(_mm256_add_epi64(rv_, rv_), _mm256_cmpgt_epi64(zero, rv_)); })
+    /* four of a residual array's zigzags (PCM_RZ) */
+    #define PCM_ZZ4(ptr) _mm256_loadu_si256((const __m256i*)(ptr))
     /* Codes of 16 residuals at a time are worked out 4 per vector and joined in pairs; the
        pairs are then written one put each (a pair longer than 56 bits: one code at a time;
        16 residuals with a quotient of 64 or more: the scalar writer). */
@@ -1136,8 +1141,8 @@ cdef extern from *:
                 if (pl[j] <= 56) {
                     pcm_put(&w, pc[j], (int)pl[j]);
                 } else {
-                    pcm_put_rice1(&w, PCM_ZZ(r[i + 2 * j]), k);
-                    pcm_put_rice1(&w, PCM_ZZ(r[i + 2 * j + 1]), k);
+                    pcm_put_rice1(&w, PCM_RZ(r[i + 2 * j]), k);
+                    pcm_put_rice1(&w, PCM_RZ(r[i + 2 * j + 1]), k);
                 }
             }
         }
@@ -1184,7 +1189,7 @@ cdef extern from *:
         int i, j, G;
         for (i = i0; i + 8 <= end; i += 8) {
             uint64_t q[8], pos[8], s = 0, v = 0;
-            for (j = 0; j < 8; j++) { q[j] = PCM_ZZ(r[i + j]) >> k; pos[j] = s + q[j]; s += q[j] + 1; }
+            for (j = 0; j < 8; j++) { q[j] = PCM_RZ(r[i + j]) >> k; pos[j] = s + q[j]; s += q[j] + 1; }
             if (__builtin_expect(s <= 56, 1)) {
                 for (j = 0; j < 8; j++) v |= ((uint64_t)1) << pos[j];
                 pcm_put(&w, v, (int)s);
@@ -1192,7 +1197,7 @@ cdef extern from *:
                 for (j = 0; j < 8; j++) pcm_put_unary(&w, q[j]);
             }
         }
-        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        for (; i < end; i++) pcm_put_unary(&w, PCM_RZ(r[i]) >> k);
         if (k) {
             G = 56 / k;
             if (G > 8) G = 8;
@@ -1200,17 +1205,17 @@ cdef extern from *:
             if (G == 8) {
                 for (; i + 8 <= end; i += 8) {
                     uint64_t v = 0;
-                    for (j = 0; j < 8; j++) v |= (PCM_ZZ(r[i + j]) & mk) << (j * k);
+                    for (j = 0; j < 8; j++) v |= (PCM_RZ(r[i + j]) & mk) << (j * k);
                     pcm_put(&w, v, 8 * k);
                 }
             } else if (G >= 2) {
                 for (; i + G <= end; i += G) {
                     uint64_t v = 0;
-                    for (j = 0; j < G; j++) v |= (PCM_ZZ(r[i + j]) & mk) << (j * k);
+                    for (j = 0; j < G; j++) v |= (PCM_RZ(r[i + j]) & mk) << (j * k);
                     pcm_put(&w, v, G * k);
                 }
             }
-            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & mk, k);
+            for (; i < end; i++) pcm_put(&w, PCM_RZ(r[i]) & mk, k);
         }
         *bw = w;
     }
@@ -1261,7 +1266,6 @@ cdef extern from *:
        to a put, by k); both AVX2 writers */
     static __attribute__((target("avx2,bmi,bmi2"))) inline __attribute__((always_inline))
     void pcm_low2_avx2(pcm_bw* pw, const int64_t* r, int i0, int end, int k) {
-        const __m256i zero = _mm256_setzero_si256();  /* PCM_ZZ4 */
         const __m256i mkv = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1));
         const __m128i kc = _mm_cvtsi32_si128(k), k2c = _mm_cvtsi32_si128(2 * k);
         uint64_t a[8] __attribute__((aligned(32)));
@@ -1294,13 +1298,12 @@ cdef extern from *:
                 if (k > 7) pcm_put128(&w, fa | (fb << (4 * k)), fb >> (64 - 4 * k), 8 * k);
                 else pcm_put(&w, fa | (fb << (4 * k)), 8 * k);
             }
-            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+            for (; i < end; i++) pcm_put(&w, PCM_RZ(r[i]) & (((uint64_t)1 << k) - 1), k);
         }
         *pw = w;
     }
     static __attribute__((target("avx2,bmi,bmi2"))) void pcm_rice2_codes_avx2(
             pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
-        const __m256i zero = _mm256_setzero_si256();  /* PCM_ZZ4 */
         const __m128i kc = _mm_cvtsi32_si128(k);
         pcm_bw w = *bw;
         int i, h;
@@ -1309,7 +1312,7 @@ cdef extern from *:
             for (h = 0; h < 4; h++) q[h] = _mm256_srl_epi64(PCM_ZZ4(r + i + 4 * h), kc);
             pcm_unary16_avx2(&w, q);
         }
-        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        for (; i < end; i++) pcm_put_unary(&w, PCM_RZ(r[i]) >> k);
         pcm_low2_avx2(&w, r, i0, end, k);
         *bw = w;
     }
@@ -1341,7 +1344,6 @@ cdef extern from *:
         return _mm_unpacklo_epi16(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
     }
     static PCM_AVX2P void pcm_rice2_codes_avx2p(pcm_bw* bw, const int64_t* r, int i0, int end, int k) {
-        const __m256i zero = _mm256_setzero_si256();
         const __m256i not7 = _mm256_set1_epi64x(~(long long)7);
         const __m256i mkv = _mm256_set1_epi64x((long long)((((uint64_t)1) << k) - 1));
         const __m128i kc = _mm_cvtsi32_si128(k);
@@ -1364,7 +1366,7 @@ cdef extern from *:
                 pcm_unary16_avx2(&w, q);
             }
         }
-        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        for (; i < end; i++) pcm_put_unary(&w, PCM_RZ(r[i]) >> k);
         if (k && k <= 8) {
             const uint64_t m8 = 0x0101010101010101ULL * ((((uint64_t)1) << k) - 1);
             for (i = i0; i + 16 <= end; i += 16) {
@@ -1379,7 +1381,7 @@ cdef extern from *:
                     pcm_put128(&w, L1, 0, 64);
                 }
             }
-            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+            for (; i < end; i++) pcm_put(&w, PCM_RZ(r[i]) & (((uint64_t)1 << k) - 1), k);
             k = 0;  /* done */
         } else if (k > 8 && k < 16) {
             const uint64_t m16 = 0x0001000100010001ULL * ((((uint64_t)1) << k) - 1);
@@ -1393,7 +1395,7 @@ cdef extern from *:
                 pcm_put128(&w, p0 | (p1 << (4 * k)), p1 >> (64 - 4 * k), 8 * k);
                 pcm_put128(&w, p2 | (p3 << (4 * k)), p3 >> (64 - 4 * k), 8 * k);
             }
-            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+            for (; i < end; i++) pcm_put(&w, PCM_RZ(r[i]) & (((uint64_t)1 << k) - 1), k);
             k = 0;  /* done */
         }
         if (k) pcm_low2_avx2(&w, r, i0, end, k);  /* k > 15 */
@@ -2117,8 +2119,7 @@ cdef extern from *:
     static PCM_AVX512 inline uint64_t pcm_lane7(__m512i v) {
         return (uint64_t)_mm_extract_epi64(_mm512_extracti32x4_epi32(v, 3), 1);
     }
-    #define PCM_ZZ8(ptr) ({ __m512i rv_ = _mm512_loadu_si512((const void*)(ptr)); \
-                            _mm512_xor_si512(_mm512_add_epi64(rv_, rv_), _mm512_srai_epi64(rv_, 63)); })
+    #define PCM_ZZ8(ptr) _mm512_loadu_si512((const void*)(ptr))  /* eight zigzags (PCM_RZ) */
     /* eight codes of the unary stream: where every q < 8, each code 1 << q is a byte (bytes
        B), its q + 1 bits the mask B | (B - 1) (per byte: no borrow), and pext packs them into
        popcount(mask) bits; where every q < 16, the same in 16-bit words, four to a pext */
@@ -2165,7 +2166,7 @@ cdef extern from *:
             }
         }
         for (; i + 8 <= end; i += 8) pcm_unary8_avx512(&w, _mm512_srl_epi64(PCM_ZZ8(r + i), kc));
-        for (; i < end; i++) pcm_put_unary(&w, PCM_ZZ(r[i]) >> k);
+        for (; i < end; i++) pcm_put_unary(&w, PCM_RZ(r[i]) >> k);
         /* the low parts, eight a step: for k <= 15 the low bytes (words) of the eight
            zigzagged residuals, their low k bits packed by pext */
         if (k && k <= 8) {
@@ -2175,7 +2176,7 @@ cdef extern from *:
                 if (k < 8) pcm_put(&w, _pext_u64(L, m8), 8 * k);
                 else pcm_put128(&w, L, 0, 64);
             }
-            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+            for (; i < end; i++) pcm_put(&w, PCM_RZ(r[i]) & (((uint64_t)1 << k) - 1), k);
             k = 0;  /* done */
         } else if (k > 8 && k < 16) {
             const uint64_t m16 = 0x0001000100010001ULL * ((((uint64_t)1) << k) - 1);
@@ -2185,7 +2186,7 @@ cdef extern from *:
                 uint64_t p1 = _pext_u64((uint64_t)_mm_extract_epi64(L, 1), m16);
                 pcm_put128(&w, p0 | (p1 << (4 * k)), p1 >> (64 - 4 * k), 8 * k);
             }
-            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+            for (; i < end; i++) pcm_put(&w, PCM_RZ(r[i]) & (((uint64_t)1 << k) - 1), k);
             k = 0;  /* done */
         }
         /* k > 15: the low parts, eight a step, joined in registers into puts of up to 120 bits */
@@ -2219,7 +2220,7 @@ cdef extern from *:
                 lo = _mm512_or_si512(lo, _mm512_sll_epi64(_mm512_alignr_epi64(zero, lo, 4), k4c));
                 pcm_put(&w, (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(lo)), 8 * k);
             }
-            for (; i < end; i++) pcm_put(&w, PCM_ZZ(r[i]) & (((uint64_t)1 << k) - 1), k);
+            for (; i < end; i++) pcm_put(&w, PCM_RZ(r[i]) & (((uint64_t)1 << k) - 1), k);
         }
         *bw = w;
     }
@@ -2678,7 +2679,7 @@ cdef extern from *:
     int pcm_fast_pext
     int pcm_store_mono_le(uint8_t* p, int n, int bits, const int64_t* x) nogil
     int pcm_store_stereo_le(uint8_t* p, int n, int bits, const int64_t* L, const int64_t* R) nogil
-    void pcm_zz_sums(const int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
+    void pcm_zz_sums(int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
     void pcm_fixed_residual_zz(const int64_t* x, int64_t* r, int n, int order, int P, uint64_t* sums, uint64_t* ors) nogil
     int pcm_lpc_residual_zz(const double* xd, const int64_t* x, int64_t* r, int n, const int32_t* q, int m, int sh, int P, uint64_t* sums, uint64_t* ors) nogil
     void pcm_or_diff(const int64_t* x, int n, uint64_t* orv, uint64_t* diff) nogil
@@ -2759,6 +2760,7 @@ def _rice2_codes(r, int k):
     cdef Py_ssize_t n = rv.shape[0], i
     cdef uint64_t bits = 0, q
     cdef uint8_t[::1] ob
+    cdef int64_t* zz
     cdef pcm_bw w
     if not 0 <= k <= 56 or n >= 1 << 24:
         raise ValueError("k or length out of range")
@@ -2774,7 +2776,13 @@ def _rice2_codes(r, int k):
     w.nb = 0
     w.bad = 0
     if n:
-        pcm_rice2_codes(&w, &rv[0], 0, <int>n, k)
+        zz = <int64_t*>malloc(sizeof(int64_t) * n)
+        if zz == NULL:
+            raise MemoryError()
+        for i in range(n):
+            zz[i] = <int64_t>PCM_ZZ(rv[i])  # what the encoder's residual arrays hold
+        pcm_rice2_codes(&w, zz, 0, <int>n, k)
+        free(zz)
     # a put leaves the pending bits stored at out[pos] (as encode relies on at its end)
     return bytes(ob[:w.pos + (1 if w.nb else 0)]), bool(w.bad)
 
