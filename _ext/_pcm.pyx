@@ -3065,6 +3065,7 @@ cdef double BLOCK_WIN_SUM2 = 0.0
 make_window(BLOCK_WIN, BLOCK)
 for _i in range(BLOCK):
     BLOCK_WIN_SUM2 += BLOCK_WIN[_i] * BLOCK_WIN[_i]
+del _i
 
 
 cdef int lpc_analyze(Enc* e, const int64_t* x, const int32_t* y, int n, int bits, int32_t* qc,

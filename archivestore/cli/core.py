@@ -302,6 +302,11 @@ def fsck(store_path, read_data, rebuild_index, repair, heal_from, as_json, quiet
 def stats(store_path, as_json):
     """Show what the store holds and how much dedup and compression saved.
 
+    Also the audio codec's record: how many audio payloads ingest decoded and checked before
+    storing them, and whether any failed (a failed one is stored without the codec, so nothing
+    is lost). That record, summed over every version, is what a decision to skip the check
+    (ingest --no-verify-codec) can rest on.
+
     \b
     Example:
       archive stats --store /Volumes/Archive/store
