@@ -687,11 +687,11 @@ class Ingester:
                 res.codec_unchecked += 1
             if failed:
                 res.codec_failed_count += 1
-            if failed and len(res.codec_failed) < CODEC_FAILED_KEEP:
-                bits, channels, big_endian, is_float = fmt
-                res.codec_failed.append({"chunk": cid.hex(), "bytes": len(chunk), "bits": bits,
-                                         "channels": channels, "big_endian": big_endian,
-                                         "float": is_float})
+                if len(res.codec_failed) < CODEC_FAILED_KEEP:
+                    bits, channels, big_endian, is_float = fmt
+                    res.codec_failed.append({"chunk": cid.hex(), "bytes": len(chunk),
+                                             "bits": bits, "channels": channels,
+                                             "big_endian": big_endian, "float": is_float})
             self._unadded.discard(cid)
             res.bytes_new += len(chunk)
             res.chunks_new += 1

@@ -384,7 +384,7 @@ class Store:
                 codec["versions_unrecorded"] += 1
                 continue
             codec["checked"] += rec["codec_checked"]
-            codec["failed"] += rec.get("codec_failed_count", len(rec.get("codec_failed", ())))
+            codec["failed"] += rec.get("codec_failed_count", 0)
             codec["unchecked"] += rec.get("codec_unchecked", 0)
         return {"projects": len(projects), "versions": s["versions"], "chunks": s["chunks"],
                 "bytes_logical": logical, "bytes_unique": s["bytes_unique"],

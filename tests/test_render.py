@@ -11,6 +11,7 @@ def _result(n: int) -> IngestResult:
     res.skipped = [{"path": f"f{i}", "reason": "is a FIFO, not archived"} for i in range(n)]
     res.codec_failed = [{"chunk": f"{i:064x}", "bytes": 1000, "bits": 24, "channels": 2,
                          "big_endian": False, "float": False} for i in range(n)]
+    res.codec_failed_count = n
     return res
 
 
@@ -32,6 +33,20 @@ def test_short_lists_are_whole():
     assert "  1 entry not archived:" in err and "    skipped f0: is a FIFO, not archived" in err
     assert any("failed its own check on 1 chunk " in ln for ln in err)
     assert not any("more (-v lists all)" in ln for ln in err)
+
+
+def test_failures_past_the_kept_ones_are_counted_not_listed():
+    """Ingest keeps the first CODEC_FAILED_KEEP failures and counts all: the summary gives the
+    count, lists what was kept, and does not promise that -v lists the rest."""
+    res = _result(LIST_MAX + 2)
+    res.skipped = []
+    res.codec_failed_count = 5000
+    _out, err = ingest_summary(res)
+    assert any("failed its own check on 5000 chunks" in ln for ln in err)
+    assert f"    … and {5000 - LIST_MAX} more (-v lists the first {LIST_MAX + 2})" in err
+    _out, err = ingest_summary(res, verbose=1)
+    assert sum(ln.startswith("    chunk ") for ln in err) == LIST_MAX + 2
+    assert "    … and 4988 more" in err
 
 
 def test_codec_record_says_what_was_checked():

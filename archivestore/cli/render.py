@@ -141,8 +141,8 @@ def ingest_summary(res, verbose: int = 0) -> tuple[list[str], list[str]]:
     if res.skipped:
         err.append(f"  {len(res.skipped)} entr{'y' if len(res.skipped) == 1 else 'ies'} not archived:")
         err += _listed(res.skipped, verbose, lambda s: f"    skipped {s['path']}: {s['reason']}")
-    if res.codec_failed:
-        n = max(res.codec_failed_count, len(res.codec_failed))
+    if res.codec_failed_count:
+        n = res.codec_failed_count
         err.append(f"  warning: the audio codec failed its own check on {n} chunk"
                    f"{'' if n == 1 else 's'} (the payload decoded to other bytes).")
         err.append(f"  {'It was' if n == 1 else 'They were'} stored without the codec, so "
@@ -152,7 +152,7 @@ def ingest_summary(res, verbose: int = 0) -> tuple[list[str], list[str]]:
                        lambda f: f"    chunk {f['chunk']} ({f['bytes']} bytes, {f['bits']}-bit"
                                  f"{' float' if f['float'] else ''}, {f['channels']} channel"
                                  f"{'' if f['channels'] == 1 else 's'}"
-                                 f"{', big-endian' if f['big_endian'] else ''})")
+                                 f"{', big-endian' if f['big_endian'] else ''})", total=n)
     if res.session_check is not None:
         lines = render_session_check(res.session_check, "", verbose=bool(verbose))
         (err if not res.session_check.ok else out).extend(lines)
@@ -181,12 +181,17 @@ def codec_record(c: dict) -> list[str]:
     return out
 
 
-def _listed(items: list[dict], verbose: int, line: Callable[[dict], str]) -> list[str]:
-    """`line(item)` for the first LIST_MAX items (all of them with -v), then how many more."""
+def _listed(items: list[dict], verbose: int, line: Callable[[dict], str],
+            total: int | None = None) -> list[str]:
+    """`line(item)` for the first LIST_MAX items (all of them with -v), then how many more of
+    `total` (default: len(items); more when only the first ones were kept)."""
+    total = len(items) if total is None else total
     shown = items if verbose else items[:LIST_MAX]
     out = [line(i) for i in shown]
-    if len(shown) < len(items):
-        out.append(f"    … and {len(items) - len(shown)} more (-v lists all)")
+    if len(shown) < total:
+        hint = ("" if verbose else " (-v lists all)" if len(items) == total
+                else f" (-v lists the first {len(items)})")
+        out.append(f"    … and {total - len(shown)} more{hint}")
     return out
 
 
