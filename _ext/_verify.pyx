@@ -194,6 +194,7 @@ cdef extern from *:
     int vfy_force
 
 vfy_init_tables()
+vfy_clmul_available()  # the CPU checks once, at import (not raced by the first two callers)
 
 # Below this many bytes the GIL is kept: releasing it costs more than the work.
 cdef Py_ssize_t NOGIL_MIN = 16384
