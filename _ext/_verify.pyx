@@ -77,6 +77,19 @@ cdef extern from *:
         return _mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11));
     }
 
+    /* The end of both folding loops: the last lane x takes the rest 16 bytes at a time, and
+       what is left (x and fewer than 16 bytes) goes through the table loop. */
+    __attribute__((target("pclmul,sse2")))
+    static inline uint32_t vfy_clmul_finish(__m128i x, __m128i k128, const uint8_t* p, size_t n) {
+        uint8_t lane[16];
+        while (n >= 16) {
+            x = _mm_xor_si128(vfy_fold(x, k128), _mm_loadu_si128((const __m128i*)p));
+            p += 16; n -= 16;
+        }
+        _mm_storeu_si128((__m128i*)lane, x);
+        return vfy_crc_table(vfy_crc_table(0, lane, 16), p, n);
+    }
+
     /* Raw register update for n >= 64 bytes. */
     __attribute__((target("pclmul,sse2")))
     static uint32_t vfy_crc_clmul(uint32_t c, const uint8_t* p, size_t n) {
@@ -98,20 +111,14 @@ cdef extern from *:
         x1 = _mm_xor_si128(x1, vfy_fold(x0, k128));
         x2 = _mm_xor_si128(x2, vfy_fold(x1, k128));
         x3 = _mm_xor_si128(x3, vfy_fold(x2, k128));
-        while (n >= 16) {
-            x3 = _mm_xor_si128(vfy_fold(x3, k128), _mm_loadu_si128((const __m128i*)p));
-            p += 16; n -= 16;
-        }
-        uint8_t lane[16];
-        _mm_storeu_si128((__m128i*)lane, x3);
-        c = vfy_crc_table(0, lane, 16);
-        return vfy_crc_table(c, p, n);
+        return vfy_clmul_finish(x3, k128, p, n);
     }
 
     /* The same folding eight lanes at a time, two in each 256-bit register (VPCLMULQDQ: two
        carry-less multiplies per instruction, where the CPU issues them at the rate of one
        128-bit one), d = 1024; the eight lanes are then folded into one in message order with
-       the d = 128 constants and the rest goes as in vfy_crc_clmul. Raw update for n >= 128. */
+       the d = 128 constants and the rest goes through vfy_clmul_finish. Raw update for
+       n >= 128. */
     static const uint64_t VFY_K1024[2] = {0x7d657a1000000000ull, 0x7406fa9500000000ull};
 
     __attribute__((target("vpclmulqdq,pclmul,avx2")))
@@ -144,14 +151,7 @@ cdef extern from *:
         x = _mm_xor_si128(_mm256_extracti128_si256(y2, 1), vfy_fold(x, k128));
         x = _mm_xor_si128(_mm256_castsi256_si128(y3), vfy_fold(x, k128));
         x = _mm_xor_si128(_mm256_extracti128_si256(y3, 1), vfy_fold(x, k128));
-        while (n >= 16) {
-            x = _mm_xor_si128(vfy_fold(x, k128), _mm_loadu_si128((const __m128i*)p));
-            p += 16; n -= 16;
-        }
-        uint8_t lane[16];
-        _mm_storeu_si128((__m128i*)lane, x);
-        c = vfy_crc_table(0, lane, 16);
-        return vfy_crc_table(c, p, n);
+        return vfy_clmul_finish(x, k128, p, n);
     }
 
     static int vfy_use_clmul = -1, vfy_use_vclmul = 0;
