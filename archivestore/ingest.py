@@ -8,7 +8,7 @@ data, tree parts and the snapshot record) is indexed in the transaction recordin
 
 A project's previous version guides the next (`_Guide`): a file is first tried against the
 chunks it had, so unchanged bytes skip the content-defined scan and, when the whole file is
-unchanged, the second BLAKE3 pass. A file at a path the previous version did not have is
+unchanged, the whole-file digest. A file at a path the previous version did not have is
 matched by its size and first chunks to the file it was moved from (`_moved_from`). The cuts
 and ids are exactly those of a plain ingest.
 
@@ -318,7 +318,10 @@ class Ingester:
                 total += len(chunks)
                 if total > GUIDE_MAX_CHUNKS:
                     break
-                guides[e["path"]] = (e["size"], e["digest"],
+                # a digest of another kind (a version before XXH128 digests) cannot stand in
+                # for this file's: "" makes the file hashed as it is read
+                digest = e["digest"] if hashing.digest_alg(e) == hashing.FILE_DIGEST else ""
+                guides[e["path"]] = (e["size"], digest,
                                      b"".join(bytes.fromhex(c) for c in chunks))
         except (ArchiveError, KeyError, TypeError, ValueError):
             pass  # a damaged or odd old version only costs the guidance; fsck reports it
@@ -536,7 +539,8 @@ class Ingester:
         guidable = bool(proj.guides) and st.st_size > params.min
         guide = self._guide(proj, rel) if guidable else None
         # while the file is its previous version chunk for chunk, its digest is that version's
-        deferred = guide is not None and guide.size == st.st_size and proj.reread_ok
+        deferred = (guide is not None and guide.size == st.st_size and bool(guide.digest)
+                    and proj.reread_ok)
         # no file at this path before: its first chunks may name the file it was moved from
         moved = guidable and guide is None
         cands: list[str] | None = None
@@ -570,7 +574,7 @@ class Ingester:
                 if moved:
                     guide, cands = self._moved_from(proj, st.st_size, len(ids), cid, cands)
                     moved = cands is not None
-                    if guide is not None and proj.reread_ok:
+                    if guide is not None and guide.digest and proj.reread_ok:
                         # deferred like any guide's digest: it starts over (chunk 0 may be in it)
                         digest, deferred = hashing.FileDigest(), True
                 known = False
@@ -605,7 +609,8 @@ class Ingester:
             if deferred:
                 _digest_prefix(f, digest, size, params)
             hexdigest = digest.hexdigest()
-        entry = {"type": "file", "size": size, "chunks": ids, "digest": hexdigest}
+        entry = {"type": "file", "size": size, "chunks": ids, "digest": hexdigest,
+                 "digest_alg": hashing.FILE_DIGEST}
         if info is not None:
             entry["audio"] = info.to_manifest()
         return {"path": rel, **entry}

@@ -250,7 +250,8 @@ class Restorer:
         both entries record the same bytes and inode attributes (the source was one inode);
         False leaves `e` to be written as a file of its own (also on a filesystem without
         hard links)."""
-        if any(first.get(k) != e.get(k) for k in ("digest", "size", "mode", "mtime_ns")):
+        if any(first.get(k) != e.get(k)
+               for k in ("digest", "digest_alg", "size", "mode", "mtime_ns")):
             return False
         validate_entry(e)
         dest = self._safe_parent(root, e["path"])
@@ -289,7 +290,7 @@ class Restorer:
         dest = self._safe_parent(root, rel)
         self._make_parent(dest)
         tmp = self._partial(dest)
-        digest = hashing.FileDigest()
+        digest = hashing.file_digest(e)  # XXH3-128, or BLAKE3-256 for older versions
         written = 0
         window: deque = deque()
         ids = self._located(e["chunks"])

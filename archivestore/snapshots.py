@@ -12,8 +12,14 @@ from typing import Callable, Iterable, Iterator
 
 from . import jsontext
 from .errors import FormatError, UsageError
+from .hashing import FILE_DIGEST
 
-SNAPSHOT_VERSION = 1
+# Version 2 records list file entries whose whole-file digest is XXH3-128 (`digest_alg`);
+# version 1 records, BLAKE3-256. Both are read; a record of a later version is refused, so an
+# older archivestore never checks a restore against a digest it cannot compute.
+SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSIONS_READ = (1, 2)
+DIGEST_ALGS = (FILE_DIGEST,)  # `digest_alg` values a file entry may name (absent: BLAKE3-256)
 # A tree part closes at ~4 MiB of JSON so that building and reading a manifest of any size
 # holds one part in memory.
 TREE_PART_BYTES = 4 * 1024 * 1024
@@ -55,6 +61,10 @@ def validate_entry(e: dict) -> dict:
         for c in chunks:
             if not isinstance(c, str) or len(c) != 64:
                 raise FormatError(f"bad chunk id in {e['path']!r}")
+        if not isinstance(e.get("digest", ""), str):
+            raise FormatError(f"bad digest in {e['path']!r}")
+        if "digest_alg" in e and e["digest_alg"] not in DIGEST_ALGS:
+            raise FormatError(f"unknown digest algorithm {e['digest_alg']!r} in {e['path']!r}")
         if "hardlink" in e:
             validate_path(e["hardlink"])
     elif t == "symlink" and not isinstance(e.get("target"), str):
@@ -124,7 +134,7 @@ def parse_snapshot(data: bytes) -> dict:
         rec = json.loads(bytes(data))
     except ValueError:
         raise FormatError("snapshot record is not JSON") from None
-    if not isinstance(rec, dict) or rec.get("v") != SNAPSHOT_VERSION:
+    if not isinstance(rec, dict) or rec.get("v") not in SNAPSHOT_VERSIONS_READ:
         raise FormatError("unsupported snapshot record version")
     for field, typ in (("project", str), ("version", int), ("tree", list)):
         if not isinstance(rec.get(field), typ):

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .. import catalog, findindex, sessions
+from .. import catalog, findindex, hashing, sessions
 from ..errors import EXIT_DAMAGE, UsageError
 from ..snapshots import path_selected
 from . import cli
@@ -80,8 +80,9 @@ def _term_width() -> int:
 
 
 def diff_versions(old: list[dict], new: list[dict]) -> dict:
-    """Added, removed, changed and renamed entries between two trees (renamed = same digest,
-    different path; a file whose path and bytes are unchanged is not listed)."""
+    """Added, removed, changed and renamed entries between two trees (renamed = same bytes,
+    different path; a file whose path and bytes are unchanged is not listed). Bytes compare by
+    digest, or by chunk list between versions of different digests (hashing.same_content)."""
     a = {e["path"]: e for e in old}
     b = {e["path"]: e for e in new}
     added = [b[p] for p in b if p not in a]
@@ -89,19 +90,21 @@ def diff_versions(old: list[dict], new: list[dict]) -> dict:
     changed = []
     for p in a.keys() & b.keys():
         x, y = a[p], b[p]
-        if x["type"] != y["type"] or (x["type"] == "file" and x.get("digest") != y.get("digest")) \
+        if x["type"] != y["type"] or (x["type"] == "file" and not hashing.same_content(x, y)) \
                 or (x["type"] == "symlink" and x.get("target") != y.get("target")):
             changed.append((x, y))
     changed.sort(key=lambda xy: xy[0]["path"])
-    by_digest: dict[str, list[dict]] = {}
+    # added files by content: the chunk list is the same key whatever each version's digest
+    by_content: dict[tuple, list[dict]] = {}
     for e in added:
         if e["type"] == "file":
-            by_digest.setdefault(e["digest"], []).append(e)
+            by_content.setdefault((e.get("size"), hashing.content_key(e)), []).append(e)
     renamed = []
     gone = set()
     for e in removed:
-        if e["type"] == "file" and by_digest.get(e["digest"]):
-            to = by_digest[e["digest"]].pop(0)
+        key = (e.get("size"), hashing.content_key(e)) if e["type"] == "file" else None
+        if e["type"] == "file" and by_content.get(key):
+            to = by_content[key].pop(0)
             renamed.append((e, to))
             gone.add(e["path"])
             gone.add(to["path"])
@@ -142,7 +145,9 @@ def diff(project, a, b, store_path, as_json):
     with open_store(store_path) as st:
         na, ra = st.version(project, a)
         nb, rb = st.version(project, b)
-        strip = lambda es: [{k: v for k, v in e.items() if k != "chunks"} for e in es]  # noqa: E731
+        # a tree's chunk lists can be millions of ids: each file keeps their 32-byte key
+        strip = lambda es: [{**{k: v for k, v in e.items() if k != "chunks"},  # noqa: E731
+                             "content": hashing.content_key(e)} for e in es]
         out = diff_versions(strip(st.iter_tree(ra)), strip(st.iter_tree(rb)))
     out = {"project": project, "from": na, "to": nb, **out}
     if as_json:
