@@ -39,9 +39,10 @@ class FileDigest:
 
     __slots__ = ("_h",)
     alg = FILE_DIGEST
+    _new = xxhash.xxh3_128
 
     def __init__(self) -> None:
-        self._h = xxhash.xxh3_128()
+        self._h = self._new()
 
     def update(self, data) -> None:
         self._h.update(data)
@@ -50,20 +51,12 @@ class FileDigest:
         return self._h.hexdigest()
 
 
-class Blake3FileDigest:
+class Blake3FileDigest(FileDigest):
     """The whole-file digest of entries written before `digest_alg` (BLAKE3-256, as `b3sum`)."""
 
-    __slots__ = ("_h",)
+    __slots__ = ()
     alg = LEGACY_DIGEST
-
-    def __init__(self) -> None:
-        self._h = blake3.blake3()
-
-    def update(self, data) -> None:
-        self._h.update(data)
-
-    def hexdigest(self) -> str:
-        return self._h.hexdigest()
+    _new = blake3.blake3
 
 
 _BY_ALG = {FILE_DIGEST: FileDigest, LEGACY_DIGEST: Blake3FileDigest}

@@ -23,6 +23,7 @@ from archivestore.snapshots import TreeBuilder, encode_snapshot, parse_snapshot,
 
 from .audio_helpers import write_wav
 from .conftest import run_cli, run_json
+from .test_guided_ingest import _count_digest_bytes
 
 
 def _project(root: Path) -> Path:
@@ -170,13 +171,7 @@ def test_guided_ingest_never_reuses_a_legacy_digest(tmp_path, monkeypatch):
     _legacy_copy(store)
     # and one file moved: it is guided by the legacy entry it came from (ingest._moved_from)
     (src / "Audio Files" / "Vox_01.wav").rename(src / "Audio Files" / "Vox comp_01.wav")
-    fed = {"bytes": 0}
-    update = hashing.FileDigest.update
-
-    def counting(self, data):
-        fed["bytes"] += len(data)
-        update(self, data)
-    monkeypatch.setattr(hashing.FileDigest, "update", counting)
+    fed = _count_digest_bytes(monkeypatch)
     with Store.open(store) as st:
         Ingester(st).ingest(src)
     after = _files(store)
