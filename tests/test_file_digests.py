@@ -201,3 +201,49 @@ def test_same_content():
     assert not hashing.same_content(a, dict(legacy, chunks=["bb" * 32]))
     assert hashing.file_digest(legacy).alg == "blake3"
     assert hashing.file_digest(a).alg == "xxh128"
+
+
+def test_checksum_list_checks_a_restore_with_xxhsum(tmp_path, store):
+    src = _project(tmp_path)
+    (src / "Audio Files" / "odd \\ name.wav").write_bytes(b"RIFF odd")
+    run_cli("ingest", src, "--store", store)
+    sums = run_cli("ls", "Song", "--checksums", "--store", store).stdout
+    files = _files(store)
+    assert sorted(sums.splitlines()) == sorted(f"{e['digest']}  {p}" for p, e in files.items())
+    only = run_cli("ls", "Song", "Audio Files", "--checksums", "--store", store).stdout
+    assert len(only.splitlines()) == 4 and all("  Audio Files/" in ln for ln in only.splitlines())
+    r = run_cli("ls", "Song", "--checksums", "--json", "--store", store, expect=2)
+    assert "--checksums" in r.output
+    if shutil.which("xxhsum") is None:
+        pytest.skip("xxhsum (Debian package xxhash) is not installed")
+    out = tmp_path / "out"
+    run_cli("restore", "Song", "--store", store, "--to", out)
+    (tmp_path / "song.xxh128").write_text(sums)
+    ok = subprocess.run(["xxhsum", "-c", str(tmp_path / "song.xxh128")], cwd=out,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count(": OK") == len(files)
+    (out / "notes.txt").write_text("edited after the restore\n")
+    bad = subprocess.run(["xxhsum", "-c", str(tmp_path / "song.xxh128")], cwd=out,
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "notes.txt: FAILED" in bad.stdout
+
+
+def test_checksum_list_of_a_legacy_version_is_blake3(tmp_path, store):
+    src = _project(tmp_path)
+    run_cli("ingest", src, "--store", store)
+    v = _legacy_copy(store)
+    sums = run_cli("ls", "Song", "--version", v, "--checksums", "--store", store).stdout
+    for line in sums.splitlines():
+        digest, path = line.split("  ", 1)
+        assert digest == blake3.blake3((src / path).read_bytes()).hexdigest(), path
+    assert len(sums.splitlines()) == 6
+
+
+def test_checksum_list_names_what_it_cannot_hold(tmp_path, store):
+    src = _project(tmp_path)
+    (src / "two\nlines.txt").write_bytes(b"a name with a line break")
+    run_cli("ingest", src, "--store", store)
+    r = run_cli("ls", "Song", "--checksums", "--store", store)
+    assert len(r.stdout.splitlines()) == 6  # the six ordinary files
+    assert "line break in its name" in r.stderr and "two\\nlines.txt" in r.stderr

@@ -48,21 +48,34 @@ def versions(project, store_path, as_json):
 @click.argument("paths", nargs=-1)
 @store_option
 @click.option("--version", "-V", "version", type=int, help="Version number (default: latest).")
+@click.option("--checksums", is_flag=True,
+              help="Print each file's digest and path, one per line, as xxhsum -H2 prints them "
+                   "(b3sum for versions archived before XXH128 digests): a list that "
+                   "'xxhsum -c' checks in a restored folder.")
 @json_option
 @run
-def ls_cmd(project, paths, store_path, version, as_json):
+def ls_cmd(project, paths, store_path, version, checksums, as_json):
     """Show a version's files as a tree with sizes and audio details.
 
-    Give PATHS to show only those files or folders.
+    Give PATHS to show only those files or folders. With --checksums, a checksum list instead:
+    anyone can then check a restore without archivestore.
 
     \b
     Example:
       archive ls "Paper Boats"
       archive ls "Paper Boats" --version 2 "Audio Files"
+      archive ls "Paper Boats" --checksums > /tmp/pb.xxh128
+      archive restore "Paper Boats" --to /tmp/pb
+      cd /tmp/pb && xxhsum -c /tmp/pb.xxh128
     """
+    if checksums and as_json:
+        raise UsageError("--checksums prints a checksum list, not JSON: give one or the other")
     with open_store(store_path) as st:
         n, rec = st.version(project, version)
         entries = [e for e in st.iter_tree(rec) if not paths or path_selected(e["path"], paths)]
+    if checksums:
+        _print_checksums(entries)
+        return
     if as_json:
         emit_json({"project": project, "version": n,
                    "entries": [{k: v for k, v in e.items() if k != "chunks"} for e in entries]})
@@ -72,6 +85,21 @@ def ls_cmd(project, paths, store_path, version, as_json):
                f"{human(sum(e['size'] for e in files))}")
     for line in render_tree(entries, _term_width()):
         click.echo(line)
+
+
+def _print_checksums(entries: list[dict]) -> None:
+    """`DIGEST  PATH` per file, the format `xxhsum -c` (and `b3sum --check`) read. A path with a
+    line break cannot be written in it: such files are named on stderr instead."""
+    left = []
+    for e in entries:
+        if e["type"] != "file":
+            continue
+        if "\n" in e["path"] or "\r" in e["path"]:
+            left.append(e["path"])
+            continue
+        click.echo(f"{e['digest']}  {e['path']}")
+    for p in left:
+        click.echo(f"archive: not in the list (a line break in its name): {p!r}", err=True)
 
 
 def _term_width() -> int:
