@@ -134,8 +134,13 @@ def parse_snapshot(data: bytes) -> dict:
         rec = json.loads(bytes(data))
     except ValueError:
         raise FormatError("snapshot record is not JSON") from None
-    if not isinstance(rec, dict) or rec.get("v") not in SNAPSHOT_VERSIONS_READ:
-        raise FormatError("unsupported snapshot record version")
+    if not isinstance(rec, dict):
+        raise FormatError("snapshot record is not a JSON object")
+    if rec.get("v") not in SNAPSHOT_VERSIONS_READ:
+        newer = isinstance(rec.get("v"), int) and rec["v"] > SNAPSHOT_VERSION
+        raise FormatError(f"unsupported snapshot record version {rec.get('v')!r}"
+                          + (" (written by a newer archivestore: upgrade to read it)" if newer
+                             else ""))
     for field, typ in (("project", str), ("version", int), ("tree", list)):
         if not isinstance(rec.get(field), typ):
             raise FormatError(f"snapshot record without {field}")

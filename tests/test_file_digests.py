@@ -137,8 +137,11 @@ def test_an_unknown_digest_algorithm_is_refused(tmp_path, store):
 
 def test_a_later_record_version_is_refused():
     rec = {"v": 3, "project": "p", "version": 1, "tree": []}
-    with pytest.raises(FormatError, match="unsupported snapshot record version"):
+    with pytest.raises(FormatError, match="unsupported snapshot record version 3 .written by a "
+                                          "newer archivestore"):
         parse_snapshot(json.dumps(rec).encode())
+    with pytest.raises(FormatError, match="not a JSON object"):
+        parse_snapshot(b"[1, 2]")
     for v in (1, 2):
         assert parse_snapshot(json.dumps(dict(rec, v=v)).encode())["v"] == v
 
