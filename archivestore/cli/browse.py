@@ -130,8 +130,10 @@ def diff_versions(old: list[dict], new: list[dict]) -> dict:
     renamed = []
     gone = set()
     for e in removed:
-        key = (e.get("size"), hashing.content_key(e)) if e["type"] == "file" else None
-        if e["type"] == "file" and by_content.get(key):
+        if e["type"] != "file":
+            continue
+        key = (e.get("size"), hashing.content_key(e))
+        if by_content.get(key):
             to = by_content[key].pop(0)
             renamed.append((e, to))
             gone.add(e["path"])
@@ -174,8 +176,9 @@ def diff(project, a, b, store_path, as_json):
         na, ra = st.version(project, a)
         nb, rb = st.version(project, b)
         # a tree's chunk lists can be millions of ids: each file keeps their 32-byte key
-        strip = lambda es: [{**{k: v for k, v in e.items() if k != "chunks"},  # noqa: E731
-                             "content": hashing.content_key(e)} for e in es]
+        strip = lambda es: [{k: v for k, v in e.items() if k != "chunks"}  # noqa: E731
+                            | ({"content": hashing.content_key(e)} if e["type"] == "file" else {})
+                            for e in es]
         out = diff_versions(strip(st.iter_tree(ra)), strip(st.iter_tree(rb)))
     out = {"project": project, "from": na, "to": nb, **out}
     if as_json:
